@@ -1,0 +1,10 @@
+"""zoo: vision attention backbones for timm.
+
+``import zoo`` registers every zoo architecture with timm, after which
+``timm.create_model('zoo_<family>_<variant>', pretrained=..., features_only=...)`` works as for timm's own models.
+"""
+from . import layers, models  # noqa: F401  (importing registers the models)
+from ._registry import list_models, list_pretrained, model_families
+
+__version__ = '0.1.0'
+__all__ = ['list_models', 'list_pretrained', 'model_families', '__version__']

@@ -1,0 +1,3 @@
+"""Reusable attention blocks, one concept per file (as timm.layers)."""
+from .cbam import CBAM, ChannelGate, SpatialGate, ZPool
+from .triplet import TripletAttention, AttentionGate

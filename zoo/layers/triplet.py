@@ -1,0 +1,59 @@
+"""Triplet attention.
+
+Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", WACV 2021 (arXiv:2010.03045).
+Official code: https://github.com/landskape-ai/triplet-attention
+
+Three gates see the input from three sides. Each gate Z-pools (max, mean) one axis, convolves the
+remaining 2-D plane with a kxk conv (no bias) + BatchNorm, and scales the input by the sigmoid:
+
+  cw: pools H, conv over the (C, W) plane      (official legacy name ChannelGateH)
+  hc: pools W, conv over the (H, C) plane      (ChannelGateW)
+  hw: pools C, conv over the (H, W) plane      (SpatialGate)
+
+output = (hw(x) + cw(x) + hc(x)) / 3.  The official code permutes the whole tensor for each branch;
+here only the pooled 2-channel maps are laid out in the permuted order (so the kernels have the same
+orientation as the official weights), and the gates are applied in the original layout.
+"""
+import torch
+import torch.nn as nn
+
+__all__ = ['AttentionGate', 'TripletAttention']
+
+
+class AttentionGate(nn.Module):
+    """conv_kxk + BN on a 2-channel pooled map -> sigmoid gate logits (the gate itself is applied by the caller)."""
+
+    def __init__(self, kernel_size: int = 7, device=None, dtype=None):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, **dd)
+        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **dd)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.bn(self.conv(pooled)))
+
+
+def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.stack([x.amax(dim=dim), x.mean(dim=dim)], dim=1)
+
+
+class TripletAttention(nn.Module):
+    """Triplet attention; ``channels`` is accepted (and ignored) so it can be a timm ``attn_layer``."""
+
+    def __init__(self, channels: int = 0, kernel_size: int = 7, no_spatial: bool = False, device=None, dtype=None):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.cw = AttentionGate(kernel_size, **dd)
+        self.hc = AttentionGate(kernel_size, **dd)
+        self.no_spatial = no_spatial
+        self.hw = AttentionGate(kernel_size, **dd) if not no_spatial else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, C, H, W)
+        s_cw = self.cw(_zpool(x, 2))                                       # (B,2,C,W) -> (B,1,C,W)
+        s_hc = self.hc(_zpool(x, 3).transpose(2, 3))                       # (B,2,C,H)^T -> (B,1,H,C)
+        scale = s_cw.permute(0, 2, 1, 3) + s_hc.permute(0, 3, 2, 1)        # (B,C,1,W) + (B,C,H,1)
+        if self.no_spatial:
+            return x * scale * 0.5
+        s_hw = self.hw(_zpool(x, 1))                                       # (B,2,H,W) -> (B,1,H,W)
+        return x * (scale + s_hw) * (1.0 / 3.0)

@@ -1,0 +1,120 @@
+"""CBAM ResNets: ResNet-18/34/50/101 and ResNeXt-50 32x4d with a CBAM block in every residual block.
+
+Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018 (arXiv:1807.06521).
+Official code and weights: https://github.com/Jongchan/attention-module (MIT). The released
+ResNet-50 + CBAM checkpoint (Google Drive, 77.622 top-1) must be downloaded by hand; it loads with
+``timm.create_model('zoo_resnet50_cbam', pretrained=True, pretrained_cfg_overlay=dict(file=PATH))``
+or ``tools/convert.py``.
+
+The network is timm's ``ResNet`` (identical to the official ResNet: 7x7 stem + max-pool, stride on the
+3x3 conv of the bottleneck, 1x1 conv + BN projection shortcut) with ``zoo.layers.CBAM`` as its
+``attn_layer``: timm places the attention after the last BN of the residual branch and before the
+shortcut addition, as the official code does. The official head is a fixed ``AvgPool2d(7)``, which at
+224 px equals timm's global average pooling; here any input size works.
+"""
+from functools import partial
+from typing import Any, Dict
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from zoo._manifest import pretrained_cfgs
+from zoo.layers.cbam import CBAM
+from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dict
+
+__all__ = ['checkpoint_filter_fn']
+
+TORCHSCRIPT = True
+
+# official module names inside one residual block -> zoo (timm ResNet attn slot ``se``)
+_OFFICIAL_RENAMES = (
+    ('.cbam.ChannelGate.mlp.1.', '.se.channel.fc1.'),
+    ('.cbam.ChannelGate.mlp.3.', '.se.channel.fc2.'),
+    ('.cbam.SpatialGate.spatial.conv.', '.se.spatial.conv.'),
+    ('.cbam.SpatialGate.spatial.bn.', '.se.spatial.bn.'),
+)
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str, torch.Tensor]:
+    """Official Jongchan/attention-module checkpoint (``.pth.tar`` dict with ``state_dict``, keys
+    prefixed ``module.``) or a zoo-layout state dict -> zoo layout, checked against ``model``."""
+    sd = strip_prefix(unwrap_state_dict(state_dict), 'module.')
+    out = {}
+    for k, v in sd.items():
+        for old, new in _OFFICIAL_RENAMES:
+            if old in k:
+                k = k.replace(old, new)
+                break
+        out[k] = v
+    return check_state_dict(out, model, source='CBAM checkpoint')
+
+
+def _create_cbam_resnet(variant: str, pretrained: bool = False, **kwargs) -> ResNet:
+    kernel_size = kwargs.pop('attn_kernel_size', 7)
+    reduction = kwargs.pop('attn_reduction', 16)
+    block_args = dict(attn_layer=partial(CBAM, reduction=reduction, kernel_size=kernel_size))
+    kwargs.setdefault('zero_init_last', False)  # official init: no zero-init of the last BN
+    return build_model_with_cfg(
+        ResNet, variant, pretrained,
+        block_args=block_args,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        **kwargs,
+    )
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.875, 'interpolation': 'bilinear',
+        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'conv1', 'classifier': 'fc',
+        'license': 'mit', 'paper_ids': 'arXiv:1807.06521',
+        'origin_url': 'https://github.com/Jongchan/attention-module',
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs(pretrained_cfgs({
+    'zoo_resnet18_cbam': _cfg(),
+    'zoo_resnet34_cbam': _cfg(),
+    'zoo_resnet50_cbam': _cfg(),
+    'zoo_resnet101_cbam': _cfg(),
+    'zoo_resnext50_32x4d_cbam': _cfg(),
+}))
+
+
+@register_model
+def zoo_resnet18_cbam(pretrained: bool = False, **kwargs) -> ResNet:
+    """ResNet-18 + CBAM (paper: 11.78M params)."""
+    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
+    return _create_cbam_resnet('zoo_resnet18_cbam', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resnet34_cbam(pretrained: bool = False, **kwargs) -> ResNet:
+    """ResNet-34 + CBAM (paper: 21.96M params)."""
+    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
+    return _create_cbam_resnet('zoo_resnet34_cbam', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resnet50_cbam(pretrained: bool = False, **kwargs) -> ResNet:
+    """ResNet-50 + CBAM (paper: 28.09M params; official weights 77.622 top-1)."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
+    return _create_cbam_resnet('zoo_resnet50_cbam', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resnet101_cbam(pretrained: bool = False, **kwargs) -> ResNet:
+    """ResNet-101 + CBAM (paper: 49.33M params)."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
+    return _create_cbam_resnet('zoo_resnet101_cbam', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resnext50_32x4d_cbam(pretrained: bool = False, **kwargs) -> ResNet:
+    """ResNeXt-50 32x4d + CBAM (paper: 27.56M params)."""
+    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
+    return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **dict(model_args, **kwargs))
