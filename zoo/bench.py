@@ -1,0 +1,375 @@
+"""Cost measurement for zoo and timm models, the same way for every model.
+
+Used by ``tools/benchmark.py``. Figures: parameters, GMACs (torch's own FLOP counter,
+``torch.utils.flop_counter.FlopCounterMode``; GMACs = FLOPs / 2), inference latency (batch 1) and
+throughput (larger batch), training-step throughput (forward + backward + optimizer step) and peak
+memory (CUDA allocator peak on GPU; on CPU the resident-set high-water mark of a fresh worker process,
+so every measurement runs in its own subprocess and one model's failure cannot stop the run).
+Timings are medians over repeats with their spread; compare models by the ratios of one run.
+"""
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gmacs(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> float:
+    """Multiply-accumulates (in G) of one forward pass, from torch's FLOP counter (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.randn(batch_size, *input_size, device=next(model.parameters()).device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 2 / 1e9 / batch_size
+
+
+def _sync(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> Dict[str, float]:
+    """Median and spread (IQR/2 and min) of ``fn``'s wall time in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
+    return {'median': statistics.median(times), 'spread': (q[2] - q[0]) / 2, 'min': times[0], 'n': len(times)}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def build(name: str, device: torch.device, channels_last: bool = False, compile: bool = False,
+          **kwargs) -> nn.Module:
+    import timm
+    import zoo  # noqa: F401  (registers zoo models)
+    model = timm.create_model(name, **kwargs).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
+def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 'cpu', dtype: str = 'fp32',
+            channels_last: bool = False, compile: bool = False, warmup: int = 2, repeats: int = 5,
+            train: bool = True, infer: bool = True, flops: bool = True) -> Dict[str, Any]:
+    """All figures for one model at one input size (run it in a fresh process for a clean memory peak)."""
+    dev = torch.device(device)
+    amp_dtype = DTYPES[dtype]
+    rec: Dict[str, Any] = dict(model=name, img_size=img_size, batch_size=batch_size, device=device, dtype=dtype,
+                               channels_last=channels_last, compile=compile)
+    rss0 = _rss_mb()
+    model = build(name, dev, channels_last=channels_last)
+    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    rec['params_m'] = count_params(model) / 1e6
+    if flops:
+        rec['gmacs'] = count_gmacs(model.eval(), (in_chans, img_size, img_size))
+    if compile:
+        model = torch.compile(model)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    autocast = dict(device_type=dev.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
+    if infer:
+        model.eval()
+        for bs, key in ((1, 'latency_ms'), (batch_size, 'infer_img_s')):
+            x = torch.randn(bs, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
+
+            def step():
+                with torch.no_grad(), torch.autocast(**autocast):
+                    model(x)
+            t = time_fn(step, dev, warmup, repeats)
+            if key == 'latency_ms':
+                rec['latency_ms'], rec['latency_spread_ms'] = t['median'] * 1e3, t['spread'] * 1e3
+            else:
+                rec['infer_img_s'] = bs / t['median']
+                rec['infer_spread_img_s'] = bs * t['spread'] / t['median'] ** 2
+    if train:
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
+        target = torch.randint(0, max(getattr(model, 'num_classes', 1000), 1), (batch_size,), device=dev)
+
+        def train_step():
+            with torch.autocast(**autocast):
+                loss = nn.functional.cross_entropy(model(x).float(), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        t = time_fn(train_step, dev, max(1, warmup // 2), max(2, repeats // 2))
+        rec['train_img_s'] = batch_size / t['median']
+        rec['train_spread_img_s'] = batch_size * t['spread'] / t['median'] ** 2
+    if dev.type == 'cuda':
+        rec['peak_mem_mb'] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
+        rec['mem_kind'] = 'cuda_allocator_peak'
+    else:
+        rec['peak_mem_mb'] = _rss_mb() - rss0
+        rec['mem_kind'] = 'cpu_rss_high_water_delta'
+    return rec
+
+
+def measure_in_subprocess(timeout: float = 1800, **kwargs) -> Dict[str, Any]:
+    """``measure`` in a fresh Python process; a failure becomes ``{'error': ...}`` in the record."""
+    code = ('import json, sys; from zoo.bench import measure; '
+            'print("@@" + json.dumps(measure(**json.loads(sys.argv[1]))))')
+    failed = dict(model=kwargs.get('name'), img_size=kwargs.get('img_size'), batch_size=kwargs.get('batch_size'))
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        return dict(failed, error=f'timed out after {timeout:.0f}s')
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
+    return dict(failed, error=err[:500])
+
+
+def add_ratios(records: List[Dict[str, Any]], baseline: str,
+               keys: Sequence[str] = ('latency_ms', 'infer_img_s', 'train_img_s', 'peak_mem_mb', 'gmacs')) -> None:
+    """Add ``<key>_ratio`` = value / baseline's value at the same size (the first baseline of the run)."""
+    ref = {(r['img_size'], r.get('batch_size')): r for r in records if r.get('model') == baseline and 'error' not in r}
+    for r in records:
+        b = ref.get((r.get('img_size'), r.get('batch_size')))
+        for k in keys:
+            if b is not None and r.get(k) is not None and b.get(k):
+                r[k + '_ratio'] = r[k] / b[k]
+
+
+def environment(device: str = 'cpu') -> Dict[str, Any]:
+    import platform
+
+    import timm
+    env = dict(torch=torch.__version__, timm=timm.__version__, python=platform.python_version(),
+               threads=torch.get_num_threads(), device=device, machine=platform.machine(),
+               processor=platform.processor() or platform.machine(), cpu_count=os.cpu_count())
+    if device.startswith('cuda') and torch.cuda.is_available():
+        env['gpu'] = torch.cuda.get_device_name(0)
+    return env
+
+
+def markdown_table(records: List[Dict[str, Any]], columns: Sequence[str]) -> str:
+    def fmt(v):
+        if v is None:
+            return ''
+        if isinstance(v, float):
+            if math.isnan(v):
+                return ''
+            return f'{v:.3g}' if abs(v) < 100 else f'{v:.1f}'
+        return str(v)
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    for r in records:
+        lines.append('| ' + ' | '.join(fmt(r.get(c)) for c in columns) + ' |')
+    return '\n'.join(lines)
+
+
+def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb')) -> Optional[str]:
+    """Latency and memory against resolution for every model in ``records`` (PNG via matplotlib)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.5))
+    axes = [axes] if len(keys) == 1 else axes
+    models = sorted({r['model'] for r in records})
+    for ax, key in zip(axes, keys):
+        for m in models:
+            pts = sorted((r['img_size'], r[key]) for r in records if r['model'] == m and r.get(key) is not None)
+            if pts:
+                ax.plot(*zip(*pts), marker='o', label=m)
+        ax.set_xlabel('input size (px)')
+        ax.set_ylabel(key)
+        if key != 'peak_mem_mb':
+            ax.set_yscale('log')
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Implementation-vs-reference comparisons (the references the family issues ask for), each case measured in
+# a fresh process: forward time (median of repeats) and peak memory.
+
+REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
+
+
+def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', repeats: int = 3) -> Dict[str, Any]:
+    """One (case, implementation, size) measurement; called in a subprocess by :func:`compare_reference`."""
+    import types
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    rss0 = _rss_mb()
+    if case == 'bra':
+        # whole BiFormer-T forward, batch 1; the reference swaps every BRA layer for the expand+gather algorithm
+        import timm
+
+        import zoo  # noqa: F401
+        from zoo.layers.bra import BiLevelRoutingAttention, bra_gather_reference
+        model = timm.create_model('zoo_biformer_tiny').to(dev).eval()
+        if impl == 'reference':
+            for m in model.modules():
+                if isinstance(m, BiLevelRoutingAttention):
+                    m.forward = types.MethodType(bra_gather_reference, m)
+        x = torch.randn(1, 3, img_size, img_size, device=dev)
+        fn = lambda: model(x)  # noqa: E731
+    elif case == 'contmix':
+        # the neighbourhood aggregation of a stage-3 ContMix (stride 16, 256 channels, 8 groups) at this input size
+        from zoo.layers.contmix import na2d_av, na2d_av_unfold_reference
+        hw = max(img_size // 16, 13)
+        outs = []
+        op = na2d_av if impl == 'zoo' else na2d_av_unfold_reference
+        ins = []
+        for k in (5, 13):
+            a = torch.randn(1, 8, hw, hw, k * k, device=dev).softmax(-1)
+            v = torch.randn(1, 8, hw, hw, 16, device=dev)
+            ins.append((a, v, k))
+        fn = lambda: [op(a, v, k) for a, v, k in ins]  # noqa: E731
+    else:
+        raise ValueError(f'unknown reference case {case!r}')
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
+    with torch.no_grad():
+        out = fn()
+        t = time_fn(fn, dev, warmup=1, repeats=repeats)
+    out = out if isinstance(out, torch.Tensor) else torch.cat([o.flatten() for o in out])
+    peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == 'cuda' else _rss_mb() - rss0
+    return dict(case=case, impl=impl, img_size=img_size, ms=t['median'] * 1e3, peak_mem_mb=peak,
+                checksum=float(out.double().abs().sum()), first=out.flatten()[:256].tolist())
+
+
+def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats: int = 3, steps: int = 10,
+                     model_name: str = 'zoo_resnet18_cbam', batch_size: int = 32) -> Dict[str, Any]:
+    """Training-step throughput of the zoo trainer's loop vs a bare PyTorch loop on the same batches, and the
+    throughput of the data pipeline (generated shapes + albumentations train transforms) that feeds it."""
+    import tempfile
+
+    import timm
+
+    import zoo  # noqa: F401
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    if impl == 'data':
+        from zoo.data import shapes
+        from zoo.train import trainer
+        with tempfile.TemporaryDirectory() as d:
+            cfg = dict(trainer.default_config(), model=model_name, img_size=img_size, batch_size=batch_size,
+                       data_dir=d, workers=2) if hasattr(trainer, 'default_config') else None
+            loader = trainer.benchmark_loader(model_name, img_size, batch_size, d) if hasattr(trainer, 'benchmark_loader') else None
+            if loader is None:
+                raise RuntimeError('zoo.train.trainer.benchmark_loader is not available')
+            it = iter(loader)
+            next(it)
+            t0 = time.perf_counter()
+            n = 0
+            for _ in range(steps):
+                x, *_ = next(it)
+                n += x.shape[0]
+            dt = time.perf_counter() - t0
+        return dict(case='train_loop', impl=impl, img_size=img_size, img_s=n / dt, ms=dt / steps * 1e3)
+    model = timm.create_model(model_name, num_classes=10).to(dev)
+    batches = [(torch.randn(batch_size, 3, img_size, img_size), torch.randint(0, 10, (batch_size,))) for _ in range(4)]
+    if impl == 'zoo':
+        from zoo.train.engine import run_train_steps
+        cfg = dict(opt='sgd', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0, cutmix=0.0,
+                   model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1, channels_last=False)
+        stats = run_train_steps(model, batches, cfg, device=dev, num_steps=steps, num_classes=10, warmup_steps=2)
+        return dict(case='train_loop', impl=impl, img_size=img_size, img_s=stats['images_per_s'],
+                    ms=batch_size / stats['images_per_s'] * 1e3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+
+    def step(i):
+        x, y = batches[i % len(batches)]
+        loss = nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for i in range(2):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    _sync(dev)
+    dt = time.perf_counter() - t0
+    return dict(case='train_loop', impl=impl, img_size=img_size, img_s=steps * batch_size / dt, ms=dt / steps * 1e3)
+
+
+def _run_case_subprocess(fn_name: str, kwargs: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
+    code = ('import json, sys; from zoo import bench; '
+            f'print("@@" + json.dumps(bench.{fn_name}(**json.loads(sys.argv[1]))))')
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(kwargs, error=f'timed out after {timeout:.0f}s')
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
+    return dict(kwargs, error=err[:500])
+
+
+def compare_reference(case: str, sizes: Sequence[int] = (224,), device: str = 'cpu', repeats: int = 3) -> List[Dict[str, Any]]:
+    """Zoo implementation vs reference at each size: time, peak memory, ratios (zoo / reference), max |diff|."""
+    records = []
+    for size in sizes:
+        pair = {}
+        for impl in ('zoo', 'reference'):
+            rec = _run_case_subprocess('_reference_case', dict(case=case, impl=impl, img_size=size, device=device,
+                                                               repeats=repeats))
+            pair[impl] = rec
+            records.append(rec)
+        z, r = pair['zoo'], pair['reference']
+        if 'error' not in z and 'error' not in r:
+            z['ms_ratio'] = z['ms'] / r['ms']
+            z['peak_mem_mb_ratio'] = z['peak_mem_mb'] / max(r['peak_mem_mb'], 1e-6)
+            z['max_abs_diff'] = max(abs(a - b) for a, b in zip(z['first'], r['first']))
+    for r in records:
+        r.pop('first', None)
+    return records
+
+
+def compare_train_loop(sizes: Sequence[int] = (64,), device: str = 'cpu', repeats: int = 3) -> List[Dict[str, Any]]:
+    records = []
+    for size in sizes:
+        recs = {impl: _run_case_subprocess('_train_loop_case', dict(impl=impl, img_size=size, device=device))
+                for impl in ('zoo', 'reference', 'data')}
+        z, r = recs['zoo'], recs['reference']
+        if 'error' not in z and 'error' not in r:
+            z['img_s_ratio'] = z['img_s'] / r['img_s']
+            z['ms_ratio'] = z['ms'] / r['ms']
+        records += list(recs.values())
+    return records
+
+
+REFERENCES = {
+    'bra': lambda **kw: compare_reference('bra', **kw),
+    'contmix': lambda **kw: compare_reference('contmix', **kw),
+    'train_loop': lambda sizes=(64,), **kw: compare_train_loop(sizes=[s for s in sizes if s <= 128] or [64], **kw),
+}
