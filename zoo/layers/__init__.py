@@ -2,3 +2,5 @@
 from .cbam import CBAM, ChannelGate, SpatialGate, ZPool
 from .triplet import TripletAttention, AttentionGate
 from .halo import PaddedHaloAttn
+from .lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel
+from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch

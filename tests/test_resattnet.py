@@ -1,0 +1,228 @@
+"""Residual Attention Network specifics: graph vs the official Caffe prototxts, sizes, counts, loading."""
+import collections
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import zoo  # noqa: F401
+from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
+from zoo.models._helpers import CheckpointError
+from zoo.models.zoo_resattnet import ResidualAttentionNet, _cifar_args
+
+from official import official_state_dict
+
+# (num_output, kernel_size, stride) of every Convolution layer in the official deploy prototxts
+# (fwang91/residual-attention-network@bc207a8, imagenet_model/Attention-{56,92}-deploy.prototxt), counted once
+# from those files; plus their BN / max-pool / sigmoid layer counts.
+_COMMON = {(64, 1, 1): 13, (64, 3, 1): 13, (64, 7, 2): 1, (128, 3, 2): 1, (256, 3, 2): 1, (512, 1, 2): 1,
+           (512, 3, 1): 2, (512, 3, 2): 1, (1024, 1, 2): 1, (2048, 1, 1): 3, (2048, 1, 2): 1}
+PROTOTXT = {
+    'zoo_resattnet56': dict(
+        convs={**_COMMON, (128, 1, 1): 10, (128, 3, 1): 9, (256, 1, 1): 23, (256, 3, 1): 6, (512, 1, 1): 15,
+               (1024, 1, 1): 9},
+        bn=107, maxpool=7, sigmoid=3),
+    'zoo_resattnet92': dict(
+        convs={**_COMMON, (128, 1, 1): 19, (128, 3, 1): 18, (256, 1, 1): 35, (256, 3, 1): 18, (512, 1, 1): 26,
+               (1024, 1, 1): 25},
+        bn=176, maxpool=11, sigmoid=6),
+}
+
+# params (conv + BN scale/shift + FC) and multiply-adds at 224 px counted from the prototxts (dossier section 7.2),
+# and the paper's table (31.9M / 6.3 GFLOPs, 51.3M / 10.4 GFLOPs)
+COUNTS = {'zoo_resattnet56': (31.81e6, 6.27e9, 31.9e6, 6.3e9), 'zoo_resattnet92': (52.47e6, 10.53e9, 51.3e6, 10.4e9)}
+
+
+def _meta(name, **kwargs):
+    with torch.device('meta'):
+        return timm.create_model(name, **kwargs)
+
+
+def _nparams(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize('name', list(PROTOTXT))
+def test_graph_matches_official_prototxt(name):
+    model = _meta(name)
+    ref = PROTOTXT[name]
+    convs = collections.Counter(
+        (m.out_channels, m.kernel_size[0], m.stride[0]) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert convs == collections.Counter(ref['convs'])
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == ref['bn']
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == ref['maxpool']
+    assert sum(isinstance(m, torch.nn.Sigmoid) for m in model.modules()) == ref['sigmoid']
+
+
+@pytest.mark.parametrize('name', list(COUNTS))
+def test_params_and_macs(name):
+    """Own faithful count within 0.1% of the prototxt count; the paper's figures within 0.5% (56) / 2.5% (92):
+    the paper's Attention-92 row is smaller than its official prototxt (documented in the model docstring)."""
+    params, macs, paper_params, paper_flops = COUNTS[name]
+    model = _meta(name)
+    n = _nparams(model)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, 3, 224, 224, device='meta'))
+    m = counter.get_total_flops() / 2
+    assert abs(n - params) / params < 1e-3
+    assert abs(m - macs) / macs < 1e-3
+    tol = 0.005 if name == 'zoo_resattnet56' else 0.025
+    assert abs(n - paper_params) / paper_params < tol
+    assert abs(m - paper_flops) / paper_flops < (0.01 if name == 'zoo_resattnet56' else 0.015)
+
+
+def test_cifar_param_counts_vs_paper():
+    """The CIFAR reconstruction reproduces the paper's sizes: Attention-92 1.9M, Attention-236 5.1M (within 4%)."""
+    n92 = _nparams(_meta('zoo_resattnet92_cifar'))
+    with torch.device('meta'):
+        n236 = _nparams(ResidualAttentionNet(**_cifar_args(6), num_classes=10))
+    assert abs(n92 - 1.9e6) / 1.9e6 < 0.04
+    assert abs(n236 - 5.1e6) / 5.1e6 < 0.04
+    n164 = _nparams(_meta('zoo_resattnet164_cifar'))
+    assert n92 < n164 < n236
+    # depth = 36 m + 20 weighted layers on the trunk path (3 per unit, plus stem conv and FC)
+    for name, depth in [('zoo_resattnet92_cifar', 92), ('zoo_resattnet164_cifar', 164)]:
+        model = _meta(name)
+        units = 0
+        for stage in model.stages:
+            for block in stage.blocks:
+                units += 4 if isinstance(block, ResidualAttentionModule) else 1
+        assert 3 * units + 2 == depth
+
+
+def _caffe_stage_a(module, x):
+    """Attention stage A written out along the prototxt's blob names, reusing the module's units."""
+    res1 = module.pre(x)  # trunk/res1
+    res3 = module.trunk[1](module.trunk[0](res1))  # trunk/res3
+    mask = module.mask
+    d_res1_1 = mask.down[0](res1)  # down_sample/pool1 -> res1_1
+    d_res2_1 = mask.down[1](d_res1_1)  # pool2 -> res2_1
+    d_res3_2 = mask.down[2](d_res2_1)  # pool3 -> res3_1 -> res3_2
+    interp = lambda t, ref: F.interpolate(t, size=ref.shape[-2:], mode='bilinear', align_corners=True)
+    up2 = mask.skip[0](d_res2_1) + interp(d_res3_2, d_res2_1)  # skip/res2 + interp_3
+    u_res2_1 = mask.up[0](up2)
+    up1 = mask.skip[1](d_res1_1) + interp(u_res2_1, d_res1_1)  # skip/res1 + interp_2
+    u_res1_1 = mask.up[1](up1)
+    m = mask.head(interp(u_res1_1, res3))  # interp_1 -> bn-relu-linear_1-bn-relu-linear_2-sigmoid
+    assert len(mask.down[2]) == 3 and len(mask.down[0]) == 2  # pool + 2 units at the bottom, pool + 1 above
+    return module.post(res3 * m + res3)  # _residual (PROD) + fusion (SUM), then the last unit
+
+
+@pytest.mark.parametrize('size', [(56, 56), (23, 17)])
+def test_attention_module_dataflow(size):
+    torch.manual_seed(0)
+    module = ResidualAttentionModule(32, num_levels=3).eval()
+    for m in module.modules():
+        if isinstance(m, PreActBottleneck):
+            torch.nn.init.normal_(m.conv3.weight, std=0.05)
+    x = torch.randn(2, 32, *size)
+    with torch.no_grad():
+        out = module(x)
+        ref = _caffe_stage_a(module, x)
+        t = module.trunk(module.pre(x))
+        m = module.mask(module.pre(x), t)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref)
+    assert m.shape == t.shape and m.min() > 0 and m.max() < 1
+    # mask is not trivially constant: it modulates channels and positions
+    assert m.std() > 1e-3
+
+
+def test_preact_unit():
+    torch.manual_seed(0)
+    unit = PreActBottleneck(64, 256, stride=2).eval()
+    torch.nn.init.normal_(unit.conv3.weight, std=0.05)
+    x = torch.randn(1, 64, 9, 9)
+    with torch.no_grad():
+        pre = F.relu(unit.norm1(x))
+        branch = unit.conv3(F.relu(unit.norm3(unit.conv2(F.relu(unit.norm2(unit.conv1(pre)))))))
+        torch.testing.assert_close(unit(x), branch + unit.downsample(pre))  # projection of the pre-activated input
+    same = PreActBottleneck(64, 64).eval()
+    assert same.downsample is None
+
+
+@pytest.mark.parametrize('size', [(224, 224), (97, 131), (40, 40), (5, 3)])
+def test_any_input_size(size):
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet56', num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *size))
+    assert out.shape == (1, 5) and torch.isfinite(out).all()
+
+
+def test_cifar_models_any_size_and_features():
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet92_cifar', features_only=True).eval()
+    assert model.feature_info.reduction() == [1, 2, 4]
+    assert model.feature_info.channels() == [64, 128, 256]
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 32, 32))
+        assert [f.shape[-1] for f in feats] == [32, 16, 8]
+        full = timm.create_model('zoo_resattnet92_cifar').eval()
+        assert full(torch.randn(1, 3, 27, 45)).shape == (1, 10)
+
+
+def test_imagenet_features():
+    model = timm.create_model('zoo_resattnet56', features_only=True).eval()
+    assert model.feature_info.reduction() == [4, 8, 16, 32]
+    assert model.feature_info.channels() == [256, 512, 1024, 2048]
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 96, 128))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(24, 32), (12, 16), (6, 8), (3, 4)]
+
+
+def test_zoo_layout_round_trip_and_strict_errors(tmp_path):
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet92_cifar').eval()
+    for m in model.modules():
+        if isinstance(m, PreActBottleneck):
+            torch.nn.init.normal_(m.conv3.weight, std=0.02)
+    path = tmp_path / 'ours.pth'
+    torch.save({'state_dict': {'module.' + k: v for k, v in model.state_dict().items()}}, path)
+    loaded = timm.create_model('zoo_resattnet92_cifar', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x))
+
+    sd = dict(model.state_dict())
+    del sd['stages.1.blocks.1.mask.skip.0.conv2.weight']
+    sd['stages.0.blocks.1.mask.extra.weight'] = torch.zeros(1)
+    sd['stages.2.blocks.0.downsample.weight'] = torch.zeros(256, 128, 3, 3)
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        timm.create_model('zoo_resattnet92_cifar', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    msg = str(err.value)
+    assert 'missing 1 tensors: stages.1.blocks.1.mask.skip.0.conv2.weight' in msg
+    assert 'unexpected 1 tensors: stages.0.blocks.1.mask.extra.weight' in msg
+    assert 'stages.2.blocks.0.downsample.weight (checkpoint (256, 128, 3, 3), model (256, 128, 1, 1))' in msg
+
+
+def test_third_party_layout_is_refused_with_reason(tmp_path):
+    """tengshaofeng's re-implementation is a different network: refused, never silently converted."""
+    path = tmp_path / 'tsf.pth'
+    torch.save(official_state_dict('resattn56', seed=0), path)
+    with pytest.raises(CheckpointError, match='different network'):
+        timm.create_model('zoo_resattnet56', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+
+
+def test_grad_checkpointing_train_mode_matches():
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet92_cifar', num_classes=3)
+    for m in model.modules():
+        if isinstance(m, PreActBottleneck):
+            torch.nn.init.normal_(m.conv3.weight, std=0.02)
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    out.sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    out2 = model(x)  # BN in train mode uses batch statistics: deterministic, so outputs match
+    out2.sum().backward()
+    torch.testing.assert_close(out2, out)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-5)

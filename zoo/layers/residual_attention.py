@@ -1,0 +1,136 @@
+"""Attention Module of the Residual Attention Network.
+
+Paper: "Residual Attention Network for Image Classification", Fei Wang, Mengqing Jiang, Chen Qian, Shuo Yang,
+Cheng Li, Honggang Zhang, Xiaogang Wang, Xiaoou Tang -- CVPR 2017, arXiv:1704.06904.
+Official definition: Caffe deploy prototxts in https://github.com/fwang91/residual-attention-network
+(``imagenet_model/Attention-{56,92}-deploy.prototxt``).
+
+An Attention Module (hyper-parameters p = 1, t = 2, r = 1 of the paper) on C channels:
+
+    T1 = RU(x)                                   pre-processing unit (p = 1)
+    T  = RU(RU(T1))                              trunk branch (t = 2)
+    M  = sigmoid(mask(T1))                       soft mask branch, bottom-up top-down, same shape as T
+    out = RU((1 + M) * T)                        attention residual learning, then one unit (p = 1)
+
+with RU the pre-activation bottleneck unit. The soft mask branch with L pooling levels (L = 3, 2, 1 for the
+paper's stages at 56, 28, 14 px):
+
+    d_1 = RU(pool(T1)), d_l = RU(pool(d_{l-1}))  for l < L;  d_L = RU(RU(pool(d_{L-1})))   (2r units at the bottom)
+    u_L = d_L;  u_l = RU(up(u_{l+1} -> size of d_l) + RU_skip(d_l))                            for l = L-1 .. 1
+    M   = sigmoid(conv1x1(relu(bn(conv1x1(relu(bn(up(u_1 -> size of T))))))))
+
+Up-sampling is bilinear to the size of the reference tensor (Caffe ``Interp`` with a second bottom), so any
+input size works. Conventions chosen where the Caffe graph cannot be reproduced exactly in PyTorch:
+
+* Max pooling is 3x3 / stride 2 / padding 1 (PyTorch floor mode). Caffe's layer is padding 0 with ceil
+  rounding: identical output sizes for even inputs (all sizes at 224 px) but windows offset by one pixel;
+  the PyTorch convention also serves 1-pixel maps, where Caffe's would produce an empty output.
+* Interpolation uses ``align_corners=True``, the mapping of the DeepLab-style Caffe ``Interp`` layer.
+"""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['PreActBottleneck', 'SoftMaskBranch', 'ResidualAttentionModule']
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck residual unit (He et al. 2016) as in the official prototxts.
+
+    BN-ReLU(x) feeds the 1x1 -> 3x3 (stride) -> 1x1 branch and, when the shape changes, a strided 1x1
+    projection shortcut; otherwise the shortcut is the raw input. No activation after the sum.
+    All convolutions without bias; bottleneck width = out_chs / 4.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1):
+        super().__init__()
+        mid_chs = out_chs // 4
+        self.norm1 = nn.BatchNorm2d(in_chs)
+        self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(mid_chs)
+        self.conv2 = nn.Conv2d(mid_chs, mid_chs, 3, stride=stride, padding=1, bias=False)
+        self.norm3 = nn.BatchNorm2d(mid_chs)
+        self.conv3 = nn.Conv2d(mid_chs, out_chs, 1, bias=False)
+        if in_chs != out_chs or stride != 1:
+            self.downsample: Optional[nn.Module] = nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False)
+        else:
+            self.downsample = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_pre = F.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(x_pre)
+        x = self.conv1(x_pre)
+        x = self.conv2(F.relu(self.norm2(x)))
+        x = self.conv3(F.relu(self.norm3(x)))
+        return x + shortcut
+
+
+def _resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of x to the spatial size of ref (Caffe Interp with a reference bottom)."""
+    if x.shape[-2:] == ref.shape[-2:]:
+        return x
+    return F.interpolate(x, size=[ref.shape[-2], ref.shape[-1]], mode='bilinear', align_corners=True)
+
+
+class SoftMaskBranch(nn.Module):
+    """Bottom-up top-down soft mask branch with ``num_levels`` max-pool levels and skip connections.
+
+    Returns the mask M in (0, 1), the same shape as ``ref`` (the trunk output).
+    """
+
+    def __init__(self, chs: int, num_levels: int):
+        super().__init__()
+        assert num_levels >= 1
+        self.num_levels = num_levels
+        down = []
+        for level in range(num_levels):
+            units = [PreActBottleneck(chs, chs)]
+            if level == num_levels - 1:
+                units.append(PreActBottleneck(chs, chs))  # 2r units at the lowest resolution (r = 1)
+            down.append(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), *units))
+        self.down = nn.ModuleList(down)
+        # skip[k] and up[k] serve level num_levels - 2 - k (k = 0 is the coarsest level above the bottom,
+        # the first one met on the way up)
+        self.skip = nn.ModuleList([PreActBottleneck(chs, chs) for _ in range(num_levels - 1)])
+        self.up = nn.ModuleList([PreActBottleneck(chs, chs) for _ in range(num_levels - 1)])
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(chs),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(chs, chs, 1, bias=False),
+            nn.BatchNorm2d(chs),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(chs, chs, 1, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        downs: List[torch.Tensor] = []
+        for stage in self.down:
+            x = stage(x)
+            downs.append(x)
+        skips: List[torch.Tensor] = []
+        for k, unit in enumerate(self.skip):
+            skips.append(unit(downs[self.num_levels - 2 - k]))
+        for k, unit in enumerate(self.up):
+            level = self.num_levels - 2 - k
+            x = unit(_resize_to(x, downs[level]) + skips[k])
+        return self.head(_resize_to(x, ref))
+
+
+class ResidualAttentionModule(nn.Module):
+    """Attention Module: pre unit, trunk (2 units), soft mask, (1 + M) * T, post unit (p = 1, t = 2, r = 1)."""
+
+    def __init__(self, chs: int, num_levels: int):
+        super().__init__()
+        self.pre = PreActBottleneck(chs, chs)
+        self.trunk = nn.Sequential(PreActBottleneck(chs, chs), PreActBottleneck(chs, chs))
+        self.mask = SoftMaskBranch(chs, num_levels)
+        self.post = PreActBottleneck(chs, chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pre(x)
+        trunk = self.trunk(x)
+        mask = self.mask(x, trunk)
+        return self.post((1. + mask) * trunk)

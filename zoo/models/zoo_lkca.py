@@ -1,0 +1,436 @@
+"""ViT-LKCA: Vision Transformers whose attention is a Large Kernel Convolutional Attention (LKCA).
+
+Paper: "LKCA: Large Kernel Convolutional Attention" (v3 title: "Interpreting and Improving Attention From the
+Perspective of Large Kernel Convolution"), Chenghao Li, Chaoning Zhang, Boheng Zeng, Yi Lu, Pengbo Shi, Qingzi
+Chen, Jirui Liu, Lingyun Zhu, Yang Yang, Heng Tao Shen -- arXiv:2401.05738.
+Author's code: https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet
+(``models/largevit_cnn.py`` ``Large_ViT_cnn``, ``models/largevit_vit.py`` ``Large_ViT_vit``,
+variants in ``models/create_model.py``). No trained weights were released; the trainer's repository has no
+licence file.
+
+Architecture (as in the author's code): non-overlapping p x p patches -> Linear -> + absolute position
+embedding (no class token) -> depth x pre-norm blocks [LKCA token mixer, GELU MLP] with stochastic depth ->
+mean over tokens -> LayerNorm -> Linear. The patch size is img_size / 8, so the token grid is always 8 x 8 at the
+training resolution and the shared kernel is 15 x 15 (see ``zoo.layers.lkca``).
+
+Zoo specifics:
+* ``img_size`` as in timm's ViTs; ``patch_size`` defaults to img_size // 8 (the author's rule: 32 px -> 4,
+  64 px -> 8, 256 px -> 32). The default cfgs are the Tiny-ImageNet setting (64 px, 200 classes); for the
+  CIFAR setting use ``timm.create_model(name, img_size=32, num_classes=100)`` (patch 4).
+* Inputs of any size: the image is zero-padded (bottom/right) to a multiple of the patch; the position embedding
+  is resampled bicubically to the token grid (like timm's ``dynamic_img_size``); the kernel is zero-extended on
+  larger grids and cropped on smaller ones (tokens further apart than the training grid do not interact).
+  Checkpoints trained on another grid are adapted the same way when loaded.
+* The patch embedding is a strided convolution, equal to the author's (p1 p2 c)-ordered Linear after a reshape.
+* The class token that the author's models define but never use is not created (it is dropped on load).
+* Stochastic depth uses one rate for every block, as the author's code does (not timm's linear ramp).
+* ``attn_view``: 'auto' (default, the cheaper of the two exact views for the grid: the N x N matrix on the 8 x 8
+  training grid, the depthwise convolution on larger grids), 'conv' or 'matrix'.
+* Dense features (``features_only`` / ``forward_intermediates``): the final token map (stride p) and a
+  parameter-free simple pyramid derived from it, ViTDet-style: bilinear x2 upsampling (stride p/2; no finer
+  detail than the stride-p map, it only lets standard 4-level necks attach), identity (p), 2x2 and 4x4 max
+  pooling (2p, 4p). At 64 px / patch 8 that is strides 4, 8, 16, 32. Learnable deconvolutions belong to the
+  neck (e.g. mmdet's ViTDet SimpleFPN).
+"""
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp, PatchEmbed, resample_abs_pos_embed_nhwc, to_2tuple
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+
+from zoo._manifest import pretrained_cfgs
+from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
+from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+
+__all__ = ['LkcaVit']
+
+TORCHSCRIPT = True
+
+# the trainer's Tiny-ImageNet normalisation (utils/dataloader.py)
+TINY_IMAGENET_MEAN = (0.4802, 0.4481, 0.3975)
+TINY_IMAGENET_STD = (0.2770, 0.2691, 0.2821)
+
+NUM_PYRAMID_LEVELS = 4  # stride p/2, p, 2p, 4p
+
+
+class LkcaBlock(nn.Module):
+    """Pre-norm transformer block with the LKCA token mixer; tokens stay on their grid (B, H, W, C)."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            head_dim: int,
+            kernel_size: Tuple[int, int],
+            mlp_ratio: float = 2.,
+            proj_drop: float = 0.,
+            drop_path: float = 0.,
+            attn_view: str = 'auto',
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = LargeKernelConvAttention(
+            dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, proj_drop=proj_drop, view=attn_view)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path1(self.attn(self.norm1(x)))
+        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        return x
+
+
+class LkcaVit(nn.Module):
+    """Isotropic ViT with LKCA token mixing (ViT-LKCA)."""
+
+    def __init__(
+            self,
+            img_size: Union[int, Tuple[int, int]] = 64,
+            patch_size: Optional[int] = None,
+            in_chans: int = 3,
+            num_classes: int = 200,
+            global_pool: str = 'avg',
+            embed_dim: int = 192,
+            depth: int = 9,
+            num_heads: int = 12,
+            head_dim: Optional[int] = None,
+            mlp_ratio: float = 2.,
+            attn_view: str = 'auto',
+            drop_rate: float = 0.,
+            pos_drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+    ):
+        """
+        Args:
+            img_size: training resolution; fixes the token grid, the position embedding and the kernel size.
+            patch_size: defaults to img_size // 8 (8 x 8 token grid).
+            num_heads, head_dim: inner width of the value projection is num_heads * head_dim
+                (head_dim defaults to embed_dim // num_heads as in the author's definitions).
+            mlp_ratio: MLP hidden width ratio.
+            attn_view: 'auto' | 'conv' | 'matrix' (identical results, see zoo.layers.lkca).
+            drop_rate: classifier dropout. pos_drop_rate: dropout after the position embedding (author's
+                ``emb_dropout``). proj_drop_rate: dropout in the MLP and after the LKCA projection (``dropout``).
+            drop_path_rate: stochastic depth, the same rate in every block (author's ``stochastic_depth``).
+        """
+        super().__init__()
+        assert global_pool in ('', 'avg')
+        img_size = to_2tuple(img_size)
+        if patch_size is None:
+            patch_size = max(1, img_size[0] // 8)
+        head_dim = head_dim or embed_dim // num_heads
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.in_chans = in_chans
+        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
+        self.patch_size = patch_size
+        self.grad_checkpointing = False
+
+        self.patch_embed = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+            output_fmt='NHWC', strict_img_size=False, dynamic_img_pad=True)
+        grid_h, grid_w = self.patch_embed.grid_size
+        kernel_size = (2 * grid_h - 1, 2 * grid_w - 1)
+        self.pos_embed = nn.Parameter(torch.randn(1, grid_h, grid_w, embed_dim))  # randn init as the author's
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.blocks = nn.Sequential(*[
+            LkcaBlock(
+                embed_dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, mlp_ratio=mlp_ratio,
+                proj_drop=proj_drop_rate, drop_path=drop_path_rate, attn_view=attn_view)
+            for _ in range(depth)])
+        # head: mean over tokens -> LayerNorm -> Linear (the author's mlp_head)
+        self.fc_norm = nn.LayerNorm(embed_dim)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+        reductions = [patch_size / 2, patch_size, 2 * patch_size, 4 * patch_size]
+        self.feature_info = [
+            dict(num_chs=embed_dim, reduction=int(r) if float(r).is_integer() else r, module=f'pyramid.{i}')
+            for i, r in enumerate(reductions)]
+
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        # the author's init: xavier-normal for Linear (the patch conv is initialised as its Linear form), LN 1/0
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            fan_out, fan_in = m.weight.shape[0], m.weight[0].numel()
+            nn.init.normal_(m.weight, std=math.sqrt(2.0 / (fan_in + fan_out)))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {'pos_embed'}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        return dict(
+            stem=r'^pos_embed|^patch_embed',
+            blocks=[(r'^blocks\.(\d+)', None), (r'^fc_norm', (99999,))],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            assert global_pool in ('', 'avg')
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, H, W, C); resample the training-grid embedding to the current grid (no-op on the training grid)
+        pos = resample_abs_pos_embed_nhwc(self.pos_embed, [x.shape[1], x.shape[2]])
+        return self.pos_drop(x + pos)
+
+    def _pyramid(self, x: torch.Tensor, take_indices: List[int]) -> List[torch.Tensor]:
+        """Simple feature pyramid from the stride-p map x (NCHW): level 0 x2 up, 1 identity, 2 /2, 3 /4."""
+        out: List[torch.Tensor] = []
+        for i in take_indices:
+            if i == 0:
+                y = F.interpolate(x, scale_factor=2., mode='bilinear', align_corners=False)
+            elif i == 1:
+                y = x
+            else:
+                k = 2 ** (i - 1)
+                y = F.max_pool2d(x, kernel_size=k, stride=k, ceil_mode=True)
+            out.append(y)
+        return out
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Final token map and pyramid levels (see the module docstring); ``indices`` select pyramid levels.
+
+        All levels derive from the last block, so ``stop_early`` has nothing to skip; ``norm`` is accepted for
+        API compatibility (the model's only final norm acts on the pooled vector, inside the head).
+        """
+        assert output_fmt in ('NCHW', 'NHWC'), 'Output format must be one of NCHW or NHWC.'
+        take_indices, _ = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
+        final = self.forward_features(x)
+        intermediates = self._pyramid(final, take_indices)
+        if output_fmt == 'NHWC':
+            intermediates = [y.permute(0, 2, 3, 1) for y in intermediates]
+        if intermediates_only:
+            return intermediates
+        return final, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Every pyramid level needs all blocks; only the classifier (and its pooled-vector norm) can go."""
+        take_indices, _ = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
+        if prune_head:
+            self.fc_norm = nn.Identity()
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        check_in_chans(x, self.in_chans)
+        x = self.patch_embed(x)  # (B, H, W, C), input zero-padded to a patch multiple
+        x = self._pos_embed(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x.permute(0, 3, 1, 2)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == 'avg':
+            x = x.mean(dim=(2, 3))
+            x = self.head_drop(self.fc_norm(x))
+            return x if pre_logits else self.head(x)
+        # unpooled: norm and classifier per position
+        x = self.head_drop(self.fc_norm(x.permute(0, 2, 3, 1)))
+        if not pre_logits:
+            x = self.head(x)
+        return x.permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        x = self.forward_head(x)
+        return x
+
+
+_OFFICIAL_BLOCK_KEYS = {
+    '0.norm': 'norm1',
+    '0.fn.dynamicqk': 'attn.kernel',
+    '0.fn.to_v': 'attn.v',
+    '0.fn.to_out.0': 'attn.proj',
+    '1.norm': 'norm2',
+    '1.fn.net.0': 'mlp.fc1',
+    '1.fn.net.3': 'mlp.fc2',
+}
+
+
+def _convert_official(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Dict[str, torch.Tensor]:
+    """Author's Large_ViT_cnn / Large_ViT_vit layout -> zoo layout."""
+    ph, pw = model.patch_embed.patch_size
+    out = {}
+    for k, v in state_dict.items():
+        if k == 'cls_token':
+            continue  # created but never used by the author's forward
+        if k == 'pos_embedding':  # (1, N, D), row-major square grid
+            n = v.shape[1]
+            g = int(round(math.sqrt(n)))
+            if g * g != n:
+                raise CheckpointError(f'pos_embedding has {n} tokens, not a square grid')
+            out['pos_embed'] = v.reshape(1, g, g, v.shape[-1])
+            continue
+        if k == 'to_patch_embedding.1.weight':  # Linear over (p1 p2 c)-ordered patch pixels -> conv weight
+            dim, patch_dim = v.shape
+            if patch_dim % (ph * pw):
+                raise CheckpointError(
+                    f'to_patch_embedding.1.weight has {patch_dim} inputs, not a multiple of the model patch '
+                    f'area {ph}x{pw}: the checkpoint was trained with another patch size')
+            out['patch_embed.proj.weight'] = v.reshape(dim, ph, pw, patch_dim // (ph * pw)).permute(0, 3, 1, 2)
+            continue
+        if k == 'to_patch_embedding.1.bias':
+            out['patch_embed.proj.bias'] = v
+            continue
+        m = re.match(
+            r'^transformer\.layers\.(\d+)\.(\d\.(?:norm|fn\.dynamicqk|fn\.to_v|fn\.to_out\.0|fn\.net\.\d))(.*)$', k)
+        if m and m.group(2) in _OFFICIAL_BLOCK_KEYS:
+            out[f'blocks.{m.group(1)}.{_OFFICIAL_BLOCK_KEYS[m.group(2)]}{m.group(3)}'] = v
+            continue
+        m = re.match(r'^mlp_head\.([01])\.(.*)$', k)
+        if m:
+            out[('fc_norm.' if m.group(1) == '0' else 'head.') + m.group(2)] = v
+            continue
+        out[k] = v  # unknown: reported by check_state_dict
+    return out
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Dict[str, torch.Tensor]:
+    """Load the author's trainer checkpoints (``{'model_state_dict': ...}`` or bare) or zoo-layout state dicts.
+
+    A checkpoint trained on another token grid (same patch size) is adapted like the forward pass adapts:
+    position embedding resampled bicubically, kernel zero-padded / centre-cropped.
+    """
+    state_dict = unwrap_state_dict(
+        state_dict, keys=('model_state_dict', 'state_dict_ema', 'model_ema', 'state_dict', 'model'))
+    state_dict = strip_prefix(state_dict, 'module.')
+    if 'patch_embed.proj.weight' not in state_dict:
+        state_dict = _convert_official(state_dict, model)
+    else:
+        state_dict = dict(state_dict)
+
+    pos = state_dict.get('pos_embed')
+    grid = list(model.pos_embed.shape[1:3])
+    if pos is not None and pos.dim() == 4 and list(pos.shape[1:3]) != grid:
+        state_dict['pos_embed'] = resample_abs_pos_embed_nhwc(pos, grid)
+    kh, kw = model.pos_embed.shape[1] * 2 - 1, model.pos_embed.shape[2] * 2 - 1
+    for k, v in list(state_dict.items()):
+        if k.endswith('attn.kernel') and v.dim() == 4 and tuple(v.shape[-2:]) != (kh, kw):
+            state_dict[k] = lkca_fit_kernel(v, (kh + 1) // 2, (kw + 1) // 2)
+    return check_state_dict(state_dict, model)
+
+
+def _create_lkca(variant: str, pretrained: bool = False, **kwargs) -> LkcaVit:
+    out_indices = kwargs.pop('out_indices', tuple(range(NUM_PYRAMID_LEVELS)))
+    return build_model_with_cfg(
+        LkcaVit, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+        **kwargs)
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 200, 'input_size': (3, 64, 64), 'pool_size': (8, 8), 'crop_pct': 1.0,
+        'interpolation': 'bilinear', 'mean': TINY_IMAGENET_MEAN, 'std': TINY_IMAGENET_STD,
+        'first_conv': 'patch_embed.proj', 'classifier': 'head',
+        'license': 'apache-2.0', 'paper_ids': 'arXiv:2401.05738',
+        'origin_url': 'https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet',
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs(pretrained_cfgs({
+    'zoo_lkca_vit_05m': _cfg(),
+    'zoo_lkca_vit_1m': _cfg(),
+    'zoo_lkca_vit_2m': _cfg(),
+    'zoo_lkca_vit_4m': _cfg(),
+    'zoo_lkca_vit_8m': _cfg(),
+    'zoo_lkca_vit_12m': _cfg(),
+    'zoo_lkca_vit': _cfg(),
+}))
+
+
+@register_model
+def zoo_lkca_vit_05m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 0.5M (author's ``vit-05m-lkca``): 0.53M params at 64 px / 200 classes."""
+    model_args = dict(embed_dim=100, depth=8, num_heads=4, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit_05m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit_1m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 1M (``vit-1m-lkca``)."""
+    model_args = dict(embed_dim=136, depth=9, num_heads=8, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit_1m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit_2m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 2M (``vit-2m-lkca`` = ``largevit-cnn`` / ``largevit-vit``)."""
+    model_args = dict(embed_dim=192, depth=9, num_heads=12, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit_2m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit_4m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 4M (``vit-4m-lkca``)."""
+    model_args = dict(embed_dim=246, depth=11, num_heads=6, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit_4m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit_8m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 8M (``vit-8m-lkca``)."""
+    model_args = dict(embed_dim=306, depth=14, num_heads=6, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit_8m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit_12m(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA 12M (``vit-12m-lkca``)."""
+    model_args = dict(embed_dim=360, depth=12, num_heads=8, mlp_ratio=3)
+    return _create_lkca('zoo_lkca_vit_12m', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_lkca_vit(pretrained: bool = False, **kwargs) -> LkcaVit:
+    """ViT-LKCA, the author's ``vit-lkca`` configuration (2.7M params)."""
+    model_args = dict(embed_dim=210, depth=10, num_heads=10, mlp_ratio=2)
+    return _create_lkca('zoo_lkca_vit', pretrained=pretrained, **dict(model_args, **kwargs))

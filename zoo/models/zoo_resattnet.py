@@ -1,0 +1,322 @@
+"""Residual Attention Network (Attention-56 / -92 for ImageNet, Attention-92 / -164 for CIFAR).
+
+Paper: "Residual Attention Network for Image Classification", Fei Wang, Mengqing Jiang, Chen Qian, Shuo Yang,
+Cheng Li, Honggang Zhang, Xiaogang Wang, Xiaoou Tang -- CVPR 2017, arXiv:1704.06904.
+Official definition: https://github.com/fwang91/residual-attention-network (Caffe deploy prototxts
+``imagenet_model/Attention-{56,92}-deploy.prototxt``; "trained model will be released soon" -- never released,
+so there are no official weights). The popular PyTorch re-implementation (tengshaofeng/
+ResidualAttentionNetwork-pytorch) is a different network (extra terms in the mask branch, other widths) and its
+checkpoints are rejected with an explanation rather than converted.
+
+ImageNet graph (as the prototxts): conv 7x7/2 (64) -> BN-ReLU -> max-pool 3x3/2 -> stage 1 [pre-activation
+bottleneck 64->256, m1 x Attention Module with a 3-level mask] -> stage 2 [unit 256->512 /2, m2 x modules with
+a 2-level mask] -> stage 3 [unit 512->1024 /2, m3 x modules with a 1-level mask] -> stage 4 [unit 1024->2048 /2,
+2 units] -> BN-ReLU -> global average pool -> FC. Attention-56: (m1, m2, m3) = (1, 1, 1); Attention-92:
+(1, 2, 3). The Attention Module (p = 1, t = 2, r = 1; output (1 + M) * T) is ``zoo.layers.residual_attention``.
+
+Parameters, counted from this implementation (= the prototxts: convolutions, BN scale/shift, FC): Attention-56
+31.81M, Attention-92 52.47M; multiply-adds at 224 px: 6.27G / 10.53G. The paper's table gives 31.9M / 6.3
+GFLOPs and 51.3M / 10.4 GFLOPs: Attention-56 agrees, Attention-92 is 1.2M params (2.3%) and 0.13 GMACs (1.2%)
+off the paper -- the official prototxt, which this follows, is larger than the paper's figure.
+
+CIFAR networks (the paper's Sec. 4.1; no official definition was published, so this is a reconstruction): the
+same units and modules on a 32 px input: conv 3x3 (16) -> BN-ReLU -> stage 1 [unit 16->64, m x modules with a
+3-level mask, 32 px] -> stage 2 [unit 64->128 /2, m x 2-level, 16 px] -> stage 3 [unit 128->256 /2,
+m x 1-level, 8 px, then 3 units] -> BN-ReLU -> pool -> FC, i.e. depth 36m + 20 (Attention-92: m = 2,
+Attention-164: m = 4). This channel plan (pre-activation ResNet-164's) reproduces the paper's parameter counts
+for the CIFAR models (Attention-92 1.9M, Attention-236 5.1M; this code: 1.96M / 5.20M).
+
+Conventions (see ``zoo.layers.residual_attention``): max pooling 3x3/2 with padding 1 (PyTorch) instead of
+Caffe's padding 0 + ceil (same sizes for even inputs, windows shifted by one pixel; serves any input size);
+bilinear up-sampling with align_corners=True to the size of each reference tensor, so inputs of any size work.
+There is no stochastic depth in the architecture (no ``drop_path_rate``).
+"""
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import BatchNormAct2d, ClassifierHead
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+
+from zoo._manifest import pretrained_cfgs
+from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
+from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+
+__all__ = ['ResidualAttentionNet']
+
+TORCHSCRIPT = True
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class ResAttStage(nn.Module):
+    """One resolution: a transition unit (may change width / stride), attention modules, then plain units."""
+
+    def __init__(
+            self,
+            in_chs: int,
+            out_chs: int,
+            stride: int,
+            num_modules: int,
+            mask_levels: int,
+            num_post_units: int = 0,
+    ):
+        super().__init__()
+        self.grad_checkpointing = False
+        blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride)]
+        blocks += [ResidualAttentionModule(out_chs, mask_levels) for _ in range(num_modules)]
+        blocks += [PreActBottleneck(out_chs, out_chs) for _ in range(num_post_units)]
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x
+
+
+class ResidualAttentionNet(nn.Module):
+    """Residual Attention Network with pre-activation bottleneck units."""
+
+    def __init__(
+            self,
+            stage_chs: Sequence[int] = (256, 512, 1024, 2048),
+            stage_strides: Sequence[int] = (1, 2, 2, 2),
+            stage_modules: Sequence[int] = (1, 1, 1, 0),
+            mask_levels: Sequence[int] = (3, 2, 1, 0),
+            stage_post_units: Sequence[int] = (0, 0, 0, 2),
+            stem_type: str = 'imagenet',
+            stem_chs: int = 64,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'avg',
+            drop_rate: float = 0.,
+            zero_init_last: bool = True,
+    ):
+        """
+        Args:
+            stage_chs, stage_strides: output width and stride of each stage's transition unit.
+            stage_modules: Attention Modules per stage; mask_levels: max-pool levels of their soft masks.
+            stage_post_units: plain units after the modules.
+            stem_type: 'imagenet' (7x7/2 conv, BN-ReLU, 3x3/2 max-pool) or 'cifar' (3x3 conv, BN-ReLU).
+            drop_rate: dropout before the classifier (none in the paper's networks).
+            zero_init_last: zero-initialise the last convolution of every residual branch (as timm's ResNetV2),
+                so that the untrained network starts as its shortcuts and stays numerically tame in eval mode
+                (activations otherwise grow ~5x per Attention Module at initialisation).
+        """
+        super().__init__()
+        assert stem_type in ('imagenet', 'cifar')
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+
+        if stem_type == 'imagenet':
+            self.stem = nn.Sequential(OrderedDict([
+                ('conv', nn.Conv2d(in_chans, stem_chs, 7, stride=2, padding=3, bias=False)),
+                ('norm', BatchNormAct2d(stem_chs)),
+                ('pool', nn.MaxPool2d(3, stride=2, padding=1)),
+            ]))
+            reduction = 4
+        else:
+            self.stem = nn.Sequential(OrderedDict([
+                ('conv', nn.Conv2d(in_chans, stem_chs, 3, stride=1, padding=1, bias=False)),
+                ('norm', BatchNormAct2d(stem_chs)),
+            ]))
+            reduction = 1
+
+        stages = []
+        self.feature_info = []
+        prev_chs = stem_chs
+        for i, (chs, stride, n_mod, levels, n_post) in enumerate(
+                zip(stage_chs, stage_strides, stage_modules, mask_levels, stage_post_units)):
+            stages.append(ResAttStage(prev_chs, chs, stride, n_mod, levels, n_post))
+            reduction *= stride
+            self.feature_info.append(dict(num_chs=chs, reduction=reduction, module=f'stages.{i}'))
+            prev_chs = chs
+        self.stages = nn.Sequential(*stages)
+        self.num_features = self.head_hidden_size = prev_chs
+        self.norm = BatchNormAct2d(prev_chs)  # the last unit's output is a raw sum: final BN-ReLU
+        self.head = ClassifierHead(prev_chs, num_classes, pool_type=global_pool, drop_rate=drop_rate)
+
+        self._init_weights(zero_init_last)
+
+    def _init_weights(self, zero_init_last: bool = True) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, PreActBottleneck):
+                    nn.init.zeros_(m.conv3.weight)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+                (r'^norm', (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for s in self.stages:
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes, global_pool)
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (raw pre-activation sums; ``norm`` applies the final BN-ReLU to the last stage)."""
+        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        check_in_chans(x, self.in_chans)
+        intermediates = []
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+
+        x = self.stem(x)
+        if torch.jit.is_scripting() or not stop_early:
+            stages = self.stages
+        else:
+            stages = self.stages[:max_index + 1]
+        feat_idx = 0
+        for feat_idx, stage in enumerate(stages):
+            x = stage(x)
+            if feat_idx in take_indices:
+                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        check_in_chans(x, self.in_chans)
+        x = self.stem(x)
+        x = self.stages(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        x = self.forward_head(x)
+        return x
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAttentionNet) -> Dict[str, torch.Tensor]:
+    """Zoo-layout state dicts (bare or wrapped, optional ``module.`` prefix); no official weights exist."""
+    state_dict = strip_prefix(unwrap_state_dict(state_dict), 'module.')
+    if any(k.startswith(('residual_block1.', 'attention_module1.')) for k in state_dict):
+        raise CheckpointError(
+            'this is a tengshaofeng/ResidualAttentionNetwork-pytorch checkpoint: that re-implementation is a '
+            'different network (extra terms in the soft-mask branch, other widths and head) and cannot be '
+            'converted to the official Caffe graph that zoo_resattnet implements')
+    return check_state_dict(state_dict, model)
+
+
+def _create_resattnet(variant: str, pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    num_stages = len(kwargs.get('stage_chs', (0,) * 4))
+    out_indices = kwargs.pop('out_indices', tuple(range(num_stages)))
+    return build_model_with_cfg(
+        ResidualAttentionNet, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+        **kwargs)
+
+
+def _cfg(**kwargs) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7), 'crop_pct': 0.875,
+        'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'stem.conv', 'classifier': 'head.fc',
+        'license': 'apache-2.0', 'paper_ids': 'arXiv:1704.06904',
+        'origin_url': 'https://github.com/fwang91/residual-attention-network',
+        **kwargs,
+    }
+
+
+def _cfg_cifar(**kwargs) -> Dict[str, Any]:
+    return _cfg(
+        num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
+        mean=CIFAR10_MEAN, std=CIFAR10_STD, **kwargs)
+
+
+default_cfgs = generate_default_cfgs(pretrained_cfgs({
+    'zoo_resattnet56': _cfg(),
+    'zoo_resattnet92': _cfg(),
+    'zoo_resattnet92_cifar': _cfg_cifar(),
+    'zoo_resattnet164_cifar': _cfg_cifar(),
+}))
+
+
+def _cifar_args(m: int) -> Dict[str, Any]:
+    return dict(
+        stage_chs=(64, 128, 256), stage_strides=(1, 2, 2), stage_modules=(m, m, m), mask_levels=(3, 2, 1),
+        stage_post_units=(0, 0, 3), stem_type='cifar', stem_chs=16)
+
+
+@register_model
+def zoo_resattnet56(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    """Attention-56 (ImageNet, official prototxt): 31.81M params, 6.27 GMACs at 224."""
+    model_args = dict(stage_modules=(1, 1, 1, 0))
+    return _create_resattnet('zoo_resattnet56', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resattnet92(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    """Attention-92 (ImageNet, official prototxt): 52.47M params, 10.53 GMACs at 224 (paper: 51.3M / 10.4)."""
+    model_args = dict(stage_modules=(1, 2, 3, 0))
+    return _create_resattnet('zoo_resattnet92', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_resattnet92_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    """Attention-92 for 32 px CIFAR input (2 modules per stage): 1.96M params (paper: 1.9M)."""
+    return _create_resattnet('zoo_resattnet92_cifar', pretrained=pretrained, **dict(_cifar_args(2), **kwargs))
+
+
+@register_model
+def zoo_resattnet164_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    """Attention-164 for 32 px CIFAR input (4 modules per stage): 3.58M params."""
+    return _create_resattnet('zoo_resattnet164_cifar', pretrained=pretrained, **dict(_cifar_args(4), **kwargs))
