@@ -27,6 +27,13 @@ from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dic
 __all__ = ['checkpoint_filter_fn']
 
 TORCHSCRIPT = True
+PARITY = {
+    'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
+    'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
+    'zoo_resnet34_cbam': 'layout: strict load of official keys',
+    'zoo_resnet101_cbam': 'layout: strict load of official keys',
+    'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
+}
 
 # official module names inside one residual block -> zoo (timm ResNet attn slot ``se``)
 _OFFICIAL_RENAMES = (

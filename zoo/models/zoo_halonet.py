@@ -69,6 +69,10 @@ from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, 
 __all__ = ['HaloBlock', 'HaloNet']
 
 TORCHSCRIPT = True
+PARITY = dict(
+    {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
+    zoo_halonet_h1='= timm halonet_h1 (same weights, exact logits); paper params match',
+)
 
 
 class HaloBlock(SelfAttnBlock):

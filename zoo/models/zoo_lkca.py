@@ -50,6 +50,12 @@ from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dic
 __all__ = ['LkcaVit']
 
 TORCHSCRIPT = True
+PARITY = dict(
+    {n: "same code path as golden-checked configs (author's definition)" for n in (
+        'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
+    **{n: "yes: logits = author's code, both views (golden)" for n in (
+        'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
+)
 
 # the trainer's Tiny-ImageNet normalisation (utils/dataloader.py)
 TINY_IMAGENET_MEAN = (0.4802, 0.4481, 0.3975)

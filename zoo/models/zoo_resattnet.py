@@ -48,6 +48,12 @@ from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dic
 __all__ = ['ResidualAttentionNet']
 
 TORCHSCRIPT = True
+PARITY = dict(
+    zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
+    zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
+    zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
+    zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
+)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

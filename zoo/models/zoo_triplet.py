@@ -33,6 +33,16 @@ from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
 
 TORCHSCRIPT = True
+PARITY = {
+    'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
+    'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
+    'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
+    'zoo_resnet34_triplet': 'layout: strict load of official keys',
+    'zoo_resnet101_triplet': 'layout: strict load of official keys',
+    'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
+    'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
+    'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
+}
 
 _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', 'hw'))
 
