@@ -4,3 +4,4 @@ from .triplet import TripletAttention, AttentionGate
 from .halo import PaddedHaloAttn
 from .lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel
 from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
+from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc

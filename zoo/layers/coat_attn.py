@@ -1,0 +1,122 @@
+"""CoaT conv-attention: factorised attention with convolutional relative position encoding (CRPE), and the
+convolutional position encoding (CPE).
+
+Paper: "Co-Scale Conv-Attentional Image Transformers", Xu, Xu, Chang, Tu, ICCV 2021 (arXiv:2104.06399).
+Official code: https://github.com/mlpc-ucsd/CoaT (this is an independent implementation of the same computation).
+
+All three layers work on a token sequence ``(B, 1 + H * W, C)`` whose first token is a class token and whose other
+tokens are an ``H x W`` image in row-major order; ``size=(H, W)`` is passed at call time, so any grid size works.
+The class token is never convolved: CPE leaves it unchanged and CRPE contributes zero to its row.
+
+In CoaT one CPE and one CRPE per stage are shared by every block of that stage (and by the parallel blocks at that
+scale). To share them without registering the same module under several names, the attention layer takes the
+shared CRPE as a call argument; a stand-alone layer can instead own one (``crpe_window=...``).
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['ConvPosEnc', 'ConvRelPosEnc', 'FactorAttnConvRelPosEnc', 'DEFAULT_CRPE_WINDOW']
+
+# kernel size -> number of heads using it, in head order (heads 0-1: 3x3, heads 2-4: 5x5, heads 5-7: 7x7)
+DEFAULT_CRPE_WINDOW = {3: 2, 5: 3, 7: 3}
+
+
+def _image_tokens_to_map(tokens: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """(B, H * W, C) row-major tokens -> (B, C, H, W)."""
+    B, N, C = tokens.shape
+    H, W = size
+    if N != H * W:
+        raise ValueError(f'expected {H}x{W}={H * W} image tokens, got {N}')
+    return tokens.transpose(1, 2).reshape(B, C, H, W)
+
+
+class ConvPosEnc(nn.Module):
+    """Convolutional position encoding: image tokens += depthwise conv k x k (zero padding); class token unchanged."""
+
+    def __init__(self, dim: int, kernel_size: int = 3):
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, kernel_size, stride=1, padding=kernel_size // 2, groups=dim)
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        cls_token, img = x[:, :1], x[:, 1:]
+        feat = _image_tokens_to_map(img, size)
+        feat = self.proj(feat) + feat
+        return torch.cat((cls_token, feat.flatten(2).transpose(1, 2)), dim=1)
+
+
+class ConvRelPosEnc(nn.Module):
+    """Convolutional relative position encoding: ``EV = q_img * DWConv(v_img)`` per head, zero for the class token.
+
+    The heads are split into groups that use different depthwise kernel sizes (``window``: kernel -> heads,
+    in head order), each a zero-padded "same" convolution with bias.
+    """
+
+    def __init__(self, head_dim: int, num_heads: int, window: Optional[Dict[int, int]] = None):
+        super().__init__()
+        window = dict(DEFAULT_CRPE_WINDOW if window is None else window)
+        if sum(window.values()) != num_heads:
+            raise ValueError(
+                f'CRPE window {window} assigns {sum(window.values())} heads, the attention has {num_heads}')
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.convs = nn.ModuleList()
+        splits = []
+        for kernel_size, heads in window.items():
+            chs = heads * head_dim
+            self.convs.append(nn.Conv2d(chs, chs, kernel_size, padding=kernel_size // 2, groups=chs))
+            splits.append(chs)
+        self.channel_splits = splits
+
+    def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        # q, v: (B, heads, 1 + H * W, head_dim)
+        B, h, N, d = q.shape
+        H, W = size
+        v_img = v[:, :, 1:].transpose(-1, -2).reshape(B, h * d, H, W)  # channels ordered (head, head_dim)
+        parts = torch.split(v_img, self.channel_splits, dim=1)
+        conv_v = torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
+        conv_v = conv_v.reshape(B, h, d, H * W).transpose(-1, -2)
+        ev = q[:, :, 1:] * conv_v
+        return F.pad(ev, (0, 0, 1, 0))  # zero row for the class token -> (B, heads, N, head_dim)
+
+
+class FactorAttnConvRelPosEnc(nn.Module):
+    """Factorised attention plus CRPE: ``proj(scale * q (softmax_N(k)^T v) + q_img * DWConv(v_img))``.
+
+    The softmax normalises the keys over the token axis (class token included) separately for every channel;
+    queries are not normalised. ``scale`` applies to the factorised term only, as in the official model.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int = 8,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            crpe_window: Optional[Dict[int, int]] = None,
+    ):
+        """``crpe_window`` given: the layer owns its CRPE; None: a shared CRPE must be passed to forward."""
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.crpe = ConvRelPosEnc(head_dim, num_heads, crpe_window) if crpe_window is not None else None
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe: Optional[nn.Module] = None) -> torch.Tensor:
+        crpe = self.crpe if crpe is None else crpe
+        if crpe is None:
+            raise ValueError('FactorAttnConvRelPosEnc needs a CRPE: build it with crpe_window or pass crpe=')
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        k = k.softmax(dim=2)  # over the tokens, per channel
+        context = k.transpose(-1, -2) @ v  # (B, heads, head_dim, head_dim)
+        x = self.scale * (q @ context) + crpe(q, v, size)
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))

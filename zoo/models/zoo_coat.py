@@ -1,0 +1,591 @@
+"""CoaT and CoaT-Lite: Co-Scale Conv-Attentional Image Transformers.
+
+Paper: "Co-Scale Conv-Attentional Image Transformers", Weijian Xu, Yifan Xu, Tyler Chang, Zhuowen Tu, ICCV 2021,
+arXiv:2104.06399. Official code and weights (Apache-2.0): https://github.com/mlpc-ucsd/CoaT
+
+An independent implementation of the official computation (mlpc-ucsd/CoaT@220d31f, ``src/models/coat.py``):
+four serial stages (patch embedding, a class token, blocks of factorised conv-attention with a CPE and a CRPE shared
+by all blocks of the stage) and, for CoaT (not Lite), parallel blocks that run scales 2-4 jointly and mix their
+attention outputs across scales. Differences from timm's ``coat.py``, which ports the same weights:
+
+* any input size of at least 32 px works (timm fixes the input size). Patch embeddings floor the grid as the
+  official convolutions do, and the co-scale mixing resizes to the neighbour scale's actual grid (official
+  behaviour; timm uses fixed factors 2 and 4, equal only when every grid halves exactly);
+* ``features_only`` / ``forward_intermediates`` give the four stage maps without class tokens at strides
+  4/8/16/32 (for CoaT, scales 2-4 after the parallel blocks), grad checkpointing is supported;
+* shared modules are registered once (``stages.<i>.cpe`` / ``.crpe``, one MLP per parallel block), so the state
+  dict has no aliased duplicates. :func:`checkpoint_filter_fn` reads the official files (weights under ``model``,
+  aliases under several keys) and timm's ``timm/coat_*.in1k`` files.
+
+``forward_features`` returns a fixed-size summary that feeds the classifier: shape ``(B, C, S, 2)`` with one row per
+scale the head reads (S = 1 for CoaT-Lite: scale 4; S = 3 for CoaT: scales 2-4), holding after the final norm
+``[..., 0]`` the class token and ``[..., 1]`` the mean of the image tokens. ``global_pool='token'`` (official) uses
+the class tokens, ``'avg'`` (timm's extension) the image-token means; CoaT then aggregates the three scales with a
+Conv1d. Spatial maps come from ``forward_intermediates`` / ``features_only``.
+
+Stochastic depth: as in the official code, every block uses the same ``drop_path_rate`` (no linear ramp).
+"""
+import re
+import warnings
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+
+from zoo._manifest import pretrained_cfgs
+from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
+from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+
+__all__ = ['CoaT']
+
+# Shared modules are passed to the blocks at call time, which TorchScript cannot compile; torch.compile works.
+TORCHSCRIPT = False
+PARITY = dict(
+    {n: 'official-code path; = timm coat weights (exact)' for n in (
+        'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
+    zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+    zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+)
+
+_BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
+
+
+def _tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """(B, 1 + H * W, C) tokens -> (B, C, H, W) image map without the class token."""
+    H, W = size
+    return x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, H, W)
+
+
+def _resize_tokens(x: torch.Tensor, size: Tuple[int, int], out_size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=False) of the image tokens to another grid; the class token is carried over."""
+    img = F.interpolate(_tokens_to_map(x, size), size=out_size, mode='bilinear', align_corners=False)
+    return torch.cat((x[:, :1], img.flatten(2).transpose(1, 2)), dim=1)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch embedding: Conv2d(kernel = stride = patch) -> tokens -> LayerNorm (eps 1e-5)."""
+
+    def __init__(self, in_chs: int, dim: int, patch_size: int):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chs, dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x = self.proj(x)  # the grid is floor(H / patch) x floor(W / patch), as in the official model
+        size = (x.shape[-2], x.shape[-1])
+        return self.norm(x.flatten(2).transpose(1, 2)), size
+
+
+class SerialBlock(nn.Module):
+    """CPE -> x + FactorAttn-CRPE(LN(x)) -> x + MLP(LN(x)); the stage's CPE and CRPE are passed in."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            drop_path: float = 0.,
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=_BLOCK_EPS)
+        self.attn = FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=_BLOCK_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int], cpe: nn.Module, crpe: nn.Module) -> torch.Tensor:
+        x = cpe(x, size)
+        x = x + self.drop_path(self.attn(self.norm1(x), size, crpe))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x
+
+
+class ParallelBlock(nn.Module):
+    """Joint block over scales 2-4 with co-scale attention mixing and one MLP shared by the three scales.
+
+    Each scale applies its stage's CPE, then its own attention (with the stage's CRPE) to its own LayerNorm.
+    Every attention output is then summed with the others resized to its grid (bilinear, align_corners=False,
+    to the other scale's actual size; class-token rows are summed as they are) before the residual add.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float,
+            num_scales: int = 3,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            drop_path: float = 0.,
+    ):
+        super().__init__()
+        self.norm1 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS) for _ in range(num_scales)])
+        self.attn = nn.ModuleList([
+            FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop)
+            for _ in range(num_scales)])
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS) for _ in range(num_scales)])
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+
+    def forward(
+            self,
+            xs: List[torch.Tensor],
+            sizes: List[Tuple[int, int]],
+            cpes: List[nn.Module],
+            crpes: List[nn.Module],
+    ) -> List[torch.Tensor]:
+        xs = [cpe(x, size) for cpe, x, size in zip(cpes, xs, sizes)]
+        att = [attn(norm(x), size, crpe) for attn, norm, x, size, crpe in zip(self.attn, self.norm1, xs, sizes, crpes)]
+        mixed = []
+        for i, (a, size) in enumerate(zip(att, sizes)):
+            # nearest scale first, the coarser of two equally near ones first: the official summation order
+            for j in sorted((j for j in range(len(att)) if j != i), key=lambda j: (abs(j - i), -j)):
+                a = a + _resize_tokens(att[j], sizes[j], size)
+            mixed.append(a)
+        xs = [x + self.drop_path(a) for x, a in zip(xs, mixed)]
+        return [x + self.drop_path(self.mlp(norm(x))) for x, norm in zip(xs, self.norm2)]
+
+
+class CoaTStage(nn.Module):
+    """Patch embedding, class token, the stage's shared CPE and CRPE, and its serial blocks."""
+
+    def __init__(
+            self,
+            in_chs: int,
+            dim: int,
+            patch_size: int,
+            depth: int,
+            num_heads: int,
+            mlp_ratio: float,
+            crpe_window: Optional[Dict[int, int]] = None,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            drop_path: float = 0.,
+    ):
+        super().__init__()
+        self.patch_embed = PatchEmbed(in_chs, dim, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cpe = ConvPosEnc(dim, kernel_size=3)
+        self.crpe = ConvRelPosEnc(dim // num_heads, num_heads, crpe_window)
+        self.blocks = nn.ModuleList([
+            SerialBlock(dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, drop_path=drop_path)
+            for _ in range(depth)])
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x, size = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        for blk in self.blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, size, self.cpe, self.crpe)
+            else:
+                x = blk(x, size, self.cpe, self.crpe)
+        return x, size
+
+
+class CoaT(nn.Module):
+    """CoaT (with parallel blocks) and CoaT-Lite (serial only)."""
+
+    def __init__(
+            self,
+            embed_dims: Tuple[int, ...] = (64, 128, 320, 512),
+            serial_depths: Tuple[int, ...] = (3, 4, 6, 3),
+            parallel_depth: int = 0,
+            num_heads: int = 8,
+            mlp_ratios: Tuple[float, ...] = (8, 8, 4, 4),
+            patch_size: int = 4,
+            crpe_window: Optional[Dict[int, int]] = None,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'token',
+            qkv_bias: bool = True,
+            drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+    ):
+        """
+        Args:
+            embed_dims, serial_depths, mlp_ratios: per stage (4 stages).
+            parallel_depth: number of parallel blocks over scales 2-4 (CoaT: 6; CoaT-Lite: 0).
+            num_heads: attention heads in every stage.
+            patch_size: stride of the first patch embedding (later stages downsample by 2).
+            crpe_window: CRPE kernel size -> number of heads (default {3: 2, 5: 3, 7: 3}).
+            global_pool: 'token' (class tokens, official), 'avg' (mean of image tokens) or '' (no pooling).
+            drop_rate: classifier dropout; proj_drop_rate: dropout after attention / MLP projections.
+            drop_path_rate: stochastic depth rate, the same for every block (official behaviour).
+        """
+        super().__init__()
+        assert global_pool in ('token', 'avg', ''), f'global_pool must be token, avg or "", got {global_pool!r}'
+        num_stages = len(embed_dims)
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.in_chans = in_chans
+        self.embed_dims = tuple(embed_dims)
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.min_input_size = patch_size * 2 ** (num_stages - 1)  # every stage grid needs at least one token
+        self.grad_checkpointing = False
+
+        self.stages = nn.ModuleList()
+        in_chs = in_chans
+        for i in range(num_stages):
+            self.stages.append(CoaTStage(
+                in_chs, embed_dims[i], patch_size if i == 0 else 2, serial_depths[i], num_heads, mlp_ratios[i],
+                crpe_window=crpe_window, qkv_bias=qkv_bias, proj_drop=proj_drop_rate, drop_path=drop_path_rate))
+            in_chs = embed_dims[i]
+
+        if parallel_depth > 0:
+            if len(set(embed_dims[1:])) != 1 or len(set(mlp_ratios[1:])) != 1:
+                raise ValueError('parallel blocks need equal embed_dims and mlp_ratios for scales 2-4, '
+                                 f'got {embed_dims} and {mlp_ratios}')
+            self.parallel_blocks = nn.ModuleList([
+                ParallelBlock(embed_dims[1], num_heads, mlp_ratios[1], num_scales=num_stages - 1, qkv_bias=qkv_bias,
+                              proj_drop=proj_drop_rate, drop_path=drop_path_rate)
+                for _ in range(parallel_depth)])
+            head_scales = list(range(1, num_stages))
+        else:
+            self.parallel_blocks = None
+            head_scales = [num_stages - 1]
+
+        self.feature_info = [
+            dict(num_chs=embed_dims[i], reduction=patch_size * 2 ** i,
+                 module='parallel_blocks' if i > 0 and parallel_depth > 0 else f'stages.{i}')
+            for i in range(num_stages)]
+
+        # head: final norms of the scales it reads; CoaT mixes their class tokens (or means) with a Conv1d
+        self.norms = nn.ModuleList([nn.LayerNorm(embed_dims[i], eps=_BLOCK_EPS) for i in head_scales])
+        self.aggregate = nn.Conv1d(len(head_scales), 1, kernel_size=1) if len(head_scales) > 1 else None
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+        self._init_weights()
+
+    def _init_weights(self):
+        for stage in self.stages:
+            trunc_normal_(stage.cls_token, std=.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {f'stages.{i}.cls_token' for i in range(len(self.stages))}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^stages\.0\.(?:patch_embed|cls_token)',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.(?:patch_embed|cls_token|cpe|crpe)', (-1,)),  # before the stage's blocks
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+            ],
+            parallel=r'^parallel_blocks' if coarse else r'^parallel_blocks\.(\d+)',
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        self.num_classes = num_classes
+        if global_pool is not None:
+            assert global_pool in ('token', 'avg', ''), f'global_pool must be token, avg or "", got {global_pool!r}'
+            self.global_pool = global_pool
+        ref = self.stages[0].cls_token
+        self.head = nn.Linear(
+            self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0 else nn.Identity()
+
+    def _check_input(self, x: torch.Tensor):
+        check_in_chans(x, self.in_chans)
+        H, W = x.shape[-2:]
+        m = self.min_input_size
+        if H < m or W < m:
+            raise ValueError(f'CoaT needs an input of at least {m}x{m} px (its total stride), got {H}x{W}')
+
+    def _forward_stages(
+            self, x: torch.Tensor, num_stages: int) -> Tuple[List[torch.Tensor], List[Tuple[int, int]]]:
+        """Serial stages 1..num_stages, then the parallel blocks if all stages ran. Returns tokens and grid sizes."""
+        xs: List[torch.Tensor] = []
+        sizes: List[Tuple[int, int]] = []
+        for stage in self.stages[:num_stages]:
+            if xs:
+                x = _tokens_to_map(xs[-1], sizes[-1])
+            t, size = stage(x)
+            xs.append(t)
+            sizes.append(size)
+        if self.parallel_blocks is not None and len(xs) == len(self.stages):
+            cpes = [s.cpe for s in self.stages[1:]]
+            crpes = [s.crpe for s in self.stages[1:]]
+            ys, ysizes = xs[1:], sizes[1:]
+            for blk in self.parallel_blocks:
+                if self.grad_checkpointing and not torch.jit.is_scripting():
+                    ys = checkpoint(blk, ys, ysizes, cpes, crpes)
+                else:
+                    ys = blk(ys, ysizes, cpes, crpes)
+            xs = xs[:1] + ys
+        return xs, sizes
+
+    def _summarize(self, xs: List[torch.Tensor], norms: Optional[nn.ModuleList]) -> torch.Tensor:
+        """Last len(norms) scales -> (B, C, S, 2): [class token, mean image token] after the final norms."""
+        if norms is None:
+            xs, norms = xs[-1:], [nn.Identity()]
+        rows = []
+        for x, norm in zip(xs[-len(norms):], norms):
+            x = norm(x)
+            rows.append(torch.stack((x[:, 0], x[:, 1:].mean(dim=1)), dim=-1))  # (B, C, 2)
+        return torch.stack(rows, dim=2)
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage maps without class tokens (NCHW, strides 4/8/16/32).
+
+        Args:
+            indices: take the last n stages if int, all if None, these stages if a sequence.
+                For CoaT, stages 2-4 (indices 1-3) are taken after the parallel blocks.
+            norm: apply the final norm of the matching scale (CoaT-Lite: index 3 only; CoaT: indices 1-3).
+            stop_early: stop after the last stage needed (CoaT needs all stages for indices 1-3).
+        Returns:
+            ``(forward_features output, intermediates)``, or only the intermediates. When stopped early, the first
+            element is the summary of the last computed stage without norm.
+        """
+        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        self._check_input(x)
+        num_stages = len(self.stages)
+        take_indices, max_index = feature_take_indices(num_stages, indices)
+        run = num_stages
+        if stop_early and (self.parallel_blocks is None or max_index == 0):
+            run = max_index + 1
+        xs, sizes = self._forward_stages(x, run)
+
+        first_head_scale = num_stages - len(self.norms)
+        intermediates = []
+        for i in take_indices:
+            t = xs[i]
+            if norm and i >= first_head_scale:
+                t = self.norms[i - first_head_scale](t)
+            intermediates.append(_tokens_to_map(t, sizes[i]).contiguous())
+        if intermediates_only:
+            return intermediates
+        final = self._summarize(xs, self.norms if run == num_stages else None)
+        return final, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Drop what the requested intermediates do not need.
+
+        CoaT's parallel blocks need every stage, so only a request for stage 1 alone removes later stages there.
+        When stages are removed the final features become the last kept stage (no norm, no head).
+        """
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        if max_index + 1 < len(self.stages) and (self.parallel_blocks is None or max_index == 0):
+            self.stages = self.stages[:max_index + 1]
+            self.parallel_blocks = None
+            self.num_features = self.head_hidden_size = self.embed_dims[max_index]
+            self.norms = nn.ModuleList([nn.Identity()])
+            self.aggregate = None
+            prune_head = True
+        elif prune_norm:
+            self.norms = nn.ModuleList([nn.Identity() for _ in self.norms])
+        if prune_head:
+            self.aggregate = None  # part of the classifier; forward_head then reads the last scale only
+            self.reset_classifier(0)
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        xs, _ = self._forward_stages(x, len(self.stages))
+        return self._summarize(xs, self.norms)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == '':
+            return x if pre_logits else self.head(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = x[..., 0] if self.global_pool == 'token' else x[..., 1]  # (B, C, S)
+        if self.aggregate is not None:
+            x = self.aggregate(x.transpose(1, 2)).squeeze(1)
+        else:
+            x = x[:, :, -1]
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# official / timm layout -> zoo layout. Each rule gives the zoo key and a rank: shared modules appear under
+# several keys, and the official model (loading with load_state_dict) ends up with the alias loaded last in its
+# module order, i.e. the highest rank.
+_RULES = [
+    (r'patch_embed(\d)\.(proj|norm)\.(\w+)', lambda m: (f'stages.{int(m[1]) - 1}.patch_embed.{m[2]}.{m[3]}', 0)),
+    (r'cls_token(\d)', lambda m: (f'stages.{int(m[1]) - 1}.cls_token', 0)),
+    (r'cpe(\d)\.proj\.(\w+)', lambda m: (f'stages.{int(m[1]) - 1}.cpe.proj.{m[2]}', 0)),
+    (r'serial_blocks(\d)\.(\d+)\.cpe\.proj\.(\w+)',
+     lambda m: (f'stages.{int(m[1]) - 1}.cpe.proj.{m[3]}', 1 + int(m[2]))),
+    (r'crpe(\d)\.conv_list\.(\d+)\.(\w+)', lambda m: (f'stages.{int(m[1]) - 1}.crpe.convs.{m[2]}.{m[3]}', 0)),
+    (r'serial_blocks(\d)\.(\d+)\.factoratt_crpe\.crpe\.conv_list\.(\d+)\.(\w+)',
+     lambda m: (f'stages.{int(m[1]) - 1}.crpe.convs.{m[3]}.{m[4]}', 1 + int(m[2]))),
+    (r'parallel_blocks\.(\d+)\.factoratt_crpe(\d)\.crpe\.conv_list\.(\d+)\.(\w+)',
+     lambda m: (f'stages.{int(m[2]) - 1}.crpe.convs.{m[3]}.{m[4]}', 100000 + int(m[1]))),
+    (r'serial_blocks(\d)\.(\d+)\.factoratt_crpe\.(qkv|proj)\.(\w+)',
+     lambda m: (f'stages.{int(m[1]) - 1}.blocks.{m[2]}.attn.{m[3]}.{m[4]}', 0)),
+    (r'serial_blocks(\d)\.(\d+)\.(norm1|norm2|mlp\.fc1|mlp\.fc2)\.(\w+)',
+     lambda m: (f'stages.{int(m[1]) - 1}.blocks.{m[2]}.{m[3]}.{m[4]}', 0)),
+    (r'parallel_blocks\.(\d+)\.norm([12])(\d)\.(\w+)',
+     lambda m: (f'parallel_blocks.{m[1]}.norm{m[2]}.{int(m[3]) - 2}.{m[4]}', 0)),
+    (r'parallel_blocks\.(\d+)\.factoratt_crpe(\d)\.(qkv|proj)\.(\w+)',
+     lambda m: (f'parallel_blocks.{m[1]}.attn.{int(m[2]) - 2}.{m[3]}.{m[4]}', 0)),
+    (r'parallel_blocks\.(\d+)\.mlp(\d)\.(fc1|fc2)\.(\w+)',
+     lambda m: (f'parallel_blocks.{m[1]}.mlp.{m[3]}.{m[4]}', int(m[2]))),
+]
+_RULES = [(re.compile(p + '$'), fn) for p, fn in _RULES]
+
+
+def _convert_official(state_dict: Dict[str, torch.Tensor], model: CoaT) -> Dict[str, torch.Tensor]:
+    first_head_scale = len(model.stages) - len(model.norms)
+    chosen: Dict[str, Tuple[int, str]] = {}
+    aliases: Dict[str, List[str]] = {}
+    out: Dict[str, torch.Tensor] = {}
+    for k, v in state_dict.items():
+        m = re.match(r'norm(\d)\.(\w+)$', k)
+        if m:
+            # official norm1 is never used, nor are CoaT-Lite's norm2/norm3; norm<s> of a head scale is kept
+            s = int(m[1]) - 1
+            if s >= first_head_scale:
+                out[f'norms.{s - first_head_scale}.{m[2]}'] = v
+            continue
+        for pattern, fn in _RULES:
+            m = pattern.match(k)
+            if m:
+                target, rank = fn(m)
+                aliases.setdefault(target, []).append(k)
+                if target not in chosen or rank > chosen[target][0]:
+                    chosen[target] = (rank, k)
+                break
+        else:
+            out[k] = v  # aggregate.*, head.*, or unknown keys that check_state_dict reports
+    differing = []
+    for target, (_, src) in chosen.items():
+        out[target] = state_dict[src]
+        if any(not torch.equal(state_dict[a], state_dict[src]) for a in aliases[target] if a != src):
+            differing.append(target)
+    if differing:
+        warnings.warn(
+            f'CoaT checkpoint: aliases of {len(differing)} shared tensors differ (e.g. {sorted(differing)[:3]}); '
+            'using the alias the official model loads last, as its load_state_dict does')
+    return out
+
+
+def checkpoint_filter_fn(state_dict, model: CoaT) -> Dict[str, torch.Tensor]:
+    """Official CoaT files (weights under ``model``, shared modules under several keys, unused ``norm1`` etc.),
+    timm's ``coat_*`` state dicts, and zoo-layout state dicts -> zoo layout, validated against ``model``."""
+    sd = strip_prefix(unwrap_state_dict(state_dict, keys=('model', 'state_dict_ema', 'model_ema', 'state_dict')))
+    if not any(k.startswith('stages.') for k in sd):
+        sd = _convert_official(sd, model)
+    if isinstance(model.head, nn.Identity):  # num_classes=0: the checkpoint's classifier has no place
+        sd = {k: v for k, v in sd.items() if not k.startswith('head.')}
+    return check_state_dict(sd, model, source='CoaT checkpoint')
+
+
+def _create_coat(variant: str, pretrained: bool = False, **kwargs) -> CoaT:
+    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
+    return build_model_with_cfg(
+        CoaT, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+        **kwargs,
+    )
+
+
+def _cfg(**kwargs):
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None,
+        'min_input_size': (3, 32, 32),
+        'crop_pct': 0.875, 'interpolation': 'bicubic',  # official eval: resize 256/224 x bicubic, center crop
+        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'stages.0.patch_embed.proj', 'classifier': 'head',
+        'license': 'apache-2.0', 'paper_ids': 'arXiv:2104.06399', 'origin_url': 'https://github.com/mlpc-ucsd/CoaT',
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs(pretrained_cfgs({
+    'zoo_coat_lite_tiny': _cfg(),
+    'zoo_coat_lite_mini': _cfg(),
+    'zoo_coat_lite_small': _cfg(),
+    'zoo_coat_lite_medium': _cfg(),
+    'zoo_coat_tiny': _cfg(),
+    'zoo_coat_mini': _cfg(),
+    'zoo_coat_small': _cfg(),
+}))
+
+
+@register_model
+def zoo_coat_lite_tiny(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(embed_dims=(64, 128, 256, 320), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4))
+    return _create_coat('zoo_coat_lite_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_lite_mini(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(embed_dims=(64, 128, 320, 512), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4))
+    return _create_coat('zoo_coat_lite_mini', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_lite_small(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(embed_dims=(64, 128, 320, 512), serial_depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4))
+    return _create_coat('zoo_coat_lite_small', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_lite_medium(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(embed_dims=(128, 256, 320, 512), serial_depths=(3, 6, 10, 8), mlp_ratios=(4, 4, 4, 4))
+    return _create_coat('zoo_coat_lite_medium', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_tiny(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(
+        embed_dims=(152, 152, 152, 152), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
+    return _create_coat('zoo_coat_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_mini(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(
+        embed_dims=(152, 216, 216, 216), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
+    return _create_coat('zoo_coat_mini', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_coat_small(pretrained=False, **kwargs) -> CoaT:
+    model_args = dict(
+        embed_dims=(152, 320, 320, 320), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
+    return _create_coat('zoo_coat_small', pretrained=pretrained, **dict(model_args, **kwargs))
