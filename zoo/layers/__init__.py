@@ -5,3 +5,4 @@ from .halo import PaddedHaloAttn
 from .lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel
 from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
+from .bra import BiLevelRoutingAttention, bra_gather_reference

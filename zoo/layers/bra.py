@@ -1,0 +1,248 @@
+"""Bi-Level Routing Attention (BRA).
+
+Paper: `BiFormer: Vision Transformer with Bi-Level Routing Attention` - Zhu et al., CVPR 2023,
+https://arxiv.org/abs/2303.08810. Official code: https://github.com/rayleizhu/BiFormer (``ops/bra_legacy.py``,
+the variant used by the released BiFormer-T/S/B weights).
+
+The feature map is split row-major into ``n_win x n_win`` regions. Region-level queries and keys are the
+(detached) means of the token queries and keys of each region; every query region keeps the ``topk`` key
+regions with the largest affinity, and its tokens attend to all tokens of those regions. A 5x5 depthwise conv
+on the values, laid out as the full image (LePE), is added to the attention output before the output projection.
+
+Released-model details kept here on purpose:
+  * the attention scale is ``qk_dim ** -0.5`` with the FULL qk width, not the head width;
+  * one biased Linear produces ``[q | k | v]`` in that order, channels head-major within q, k and v;
+  * inputs whose size is not a multiple of ``n_win`` are zero-padded right/bottom *before* the qkv
+    projection (the official ``auto_pad`` mode): padded tokens carry the qkv bias, enter the region means and
+    serve as keys; the output is cropped back.
+
+``mask_padding=True`` is a documented deviation from the official code: padded tokens are excluded from the
+region means, from routing (fully padded key regions are never chosen before real ones) and from token
+attention, and their values do not enter the LePE conv. For inputs that divide by ``n_win`` both modes are
+identical.
+
+Memory: the official implementation expands the key/value tensor to one copy per (query region, key region)
+pair, gathers ``topk`` copies of every routed key/value region and then materialises the full attention
+matrix. Here the routed regions are gathered once with broadcast index tensors straight into the layout
+``F.scaled_dot_product_attention`` takes, so no attention matrix is ever materialised (fused kernels on CPU
+and GPU). :func:`bra_gather_reference` keeps the straightforward expand + gather + explicit softmax algorithm
+for benchmarks and tests.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['BiLevelRoutingAttention', 'bra_gather_reference']
+
+
+def _pad_amounts(size: int, n_win: int) -> int:
+    return (n_win - size % n_win) % n_win
+
+
+def _valid_region_mask(
+        H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device,
+) -> torch.Tensor:
+    """(n_win**2, tokens per region) bool, True where a token lies inside the unpadded H x W image."""
+    rows = torch.arange(Hp, device=device) < H
+    cols = torch.arange(Wp, device=device) < W
+    valid = rows[:, None] & cols[None, :]  # (Hp, Wp)
+    rh, rw = Hp // n_win, Wp // n_win
+    # (S, rh, S, rw) -> (S, S, rh, rw): region index j * S + i (row-major), tokens row-major inside a region
+    return valid.view(n_win, rh, n_win, rw).permute(0, 2, 1, 3).reshape(n_win * n_win, rh * rw)
+
+
+class BiLevelRoutingAttention(nn.Module):
+    """Bi-level routing attention on NHWC feature maps (input already normalised).
+
+    Args:
+        dim: Channels of the input and of the values / output.
+        num_heads: Attention heads (the released models use ``qk_dim // 32``).
+        n_win: Regions per side; the map is split into ``n_win x n_win`` regions.
+        topk: Key regions every query region attends to (``1 <= topk <= n_win ** 2``).
+        qk_dim: Width of queries and keys (defaults to ``dim``).
+        qk_scale: Attention scale; defaults to ``qk_dim ** -0.5`` (full qk width, as the released models).
+        lepe_kernel: Kernel of the depthwise LePE conv on the values (0 disables LePE).
+        mask_padding: Keep tokens added by padding out of routing, attention and LePE (deviation, see module doc).
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int = 8,
+            n_win: int = 7,
+            topk: int = 4,
+            qk_dim: Optional[int] = None,
+            qk_scale: Optional[float] = None,
+            lepe_kernel: int = 5,
+            mask_padding: bool = False,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        qk_dim = qk_dim or dim
+        if qk_dim % num_heads or dim % num_heads:
+            raise ValueError(f'qk_dim ({qk_dim}) and dim ({dim}) must be divisible by num_heads ({num_heads})')
+        if not 1 <= topk <= n_win * n_win:
+            raise ValueError(f'topk must be in [1, n_win**2 = {n_win * n_win}], got {topk}')
+        self.dim = dim
+        self.qk_dim = qk_dim
+        self.num_heads = num_heads
+        self.n_win = n_win
+        self.topk = topk
+        self.scale = qk_scale or qk_dim ** -0.5
+        self.mask_padding = mask_padding
+
+        self.qkv = nn.Linear(dim, 2 * qk_dim + dim, **dd)  # [q | k | v]
+        self.lepe = nn.Conv2d(
+            dim, dim, lepe_kernel, padding=lepe_kernel // 2, groups=dim, **dd) if lepe_kernel > 0 else None
+        self.proj = nn.Linear(dim, dim, **dd)
+
+    def extra_repr(self) -> str:
+        return (f'num_heads={self.num_heads}, n_win={self.n_win}, topk={self.topk}, qk_dim={self.qk_dim}, '
+                f'scale={self.scale:.4g}, mask_padding={self.mask_padding}')
+
+    def _qkv_regions(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int, int, int]:
+        """Pad (official auto_pad), project; returns qkv (N, Hp, Wp, D) and the unpadded/padded sizes."""
+        N, H, W, C = x.shape
+        pad_b = _pad_amounts(H, self.n_win)
+        pad_r = _pad_amounts(W, self.n_win)
+        if pad_b > 0 or pad_r > 0:
+            # zero-pad the normalised input before the projection, as the official auto_pad mode
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        return self.qkv(x), H, W, H + pad_b, W + pad_r
+
+    def _lepe(self, qkv: torch.Tensor, H: int, W: int) -> Optional[torch.Tensor]:
+        """LePE on the values laid out as the full image; NHWC, cropped to H x W."""
+        if self.lepe is None:
+            return None
+        v = qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)
+        if self.mask_padding:
+            v = v[:, :, :H, :W]  # padded values stay out: the conv sees zeros beyond the image
+        return self.lepe(v)[:, :, :H, :W].permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, H, W, C) -> (N, H, W, C)."""
+        qkv, H, W, Hp, Wp = self._qkv_regions(x)
+        N = qkv.shape[0]
+        S, m, qk_dim, C = self.n_win, self.num_heads, self.qk_dim, self.dim
+        R = S * S
+        rh, rw = Hp // S, Wp // S
+        T = rh * rw
+        padded = Hp != H or Wp != W
+        use_mask = self.mask_padding and padded
+
+        lepe = self._lepe(qkv, H, W)
+
+        # region-level routing on detached region means of q and k (full qk width, all heads together)
+        qkv_r = qkv.view(N, S, rh, S, rw, -1)
+        qk_r = qkv_r[..., :2 * qk_dim].detach()
+        valid: Optional[torch.Tensor] = None
+        if use_mask:
+            valid = _valid_region_mask(H, W, Hp, Wp, S, qkv.device)  # (R, T)
+            valid_img = valid.view(S, S, rh, rw).permute(0, 2, 1, 3)  # (S, rh, S, rw)
+            count = valid_img.sum((1, 3)).reshape(1, R, 1).to(qkv.dtype)
+            qk_mean = (qk_r * valid_img[None, :, :, :, :, None].to(qkv.dtype)).sum((2, 4)).reshape(N, R, -1)
+            qk_mean = qk_mean / count.clamp(min=1.)
+        else:
+            qk_mean = qk_r.mean((2, 4)).reshape(N, R, -1)
+        q_mean, k_mean = qk_mean[..., :qk_dim], qk_mean[..., qk_dim:]
+        logits = (q_mean * self.scale) @ k_mean.transpose(-2, -1)  # (N, R, R)
+        if valid is not None:
+            empty = ~valid.any(1)  # key regions made only of padding
+            logits = logits.masked_fill(empty.view(1, 1, R), float('-inf'))
+        r_idx = torch.topk(logits, k=self.topk, dim=-1).indices  # (N, R, k), best first
+
+        # head-first region views of q/k/v (no copy): (N, S, rh, S, rw, m, d) -> (N, m, S, S, rh, rw, d)
+        q = qkv_r[..., :qk_dim].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
+        k = qkv_r[..., qk_dim:2 * qk_dim].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
+        v = qkv_r[..., 2 * qk_dim:].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
+        q = q.reshape(N * m, R, T, -1)
+
+        # gather the routed key/value regions once, straight from the projection output into attention layout:
+        # (N, m, R, k, rh, rw, d) -> (N * m, R, k * T, d); no per-pair expansion, no separate k/v relayout
+        n_idx = torch.arange(N, device=qkv.device).view(N, 1, 1, 1)
+        m_idx = torch.arange(m, device=qkv.device).view(1, m, 1, 1)
+        row_idx = torch.div(r_idx, S, rounding_mode='floor').view(N, 1, R, self.topk)
+        col_idx = (r_idx % S).view(N, 1, R, self.topk)
+        k_sel = k[n_idx, m_idx, row_idx, col_idx].reshape(N * m, R, self.topk * T, -1)
+        v_sel = v[n_idx, m_idx, row_idx, col_idx].reshape(N * m, R, self.topk * T, -1)
+        del qkv, qkv_r, qk_r, k, v  # release the projection output before attention
+
+        attn_mask: Optional[torch.Tensor] = None
+        if valid is not None:
+            # (N, R, k, T) key validity -> broadcast over heads and queries: (N * m, R, 1, k * T)
+            key_valid = valid[r_idx].view(N, 1, R, 1, self.topk * T)
+            attn_mask = key_valid.expand(N, m, R, 1, self.topk * T).reshape(N * m, R, 1, self.topk * T)
+
+        out = F.scaled_dot_product_attention(q, k_sel, v_sel, attn_mask=attn_mask, scale=self.scale)  # (N*m, R, T, d)
+        del q, k_sel, v_sel
+        # (N, m, S, S, rh, rw, d) -> (N, S, rh, S, rw, m, d) -> (N, Hp, Wp, C), channel = head * d + c
+        out = out.view(N, m, S, S, rh, rw, -1).permute(0, 2, 4, 3, 5, 1, 6).reshape(N, Hp, Wp, C)
+        if padded:
+            out = out[:, :H, :W]
+        if lepe is not None:
+            out = out + lepe
+        return self.proj(out)
+
+
+def bra_gather_reference(attn: BiLevelRoutingAttention, x: torch.Tensor) -> torch.Tensor:
+    """Straightforward BRA with ``attn``'s parameters: the official expand + gather + explicit softmax algorithm.
+
+    Expands the key/value tensor to (N, R, R, T, D) (a view), gathers ``topk`` key/value regions per query region
+    (a copy, ``topk`` times the key/value size), then builds the full (N*R, heads, T, topk*T) attention matrix.
+    Numerically equivalent to ``attn(x)`` (same padding / ``mask_padding`` semantics); meant for benchmarks and
+    tests. To run a whole model on it: ``m.forward = types.MethodType(bra_gather_reference, m)`` for every
+    :class:`BiLevelRoutingAttention` ``m``.
+    """
+    N, H, W, C = x.shape
+    S, m, qk_dim = attn.n_win, attn.num_heads, attn.qk_dim
+    pad_b, pad_r = _pad_amounts(H, S), _pad_amounts(W, S)
+    x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+    Hp, Wp = H + pad_b, W + pad_r
+    rh, rw = Hp // S, Wp // S
+    R, T = S * S, rh * rw
+    use_mask = attn.mask_padding and (pad_b > 0 or pad_r > 0)
+
+    # regions: (N, R, rh, rw, C) then projection
+    xr = x.view(N, S, rh, S, rw, C).permute(0, 1, 3, 2, 4, 5).reshape(N, R, rh, rw, C)
+    qkv = attn.qkv(xr)
+    q, kv = qkv[..., :qk_dim], qkv[..., qk_dim:]
+    valid = _valid_region_mask(H, W, Hp, Wp, S, x.device).view(1, R, rh, rw, 1).to(x.dtype)
+    if use_mask:
+        cnt = valid.sum((2, 3)).clamp(min=1.)
+        q_win = (q * valid).sum((2, 3)) / cnt
+        k_win = (kv[..., :qk_dim] * valid).sum((2, 3)) / cnt
+    else:
+        q_win, k_win = q.mean((2, 3)), kv[..., :qk_dim].mean((2, 3))
+    logit = (q_win.detach() * attn.scale) @ k_win.detach().transpose(-2, -1)
+    if use_mask:
+        logit = logit.masked_fill(valid.sum((2, 3, 4)).view(1, 1, R) == 0, float('-inf'))
+    r_idx = torch.topk(logit, k=attn.topk, dim=-1).indices  # (N, R, k)
+
+    kv = kv.reshape(N, R, T, -1)
+    D = kv.shape[-1]
+    kv_sel = torch.gather(
+        kv.view(N, 1, R, T, D).expand(-1, R, -1, -1, -1), dim=2,
+        index=r_idx.view(N, R, attn.topk, 1, 1).expand(-1, -1, -1, T, D))  # (N, R, k, T, D)
+    k_sel, v_sel = kv_sel.split([qk_dim, attn.dim], dim=-1)
+    k_sel = k_sel.reshape(N * R, attn.topk * T, m, -1).permute(0, 2, 3, 1)  # (N*R, m, d, k*T)
+    v_sel = v_sel.reshape(N * R, attn.topk * T, m, -1).permute(0, 2, 1, 3)  # (N*R, m, k*T, d)
+    q_pix = q.reshape(N * R, T, m, -1).permute(0, 2, 1, 3)  # (N*R, m, T, d)
+    a = (q_pix * attn.scale) @ k_sel
+    if use_mask:
+        key_valid = valid.view(R, T)[r_idx]  # (N, R, k, T)
+        a = a.masked_fill(key_valid.reshape(N * R, 1, 1, attn.topk * T) == 0, float('-inf'))
+    a = a.softmax(dim=-1)
+    out = a @ v_sel  # (N*R, m, T, d)
+    out = out.view(N, S, S, m, rh, rw, -1).permute(0, 1, 4, 2, 5, 3, 6).reshape(N, Hp, Wp, attn.dim)
+
+    if attn.lepe is not None:
+        v_img = kv[..., qk_dim:].view(N, S, S, rh, rw, attn.dim).permute(0, 5, 1, 3, 2, 4).reshape(N, -1, Hp, Wp)
+        if use_mask:
+            v_img = v_img * valid.view(R, rh, rw).view(S, S, rh, rw).permute(0, 2, 1, 3).reshape(1, 1, Hp, Wp)
+        out = out + attn.lepe(v_img).permute(0, 2, 3, 1)
+    out = attn.proj(out)
+    return out[:, :H, :W].contiguous()

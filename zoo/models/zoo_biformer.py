@@ -1,0 +1,434 @@
+"""BiFormer: Vision Transformer with Bi-Level Routing Attention.
+
+Paper: `BiFormer: Vision Transformer with Bi-Level Routing Attention` - Zhu et al., CVPR 2023
+(arXiv:2303.08810). Official code and ImageNet-1k weights (MIT licence): https://github.com/rayleizhu/BiFormer
+
+This implementation follows the released models (``models/biformer.py`` + ``ops/bra_legacy.py``): conv stem,
+conv downsampling, blocks of depthwise-conv position encoding, bi-level routing attention in stages 1-3
+(:class:`zoo.layers.bra.BiLevelRoutingAttention`) and dense attention with LePE on the attention input in
+stage 4, BatchNorm + average pooling head. Official checkpoints (weights under ``model``) load through
+:func:`checkpoint_filter_fn`.
+
+Differences from the official code (numerics unchanged for the released models):
+  * any input size: feature maps that do not divide by the region grid are padded as the official dense-task
+    ``auto_pad`` mode does (``mask_padding=True`` keeps padded tokens out of routing and attention instead,
+    a documented deviation); inputs smaller than the total stride (32 px) are rejected;
+  * BRA gathers routed regions once and uses fused scaled-dot-product attention, so no attention matrix is
+    materialised (see zoo/layers/bra.py).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+
+from zoo._manifest import pretrained_cfgs
+from zoo.layers.bra import BiLevelRoutingAttention
+from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+
+__all__ = ['BiFormer']
+
+TORCHSCRIPT = True
+PARITY = dict(
+    zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
+    zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+    zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+)
+
+
+class Stem(nn.Module):
+    """Two stride-2 3x3 convs (stride 4 in total): conv-BN-GELU-conv-BN."""
+
+    def __init__(self, in_chans: int, out_chs: int, device=None, dtype=None):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        self.conv1 = nn.Conv2d(in_chans, out_chs // 2, 3, stride=2, padding=1, **dd)
+        self.norm1 = nn.BatchNorm2d(out_chs // 2, **dd)
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv2d(out_chs // 2, out_chs, 3, stride=2, padding=1, **dd)
+        self.norm2 = nn.BatchNorm2d(out_chs, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 conv + BN between stages."""
+
+    def __init__(self, in_chs: int, out_chs: int, device=None, dtype=None):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        self.conv = nn.Conv2d(in_chs, out_chs, 3, stride=2, padding=1, **dd)
+        self.norm = nn.BatchNorm2d(out_chs, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class AttentionLePE(nn.Module):
+    """Dense multi-head attention with LePE, as the official stage-4 attention (``topk=-2``).
+
+    LePE is a depthwise conv on the attention *input* (not on v), added before the output projection;
+    qkv has no bias and the scale is ``head_dim ** -0.5``. NHWC in and out.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, lepe_kernel: int = 5, device=None, dtype=None):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        if dim % num_heads:
+            raise ValueError(f'dim ({dim}) must be divisible by num_heads ({num_heads})')
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=False, **dd)
+        self.lepe = nn.Conv2d(dim, dim, lepe_kernel, padding=lepe_kernel // 2, groups=dim, **dd)
+        self.proj = nn.Linear(dim, dim, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, H, W, C = x.shape
+        L = H * W
+        # (N, L, 3, heads, head_dim) -> (3, N, heads, L, head_dim)
+        q, k, v = self.qkv(x).reshape(N, L, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = out.transpose(1, 2).reshape(N, H, W, C)
+        out = out + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.proj(out)
+
+
+class BiFormerBlock(nn.Module):
+    """x + DWConv(x) (conditional position encoding), then pre-norm attention and MLP; NCHW in and out."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            n_win: int = 7,
+            topk: Optional[int] = 4,
+            mlp_ratio: float = 3.,
+            lepe_kernel: int = 5,
+            cpe_kernel: int = 3,
+            dense_heads: int = 8,
+            mask_padding: bool = False,
+            drop_path: float = 0.,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        self.pos_embed = nn.Conv2d(dim, dim, cpe_kernel, padding=cpe_kernel // 2, groups=dim, **dd)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, **dd)
+        if topk is not None and topk > 0:
+            self.attn = BiLevelRoutingAttention(
+                dim, num_heads=num_heads, n_win=n_win, topk=topk, lepe_kernel=lepe_kernel,
+                mask_padding=mask_padding, **dd)
+        else:
+            # the released models pass no head count here: the dense stage always uses 8 heads
+            self.attn = AttentionLePE(dim, num_heads=dense_heads, lepe_kernel=lepe_kernel, **dd)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, **dd)
+        self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=nn.GELU, **dd)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        x = x.permute(0, 2, 3, 1)  # NHWC for attention and MLP
+        x = x + self.drop_path1(self.attn(self.norm1(x)))
+        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        return x.permute(0, 3, 1, 2)
+
+
+class BiFormerStage(nn.Module):
+    def __init__(
+            self,
+            in_chs: int,
+            dim: int,
+            depth: int,
+            downsample: bool,
+            num_heads: int,
+            n_win: int,
+            topk: Optional[int],
+            mlp_ratio: float,
+            lepe_kernel: int,
+            cpe_kernel: int,
+            dense_heads: int,
+            mask_padding: bool,
+            drop_path: Sequence[float],
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        self.grad_checkpointing = False
+        self.downsample = Downsample(in_chs, dim, **dd) if downsample else nn.Identity()
+        self.blocks = nn.Sequential(*[
+            BiFormerBlock(
+                dim, num_heads=num_heads, n_win=n_win, topk=topk, mlp_ratio=mlp_ratio, lepe_kernel=lepe_kernel,
+                cpe_kernel=cpe_kernel, dense_heads=dense_heads, mask_padding=mask_padding, drop_path=drop_path[i],
+                **dd)
+            for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x
+
+
+class BiFormer(nn.Module):
+    """BiFormer backbone + classifier.
+
+    Args:
+        in_chans: Input channels.
+        num_classes: Classifier classes (0: no classifier).
+        global_pool: Head pooling type ('' keeps the map).
+        depths: Blocks per stage.
+        embed_dims: Channels per stage (also the qk width of BRA).
+        head_dim: Channels per BRA head (heads = embed_dim // head_dim).
+        n_win: Regions per side for BRA (int or one per stage); the dense-task configs use 8 or 16.
+        topks: Routed regions per stage; ``None`` or a value <= 0 (official: -2) selects dense attention.
+        mlp_ratio: MLP hidden width ratio.
+        lepe_kernel: Depthwise LePE kernel of the attention.
+        cpe_kernel: Depthwise conv position-encoding kernel before every block.
+        dense_heads: Heads of the dense attention stages (8 in the released models).
+        mask_padding: BRA keeps padded tokens out of routing and attention (deviation; default = official auto_pad).
+        drop_rate: Dropout before the classifier.
+        drop_path_rate: Stochastic depth rate (linear over all blocks).
+    """
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'avg',
+            depths: Tuple[int, ...] = (2, 2, 8, 2),
+            embed_dims: Tuple[int, ...] = (64, 128, 256, 512),
+            head_dim: int = 32,
+            n_win: Union[int, Tuple[int, ...]] = 7,
+            topks: Tuple[Optional[int], ...] = (1, 4, 16, -2),
+            mlp_ratio: float = 3.,
+            lepe_kernel: int = 5,
+            cpe_kernel: int = 3,
+            dense_heads: int = 8,
+            mask_padding: bool = False,
+            drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+            device=None,
+            dtype=None,
+    ):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        num_stages = len(depths)
+        n_wins = to_ntuple(num_stages)(n_win)
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+
+        self.stem = Stem(in_chans, embed_dims[0], **dd)
+        dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        self.feature_info = []
+        stages = []
+        prev_chs = embed_dims[0]
+        stride = 4
+        for i in range(num_stages):
+            if i > 0:
+                stride *= 2
+            stages.append(BiFormerStage(
+                prev_chs, embed_dims[i], depth=depths[i], downsample=i > 0, num_heads=embed_dims[i] // head_dim,
+                n_win=n_wins[i], topk=topks[i], mlp_ratio=mlp_ratio, lepe_kernel=lepe_kernel, cpe_kernel=cpe_kernel,
+                dense_heads=dense_heads, mask_padding=mask_padding, drop_path=dpr[i], **dd))
+            prev_chs = embed_dims[i]
+            self.feature_info.append(dict(num_chs=prev_chs, reduction=stride, module=f'stages.{i}'))
+        self.stages = nn.Sequential(*stages)
+        self.min_input_size = stride  # a map smaller than the total stride cannot be served
+        self.num_features = self.head_hidden_size = prev_chs
+
+        self.norm = nn.BatchNorm2d(prev_chs, **dd)
+        self.head = ClassifierHead(prev_chs, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict:
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.downsample', (0,)),
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+                (r'^norm', (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for s in self.stages:
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes, global_pool)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        check_in_chans(x, self.in_chans)
+        H, W = x.shape[-2], x.shape[-1]
+        if H < self.min_input_size or W < self.min_input_size:
+            raise ValueError(
+                'BiFormer needs inputs of at least ' + str(self.min_input_size) + 'x' + str(self.min_input_size)
+                + ' px (its total stride), got ' + str(H) + 'x' + str(W))
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (strides 4/8/16/32); ``norm`` applies the final BatchNorm to the last stage's output."""
+        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        self._check_input(x)
+        intermediates = []
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+
+        x = self.stem(x)
+        if torch.jit.is_scripting() or not stop_early:
+            stages = self.stages
+        else:
+            stages = self.stages[:max_index + 1]
+        feat_idx = 0
+        for feat_idx, stage in enumerate(stages):
+            x = stage(x)
+            if feat_idx in take_indices:
+                if norm and feat_idx == last_idx:
+                    intermediates.append(self.norm(x))
+                else:
+                    intermediates.append(x)
+
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[:max_index + 1]
+        self.min_input_size = self.feature_info[max_index]['reduction']
+        if prune_norm or prune_end:
+            self.norm = nn.Identity()  # sized for (and only applied to) the last stage
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+            self.head.reset(0, '', in_features=self.num_features)
+            self.num_classes = 0
+        elif prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        x = self.stem(x)
+        x = self.stages(x)
+        x = self.norm(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=True) if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        x = self.forward_head(x)
+        return x
+
+
+def _official_key(k: str) -> str:
+    """Official (models/biformer.py) parameter name -> zoo name."""
+    parts = k.split('.')
+    if parts[0] == 'downsample_layers':
+        i, j, rest = parts[1], parts[2], '.'.join(parts[3:])
+        if i == '0':
+            return 'stem.' + {'0': 'conv1', '1': 'norm1', '3': 'conv2', '4': 'norm2'}.get(j, j) + '.' + rest
+        return f'stages.{i}.downsample.' + {'0': 'conv', '1': 'norm'}.get(j, j) + '.' + rest
+    if parts[0] == 'stages':
+        rest = '.'.join(parts[3:])
+        rest = rest.replace('attn.qkv.qkv.', 'attn.qkv.').replace('attn.wo.', 'attn.proj.')
+        rest = rest.replace('mlp.0.', 'mlp.fc1.').replace('mlp.3.', 'mlp.fc2.')
+        return f'stages.{parts[1]}.blocks.{parts[2]}.{rest}'
+    if parts[0] == 'head':
+        return 'head.fc.' + '.'.join(parts[1:])
+    return k
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: BiFormer) -> Dict[str, torch.Tensor]:
+    """Official BiFormer checkpoint (``{'model': {...}}``, or bare) or zoo-layout state dict -> zoo layout."""
+    sd = strip_prefix(unwrap_state_dict(state_dict), 'module.')
+    if not any(k.startswith('stem.') for k in sd):
+        sd = {_official_key(k): v for k, v in sd.items()}
+    return check_state_dict(sd, model)
+
+
+def _create_biformer(variant: str, pretrained: bool = False, **kwargs) -> BiFormer:
+    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
+    return build_model_with_cfg(
+        BiFormer, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+        **kwargs)
+
+
+def _cfg(**kwargs):
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7), 'min_input_size': (3, 32, 32),
+        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'stem.conv1', 'classifier': 'head.fc', 'license': 'mit', 'paper_ids': 'arXiv:2303.08810',
+        'origin_url': 'https://github.com/rayleizhu/BiFormer', **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs(pretrained_cfgs({
+    'zoo_biformer_tiny': _cfg(),
+    'zoo_biformer_small': _cfg(),
+    'zoo_biformer_base': _cfg(),
+}))
+
+
+@register_model
+def zoo_biformer_tiny(pretrained: bool = False, **kwargs) -> BiFormer:
+    """BiFormer-T: 13.1M params, 2.2 GFLOPs, 81.4% IN-1k top-1."""
+    model_args = dict(depths=(2, 2, 8, 2), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
+    return _create_biformer('zoo_biformer_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_biformer_small(pretrained: bool = False, **kwargs) -> BiFormer:
+    """BiFormer-S: 25.5M params, 4.5 GFLOPs, 83.8% IN-1k top-1."""
+    model_args = dict(depths=(4, 4, 18, 4), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
+    return _create_biformer('zoo_biformer_small', pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def zoo_biformer_base(pretrained: bool = False, **kwargs) -> BiFormer:
+    """BiFormer-B: 56.8M params, 9.8 GFLOPs, 84.3% IN-1k top-1."""
+    model_args = dict(depths=(4, 4, 18, 4), embed_dims=(96, 192, 384, 768), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
+    return _create_biformer('zoo_biformer_base', pretrained=pretrained, **dict(model_args, **kwargs))
