@@ -6,3 +6,5 @@ from .lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kern
 from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from .bra import BiLevelRoutingAttention, bra_gather_reference
+from .contmix import ContMix, na2d_av, na2d_av_cf, na2d_av_unfold_reference, na2d_rpb
+from .dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state

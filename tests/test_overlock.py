@@ -1,0 +1,352 @@
+"""OverLoCK: NATTEN-exact neighbourhood aggregation, ContMix export/compile, parity with the official code,
+re-parameterisation, checkpoint layouts, parameter / GMAC counts, small and odd inputs, dense features."""
+import io
+import math
+import warnings
+
+import pytest
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import zoo  # noqa: F401
+from zoo.layers.contmix import ContMix, na2d_av, na2d_av_unfold_reference, na2d_rpb
+from zoo.layers.dilated_reparam import DilatedReparamBlock
+from zoo.models._helpers import CheckpointError
+from zoo.models.zoo_overlock import _convert_official, checkpoint_filter_fn
+
+from official import load_golden, official_keys, official_state_dict, parity_input
+
+VARIANTS = ('xt', 't', 's', 'b')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# neighbourhood aggregation vs an explicit per-pixel reference of NATTEN's CPU kernel
+
+def _natten_window_start(i, length, k, dilation):
+    """NATTEN get_window_start (natten_cpu_commons.h), written out branch by branch."""
+    ns = k // 2
+    if dilation <= 1:
+        return max(i - ns, 0) + (i + ns >= length) * (length - i - ns - 1)
+    if i - ns * dilation < 0:
+        return i % dilation
+    if i + ns * dilation >= length:
+        imodd = i % dilation
+        a = (length // dilation) * dilation
+        b = length - a
+        if imodd < b:
+            return length - b + imodd - 2 * ns * dilation
+        return a + imodd - k * dilation
+    return i - ns * dilation
+
+
+def _natten_pb_start(i, length, k, dilation):
+    """NATTEN get_pb_start: relative-position-bias row of the first tap."""
+    ns = k // 2
+    if dilation <= 1:
+        return ns + (i < ns) * (ns - i) + (i + ns >= length) * (length - i - 1 - ns)
+    if i - ns * dilation < 0:
+        return k - 1 - i // dilation
+    if i + ns * dilation >= length:
+        return (length - i - 1) // dilation
+    return ns
+
+
+def _reference_av(attn, value, k, dilation):
+    B, G, H, W, D = value.shape
+    out = torch.zeros_like(value)
+    for i in range(H):
+        si = _natten_window_start(i, H, k, dilation)
+        for j in range(W):
+            sj = _natten_window_start(j, W, k, dilation)
+            for a in range(k):
+                for b in range(k):
+                    key = value[:, :, si + a * dilation, sj + b * dilation]
+                    out[:, :, i, j] += attn[:, :, i, j, a * k + b, None] * key
+    return out
+
+
+def _reference_rpb(rpb, H, W, k, dilation):
+    G = rpb.shape[0]
+    out = torch.zeros(G, k * k, H, W)
+    for i in range(H):
+        pi = _natten_pb_start(i, H, k, dilation)
+        for j in range(W):
+            pj = _natten_pb_start(j, W, k, dilation)
+            for a in range(k):
+                for b in range(k):
+                    out[:, a * k + b, i, j] = rpb[:, pi + a, pj + b]
+    return out
+
+
+NA_CASES = [  # H, W, kernel, dilation: borders, minimal sizes, non-square, dilation with remainders
+    (7, 9, 3, 1), (5, 5, 5, 1), (13, 14, 13, 1), (8, 6, 5, 1), (11, 10, 3, 2), (13, 9, 3, 3), (12, 12, 3, 4),
+    (10, 15, 5, 2), (7, 7, 7, 1),
+]
+
+
+@pytest.mark.parametrize('H,W,k,d', NA_CASES)
+def test_na2d_av_matches_natten_reference(H, W, k, d):
+    g = torch.Generator().manual_seed(H * 100 + W * 10 + k + d)
+    attn = torch.randn(2, 3, H, W, k * k, generator=g).softmax(-1)
+    value = torch.randn(2, 3, H, W, 4, generator=g)
+    torch.testing.assert_close(na2d_av(attn, value, k, d), _reference_av(attn, value, k, d), rtol=0, atol=1e-5)
+    rpb = torch.randn(3, 2 * k - 1, 2 * k - 1, generator=g)
+    assert torch.equal(na2d_rpb(rpb, H, W, k, d), _reference_rpb(rpb, H, W, k, d))
+    if d == 1:
+        torch.testing.assert_close(na2d_av_unfold_reference(attn, value, k), na2d_av(attn, value, k), rtol=0, atol=1e-5)
+
+
+def test_na2d_windows_shift_inward_not_zero_padded():
+    # constant value map: every window holds real pixels, so a normalised kernel returns the constant everywhere
+    attn = torch.rand(1, 1, 6, 6, 25).softmax(-1)
+    out = na2d_av(attn, torch.full((1, 1, 6, 6, 2), 3.0), 5)
+    torch.testing.assert_close(out, torch.full_like(out, 3.0))
+    with pytest.raises(ValueError, match='at least'):
+        na2d_av(torch.rand(1, 1, 4, 6, 25), torch.rand(1, 1, 4, 6, 2), 5)
+    with pytest.raises(ValueError, match='at least'):
+        na2d_av(torch.rand(1, 1, 8, 8, 9), torch.rand(1, 1, 8, 8, 2), 3, dilation=3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ContMix: torch.compile and ONNX
+
+def _small_contmix():
+    m = ContMix(16, 8, kernel_size=5, small_kernel_size=3, num_groups=2).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2, generator=g)
+    return m
+
+
+def _contmix_inputs(H, W):
+    g = torch.Generator().manual_seed(1)
+    return tuple(torch.randn(1, c, H, W, generator=g) for c in (16, 16, 8))
+
+
+def test_contmix_torch_compile_fullgraph():
+    torch._dynamo.reset()
+    m = _small_contmix()
+    cm = torch.compile(m, backend='aot_eager', fullgraph=True, dynamic=False)
+    for H, W in ((9, 11), (3, 4)):  # regular and small-input (resize) paths
+        args = _contmix_inputs(H, W)
+        with torch.no_grad():
+            torch.testing.assert_close(cm(*args), m(*args), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_contmix_torch_compile_inductor():
+    torch._dynamo.reset()
+    m = _small_contmix()
+    args = _contmix_inputs(9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(m, dynamic=False)(*args), m(*args), rtol=1e-5, atol=1e-5)
+
+
+def test_contmix_onnx_export():
+    onnx = pytest.importorskip('onnx')
+    from onnx.reference import ReferenceEvaluator
+    m = _small_contmix()
+    args = _contmix_inputs(3, 4)  # small-input path: resize, aggregation, adaptive pooling back
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(m, args, f, dynamo=True, input_names=['value', 'x', 'ctx'], verbose=False)
+    model = onnx.load_from_string(f.getvalue())
+    onnx.checker.check_model(model)
+    out = ReferenceEvaluator(model).run(None, {n: a.numpy() for n, a in zip(('value', 'x', 'ctx'), args)})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), m(*args), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parity with the official code (goldens: tests/data/parity/README.md)
+
+def _save(sd, path, wrap):
+    if wrap == 'module':
+        sd = {'module.' + k: v for k, v in sd.items()}
+    torch.save({'state_dict': sd, 'meta': {'epoch': 300}} if wrap in ('state_dict', 'module') else sd, path)
+    return str(path)
+
+
+PARITY = [  # golden, model name (tag), checkpoint wrapping, kwargs
+    ('overlock_xt', 'zoo_overlock_xt', 'bare', {}),
+    ('overlock_xt_reparam', 'zoo_overlock_xt.in1k_reparam', 'state_dict', {}),
+    ('overlock_xt_64', 'zoo_overlock_xt', 'module', {}),
+    ('overlock_xt_48x80', 'zoo_overlock_xt', 'state_dict', {}),
+    ('overlock_xt_reparam_80x48', 'zoo_overlock_xt', 'bare', dict(deploy=True)),
+]
+
+
+@pytest.mark.parametrize('golden,name,wrap,kwargs', PARITY)
+def test_parity_with_official(golden, name, wrap, kwargs, tmp_path):
+    ref = load_golden(golden)
+    assert ref is not None, f'missing golden {golden}'
+    x = ref['input']
+    assert torch.equal(x, parity_input(tuple(x.shape), seed=1))
+    json_name = 'overlock_xt_reparam' if 'reparam' in golden else 'overlock_xt'
+    path = _save(official_state_dict(json_name, seed=0), tmp_path / 'ck.pth', wrap)
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path), **kwargs).eval()
+    assert model.stages[0].blocks[0].lk_conv.deploy == ('reparam' in golden)
+    with torch.no_grad():
+        y32 = model(x)
+        y64 = model.double()(x.double())
+    # float64 on both sides: the math agrees to ~1e-12; float32 differs from the official float32 run by the
+    # summation-order noise floor (|logits| reach ~350 with these random weights)
+    assert (y64 - ref['logits']).abs().max().item() < 1e-4
+    assert (y32.double() - ref['logits_fp32'].double()).abs().max().item() < 1e-5 * ref['logits'].abs().max().item()
+
+
+def test_deploy_model_merges_training_checkpoint(tmp_path):
+    ref = load_golden('overlock_xt_64')
+    path = _save(official_state_dict('overlock_xt', seed=0), tmp_path / 'ck.pth', 'bare')
+    model = timm.create_model('zoo_overlock_xt', deploy=True, pretrained=True, pretrained_cfg_overlay=dict(file=path))
+    assert not any(k.endswith('origin_bn.weight') for k in model.state_dict())
+    with torch.no_grad():
+        y = model.eval().double()(ref['input'].double())
+    assert (y - ref['logits']).abs().max().item() < 1e-4
+
+
+def test_training_form_refuses_reparam_checkpoint(tmp_path):
+    path = _save(official_state_dict('overlock_xt_reparam', seed=0), tmp_path / 'ck.pth', 'bare')
+    with pytest.raises(CheckpointError, match='deploy=True'):
+        timm.create_model('zoo_overlock_xt', pretrained=True, pretrained_cfg_overlay=dict(file=path))
+
+
+def test_reparameterize_keeps_outputs_and_gives_official_deploy_layout():
+    model = timm.create_model('zoo_overlock_xt', aux_head=True)
+    model.load_state_dict(checkpoint_filter_fn(official_state_dict('overlock_xt', seed=3), model))
+    model.eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        before32 = model(x)
+        before = model.double()(x.double())
+        model.reparameterize()
+        after = model(x.double())
+        after32 = model.float()(x)
+    # exact in float64; in float32 the re-associated sums move logits of size ~100 by float rounding only
+    assert (after - before).abs().max().item() < 1e-4
+    assert (after32 - before32).abs().max().item() < 1e-5 * before.abs().max().item()
+    assert all(m.deploy for m in model.modules() if isinstance(m, DilatedReparamBlock))
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
+    # the merged model has exactly the layout of the official _reparam checkpoint
+    official_deploy = _convert_official(official_state_dict('overlock_xt_reparam'))
+    assert set(model.state_dict()) == set(official_deploy)
+
+
+def test_strict_loading_names_bad_tensors():
+    model = timm.create_model('zoo_overlock_xt')
+    sd = official_state_dict('overlock_xt')
+    sd.pop('sub_blocks3.2.rpb2')
+    sd['blocks2.1.proj.4.weight'] = torch.zeros(1, 1, 1, 1)
+    sd['extra_head.weight'] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint_filter_fn({'state_dict': sd}, model)
+    msg = str(e.value)
+    assert 'focus_stages.0.blocks.2.contmix.rpb_large' in msg  # missing
+    assert 'stages.1.blocks.1.mlp.fc1.weight' in msg  # wrongly shaped
+    assert 'extra_head.weight' in msg  # unexpected
+
+
+def test_zoo_layout_passes_through_and_aux_head_is_optional(tmp_path):
+    official = official_state_dict('overlock_xt')
+    with_aux = timm.create_model('zoo_overlock_xt', aux_head=True)
+    sd = checkpoint_filter_fn(official, with_aux)
+    assert torch.equal(sd['aux_head.fc.weight'], official['aux_head.2.weight'].flatten(1))
+    with_aux.load_state_dict(sd)
+    plain = timm.create_model('zoo_overlock_xt')
+    plain.load_state_dict(checkpoint_filter_fn(with_aux.state_dict(), plain))  # zoo layout, aux tensors dropped
+    assert plain.aux_head is None
+    x = torch.randn(1, 3, 64, 64)
+    with_aux.eval()
+    plain.eval()
+    with torch.no_grad():
+        logits, aux = with_aux.forward_with_aux(x)
+        torch.testing.assert_close(logits, plain(x))
+        ctx = with_aux.stages[3](with_aux.stages[2](with_aux.stages[1](with_aux.stages[0](with_aux.stem(x)))))
+        manual = with_aux.aux_head.fc(with_aux.aux_head.norm(ctx).mean((2, 3)))
+        torch.testing.assert_close(aux, manual)
+    # a new class count keeps a fresh auxiliary classifier instead of failing on its shape
+    path = _save(official, tmp_path / 'ck.pth', 'bare')
+    m7 = timm.create_model('zoo_overlock_xt', aux_head=True, num_classes=7, pretrained=True,
+                           pretrained_cfg_overlay=dict(file=path))
+    assert [t.shape for t in m7.forward_with_aux(x)] == [(1, 7), (1, 7)]
+    assert torch.equal(m7.stem[0].weight, official['patch_embed1.0.weight'])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sizes: params exactly as the official definitions, GMACs within 1%
+
+def _official_param_count(json_name):
+    return sum(math.prod(shape) for k, (shape, _) in official_keys(json_name).items()
+               if not k.endswith(('running_mean', 'running_var', 'num_batches_tracked')))
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_param_counts_match_official(variant):
+    for deploy in (False, True):
+        json_name = f'overlock_{variant}' + ('_reparam' if deploy else '')
+        model = timm.create_model(f'zoo_overlock_{variant}', aux_head=True, deploy=deploy, device='meta')
+        n = sum(p.numel() for p in model.parameters())
+        assert n == _official_param_count(json_name)
+        aux = sum(p.numel() for p in model.aux_head.parameters())
+        if deploy:  # the paper's params (16 / 33 / 56 / 95 M) are those of the deploy form without the aux head
+            assert round((n - aux) / 1e6) == {'xt': 16, 't': 33, 's': 56, 'b': 95}[variant]
+
+
+# GMACs at 224 of the official models/overlock.py definitions (training form, deploy form), measured with
+# torch.utils.flop_counter.FlopCounterMode (GMACs = FLOPs / 2; natten's na2d_av is not counted there, as the
+# zoo's gather + multiply-add aggregation is not). The paper's 2.6 / 5.5 / 9.7 / 16.7 G match the deploy form.
+OFFICIAL_GMACS = {'xt': (2.8322, 2.6708), 't': (5.9324, 5.5854), 's': (10.3370, 9.7939), 'b': (17.8124, 16.9462)}
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_gmacs_match_official(variant):
+    for deploy, ref in zip((False, True), OFFICIAL_GMACS[variant]):
+        model = timm.create_model(f'zoo_overlock_{variant}', deploy=deploy, device='meta').eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(torch.empty(1, 3, 224, 224, device='meta'))
+        assert fc.get_total_flops() / 2e9 == pytest.approx(ref, rel=0.01)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# any input size, features
+
+@pytest.mark.parametrize('size', [(20, 36), (97, 61), (225, 161)])
+def test_any_input_size(size):
+    model = timm.create_model('zoo_overlock_xt', num_classes=3).eval()
+    with torch.no_grad():
+        feats = model.forward_intermediates(torch.randn(1, 3, *size), intermediates_only=True)
+    for f, r in zip(feats, (4, 8, 16, 32)):
+        assert f.shape[-2:] == tuple(math.ceil(s / r) for s in size)
+        assert torch.isfinite(f).all()
+
+
+def test_features_and_dense_outputs():
+    channels = {'xt': [56, 112, 340, 420], 't': [64, 128, 384, 640], 's': [64, 128, 448, 640], 'b': [80, 160, 528, 720]}
+    for v, chans in channels.items():
+        info = timm.create_model(f'zoo_overlock_{v}', features_only=True, device='meta').feature_info
+        assert info.channels() == chans and info.reduction() == [4, 8, 16, 32]
+    model = timm.create_model('zoo_overlock_xt', dense_outputs=True).eval()
+    with torch.no_grad():
+        for p in model.dense_ctx_proj.parameters():
+            p.normal_(0, 0.1)
+        x = torch.randn(1, 3, 64, 64)
+        feats = model.forward_intermediates(x, intermediates_only=True)
+        plain = timm.create_model('zoo_overlock_xt').eval()
+        plain.load_state_dict(checkpoint_filter_fn(model.state_dict(), plain))
+        raw = plain.forward_intermediates(x, intermediates_only=True)
+        ctx = plain.stages[3](plain.stages[2](plain.stages[1](plain.stages[0](plain.stem(x)))))
+    for i in range(3):
+        torch.testing.assert_close(feats[i], model.dense_norms[i](raw[i]))
+    torch.testing.assert_close(feats[3], model.dense_norms[3](raw[3]) + model.dense_ctx_proj(model.dense_ctx_norm(ctx)))
+    # the official dense-backbone names (extra_norm.*, h_proj.*) load into the dense modules
+    renames = (('dense_norms.', 'extra_norm.'), ('dense_ctx_norm.', 'extra_norm.4.'), ('dense_ctx_proj.', 'h_proj.'))
+    official = {}
+    for k, v in model.state_dict().items():
+        for new, old in renames:
+            if k.startswith(new):
+                official[old + k[len(new):]] = v
+    sd = checkpoint_filter_fn({**official_state_dict('overlock_xt'), **official}, model)
+    assert torch.equal(sd['dense_ctx_proj.1.weight'], model.dense_ctx_proj[1].weight)
