@@ -275,15 +275,13 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
     dev = torch.device(device)
     torch.manual_seed(0)
     if impl == 'data':
-        from zoo.data import shapes
-        from zoo.train import trainer
+        # the trainer's own train loader (generated shapes, albumentations train transforms, workers)
+        from zoo.train.trainer import Trainer
         with tempfile.TemporaryDirectory() as d:
-            cfg = dict(trainer.default_config(), model=model_name, img_size=img_size, batch_size=batch_size,
-                       data_dir=d, workers=2) if hasattr(trainer, 'default_config') else None
-            loader = trainer.benchmark_loader(model_name, img_size, batch_size, d) if hasattr(trainer, 'benchmark_loader') else None
-            if loader is None:
-                raise RuntimeError('zoo.train.trainer.benchmark_loader is not available')
-            it = iter(loader)
+            trainer = Trainer(dict(model=model_name, dataset='shapes', shapes_train=max(steps + 2, 4) * batch_size,
+                                   shapes_val=batch_size, shapes_size=img_size, img_size=img_size,
+                                   batch_size=batch_size, data_dir=d, output=d, workers=2, epochs=1)).setup()
+            it = iter(trainer.train_loader)
             next(it)
             t0 = time.perf_counter()
             n = 0

@@ -1,0 +1,308 @@
+"""Training configuration: one flat dict of fields (timm ``train.py`` names), YAML files and command-line overrides.
+
+Precedence: built-in defaults < ``--config file.yaml`` < command-line flags (``--lr 0.01``, every field has a flag,
+``_`` written as ``-``) and ``--set key=value`` (value parsed as YAML, e.g. ``--set scale=[0.5,1.0]``), applied in
+the order given. Unknown keys are an error that suggests the nearest field.
+"""
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import yaml
+
+__all__ = ['FIELDS', 'default_config', 'load_config', 'apply_overrides', 'validate_config', 'add_config_args',
+           'config_from_args', 'ConfigError']
+
+
+class ConfigError(ValueError):
+    """Invalid configuration (unknown field, wrong type, bad value)."""
+
+
+# name, default, type (None: take it from the default), help
+FIELDS: List[Tuple[str, Any, Any, str]] = [
+    # model
+    ('model', 'resnet18', str, 'any registered timm / zoo model name, or an hf-hub: / local-dir: id'),
+    ('pretrained', False, bool, 'start from the pretrained weights (head re-initialised for a new class count)'),
+    ('initial_checkpoint', '', str, 'load weights from this file first (a head of another class count is dropped)'),
+    ('initial_checkpoint_ema', True, bool, 'from a checkpoint with EMA weights, load those'),
+    ('num_classes', None, int, 'class count (default: from the training dataset; must agree with it)'),
+    ('model_kwargs', {}, dict, 'extra keyword arguments for timm.create_model (key=value ...)'),
+    ('drop_rate', 0.0, float, 'classifier dropout'),
+    ('drop_path_rate', None, float, 'stochastic depth rate (models that support it)'),
+    ('grad_checkpointing', False, bool, 'activation checkpointing (saves memory)'),
+    # data
+    ('dataset', 'shapes', str, "'shapes' (generated), 'folder' (data_dir/<split>/<class>/...) or 'list' (CSV/JSON)"),
+    ('data_dir', '', str, 'dataset root (shapes: where to generate/cache; default ~/.cache/zoo/data/...)'),
+    ('train_split', 'train', str, 'training folder under data_dir'),
+    ('val_split', 'val', str, 'validation folder under data_dir (empty: no validation)'),
+    ('train_list', '', str, 'list dataset: CSV/JSON of (path, label) for training'),
+    ('val_list', '', str, 'list dataset: CSV/JSON of (path, label) for validation'),
+    ('class_names', None, list, 'fixed class list (default: class folders / labels of the training set)'),
+    ('shapes_train', 3000, int, 'shapes: training images'),
+    ('shapes_val', 600, int, 'shapes: validation images'),
+    ('shapes_size', 64, int, 'shapes: image size in pixels'),
+    ('shapes_seed', 0, int, 'shapes: generator seed'),
+    ('corrupt', 'skip', str, "unreadable images: 'skip' (report paths, count) or 'error' (stop)"),
+    ('verify_images', False, bool, 'decode every image before training (reports and drops corrupt ones up front)'),
+    ('workers', 2, int, 'data loader worker processes per rank'),
+    ('pin_memory', False, bool, 'pin host memory (CUDA)'),
+    ('img_size', None, int, 'input size (default: the model pretrained cfg)'),
+    ('input_size', None, list, 'input size as C H W (overrides img_size)'),
+    ('crop_pct', None, float, 'eval centre-crop fraction (default: the model pretrained cfg)'),
+    ('crop_mode', None, str, "eval crop mode: 'center', 'squash' or 'border'"),
+    ('interpolation', '', str, 'resize interpolation (default: the model pretrained cfg)'),
+    ('mean', None, list, 'normalisation mean (default: the model pretrained cfg)'),
+    ('std', None, list, 'normalisation std (default: the model pretrained cfg)'),
+    # augmentation
+    ('scale', [0.08, 1.0], list, 'RandomResizedCrop area range'),
+    ('ratio', [0.75, 1.3333333333333333], list, 'RandomResizedCrop aspect-ratio range'),
+    ('hflip', 0.5, float, 'horizontal flip probability'),
+    ('vflip', 0.0, float, 'vertical flip probability'),
+    ('color_jitter', 0.4, float, 'colour jitter strength (brightness/contrast/saturation; 0 = off)'),
+    ('color_jitter_prob', 0.8, float, 'probability of colour jitter'),
+    ('aa', None, str, "RandAugment-style policy, e.g. 'rand-m9-n2' (replaces colour jitter)"),
+    ('reprob', 0.0, float, 'random erasing probability'),
+    ('mixup', 0.0, float, 'mixup alpha (0 = off)'),
+    ('cutmix', 0.0, float, 'cutmix alpha (0 = off)'),
+    ('mixup_prob', 1.0, float, 'probability of applying mixup/cutmix to a batch'),
+    ('mixup_switch_prob', 0.5, float, 'probability of cutmix instead of mixup when both are on'),
+    ('mixup_mode', 'batch', str, "'batch', 'pair' or 'elem'"),
+    ('smoothing', 0.1, float, 'label smoothing'),
+    ('bce_loss', False, bool, 'binary cross-entropy instead of softmax cross-entropy'),
+    # optimiser
+    ('opt', 'adamw', str, 'timm optimizer name (adamw, sgd, lamb, ...)'),
+    ('lr', None, float, 'learning rate (default: lr_base scaled by the global batch size)'),
+    ('lr_base', 1e-3, float, 'learning rate for a global batch of lr_base_size'),
+    ('lr_base_size', 256, int, 'reference batch size for lr_base'),
+    ('lr_base_scale', '', str, "'linear' or 'sqrt' (default: sqrt for ada*/lamb, else linear)"),
+    ('weight_decay', 0.05, float, 'weight decay'),
+    ('momentum', 0.9, float, 'SGD momentum'),
+    ('opt_eps', None, float, 'optimizer epsilon'),
+    ('opt_betas', None, list, 'optimizer betas'),
+    ('layer_decay', None, float, 'layer-wise learning-rate decay'),
+    ('clip_grad', None, float, 'gradient clipping value (None = off)'),
+    ('clip_mode', 'norm', str, "'norm', 'value' or 'agc'"),
+    # schedule
+    ('sched', 'cosine', str, "timm scheduler: 'cosine', 'step', 'multistep', 'plateau', 'poly', 'tanh', 'none'"),
+    ('sched_on_updates', True, bool, 'update the learning rate every optimizer step (else every epoch)'),
+    ('epochs', 10, int, 'training epochs'),
+    ('warmup_epochs', 1, int, 'linear warm-up epochs'),
+    ('warmup_lr', 1e-5, float, 'warm-up start learning rate'),
+    ('warmup_prefix', False, bool, 'warm-up outside the decay schedule'),
+    ('min_lr', 1e-6, float, 'lowest learning rate'),
+    ('cooldown_epochs', 0, int, 'epochs at min_lr after the schedule'),
+    ('decay_epochs', 30, float, "'step': epochs between decays"),
+    ('decay_milestones', [30, 60], list, "'multistep': decay epochs"),
+    ('decay_rate', 0.1, float, 'step decay factor'),
+    ('patience_epochs', 10, int, "'plateau': patience"),
+    # loop
+    ('batch_size', 64, int, 'batch size per process'),
+    ('val_batch_size', None, int, 'validation batch size (default: 2 x batch_size)'),
+    ('grad_accum_steps', 1, int, 'accumulate gradients over this many batches per optimizer step'),
+    ('steps_per_epoch', 0, int, 'cap the batches per epoch (0 = the whole dataset)'),
+    ('amp', False, bool, 'automatic mixed precision'),
+    ('amp_dtype', '', str, "'bfloat16' or 'float16' (default: bfloat16 on CPU, float16 on CUDA)"),
+    ('channels_last', False, bool, 'channels-last memory format'),
+    ('torchcompile', None, str, "torch.compile backend, e.g. 'inductor' (None = eager)"),
+    ('model_ema', False, bool, 'keep an exponential moving average of the weights'),
+    ('model_ema_decay', 0.9998, float, 'EMA decay'),
+    ('model_ema_warmup', False, bool, 'EMA decay warm-up'),
+    ('sync_bn', False, bool, 'SyncBatchNorm under DDP'),
+    ('dist_bn', 'reduce', str, "with DDP and no sync_bn, after each epoch: 'reduce' / 'broadcast' BN stats, or ''"),
+    ('device', '', str, "'cpu', 'cuda', 'cuda:1' (default: cuda if available)"),
+    ('seed', 42, int, 'random seed'),
+    # output
+    ('output', 'output/train', str, 'root of run folders'),
+    ('experiment', '', str, 'run folder name (default: <date>-<time>-<model>-<size>; an existing run folder '
+                            'gets a -N suffix)'),
+    ('resume', '', str, "checkpoint to resume from (the run continues in its folder), or 'auto' "
+                        "(output/experiment/last.pth if it exists)"),
+    ('no_resume_opt', False, bool, 'resume weights only (not optimizer / scheduler / epoch)'),
+    ('stop_after_epochs', 0, int, 'end this run after N epochs (time-limited jobs; resume continues it); 0 = off'),
+    ('checkpoint_hist', 0, int, 'also keep the last N per-epoch checkpoints (last.pth and best.pth are always kept)'),
+    ('eval_metric', 'top1', str, "metric that chooses best.pth: 'top1', 'top5' or 'loss'"),
+    ('val_interval', 1, int, 'validate every N epochs (and after the last)'),
+    ('log_interval', 50, int, 'log every N steps (0: only per epoch)'),
+    ('progress', 'auto', str, "'bar' (tqdm), 'log' (log lines) or 'auto' (bar on a terminal)"),
+    ('tensorboard', True, bool, 'write TensorBoard logs (if tensorboard is installed)'),
+]
+
+_TYPES = {name: typ for name, _, typ, _ in FIELDS}
+_CHOICES = {
+    'dataset': ('shapes', 'folder', 'list'), 'corrupt': ('skip', 'error'), 'mixup_mode': ('batch', 'pair', 'elem'),
+    'clip_mode': ('norm', 'value', 'agc'), 'amp_dtype': ('', 'bfloat16', 'float16'),
+    'eval_metric': ('top1', 'top5', 'loss'), 'progress': ('auto', 'bar', 'log'),
+    'lr_base_scale': ('', 'linear', 'sqrt'),
+    'dist_bn': ('', 'reduce', 'broadcast'), 'crop_mode': (None, 'center', 'squash', 'border'),
+}
+
+
+def default_config() -> Dict[str, Any]:
+    """A fresh copy of every field at its default."""
+    return json.loads(json.dumps({name: default for name, default, _, _ in FIELDS}))
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _TYPES, n=3)
+    return ConfigError(f'unknown config field {key!r}' + (f'; did you mean {close}?' if close else ''))
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key not in _TYPES:
+        raise _unknown(key)
+    typ = _TYPES[key]
+    if value is None:
+        return None
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low in ('1', 'true', 'yes', 'on'):
+                    return True
+                if low in ('0', 'false', 'no', 'off', ''):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if typ is float:
+            return float(value)
+        if typ is str:
+            return str(value)
+        if typ is list:
+            if isinstance(value, (list, tuple)):
+                return list(value)
+            return [value]
+        if typ is dict:
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f'config field {key!r} expects {typ.__name__}, got {value!r}') from None
+    return value
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    """Parse a command-line value: YAML for numbers/lists/bools, verbatim for string fields."""
+    if key in _TYPES and _TYPES[key] is str:
+        raw = raw.strip()
+        if raw in ('null', '~', 'None'):
+            return None
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in '\'"':
+            return raw[1:-1]
+        return raw
+    return yaml.safe_load(raw) if raw.strip() else ''
+
+
+def apply_overrides(cfg: Dict[str, Any], overrides: Iterable[Any]) -> Dict[str, Any]:
+    """Apply overrides in order: ``'key=value'`` strings (value parsed as YAML, verbatim for string fields) or
+    ``(key, value)`` pairs; ``model_kwargs.<name>=value`` sets one model keyword. Returns ``cfg`` (in place)."""
+    for item in overrides:
+        if isinstance(item, str):
+            if '=' not in item:
+                raise ConfigError(f'--set expects key=value, got {item!r}')
+            key, raw = item.split('=', 1)
+            key = key.strip().replace('-', '_')
+            value = _parse_value(key.split('.', 1)[0] if key.startswith('model_kwargs.') else key, raw)
+        else:
+            key, value = item
+        if key.startswith('model_kwargs.'):
+            cfg['model_kwargs'] = dict(cfg.get('model_kwargs') or {})
+            cfg['model_kwargs'][key.split('.', 1)[1]] = value
+            continue
+        cfg[key] = _coerce(key, value)
+    return cfg
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = (),
+                base: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Defaults (or ``base``), updated by a YAML file and ``key=value`` overrides; validated."""
+    cfg = dict(base) if base is not None else default_config()
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f'{path}: expected a mapping of config fields')
+        for k, v in data.items():
+            cfg[k] = _coerce(k, v)
+    apply_overrides(cfg, overrides)
+    return validate_config(cfg)
+
+
+def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Check types and choices of every field; fills missing fields with defaults."""
+    full = default_config()
+    for k, v in cfg.items():
+        full[k] = _coerce(k, v)
+    for k, choices in _CHOICES.items():
+        if full[k] not in choices:
+            raise ConfigError(f'config field {k!r} must be one of {list(choices)}, got {full[k]!r}')
+    for k in ('epochs', 'batch_size', 'grad_accum_steps', 'val_interval'):
+        if full[k] < 1:
+            raise ConfigError(f'config field {k!r} must be >= 1, got {full[k]}')
+    for k in ('scale', 'ratio'):
+        if len(full[k]) != 2:
+            raise ConfigError(f'config field {k!r} needs two numbers, got {full[k]}')
+    if full['dataset'] == 'folder' and not full['data_dir']:
+        raise ConfigError("dataset 'folder' needs data_dir (data_dir/<train_split>/<class>/<images>)")
+    if full['dataset'] == 'list' and not full['train_list']:
+        raise ConfigError("dataset 'list' needs train_list (a CSV/JSON of path,label)")
+    return full
+
+
+class _SetAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, '_overrides', None) or []
+        items.extend(values)
+        namespace._overrides = items
+
+
+class _FieldAction(argparse.Action):
+    """Records ``--field value`` as an ordered override (so flags and --set apply in command-line order)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, '_overrides', None) or []
+        key = self.dest
+        if self.nargs == 0:
+            items.append((key, not option_string.startswith('--no-')))
+        elif key == 'model_kwargs':
+            for kv in values:
+                if '=' not in kv:
+                    raise argparse.ArgumentError(self, f'expected key=value, got {kv!r}')
+                items.append(f'model_kwargs.{kv}')
+        elif isinstance(values, list):
+            items.append((key, [yaml.safe_load(v) for v in values]))
+        else:
+            items.append((key, _parse_value(key, values)))
+        namespace._overrides = items
+
+
+def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[str]] = None) -> None:
+    """Add ``--config``, ``--set`` and one flag per field (``--no-<field>`` for booleans)."""
+    parser.add_argument('-c', '--config', default=None, help='YAML file of config fields')
+    parser.add_argument('--set', nargs='+', action=_SetAction, default=argparse.SUPPRESS, metavar='KEY=VALUE',
+                        help='override any field, value parsed as YAML (e.g. --set epochs=5 scale=[0.5,1])')
+    wanted = set(fields) if fields is not None else None
+    group = parser.add_argument_group('config fields (override the YAML file)')
+    for name, default, typ, help_ in FIELDS:
+        if wanted is not None and name not in wanted:
+            continue
+        flag = '--' + name.replace('_', '-')
+        help_ = f'{help_} [default: {default!r}]'
+        if typ is bool:
+            group.add_argument(flag, f'--no-{name.replace("_", "-")}', dest=name, nargs=0, action=_FieldAction,
+                               default=argparse.SUPPRESS, help=help_)
+        elif typ in (list, dict):
+            group.add_argument(flag, dest=name, nargs='+', action=_FieldAction, default=argparse.SUPPRESS,
+                               metavar='V', help=help_)
+        else:
+            group.add_argument(flag, dest=name, action=_FieldAction, default=argparse.SUPPRESS, metavar='V',
+                               help=help_)
+
+
+def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """Build the validated config from parsed arguments (defaults < --config < flags / --set in order)."""
+    return load_config(getattr(args, 'config', None), getattr(args, '_overrides', None) or [])

@@ -1,0 +1,151 @@
+"""Evaluation of a classifier on a dataset (the logic behind ``tools/eval.py``).
+
+``validate(...)`` loads a model from a name + checkpoint (a ``tools/train.py`` checkpoint, a timm checkpoint or a
+``.safetensors`` file), ``pretrained=True``, or an ``hf-hub:`` / ``local-dir:`` id, builds the eval pipeline from
+the model's pretrained cfg (or the training run's data config stored in the checkpoint), optionally overridden
+(test-time resolution / crop), and returns top-1, top-5, loss, per-class accuracy and images/s.
+"""
+import logging
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from .engine import CorruptTracker, ShardSampler, evaluate
+from .utils import load_checkpoint_file, resolve_amp_dtype
+
+__all__ = ['validate', 'load_model_for_eval']
+
+_logger = logging.getLogger('zoo.train')
+
+
+def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[str] = None, pretrained: bool = False,
+                        num_classes: Optional[int] = None, use_ema: bool = True, model_kwargs=None):
+    """Returns ``(model, info)``; ``info`` has ``class_names`` and ``data_cfg`` / ``config`` when the checkpoint is
+    a ``tools/train.py`` one (so the model name and class list may be omitted)."""
+    import timm
+    from timm.models import load_checkpoint
+    info: Dict[str, Any] = {}
+    ckpt = None
+    if checkpoint:
+        ckpt = load_checkpoint_file(checkpoint)
+        if isinstance(ckpt, dict):
+            info['class_names'] = ckpt.get('class_names')
+            info['data_cfg'] = ckpt.get('data_cfg')
+            info['config'] = ckpt.get('config')
+            info['epoch'] = ckpt.get('epoch')
+            if ckpt.get('model_kwargs') and model_name in (None, '', ckpt.get('arch')):  # the architecture as trained
+                model_kwargs = dict(ckpt['model_kwargs'], **(model_kwargs or {}))
+            model_name = model_name or ckpt.get('arch')
+            if num_classes is None:
+                num_classes = ckpt.get('num_classes')
+    if not model_name:
+        raise ValueError('give a model name (or a checkpoint written by tools/train.py, which records it)')
+    kwargs = dict(model_kwargs or {})
+    if num_classes is None and checkpoint and not pretrained:
+        # infer the class count from the classifier in the checkpoint
+        probe = timm.create_model(model_name, pretrained=False, **kwargs)
+        clf = probe.pretrained_cfg.get('classifier')
+        clf = [clf] if isinstance(clf, str) else list(clf or [])
+        sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+        for c in clf:
+            w = sd.get(f'{c}.weight')
+            if w is not None:
+                num_classes = int(w.shape[0])
+                break
+    if num_classes is not None:
+        kwargs['num_classes'] = num_classes
+    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    if checkpoint:
+        if str(checkpoint).endswith('.safetensors'):
+            from safetensors.torch import load_file
+            model.load_state_dict(load_file(str(checkpoint)))
+        else:
+            has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
+            load_checkpoint(model, str(checkpoint), use_ema=use_ema, strict=True, weights_only=True)
+            info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
+    return model, info
+
+
+def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None, *, pretrained: bool = False,
+             use_ema: bool = True, dataset: Optional[str] = None, data_dir: str = '', split: str = 'val',
+             list_file: str = '', class_names: Optional[Sequence[str]] = None, shapes: Optional[Dict[str, int]] = None,
+             img_size=None, crop_pct: Optional[float] = None, crop_mode: Optional[str] = None,
+             interpolation: Optional[str] = None, mean=None, std=None, use_test_size: bool = False,
+             batch_size: int = 128, workers: int = 2, amp: bool = False, amp_dtype: str = '',
+             channels_last: bool = False, device: str = '', corrupt: str = 'skip', num_classes: Optional[int] = None,
+             model_kwargs=None, progress: bool = False, model=None) -> Dict[str, Any]:
+    """Evaluate; see the module docstring. ``model`` may be given directly instead of a name / checkpoint."""
+    from zoo.data.datasets import build_dataset
+    from zoo.data.shapes import make_classification
+    from zoo.data.transforms import create_eval_transform, resolve_data_cfg
+
+    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    info: Dict[str, Any] = {}
+    if model is None:
+        model, info = load_model_for_eval(model_name, checkpoint, pretrained, num_classes, use_ema, model_kwargs)
+    run_cfg = info.get('config') or {}
+    if not model_name:
+        model_name = run_cfg.get('model')
+    if dataset is None:  # default: the training run's dataset, else the generated shapes
+        dataset = run_cfg.get('dataset', 'shapes')
+        if not data_dir and not list_file:
+            data_dir = run_cfg.get('data_dir', '')
+            list_file = run_cfg.get('val_list', '') if dataset == 'list' else ''
+            split = run_cfg.get('val_split', split) if dataset == 'folder' else split
+    model.to(dev).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    # data config: training run's (from the checkpoint) or the model's pretrained cfg, then explicit overrides
+    base_cfg = None
+    if info.get('data_cfg'):
+        base_cfg = dict(info['data_cfg'])
+        base_cfg['input_size'] = tuple(base_cfg['input_size'])
+    if base_cfg is not None:
+        data_cfg = resolve_data_cfg(pretrained_cfg=base_cfg, img_size=img_size, crop_pct=crop_pct,
+                                    interpolation=interpolation, mean=mean, std=std, crop_mode=crop_mode)
+    else:
+        data_cfg = resolve_data_cfg(model, img_size=img_size, crop_pct=crop_pct, interpolation=interpolation,
+                                    mean=mean, std=std, crop_mode=crop_mode, use_test_size=use_test_size)
+
+    classes: Optional[List[str]] = list(class_names) if class_names else (
+        list(info['class_names']) if info.get('class_names') else None)
+    if dataset == 'shapes':
+        sh = dict(n_train=3000, n_val=600, size=64, seed=0)
+        for k in sh:
+            if f'shapes_{k.replace("n_", "")}' in run_cfg:
+                sh[k] = run_cfg[f'shapes_{k.replace("n_", "")}']
+        sh.update(shapes or {})
+        data = make_classification(data_dir or None, **sh)
+        kind, root = 'folder', str(data.root)
+        classes = classes or list(data.classes)
+    else:
+        kind, root = dataset, data_dir
+    ds = build_dataset(kind, root=root or None, split=split if kind == 'folder' else None, list_file=list_file,
+                       classes=classes, transform=create_eval_transform(data_cfg), corrupt=corrupt)
+    n_cls = getattr(model, 'num_classes', None) or len(ds.classes)
+    if n_cls != len(ds.classes):
+        raise ValueError(f'the model predicts {n_cls} classes but the dataset has {len(ds.classes)} '
+                         f'({ds.classes[:10]}...); pass the class list the model was trained with')
+    from zoo.data.datasets import collate_skip_corrupt
+    loader = DataLoader(ds, batch_size=batch_size, sampler=ShardSampler(len(ds)), num_workers=workers,
+                        collate_fn=collate_skip_corrupt, pin_memory=dev.type == 'cuda')
+    tracker = CorruptTracker()
+    amp_dt = resolve_amp_dtype(amp, amp_dtype, dev)
+    t0 = time.time()
+    metrics = evaluate(model, loader, dev, n_cls, amp_dtype=amp_dt, channels_last=channels_last,
+                       on_corrupt=tracker, class_names=ds.classes, progress=progress)
+    result = dict(
+        model=model_name or getattr(model, 'default_cfg', {}).get('architecture'), checkpoint=checkpoint,
+        pretrained=pretrained, weights=info.get('weights'), dataset=dataset, data_root=root, split=split,
+        list_file=list_file or None, num_classes=n_cls,
+        param_count=sum(p.numel() for p in model.parameters()),
+        data_cfg={k: (list(v) if isinstance(v, tuple) else v) for k, v in data_cfg.items()},
+        img_size=list(data_cfg['input_size'][1:]), crop_pct=data_cfg['crop_pct'],
+        interpolation=data_cfg['interpolation'], n_corrupt=tracker.count, corrupt_paths=sorted(tracker.paths),
+        device=str(dev), amp=str(amp_dt) if amp_dt else None, wall_time_s=time.time() - t0, **metrics)
+    if tracker.count:
+        _logger.warning(f'{tracker.count} unreadable image(s) were skipped')
+    return result
