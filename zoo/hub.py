@@ -396,15 +396,21 @@ def load_for_publish(name: Optional[str], checkpoint: Union[str, os.PathLike], u
     if not name:
         raise ValueError('a model name is needed to convert a checkpoint file')
     obj = safe_load(path)
-    args = obj.get('model_args') if isinstance(obj, Mapping) and isinstance(obj.get('model_args'), Mapping) else {}
+    # tools/train.py checkpoints name these model_kwargs / data_cfg / history; accept both spellings
+    args = {}
+    if isinstance(obj, Mapping):
+        args = next((obj[k] for k in ('model_args', 'model_kwargs') if isinstance(obj.get(k), Mapping)), {})
     model = convert(name, obj, num_classes=num_classes, use_ema=use_ema, model_args=dict(args))
     model.zoo_provenance = {'checkpoint': path.name, 'checkpoint_sha256': sha256_file(path)}
     if isinstance(obj, Mapping):
         metrics = obj.get('metrics')
+        if not isinstance(metrics, Mapping) and isinstance(obj.get('metric'), (int, float)):
+            metrics = {'top1': obj['metric']}
         if isinstance(metrics, Mapping):
             model.zoo_provenance['metrics'] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        if isinstance(obj.get('data_config'), Mapping):
-            model.zoo_provenance['data_config'] = dict(obj['data_config'])
+        data_cfg = next((obj[k] for k in ('data_config', 'data_cfg') if isinstance(obj.get(k), Mapping)), None)
+        if data_cfg is not None:
+            model.zoo_provenance['data_config'] = dict(data_cfg)
     return model
 
 
