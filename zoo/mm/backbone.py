@@ -1,0 +1,381 @@
+"""``ZooBackbone``: any zoo / timm model as an mmdetection 3.x / mmsegmentation 1.x backbone.
+
+The model is built through timm's ``features_only`` path (``timm.create_model(name, features_only=True, ...)``), so
+every zoo family and every timm model with feature support works. This module needs only ``torch``, ``timm`` and
+``mmengine``; registration into the mmdet / mmseg registries happens in :mod:`zoo.mm`.
+
+Indexing convention: ``out_indices`` and ``frozen_stages`` count the model's *feature levels* exactly as timm's
+``feature_info`` does (``timm.create_model(name, features_only=True).feature_info``). For timm/zoo ResNets level 0
+is the stride-2 stem and levels 1-4 are ``layer1``-``layer4`` (so ``out_indices=(1, 2, 3, 4)``,
+``frozen_stages=1`` equals mmdet's ResNet ``frozen_stages=1``); for 4-stage transformers (BiFormer, CoaT, OverLoCK)
+levels 0-3 are the four stages at strides 4-32. :func:`feature_levels` prints them for any model.
+"""
+import difflib
+import math
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import LayerNorm2d
+from torch.nn.modules.batchnorm import _BatchNorm
+
+try:
+    from mmengine.model import BaseModule
+except ImportError as e:  # pragma: no cover - zoo.mm checks this first with a clearer message
+    raise ImportError('zoo.mm.backbone needs mmengine (pip install "mmengine==0.10.7")') from e
+
+__all__ = ['ZooBackbone', 'feature_levels', 'ConfigError']
+
+
+class ConfigError(ValueError):
+    """A det/seg config that cannot run (unknown backbone, out_indices outside the model, missing dataset path)."""
+
+
+def _ensure_zoo_registered():
+    import zoo  # noqa: F401  (registers the zoo_* architectures with timm)
+
+
+def _check_model_name(model_name: str) -> str:
+    """Raise a clear error when ``model_name`` (``arch`` or ``arch.tag``) is not a registered timm/zoo model."""
+    _ensure_zoo_registered()
+    if not isinstance(model_name, str) or not model_name:
+        raise ConfigError(f'ZooBackbone: model_name must be a non-empty string, got {model_name!r}')
+    if model_name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')):
+        return model_name
+    arch = model_name.split('.', 1)[0]
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
+        hint = f' Close matches: {", ".join(close)}.' if close else ''
+        raise ConfigError(
+            f"ZooBackbone: unknown model '{model_name}': not a zoo or timm architecture "
+            f'(see zoo.list_models() / timm.list_models()).{hint}')
+    return model_name
+
+
+def feature_levels(model_name: str, **kwargs) -> List[Dict]:
+    """The feature levels (index, module, channels, reduction) that ``out_indices`` / ``frozen_stages`` refer to."""
+    _check_model_name(model_name)
+    m = timm.create_model(model_name, pretrained=False, features_only=True, **kwargs)
+    return [dict(index=i, module=fi['module'], num_chs=fi['num_chs'], reduction=fi['reduction'])
+            for i, fi in enumerate(m.feature_info.info)]
+
+
+class ZooBackbone(BaseModule):
+    """Multi-scale backbone from any zoo / timm model (timm ``features_only``).
+
+    Args:
+        model_name: zoo or timm model name, optionally with a pretrained tag (``'zoo_biformer_small.in1k'``).
+        pretrained: load the tag's pretrained weights at construction (timm path, head/in_chans adaptation).
+            A string is a local classification checkpoint (same as ``pretrained_cfg_overlay=dict(file=...)``).
+        out_indices: feature levels to output (timm ``feature_info`` indices; negative allowed). ``None`` = the
+            model's default levels. Only request what the neck uses (unused outputs break DDP).
+        frozen_stages: freeze (``requires_grad=False`` + eval mode, re-applied on ``train()``) every parameter that
+            feature level ``frozen_stages`` depends on; ``-1`` freezes nothing. Same numbering as ``out_indices``.
+        norm_eval: keep all BatchNorm layers of the backbone in eval mode while training (frozen BN statistics).
+        with_cp: gradient checkpointing (timm ``set_grad_checkpointing``).
+        drop_path_rate: stochastic depth rate passed to the model (``None`` = model default; not passed).
+        pretrained_cfg_overlay: timm overlay, e.g. ``dict(file='cls.pth')`` for a local classification checkpoint.
+        out_norms: add a new ``LayerNorm2d`` (eps ``out_norm_eps``) on each output, as BiFormer/OverLoCK dense
+            backbones do. They are trained with the detector (not in classification checkpoints).
+        out_strides: optional target stride per output; a level whose native stride differs is resampled without
+            parameters (bilinear up / max-pool down). Builds a pyramid from isotropic (ViT-like) models.
+        pad_to_multiple: zero-pad the input bottom/right to a multiple of this (``'auto'`` = the model's largest
+            feature stride; ``None``/``0`` = off). Outputs are cropped back to ``ceil(H / stride)`` when
+            ``crop_outputs`` is True, so feature maps always align with the unpadded image.
+        in_channels: input channels (timm ``in_chans``).
+        init_cfg: mmengine init config. ``dict(type='Pretrained', checkpoint='det.pth', prefix='backbone.')`` loads the
+            backbone of a detector/segmentor checkpoint (checked: missing tensors raise, naming them).
+        **model_kwargs: passed to ``timm.create_model`` (e.g. ``n_win=16`` for BiFormer, ``img_size``).
+    """
+
+    def __init__(
+            self,
+            model_name: str,
+            pretrained: Union[bool, str] = False,
+            out_indices: Optional[Sequence[int]] = None,
+            frozen_stages: int = -1,
+            norm_eval: bool = False,
+            with_cp: bool = False,
+            drop_path_rate: Optional[float] = None,
+            pretrained_cfg_overlay: Optional[dict] = None,
+            out_norms: bool = False,
+            out_norm_eps: float = 1e-6,
+            out_strides: Optional[Sequence[int]] = None,
+            pad_to_multiple: Union[int, str, None] = 'auto',
+            crop_outputs: bool = True,
+            in_channels: int = 3,
+            init_cfg: Optional[Union[dict, List[dict]]] = None,
+            **model_kwargs,
+    ):
+        super().__init__(init_cfg=init_cfg)
+        self.model_name = _check_model_name(model_name)
+        overlay = dict(pretrained_cfg_overlay or {})
+        if isinstance(pretrained, str):
+            overlay['file'] = pretrained
+            pretrained = True
+        self.pretrained = bool(pretrained)
+        self.in_channels = in_channels
+        kwargs = dict(model_kwargs)
+        if drop_path_rate is not None:
+            kwargs['drop_path_rate'] = drop_path_rate
+        if overlay:
+            kwargs['pretrained_cfg_overlay'] = overlay
+
+        self.body = self._create_body(out_indices, kwargs)
+        info = self.body.feature_info
+        self.out_indices = tuple(info.out_indices)
+        self.all_levels = [dict(module=fi['module'], num_chs=fi['num_chs'], reduction=fi['reduction'])
+                           for fi in info.info]
+        self.out_channels = list(info.channels())
+        native = list(info.reduction())
+        self.native_strides = native
+
+        if out_strides is not None:
+            out_strides = [int(s) for s in out_strides]
+            if len(out_strides) != len(self.out_indices):
+                raise ValueError(f'ZooBackbone: out_strides {out_strides} must have one entry per out_indices '
+                                 f'{self.out_indices}')
+            for s, r in zip(out_strides, native):
+                if s <= 0 or (s % r and r % s):
+                    raise ValueError(f'ZooBackbone: out_strides {out_strides}: each stride must be a multiple or '
+                                     f'divisor of the native strides {native}')
+        self.out_strides = list(out_strides) if out_strides is not None else native
+
+        if pad_to_multiple == 'auto':
+            pad_to_multiple = max([fi['reduction'] for fi in self.all_levels] + list(self.out_strides))
+        self.pad_to_multiple = int(pad_to_multiple or 0)
+        self.crop_outputs = crop_outputs
+
+        self.out_norms = nn.ModuleList(
+            [LayerNorm2d(c, eps=out_norm_eps) for c in self.out_channels]) if out_norms else None
+
+        if not isinstance(frozen_stages, int) or frozen_stages < -1 or frozen_stages >= len(self.all_levels):
+            raise ConfigError(
+                f'ZooBackbone: frozen_stages={frozen_stages!r} must be -1 (none) or a feature level of '
+                f'{self.model_name} in 0..{len(self.all_levels) - 1} ({self._levels_str()})')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self._frozen_modules: List[nn.Module] = []
+        if frozen_stages >= 0:
+            self._freeze(frozen_stages)
+
+        self.with_cp = with_cp
+        if with_cp:
+            target = getattr(self.body, 'model', self.body)
+            if not hasattr(target, 'set_grad_checkpointing'):
+                raise ValueError(f'ZooBackbone: with_cp=True but {type(target).__name__} has no set_grad_checkpointing')
+            target.set_grad_checkpointing(True)
+
+        # timm already loaded the classification weights; keep mmengine's init from touching them
+        if self.pretrained and not init_cfg:
+            self._is_init = True
+
+    # ----------------------------------------------------------------------------------------------- construction
+    def _levels_str(self) -> str:
+        return ', '.join(f'{i}: {fi["module"]} (stride {fi["reduction"]}, {fi["num_chs"]} ch)'
+                         for i, fi in enumerate(self.all_levels))
+
+    def _create_body(self, out_indices, kwargs) -> nn.Module:
+        create = dict(pretrained=self.pretrained, features_only=True, in_chans=self.in_channels, **kwargs)
+        if out_indices is None:
+            return timm.create_model(self.model_name, **create)
+        if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices) or not out_indices:
+            raise ConfigError(f'ZooBackbone: out_indices must be a non-empty sequence of ints, got {out_indices!r}')
+        out_indices = tuple(out_indices)
+        if any(i < 0 for i in out_indices):
+            n = len(self._probe_levels(kwargs))
+            out_indices = tuple(i + n if i < 0 else i for i in out_indices)
+        try:
+            body = timm.create_model(self.model_name, out_indices=out_indices, **create)
+        except Exception as e:
+            levels = self._probe_levels(kwargs)
+            bad = [i for i in out_indices if not 0 <= i < len(levels)]
+            if bad:
+                self.all_levels = levels
+                raise ConfigError(
+                    f'ZooBackbone: out_indices {out_indices} of {self.model_name}: {bad} outside its feature levels '
+                    f'0..{len(levels) - 1} ({self._levels_str()})') from None
+            raise
+        got = tuple(body.feature_info.out_indices)
+        if len(set(out_indices)) != len(out_indices) or sorted(out_indices) != list(out_indices):
+            raise ConfigError(f'ZooBackbone: out_indices {out_indices} must be increasing without repeats')
+        if got != out_indices:
+            raise ValueError(f'ZooBackbone: asked for out_indices {out_indices}, {self.model_name} gave {got}')
+        return body
+
+    def _probe_levels(self, kwargs) -> List[Dict]:
+        kw = {k: v for k, v in kwargs.items() if k != 'pretrained_cfg_overlay'}
+        m = timm.create_model(self.model_name, pretrained=False, features_only=True, in_chans=self.in_channels, **kw)
+        return [dict(module=fi['module'], num_chs=fi['num_chs'], reduction=fi['reduction'])
+                for fi in m.feature_info.info]
+
+    # -------------------------------------------------------------------------------------------------- freezing
+    def _params_up_to_level(self, level: int) -> List[str]:
+        """Names (in ``self.body``) of every parameter that feature level ``level`` depends on."""
+        body = self.body
+        names = [n for n, _ in body.named_parameters()]
+        if hasattr(body, 'model') and hasattr(body.model, 'forward_intermediates'):
+            # FeatureGetterNet: forward is not a module sequence, so ask autograd which parameters reach the level
+            pruned_last = max(self.body.feature_info.out_indices)
+            if level > pruned_last:
+                return names
+            return ['model.' + n for n in self._reachable_params(body.model, level)]
+        # FeatureListNet / FeatureDictNet: modules run in registration order
+        target = self.all_levels[level]['module']
+        candidates = {target, target.replace('.', '_')}
+        frozen_children = []
+        found = False
+        for child_name, _ in body.named_children():
+            frozen_children.append(child_name)
+            if child_name in candidates:
+                found = True
+                break
+        if not found:
+            if level > max(body.feature_info.out_indices):
+                return names  # truncated away after the last requested output: everything kept runs before it
+            raise RuntimeError(f'ZooBackbone: cannot locate module {target!r} of feature level {level} in '
+                               f'{type(body).__name__} to apply frozen_stages')
+        return [n for n in names if n.split('.', 1)[0] in frozen_children]
+
+    def _reachable_params(self, model: nn.Module, level: int) -> List[str]:
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        was_training = model.training
+        model.eval()
+        cfg = getattr(model, 'pretrained_cfg', None) or {}
+        sizes = [max(fi['reduction'] for fi in self.all_levels) * 2]
+        if cfg.get('input_size'):
+            sizes.append(cfg['input_size'][-1])
+        err = None
+        try:
+            for s in sizes:
+                try:
+                    x = torch.randn(1, self.in_channels, s, s)
+                    feats = model.forward_intermediates(x, indices=[level], intermediates_only=True)
+                    out = feats[0] if isinstance(feats, (list, tuple)) else feats
+                    grads = torch.autograd.grad(out.float().sum(), [p for _, p in params], allow_unused=True)
+                    return [n for (n, _), g in zip(params, grads) if g is not None]
+                except Exception as e:  # try the model's own input size next
+                    err = e
+        finally:
+            model.train(was_training)
+        raise RuntimeError(f'ZooBackbone: could not trace which parameters feature level {level} of '
+                           f'{self.model_name} depends on (frozen_stages): {err}')
+
+    def _freeze(self, level: int):
+        frozen = set(self._params_up_to_level(level))
+        for n, p in self.body.named_parameters():
+            if n in frozen:
+                p.requires_grad_(False)
+        # modules whose parameters are all frozen run in eval mode (BN statistics, dropout, drop path)
+        self._frozen_modules = []
+        covered = set()
+        for name, m in self.body.named_modules():
+            if any(name.startswith(c + '.') for c in covered):
+                continue
+            ps = [n for n, _ in m.named_parameters(prefix=name)]
+            if ps and all(n in frozen for n in ps) and name:
+                self._frozen_modules.append(m)
+                covered.add(name)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for m in self._frozen_modules:
+                m.eval()
+            if self.norm_eval:
+                for m in self.body.modules():
+                    if isinstance(m, _BatchNorm):
+                        m.eval()
+        return self
+
+    # --------------------------------------------------------------------------------------------- initialisation
+    def init_weights(self):
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        others = [c for c in cfgs if c.get('type') != 'Pretrained']
+        if others:
+            init_cfg, self.init_cfg = self.init_cfg, others
+            super().init_weights()
+            self.init_cfg = init_cfg
+        for c in pretrained:
+            self.load_dense_checkpoint(c['checkpoint'], prefix=c.get('prefix'), map_location=c.get('map_location', 'cpu'))
+        self._is_init = True
+
+    def load_dense_checkpoint(self, checkpoint: str, prefix: Optional[str] = 'backbone.', map_location='cpu'):
+        """Load this backbone's weights from a detector/segmentor checkpoint (keys ``<prefix>body.*``).
+
+        Missing tensors raise (naming them); the new ``out_norms`` may be absent (a warning says so). A timm
+        classification checkpoint is refused with a pointer to ``pretrained_cfg_overlay=dict(file=...)``.
+        """
+        from mmengine.runner.checkpoint import CheckpointLoader
+        from zoo.models._helpers import CheckpointError, unwrap_state_dict
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+        sd = unwrap_state_dict(ckpt, keys=('state_dict', 'model'))
+        sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+        raw_keys = list(sd)
+        if prefix:
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        expected = self.state_dict()
+        if not set(sd) & set(expected):
+            hint = ''
+            if not any(k.startswith('body.') for k in sd) and not any(k.startswith(prefix or 'body.') for k in raw_keys):
+                hint = (' It looks like a classification checkpoint: load those with '
+                        'pretrained_cfg_overlay=dict(file=...) (or pretrained=<path>) instead of init_cfg.')
+            raise CheckpointError(f'ZooBackbone: no tensor of {checkpoint} (prefix {prefix!r}) matches '
+                                  f'{self.model_name}.{hint}')
+        missing = sorted(set(expected) - set(sd))
+        norm_missing = [k for k in missing if k.startswith('out_norms.')]
+        missing = [k for k in missing if not k.startswith('out_norms.')]
+        wrong = [f'{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(expected[k].shape)})'
+                 for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape]
+        if missing or wrong:
+            raise CheckpointError(
+                f'ZooBackbone: {checkpoint} (prefix {prefix!r}) does not match {self.model_name}: '
+                + (f'missing {len(missing)} tensors: {missing[:20]} ' if missing else '')
+                + (f'wrongly shaped: {wrong[:20]}' if wrong else ''))
+        if norm_missing:
+            warnings.warn(f'ZooBackbone: {checkpoint} has no out_norms; they keep their fresh initialisation')
+        unexpected = sorted(set(sd) - set(expected))
+        if unexpected:
+            warnings.warn(f'ZooBackbone: ignored {len(unexpected)} tensors of {checkpoint} not in this backbone '
+                          f'(e.g. levels after the last out_index): {unexpected[:10]}')
+        self.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
+
+    # ---------------------------------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ZooBackbone({self.model_name}): expected an N x {self.in_channels} x H x W input, '
+                             f'got shape {tuple(x.shape)}')
+        h, w = x.shape[-2:]
+        m = self.pad_to_multiple
+        if m > 1 and (h % m or w % m):
+            x = F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m))
+        feats = self.body(x)
+        if isinstance(feats, dict):
+            feats = list(feats.values())
+        outs = []
+        for i, f in enumerate(feats):
+            native, stride = self.native_strides[i], self.out_strides[i]
+            if stride != native:
+                f = self._resample(f, native, stride)
+            if self.crop_outputs and m > 1:
+                f = f[..., :math.ceil(h / stride), :math.ceil(w / stride)]
+            if self.out_norms is not None:
+                f = self.out_norms[i](f)
+            outs.append(f)
+        return tuple(outs)
+
+    @staticmethod
+    def _resample(f: torch.Tensor, native: int, stride: int) -> torch.Tensor:
+        if stride < native:
+            s = native // stride
+            return F.interpolate(f, size=(f.shape[-2] * s, f.shape[-1] * s), mode='bilinear', align_corners=False)
+        k = stride // native
+        return F.max_pool2d(f, kernel_size=k, stride=k, ceil_mode=True)
+
+    def extra_repr(self) -> str:
+        return (f'model_name={self.model_name!r}, out_indices={self.out_indices}, out_channels={self.out_channels}, '
+                f'strides={self.out_strides}, frozen_stages={self.frozen_stages}, norm_eval={self.norm_eval}')
