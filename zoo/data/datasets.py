@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import cv2
+
+# OpenCV's own thread pool does not survive fork(): a DataLoader worker forked after the parent used it can hang
+# inside the next cv2 call. Parallelism comes from the loader's worker processes, so OpenCV runs single-threaded.
+cv2.setNumThreads(0)
 import numpy as np
 from torch.utils.data import Dataset, default_collate
 

@@ -47,10 +47,8 @@ CHECKPOINT_VERSION = 1
 
 def _worker_init(worker_id: int) -> None:
     """Each DataLoader worker re-seeds its copy of the albumentations pipeline from its torch seed (which comes
-    from the loader's generator, itself seeded per epoch), and uses one thread."""
-    import cv2
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    from the loader's generator, itself seeded per epoch). Threads: torch already runs workers single-threaded and
+    zoo.data switches OpenCV's thread pool off before any fork (calling into it in a forked child can deadlock)."""
     info = get_worker_info()
     ds = info.dataset
     if hasattr(ds, 'set_transform_seed'):
