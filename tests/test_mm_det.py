@@ -6,7 +6,6 @@ Needs mmcv with compiled ops (``mmcv._ext``), mmdet and pycocotools; skipped wit
 import copy
 import importlib.util
 import json
-import os
 import os.path as osp
 
 import numpy as np
@@ -27,7 +26,8 @@ def _missing():
 
 
 _REASON = _missing()
-pytestmark = [pytest.mark.mm, pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
+pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmdet'),
+              pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET = osp.join(ROOT, 'configs', 'det')
@@ -53,13 +53,15 @@ def shapes_root(tmp_path_factory):
                               max_objects=3).root)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def mmdet_scope():
+    """mmdet as the default registry scope for this test (the Runner and mmseg tests change the global one)."""
     import zoo.mm  # noqa: F401  registers ZooBackbone / ZooAlbu
     from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
     from mmengine.registry import DefaultScope
-    return DefaultScope.get_current_instance()
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def _small_backbone(cfg, small):
@@ -230,7 +232,8 @@ def test_zoo_albu_bgr_to_rgb_and_strict(mmdet_scope):
     np.testing.assert_array_equal(seen['first'], res['img'][..., 2])  # albumentations saw RGB
     _albu([dict(type=A.Lambda, image=record)]).transform(copy.deepcopy(res))
     np.testing.assert_array_equal(seen['first'], bgr_first)
-    with pytest.raises(Exception, match='value'):  # albumentations 2.x renamed value= -> fill=; strict makes it an error
+    # albumentations 2.x renamed value= -> fill=; strict=True makes the old name an error instead of a warning
+    with pytest.raises(Exception, match='value'):
         _albu([dict(type='PadIfNeeded', min_height=96, min_width=96, value=0)])
 
 

@@ -26,7 +26,8 @@ def _missing():
 
 
 _REASON = _missing()
-pytestmark = [pytest.mark.mm, pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
+pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmseg'),
+              pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'seg')
@@ -51,11 +52,15 @@ def shapes_root(tmp_path_factory):
                                  max_objects=3).root)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def mmseg_scope():
+    """mmseg as the default registry scope for this test (the Runner and mmdet tests change the global one)."""
     import zoo.mm  # noqa: F401
+    from mmengine.registry import DefaultScope
     from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
 
 
 def _config(head, slug):

@@ -216,7 +216,7 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
 # Implementation-vs-reference comparisons (the references the family issues ask for), each case measured in
 # a fresh process: forward time (median of repeats) and peak memory.
 
-REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
+REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'img_s', 'img_s_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
 
 
 def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', repeats: int = 3) -> Dict[str, Any]:
@@ -280,7 +280,8 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
         with tempfile.TemporaryDirectory() as d:
             trainer = Trainer(dict(model=model_name, dataset='shapes', shapes_train=max(steps + 2, 4) * batch_size,
                                    shapes_val=batch_size, shapes_size=img_size, img_size=img_size,
-                                   batch_size=batch_size, data_dir=d, output=d, workers=2, epochs=1)).setup()
+                                   batch_size=batch_size, data_dir=os.path.join(d, 'data'),
+                                   output=os.path.join(d, 'out'), workers=2, epochs=1)).setup()
             it = iter(trainer.train_loader)
             next(it)
             t0 = time.perf_counter()

@@ -22,7 +22,8 @@ import warnings
 # mmengine / mmdet / mmseg import pkg_resources (deprecated in setuptools): keep their logs readable
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
-__all__ = ['ZooBackbone', 'feature_levels', 'require', 'registered', 'mmengine_checkpoint_globals', 'REGISTRATION_ERRORS']
+__all__ = ['ZooBackbone', 'feature_levels', 'require', 'registered', 'mmengine_checkpoint_globals',
+           'REGISTRATION_ERRORS']
 
 _INSTALL = {
     'mmengine': 'pip install "mmengine==0.10.7"',

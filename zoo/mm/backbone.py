@@ -301,7 +301,8 @@ class ZooBackbone(BaseModule):
             super().init_weights()
             self.init_cfg = init_cfg
         for c in pretrained:
-            self.load_dense_checkpoint(c['checkpoint'], prefix=c.get('prefix'), map_location=c.get('map_location', 'cpu'))
+            self.load_dense_checkpoint(c['checkpoint'], prefix=c.get('prefix'),
+                                       map_location=c.get('map_location', 'cpu'))
         self._is_init = True
 
     def load_dense_checkpoint(self, checkpoint: str, prefix: Optional[str] = 'backbone.', map_location='cpu'):
@@ -321,7 +322,8 @@ class ZooBackbone(BaseModule):
         expected = self.state_dict()
         if not set(sd) & set(expected):
             hint = ''
-            if not any(k.startswith('body.') for k in sd) and not any(k.startswith(prefix or 'body.') for k in raw_keys):
+            ours = any(k.startswith('body.') for k in sd) or any(k.startswith(prefix or 'body.') for k in raw_keys)
+            if not ours:
                 hint = (' It looks like a classification checkpoint: load those with '
                         'pretrained_cfg_overlay=dict(file=...) (or pretrained=<path>) instead of init_cfg.')
             raise CheckpointError(f'ZooBackbone: no tensor of {checkpoint} (prefix {prefix!r}) matches '

@@ -51,7 +51,8 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tools/eval.py', description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
+    p = argparse.ArgumentParser(prog='tools/eval.py',
+                                description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
     p.add_argument('config', help='config file (.py)')
     p.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py')
     p.add_argument('--work-dir', help='folder for the evaluation log and metrics.json')

@@ -16,7 +16,8 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.9),
     dict(type='RandomFlip', prob=0.5),
     # mmseg's own Albu wrapper (converts BGR <-> RGB around the albumentations transforms)
-    dict(type='Albu', transforms=[dict(type='RandomBrightnessContrast', p=0.5), dict(type='HueSaturationValue', p=0.3)]),
+    dict(type='Albu',
+         transforms=[dict(type='RandomBrightnessContrast', p=0.5), dict(type='HueSaturationValue', p=0.3)]),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
