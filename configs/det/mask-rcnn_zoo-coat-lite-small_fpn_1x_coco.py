@@ -32,7 +32,7 @@ param_scheduler = [
 # CoaT's 1x results use DETR-style multi-scale training (as the official configs)
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='LoadAnnotations', with_mask=True, with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomChoice',
          transforms=[[dict(type='RandomChoiceResize', keep_ratio=True,

@@ -7,7 +7,7 @@ _base_ = [
     './_base_/shapes_segmentation.py',
     '../_base_/zoo_mm.py',
 ]
-norm_cfg = dict(type='BN', requires_grad=True)
+norm_cfg = dict(requires_grad=True, type='BN')  # single-process CPU: plain BN
 data_preprocessor = dict(size={{_base_.crop_size}})
 model = dict(
     data_preprocessor=data_preprocessor,

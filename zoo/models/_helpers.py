@@ -88,3 +88,15 @@ def check_in_chans(x: torch.Tensor, in_chans: int) -> None:
         raise ValueError('expected a 4-D NCHW input, got a ' + str(x.dim()) + '-D tensor')
     if x.shape[1] != in_chans:
         raise ValueError('expected ' + str(in_chans) + ' input channels, got ' + str(x.shape[1]) + ' channels')
+
+
+def imagenet_cfg(first_conv: str, classifier: str, paper: str, origin_url: str, license: str = 'apache-2.0',
+                 **overrides) -> Dict:
+    """Base timm pretrained cfg shared by the zoo families: ImageNet-1k, 224 px, 7x7 final map, bicubic 0.875
+    crop, ImageNet mean/std; a family passes its module names, paper and source, and whatever differs."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    cfg = dict(num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875,
+               interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
+               first_conv=first_conv, classifier=classifier, license=license, paper_ids=paper, origin_url=origin_url)
+    cfg.update(overrides)
+    return cfg

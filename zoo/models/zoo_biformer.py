@@ -21,14 +21,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.bra import BiLevelRoutingAttention
-from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['BiFormer']
 
@@ -398,12 +397,8 @@ def _create_biformer(variant: str, pretrained: bool = False, **kwargs) -> BiForm
 
 
 def _cfg(**kwargs):
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7), 'min_input_size': (3, 32, 32),
-        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.conv1', 'classifier': 'head.fc', 'license': 'mit', 'paper_ids': 'arXiv:2303.08810',
-        'origin_url': 'https://github.com/rayleizhu/BiFormer', **kwargs,
-    }
+    return imagenet_cfg('stem.conv1', 'head.fc', 'arXiv:2303.08810', 'https://github.com/rayleizhu/BiFormer',
+                        **{'license': 'mit', 'min_input_size': (3, 32, 32), **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

@@ -16,13 +16,12 @@ from functools import partial
 from typing import Any, Dict
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
-from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['checkpoint_filter_fn']
 
@@ -72,15 +71,8 @@ def _create_cbam_resnet(variant: str, pretrained: bool = False, **kwargs) -> Res
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear',
-        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc',
-        'license': 'mit', 'paper_ids': 'arXiv:1807.06521',
-        'origin_url': 'https://github.com/Jongchan/attention-module',
-        **kwargs,
-    }
+    return imagenet_cfg('conv1', 'fc', 'arXiv:1807.06521', 'https://github.com/Jongchan/attention-module',
+                        **{'license': 'mit', 'interpolation': 'bilinear', **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

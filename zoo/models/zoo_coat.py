@@ -32,14 +32,13 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
-from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['CoaT']
 
@@ -524,15 +523,9 @@ def _create_coat(variant: str, pretrained: bool = False, **kwargs) -> CoaT:
 
 
 def _cfg(**kwargs):
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None,
-        'min_input_size': (3, 32, 32),
-        'crop_pct': 0.875, 'interpolation': 'bicubic',  # official eval: resize 256/224 x bicubic, center crop
-        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stages.0.patch_embed.proj', 'classifier': 'head',
-        'license': 'apache-2.0', 'paper_ids': 'arXiv:2104.06399', 'origin_url': 'https://github.com/mlpc-ucsd/CoaT',
-        **kwargs,
-    }
+    # official eval: resize 256/224 bicubic + centre crop; the class-token head has no fixed pooled map
+    return imagenet_cfg('stages.0.patch_embed.proj', 'head', 'arXiv:2104.06399', 'https://github.com/mlpc-ucsd/CoaT',
+                        **{'pool_size': None, 'min_input_size': (3, 32, 32), **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

@@ -57,14 +57,13 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import make_divisible
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
-from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['HaloBlock', 'HaloNet']
 
@@ -183,15 +182,11 @@ def _create_halonet(variant: str, pretrained: bool = False, **kwargs) -> HaloNet
 
 def _cfg(size: int, **kwargs):
     pool = -(-size // 32)
-    return {
-        'num_classes': 1000, 'input_size': (3, size, size), 'pool_size': (pool, pool),
-        'crop_pct': 0.95, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.conv1.conv', 'classifier': 'head.fc', 'license': 'apache-2.0',
-        'paper_ids': 'arXiv:2103.12731',
-        'paper_name': 'Scaling Local Self-Attention for Parameter Efficient Visual Backbones',
-        'origin_url': 'https://github.com/huggingface/pytorch-image-models',
-        **kwargs,
-    }
+    return imagenet_cfg('stem.conv1.conv', 'head.fc', 'arXiv:2103.12731',
+                        'https://github.com/huggingface/pytorch-image-models',
+                        **{'input_size': (3, size, size), 'pool_size': (pool, pool), 'crop_pct': 0.95,
+                           'paper_name': 'Scaling Local Self-Attention for Parameter Efficient Visual Backbones',
+                           **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

@@ -45,7 +45,7 @@ from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
-from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['LkcaVit']
 
@@ -372,14 +372,12 @@ def _create_lkca(variant: str, pretrained: bool = False, **kwargs) -> LkcaVit:
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 200, 'input_size': (3, 64, 64), 'pool_size': (8, 8), 'crop_pct': 1.0,
-        'interpolation': 'bilinear', 'mean': TINY_IMAGENET_MEAN, 'std': TINY_IMAGENET_STD,
-        'first_conv': 'patch_embed.proj', 'classifier': 'head',
-        'license': 'apache-2.0', 'paper_ids': 'arXiv:2401.05738',
-        'origin_url': 'https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet',
-        **kwargs,
-    }
+    # Tiny-ImageNet (64 px, 200 classes, 8x8 token grid) is the author's largest setting
+    return imagenet_cfg('patch_embed.proj', 'head', 'arXiv:2401.05738',
+                        'https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet',
+                        **{'num_classes': 200, 'input_size': (3, 64, 64), 'pool_size': (8, 8), 'crop_pct': 1.0,
+                           'interpolation': 'bilinear', 'mean': TINY_IMAGENET_MEAN, 'std': TINY_IMAGENET_STD,
+                           **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

@@ -39,7 +39,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, LayerNorm2d, SEModule, SelectAdaptivePool2d
 from timm.layers.grn import GlobalResponseNorm
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
@@ -48,7 +47,7 @@ from timm.models._features import feature_take_indices
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.contmix import ContMix
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
-from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
 
@@ -686,15 +685,8 @@ def _create_overlock(variant: str, pretrained: bool = False, **kwargs) -> OverLo
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.95, 'interpolation': 'bicubic',
-        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.0', 'classifier': 'head.fc',
-        'license': 'apache-2.0', 'paper_ids': 'arXiv:2502.20087',
-        'origin_url': 'https://github.com/LMMMEng/OverLoCK',
-        **kwargs,
-    }
+    return imagenet_cfg('stem.0', 'head.fc', 'arXiv:2502.20087', 'https://github.com/LMMMEng/OverLoCK',
+                        **{'crop_pct': 0.95, **kwargs})
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({

@@ -36,14 +36,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import BatchNormAct2d, ClassifierHead
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
-from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['ResidualAttentionNet']
 
@@ -272,14 +271,8 @@ def _create_resattnet(variant: str, pretrained: bool = False, **kwargs) -> Resid
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7), 'crop_pct': 0.875,
-        'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.conv', 'classifier': 'head.fc',
-        'license': 'apache-2.0', 'paper_ids': 'arXiv:1704.06904',
-        'origin_url': 'https://github.com/fwang91/residual-attention-network',
-        **kwargs,
-    }
+    return imagenet_cfg('stem.conv', 'head.fc', 'arXiv:1704.06904',
+                        'https://github.com/fwang91/residual-attention-network', **{'interpolation': 'bilinear', **kwargs})
 
 
 def _cfg_cifar(**kwargs) -> Dict[str, Any]:

@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import SelectAdaptivePool2d
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
@@ -28,7 +27,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
-from zoo.models._helpers import check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
 
@@ -268,15 +267,9 @@ def _create_triplet_mobilenetv2(variant: str, pretrained: bool = False, **kwargs
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
-    return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-        'crop_pct': 0.875, 'interpolation': 'bilinear',
-        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'conv1', 'classifier': 'fc',
-        'license': 'mit', 'paper_ids': 'arXiv:2010.03045',
-        'origin_url': 'https://github.com/landskape-ai/triplet-attention',
-        **kwargs,
-    }
+    cfg = dict(first_conv='conv1', classifier='fc', interpolation='bilinear', license='mit')
+    cfg.update(kwargs)  # MobileNetV2 names its own first conv / classifier
+    return imagenet_cfg(paper='arXiv:2010.03045', origin_url='https://github.com/landskape-ai/triplet-attention', **cfg)
 
 
 _MBV2 = dict(first_conv='conv_stem.0', classifier='classifier')
