@@ -43,6 +43,7 @@ from timm.models import clean_state_dict
 
 from . import _manifest
 from .models._helpers import CheckpointError, unwrap_state_dict
+from .errors import UserError
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'ManualDownloadError',
@@ -74,7 +75,7 @@ class ChecksumError(CheckpointError):
     """The file's SHA-256 differs from the manifest's."""
 
 
-class ManualDownloadError(RuntimeError):
+class ManualDownloadError(UserError, RuntimeError):
     """The official file cannot be downloaded automatically (e.g. Google Drive); fetch it by hand."""
 
 

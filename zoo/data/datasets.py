@@ -22,6 +22,7 @@ import cv2
 cv2.setNumThreads(0)
 import numpy as np
 from torch.utils.data import Dataset, default_collate
+from ..errors import UserError
 
 __all__ = [
     'IMG_EXTENSIONS', 'DatasetError', 'CorruptImageError', 'CorruptSample', 'read_image', 'ImageFolderDataset',
@@ -33,7 +34,7 @@ _logger = logging.getLogger(__name__)
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff', '.ppm', '.pgm', '.pbm')
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset that cannot be used as given (missing folders, empty classes, unknown labels, ...)."""
 
 

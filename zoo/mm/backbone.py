@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
+from ..errors import UserError
 
 try:
     from mmengine.model import BaseModule
@@ -30,7 +31,7 @@ except ImportError as e:  # pragma: no cover - zoo.mm checks this first with a c
 __all__ = ['ZooBackbone', 'feature_levels', 'ConfigError']
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A det/seg config that cannot run (unknown backbone, out_indices outside the model, missing dataset path)."""
 
 

@@ -4,11 +4,13 @@ from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from timm.layers import register_notrace_function
+from ..errors import UserError
 
-__all__ = ['CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans']
+__all__ = ['CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input']
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be loaded into a zoo model; the message names every offending tensor."""
 
 
@@ -79,6 +81,7 @@ def check_state_dict(state_dict: Dict[str, torch.Tensor], model: nn.Module, sour
     return state_dict
 
 
+@register_notrace_function  # a leaf under FX: the checks run when the traced graph runs
 def check_in_chans(x: torch.Tensor, in_chans: int) -> None:
     """Clear error for an NCHW input with the wrong channel count (call at the top of forward_features).
 
@@ -88,6 +91,17 @@ def check_in_chans(x: torch.Tensor, in_chans: int) -> None:
         raise ValueError('expected a 4-D NCHW input, got a ' + str(x.dim()) + '-D tensor')
     if x.shape[1] != in_chans:
         raise ValueError('expected ' + str(in_chans) + ' input channels, got ' + str(x.shape[1]) + ' channels')
+
+
+@register_notrace_function
+def check_input(x: torch.Tensor, in_chans: int, min_size: int = 0, family: str = 'this model') -> None:
+    """The one input check of every zoo model: 4-D NCHW, ``in_chans`` channels, and at least ``min_size`` pixels
+    on each side where the architecture has a minimum (``min_size=0``: none). A leaf under FX tracing, and
+    TorchScript-compatible, so models stay traceable and scriptable with the check in place."""
+    check_in_chans(x, in_chans)
+    if min_size > 0 and (x.shape[2] < min_size or x.shape[3] < min_size):
+        raise ValueError(family + ' needs inputs of at least ' + str(min_size) + 'x' + str(min_size) + ' pixels, got '
+                         + str(x.shape[2]) + 'x' + str(x.shape[3]))
 
 
 def imagenet_cfg(first_conv: str, classifier: str, paper: str, origin_url: str, license: str = 'apache-2.0',

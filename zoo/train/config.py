@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
+from ..errors import UserError
 
 __all__ = ['FIELDS', 'default_config', 'load_config', 'apply_overrides', 'validate_config', 'add_config_args',
            'config_from_args', 'ConfigError']
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Invalid configuration (unknown field, wrong type, bad value)."""
 
 

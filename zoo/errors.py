@@ -1,0 +1,39 @@
+"""The one base class for mistakes a user can fix, and the message for an unknown model name.
+
+Library code raises a subclass of :class:`UserError` (bad config value, missing file, unknown model, a checkpoint
+that does not fit); the command-line tools (:mod:`zoo.cli`) print such an error as one ``error: ...`` line and exit
+with status 2. Anything else is a bug and keeps its traceback.
+"""
+import difflib
+from typing import Iterable, List, Optional
+
+__all__ = ['UserError', 'UnknownModelError', 'closest_names', 'check_model_name']
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for; the message says what is wrong and, where it can, what to do."""
+
+
+class UnknownModelError(UserError, RuntimeError):
+    """A model name that neither timm nor the zoo registers (RuntimeError, as timm's own error, for callers)."""
+
+
+def closest_names(name: str, candidates: Iterable[str], n: int = 5) -> List[str]:
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+
+
+def check_model_name(name: str, candidates: Optional[Iterable[str]] = None) -> str:
+    """Return ``name`` when it is a registered architecture (``arch`` or ``arch.tag``), an ``hf-hub:`` or a
+    ``local-dir:`` id; raise :class:`UnknownModelError` listing the closest registered names otherwise."""
+    if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')):
+        return name
+    import timm
+
+    import zoo  # noqa: F401  (registers the zoo architectures)
+    arch = name.split('.', 1)[0]
+    if timm.is_model(arch):
+        return name
+    names = list(candidates) if candidates is not None else timm.list_models()
+    close = closest_names(arch, names)
+    hint = f'; closest registered names: {", ".join(close)}' if close else ''
+    raise UnknownModelError(f'unknown model {name!r}{hint} (zoo.list_models() lists the zoo models)')
