@@ -3,15 +3,23 @@
 Every entry point runs through :func:`run`, which gives all tools one convention: a user mistake
 (:class:`zoo.errors.UserError`, an argparse error, a missing file) ends with one line ``error: ...`` on stderr and
 exit status 2, without a traceback; ``--debug`` (or ``ZOO_DEBUG=1``) re-raises it with the traceback.
+
+:func:`config_path` finds the configs shipped with the package (``zoo::det/<file>.py``, ``zoo::cls/<file>.yaml``)
+in an installed wheel as in a source checkout; the tools accept these names wherever they take a config file.
 """
 import argparse
+import difflib
 import os
 import sys
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..errors import UserError
 
-__all__ = ['run', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled']
+__all__ = ['run', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'configs_root', 'config_path', 'list_configs',
+           'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress']
+
+CONFIG_SCOPE = 'zoo::'  # by-name prefix of the packaged configs, as in mmengine's `mmdet::...`
 
 # errors that come from what the user asked for; anything else is a bug and keeps its traceback
 USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -58,3 +66,86 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]
         if debug_enabled(argv):
             raise
         return _fail('interrupted')
+
+
+# ------------------------------------------------------------------------------------------------ download progress
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no download progress bars (timm's and huggingface_hub's); shown by default."""
+    parser.add_argument('--quiet', action='store_true', help='no download progress bars')
+
+
+def set_download_progress(enabled: bool = True) -> None:
+    """Show (default) or hide the progress bars of weight downloads: timm's URL downloads (off in timm by default)
+    and huggingface_hub's (on unless ``HF_HUB_DISABLE_PROGRESS_BARS`` is set)."""
+    try:
+        import timm.models
+        timm.models.set_pretrained_download_progress(enabled)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+        if enabled:
+            if os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS', '').upper() not in ('1', 'ON', 'YES', 'TRUE'):
+                enable_progress_bars()
+        else:
+            disable_progress_bars()
+    except ImportError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------- packaged configs
+class ConfigNotFoundError(UserError, FileNotFoundError):
+    """A config named on the command line is neither a file nor a packaged config."""
+
+
+def configs_root() -> Path:
+    """Folder of the configs shipped with zoo: ``zoo/_configs`` in an installed wheel (package data), the
+    repository's ``configs/`` in a source checkout or an editable install."""
+    try:
+        from importlib import resources
+        readme = resources.files('zoo._configs').joinpath('README.md')
+        if readme.is_file():
+            return Path(str(readme)).parent
+    except (ModuleNotFoundError, TypeError, AttributeError):
+        pass
+    return Path(__file__).resolve().parent.parent.parent / 'configs'
+
+
+def list_configs(pattern: str = '*') -> List[str]:
+    """By-name form (``zoo::det/<file>.py``) of every packaged config whose relative path matches ``pattern``."""
+    root = configs_root()
+    found = sorted(p.relative_to(root).as_posix() for p in root.rglob('*') if p.suffix in ('.py', '.yaml', '.yml'))
+    import fnmatch
+    return [CONFIG_SCOPE + f for f in found if fnmatch.fnmatch(f, pattern) and '_base_' not in f.split('/')]
+
+
+def config_path(spec: str) -> str:
+    """Resolve a config given as a file or by name.
+
+    * an existing file: returned as it is;
+    * ``zoo::<relative path>`` (e.g. ``zoo::det/retinanet_zoo-resnet18-cbam_fpn_shapes.py``): the packaged config;
+    * ``configs/<relative path>`` that does not exist under the current folder (the README's commands run
+      outside a checkout): the packaged config of that name.
+
+    Relative ``_base_`` files (``../_base_/zoo_mm.py``) resolve next to the returned file, and ``mmdet::`` /
+    ``mmseg::`` bases from the installed OpenMMLab packages, so inheritance works from an installed zoo.
+    Raises :class:`ConfigNotFoundError` (a UserError) naming close matches when there is no such config.
+    """
+    spec = str(spec)
+    if spec.startswith(CONFIG_SCOPE):
+        rel = spec[len(CONFIG_SCOPE):].lstrip('/')
+    elif os.path.exists(spec):
+        return spec
+    elif spec.replace(os.sep, '/').startswith('configs/'):
+        rel = spec.replace(os.sep, '/')[len('configs/'):]
+    else:
+        raise ConfigNotFoundError(f'config file {spec} does not exist (packaged configs are named zoo::det/<file>.py, '
+                          f'zoo::seg/..., zoo::cls/<file>.yaml)')
+    root = configs_root()
+    path = root / rel
+    if '..' in Path(rel).parts or not path.is_file():
+        names = list_configs()
+        close = difflib.get_close_matches(CONFIG_SCOPE + rel, names, n=3, cutoff=0.5)
+        hint = f'; closest: {", ".join(close)}' if close else f'; {len(names)} packaged configs (see configs/README.md)'
+        raise ConfigNotFoundError(f'no packaged config {CONFIG_SCOPE}{rel} (in {root}){hint}')
+    return str(path)

@@ -20,14 +20,28 @@ as ``error: ...`` and return exit code 2.
 A config may ask for generated data with ``zoo_data = dict(generator='shapes', task='detection'|'segmentation',
 root=..., n_train=..., n_val=..., size=..., seed=..., max_objects=...)``: it is generated (once, cached) before the
 path checks. The ``configs/*/*_shapes.py`` configs use this.
+
+``CONFIG`` is a file or a packaged config by name, ``zoo::det/<file>.py`` (see :mod:`zoo.mm.configs`); a
+``configs/...`` path that does not exist under the current folder is looked up among the packaged configs too.
+
+Errors follow the zoo tools' convention (``zoo.cli.run``): a user mistake prints one ``error: ...`` line and exits
+with status 2, without a traceback (``--debug`` shows it). Nothing is overwritten: training into a work dir that
+already holds checkpoints needs ``--resume`` (or another ``--work-dir``); a work dir this run created is removed
+again when the run fails before its first checkpoint; ``--out`` refuses an existing file; ``metrics.json`` is
+written atomically.
 """
 import argparse
+import glob
 import json
 import logging
 import os
 import os.path as osp
+import shutil
 from typing import List, Optional, Sequence
 
+from ..cli import ArgumentParser, config_path
+from ..cli import run as _run_cli
+from ..errors import UserError
 from .backbone import ConfigError  # also raised by ZooBackbone for bad backbone arguments
 
 __all__ = ['main_train', 'main_eval', 'run_train', 'run_eval', 'load_config', 'check_config', 'prepare_data',
@@ -35,9 +49,13 @@ __all__ = ['main_train', 'main_eval', 'run_train', 'run_eval', 'load_config', 'c
 
 
 # ------------------------------------------------------------------------------------------------------- arguments
+class MissingPackageError(UserError, ImportError):
+    """A package the config needs is not installed (the message says how to install it)."""
+
+
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tools/train.py', description='Train an mmdet/mmseg config (mmengine Runner)')
-    p.add_argument('config', help='config file (.py)')
+    p = ArgumentParser(prog='tools/train.py', description='Train an mmdet/mmseg config (mmengine Runner)')
+    p.add_argument('config', help='config file (.py), or a packaged config by name: zoo::det/<file>.py')
     p.add_argument('--work-dir', help='folder for logs and checkpoints (default ./work_dirs/<config name>)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper, needs CUDA)')
     p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base_batch_size')
@@ -51,9 +69,8 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tools/eval.py',
-                                description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
-    p.add_argument('config', help='config file (.py)')
+    p = ArgumentParser(prog='tools/eval.py', description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
+    p.add_argument('config', help='config file (.py), or a packaged config by name: zoo::seg/<file>.py')
     p.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py')
     p.add_argument('--work-dir', help='folder for the evaluation log and metrics.json')
     p.add_argument('--out', help='also dump the raw predictions to this .pkl file')
@@ -83,8 +100,13 @@ def _import_stack(cfg) -> None:
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None):
+    """The mmengine Config of a file or a packaged config name (``zoo::det/<file>.py``)."""
     from . import require
     require('mmengine')
+    try:
+        config = config_path(config)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
     if not osp.isfile(config):
         raise ConfigError(f'config file {config} does not exist')
     with open(config, encoding='utf-8') as f:
@@ -93,6 +115,9 @@ def load_config(config: str, cfg_options: Optional[dict] = None):
         if f'{scope}::' in text:
             require(scope)
     from mmengine.config import Config
+
+    from .configs import enable_zoo_bases
+    enable_zoo_bases()  # `_base_ = 'zoo::det/...'` in a user's config
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -270,6 +295,10 @@ def run_train(argv: Optional[List[str]] = None):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = _work_dir(cfg, args.work_dir, args.config)
+    existed = osp.exists(cfg.work_dir)
+    if args.resume is None and _checkpoints(cfg.work_dir):
+        raise ConfigError(f'work dir {cfg.work_dir} already holds checkpoints ({_checkpoints(cfg.work_dir)[0]}); '
+                          'continue it with --resume, or choose another --work-dir (nothing is overwritten)')
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -297,9 +326,25 @@ def run_train(argv: Optional[List[str]] = None):
                  generate=True)
     _adapt_to_machine(cfg, args.launcher != 'none')
     _fix_loaders(cfg)
-    runner = _build_runner(cfg)
-    runner.train()
+    try:
+        runner = _build_runner(cfg)
+        runner.train()
+    except BaseException:
+        # a run that failed before its first checkpoint leaves no half-written work dir behind
+        if not existed and osp.isdir(cfg.work_dir) and not _checkpoints(cfg.work_dir):
+            shutil.rmtree(cfg.work_dir, ignore_errors=True)
+        raise
     return runner
+
+
+def _checkpoints(work_dir: str) -> List[str]:
+    """Checkpoints (and mmengine's ``last_checkpoint`` pointer) already in a work dir."""
+    if not osp.isdir(work_dir):
+        return []
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')))
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        found.append(osp.join(work_dir, 'last_checkpoint'))
+    return found
 
 
 def run_eval(argv: Optional[List[str]] = None) -> dict:
@@ -320,6 +365,8 @@ def run_eval(argv: Optional[List[str]] = None) -> dict:
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ConfigError('--out must be a .pkl/.pickle file')
+        if osp.exists(args.out):
+            raise ConfigError(f'--out {args.out} already exists (nothing is overwritten); remove it or choose another')
         dump = dict(type='DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults',
                     out_file_path=args.out)
         ev = cfg.test_evaluator
@@ -330,37 +377,48 @@ def run_eval(argv: Optional[List[str]] = None) -> dict:
     from mmengine.dist import is_main_process
     if is_main_process():
         os.makedirs(cfg.work_dir, exist_ok=True)
-        with open(osp.join(cfg.work_dir, 'metrics.json'), 'w') as f:
+        path = osp.join(cfg.work_dir, 'metrics.json')
+        with open(path + '.tmp', 'w') as f:  # written whole, then renamed: never a half-written metrics.json
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics), f, indent=2, default=str)
+        os.replace(path + '.tmp', path)
     return metrics
 
 
-def main_train(argv: Optional[List[str]] = None) -> int:
-    """CLI entry (``tools/train.py CONFIG ...``); returns the process exit code (0, or 2 for a bad config)."""
+def _user_errors(fn, argv):
+    """Run ``fn(argv)``; a missing package (``zoo.mm.require``) becomes a user error like a bad config."""
     try:
-        run_train(argv)
-    except (ConfigError, ImportError) as e:
-        import sys
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fn(argv)
+    except ImportError as e:
+        if isinstance(e, UserError) or not str(e).startswith('zoo.mm: missing package'):
+            raise
+        raise MissingPackageError(str(e)) from None
+
+
+def _main_train(argv: List[str]) -> int:
+    _user_errors(run_train, argv)
     return 0
+
+
+def _main_eval(argv: List[str]) -> int:
+    metrics = _user_errors(run_eval, argv)
+    print(json.dumps(metrics, indent=2, default=str))
+    return 0
+
+
+def main_train(argv: Optional[List[str]] = None) -> int:
+    """CLI entry (``tools/train.py CONFIG ...``); returns the exit code: 0, or 2 with one ``error: ...`` line for a
+    user mistake (bad config, missing file or package, existing checkpoints without --resume)."""
+    return _run_cli(_main_train, argv)
 
 
 def main_eval(argv: Optional[List[str]] = None) -> int:
-    """CLI entry (``tools/eval.py CONFIG CHECKPOINT ...``); prints the metrics, returns the exit code."""
-    try:
-        metrics = run_eval(argv)
-    except (ConfigError, ImportError) as e:
-        import sys
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, indent=2, default=str))
-    return 0
+    """CLI entry (``tools/eval.py CONFIG CHECKPOINT ...``); prints the metrics, returns the exit code (0 or 2)."""
+    return _run_cli(_main_eval, argv)
 
 
 if __name__ == '__main__':  # python -m zoo.mm.runner {train,eval} ...
     import sys
     if len(sys.argv) < 2 or sys.argv[1] not in ('train', 'eval'):
-        print('usage: python -m zoo.mm.runner {train,eval} CONFIG ...', file=sys.stderr)
+        print('error: usage: python -m zoo.mm.runner {train,eval} CONFIG ...', file=sys.stderr)
         sys.exit(2)
     sys.exit(main_train(sys.argv[2:]) if sys.argv[1] == 'train' else main_eval(sys.argv[2:]))

@@ -1,0 +1,129 @@
+"""``zoo-benchmark`` / ``tools/benchmark.py``: benchmark zoo and timm models side by side: params, GMACs, latency, throughput, train step, peak memory.
+
+  python tools/benchmark.py 'zoo_biformer_tiny' zoo_resnet50_cbam --baselines resnet50 convnext_tiny
+  python tools/benchmark.py zoo_coat_lite_tiny zoo_biformer_tiny --sizes 224 384 512 768 1024 --plot
+  python tools/benchmark.py --reference bra --sizes 224 512 1024          # BRA vs a straightforward gather
+  python tools/benchmark.py --reference contmix --sizes 224 1024          # ContMix vs an unfold reference
+  python tools/benchmark.py --reference train_loop                       # tools/train.py step vs a bare loop
+  python tools/benchmark.py --readme                                     # regenerate the README model table
+
+Every (model, size) is measured in a fresh process, so peak memory is per model and a model that fails
+at some size is reported with its error instead of stopping the run. Results are given as ratios to
+the first baseline of the same run (absolute times vary between machines). Outputs go to --out-dir:
+results.csv, results.json (with the environment), results.md, and scaling.png with --plot.
+"""
+import csv
+import json
+import os
+from pathlib import Path
+
+from .. import bench
+from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+
+TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
+                 'infer_img_s_ratio', 'train_img_s', 'train_img_s_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'error']
+
+
+def expand(patterns):
+    import timm
+
+    import zoo
+    names = []
+    for p in patterns:
+        found = (zoo.list_models(p) or timm.list_models(p)) if any(c in p for c in '*?[') else [p]
+        names += [n for n in found if n not in names]
+    return names
+
+
+def write_outputs(records, out_dir, env, columns=TABLE_COLUMNS, stem='results'):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in records for k in r})
+    with open(out_dir / f'{stem}.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(records)
+    (out_dir / f'{stem}.json').write_text(json.dumps(dict(environment=env, results=records), indent=1))
+    table = bench.markdown_table(records, [c for c in columns if any(c in r for r in records)])
+    (out_dir / f'{stem}.md').write_text(table + '\n')
+    return table
+
+
+def run_models(args):
+    baselines = expand(args.baselines)
+    models = [m for m in baselines + expand(args.models) if m]
+    records = []
+    for size in args.sizes:
+        for name in models:
+            rec = bench.measure_in_subprocess(
+                name=name, img_size=size, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
+                train=not args.no_train, flops=not args.no_flops, timeout=args.timeout)
+            print(json.dumps(rec), flush=True)
+            records.append(rec)
+    if models:
+        bench.add_ratios(records, baselines[0] if baselines else models[0])
+    return records
+
+
+def default_readme() -> Path:
+    """README.md of the source checkout zoo runs from, else ./README.md."""
+    import zoo
+    repo = Path(zoo.__file__).resolve().parent.parent / 'README.md'
+    return repo if repo.is_file() else Path('README.md')
+
+
+def main(argv=None) -> int:
+    return run(_main, argv)
+
+
+def _main(argv) -> int:
+    p = ArgumentParser(prog='zoo-benchmark', description=__doc__)
+    p.add_argument('models', nargs='*', help='model names or wildcard patterns (zoo or timm)')
+    p.add_argument('--baselines', nargs='*', default=[], help='comparison models; ratios are to the first')
+    p.add_argument('--sizes', nargs='+', type=int, default=[224], help='input sizes (a ladder gives scaling)')
+    p.add_argument('--batch-size', type=int, default=16, help='batch for throughput and train step')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--dtype', default='fp32', choices=sorted(bench.DTYPES), help='autocast dtype')
+    p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model')
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--no-train', action='store_true', help='skip the training-step measurement')
+    p.add_argument('--no-flops', action='store_true')
+    p.add_argument('--timeout', type=float, default=1800, help='per (model, size) measurement, seconds')
+    p.add_argument('--reference', choices=sorted(bench.REFERENCES), help='compare an implementation with its reference')
+    p.add_argument('--plot', action='store_true', help='PNG of latency and memory against input size')
+    p.add_argument('--readme', action='store_true', help='regenerate the model table in README.md')
+    p.add_argument('--readme-file', default=None, help='README to rewrite with --readme (default: the checkout\'s)')
+    p.add_argument('--out-dir', default=os.path.join('output', 'benchmark'))
+    add_quiet_argument(p)
+    args = p.parse_args(argv)
+    set_download_progress(not args.quiet)
+    out_dir = Path(args.out_dir)
+    env = bench.environment(args.device)
+
+    if args.readme:
+        from zoo import model_table
+        rows = model_table.collect(throughput=not args.no_train, device=args.device, batch_size=8,
+                                   timeout=args.timeout)
+        table = model_table.render(rows)
+        readme = Path(args.readme_file) if args.readme_file else default_readme()
+        if not readme.is_file():
+            p.error(f'--readme: {readme} does not exist (give --readme-file)')
+        model_table.write_readme(readme, table, env)
+        write_outputs(rows, out_dir, env, columns=model_table.COLUMNS, stem='model_table')
+        print(table)
+        return 0
+    if args.reference:
+        records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats)
+        table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
+        print(table)
+        return 0
+    if not args.models and not args.baselines:
+        p.error('name models or baselines, or use --reference / --readme')
+    records = run_models(args)
+    table = write_outputs(records, out_dir, env)
+    if args.plot and len(args.sizes) > 1:
+        print('plot:', bench.plot_scaling([r for r in records if 'error' not in r], str(out_dir / 'scaling.png')))
+    print(table)
+    return 0
