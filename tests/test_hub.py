@@ -249,12 +249,14 @@ def test_publish_and_load_round_trip_offline(tmp_path, fake_hub, test_manifest):
     assert out['missing'] in ('LocalEntryNotFoundError', 'OfflineModeIsEnabled'), out['missing']
 
 
-def test_push_refusals(tmp_path, fake_hub):
+def test_push_refusals(tmp_path, fake_hub, capsys):
     push = _push_tool()
     ckpt = _official_checkpoint(tmp_path / 'r18.pth.tar')
-    # the repo must be <org>/<the model's arch>.<tag>
-    assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/zoo_resnet50_cbam.in1k']) == 1
-    assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}']) == 1
+    # the repo must be <org>/<the model's arch>.<tag> (user errors: one `error: ...` line, exit 2)
+    assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/zoo_resnet50_cbam.in1k']) == 2
+    assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}']) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(e.startswith('error: Hub repo') and f'<org>/{ARCH}.<tag>' in e for e in err)
     # a checkpoint that would run code is refused before anything is uploaded
     marker = tmp_path / 'executed'
 
@@ -264,7 +266,8 @@ def test_push_refusals(tmp_path, fake_hub):
 
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': official_state_dict('cbam_resnet18'), 'x': Evil()}, evil)
-    assert push.main([ARCH, '--checkpoint', str(evil), '--repo', f'{ORG}/{ARCH}.evil']) == 1
+    assert push.main([ARCH, '--checkpoint', str(evil), '--repo', f'{ORG}/{ARCH}.evil']) == 2
+    assert 'error: refusing to load' in capsys.readouterr().err
     assert not marker.exists()
     assert not any(c[0] == 'upload_folder' for c in fake_hub.calls)
 
@@ -290,7 +293,7 @@ def test_push_refuses_in_offline_mode(tmp_path, fake_hub, monkeypatch, capsys):
     from huggingface_hub import constants
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
     ckpt = _official_checkpoint(tmp_path / 'r18.pth.tar')
-    assert _push_tool().main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}.x']) == 1
+    assert _push_tool().main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}.x']) == 2
     assert 'HF_HUB_OFFLINE' in capsys.readouterr().err
     assert fake_hub.calls == []
 

@@ -223,7 +223,7 @@ class _Evil:
 
 
 @pytest.mark.parametrize('fmt', ['zip', 'legacy', 'pickle2', 'pickle5'])
-def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, fmt):
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, fmt, capsys):
     marker = tmp_path / 'executed'
     path = tmp_path / f'evil_{fmt}.pth'
     if fmt.startswith('pickle'):  # a plain pickle, not written by torch.save
@@ -237,8 +237,11 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, fmt):
     assert str(path) in str(ei.value)
     with pytest.raises(hub.UnsafeCheckpointError):
         hub.convert(ARCH, path)
+    capsys.readouterr()
     rc = _tool('convert').main(['--model', ARCH, '--checkpoint', str(path), '--out', str(tmp_path / 'out')])
-    assert rc == 1 and not (tmp_path / 'out').exists()
+    assert rc == 2 and not (tmp_path / 'out').exists()  # a user error: one `error: ...` line, exit 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: refusing to load') and err.count('\n') == 1
     assert not marker.exists(), 'code inside the checkpoint was executed'
 
 
@@ -467,7 +470,7 @@ def test_convert_tool_official_checkpoint(tmp_path):
                                                        ref.forward_head(ref.forward_features(X), pre_logits=True))
 
 
-def test_convert_checks_manifest_sha256(tmp_path, monkeypatch):
+def test_convert_checks_manifest_sha256(tmp_path, monkeypatch, capsys):
     ckpt = _official_checkpoint(tmp_path / 'r18_official.pth.tar')
     path = _test_manifest(tmp_path, 'https://example.org/r18_official.pth.tar', sha256='0' * 64)
     monkeypatch.setenv(_manifest.MANIFEST_ENV, str(path))
@@ -475,7 +478,8 @@ def test_convert_checks_manifest_sha256(tmp_path, monkeypatch):
     try:
         conv = _tool('convert')
         rc = conv.main(['--model', f'{ARCH}.unittest', '--checkpoint', str(ckpt), '--out', str(tmp_path / 'o')])
-        assert rc == 1 and not (tmp_path / 'o').exists()
+        assert rc == 2 and not (tmp_path / 'o').exists()
+        assert 'error: SHA-256 of' in capsys.readouterr().err
     finally:
         monkeypatch.delenv(_manifest.MANIFEST_ENV)
         _manifest.reload()
@@ -498,7 +502,7 @@ def test_convert_training_checkpoint_keeps_head_and_picks_ema(tmp_path):
         assert m(X).shape == (2, 3) and torch.equal(m.forward_features(X), ema.forward_features(X))
 
 
-def test_convert_wrong_checkpoint_names_the_tensors(tmp_path):
+def test_convert_wrong_checkpoint_names_the_tensors(tmp_path, capsys):
     sd = official_state_dict('cbam_resnet18')
     sd.pop('layer1.0.conv1.weight')
     sd['layer4.1.bn2.weight'] = torch.ones(7)
@@ -510,4 +514,5 @@ def test_convert_wrong_checkpoint_names_the_tensors(tmp_path):
     msg = str(ei.value)
     assert 'layer1.0.conv1.weight' in msg and 'layer4.1.bn2.weight' in msg and 'extra.weight' in msg
     rc = _tool('convert').main(['--model', ARCH, '--checkpoint', str(path), '--out', str(tmp_path / 'o')])
-    assert rc == 1 and not (tmp_path / 'o').exists()
+    assert rc == 2 and not (tmp_path / 'o').exists()
+    assert 'extra.weight' in capsys.readouterr().err

@@ -11,7 +11,9 @@ Manifest entry fields (see the manifest's header for the full description):
            'hub' (only our published copy), or 'none' (trained by the zoo, not yet published)
   url, page, file, sha256, layout, license, paper, origin_url, metrics, hub (repo id),
   published (bool: the converted copy is on the Hub), cfg (overrides of the base cfg)
-  optional: notes, description, paper_name, citation (BibTeX for the model card)
+  optional: notes, description, paper_name, citation (BibTeX for the model card),
+           params (which form of the model the parameter counts refer to: ``form`` = the zoo model of this tag,
+           ``paper_m`` / ``paper_form`` = the count the paper quotes and its form)
 
 The manifest is read from the installed package (``zoo._weights``), falling back to the repository's
 ``weights/manifest.yaml``; the environment variable ``ZOO_WEIGHTS_MANIFEST`` points at another file
@@ -29,8 +31,10 @@ import yaml
 
 _ENTRY_FIELDS = {
     'source', 'url', 'page', 'file', 'sha256', 'layout', 'license', 'paper', 'origin_url', 'metrics',
-    'hub', 'published', 'cfg', 'notes', 'description', 'paper_name', 'citation',
+    'hub', 'published', 'cfg', 'notes', 'description', 'paper_name', 'citation', 'params',
 }
+# keys of an entry's `params` mapping
+_PARAMS_FIELDS = {'form', 'paper_m', 'paper_form'}
 SOURCES = ('url', 'manual', 'hub', 'none')
 MANIFEST_ENV = 'ZOO_WEIGHTS_MANIFEST'
 
@@ -189,6 +193,20 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
     for f in ('notes', 'description', 'paper_name', 'citation', 'file', 'layout'):
         if e.get(f) is not None and not isinstance(e.get(f), str):
             bad(f'{f} must be a string')
+    params = e.get('params')
+    if params is not None:
+        if not isinstance(params, dict):
+            bad('params must be a mapping of form / paper_m / paper_form')
+        else:
+            extra = set(params) - _PARAMS_FIELDS
+            if extra:
+                bad(f'params may only have {sorted(_PARAMS_FIELDS)}; got {sorted(extra)}')
+            pm = params.get('paper_m')
+            if pm is not None and (isinstance(pm, bool) or not isinstance(pm, (int, float))):
+                bad(f'params.paper_m must be a number (millions), got {pm!r}')
+            for f in ('form', 'paper_form'):
+                if params.get(f) is not None and not isinstance(params.get(f), str):
+                    bad(f'params.{f} must be a string')
     return errs
 
 
@@ -208,6 +226,20 @@ def validate(data: Optional[Dict[str, Any]] = None) -> List[str]:
     return errs
 
 
+def cfg_overrides(e: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The pretrained-cfg values a manifest entry sets over the architecture's base cfg: its ``cfg`` overrides,
+    ``license``, ``origin_url``, ``paper_name`` and ``paper`` (as ``paper_ids``). Used for the registered cfgs
+    (:func:`pretrained_cfgs`) and for the cfg written into exported / published ``config.json`` files."""
+    e = e or {}
+    out = dict(e.get('cfg') or {})
+    for f in ('license', 'origin_url', 'paper_name'):
+        if e.get(f):
+            out[f] = e[f]
+    if e.get('paper'):
+        out['paper_ids'] = e['paper']
+    return out
+
+
 def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """Build the ``default_cfgs`` input for a family: ``{arch: base_cfg}`` -> ``{arch[.tag]: cfg}``.
 
@@ -223,12 +255,7 @@ def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str,
         for key in tags:
             e = models[key]
             cfg = dict(base)
-            cfg.update(e.get('cfg') or {})
-            for f in ('license', 'origin_url', 'paper_name'):
-                if e.get(f):
-                    cfg[f] = e[f]
-            if e.get('paper'):
-                cfg['paper_ids'] = e['paper']
+            cfg.update(cfg_overrides(e))
             notes = []
             if e.get('published') and e.get('hub'):
                 cfg['hf_hub_id'] = e['hub']
@@ -307,13 +334,14 @@ def set_entry_field(name: str, field: str, value: Any, path: Optional[os.PathLik
         parsed = (yaml.safe_load(new_text) or {}).get('models', {}).get(name, {})
         if parsed.get(field) != value:
             raise RuntimeError(f'could not set {name}.{field} in {path} (edited text does not parse back)')
+        from .checkpoint import commit_file
         tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
         tmp.write_text(new_text)
         cur = path.stat()
         if (cur.st_size, cur.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
             tmp.unlink()  # someone appended meanwhile: redo the edit on the new text
             continue
-        os.replace(tmp, path)
+        commit_file(tmp, path)  # fsync, keep the manifest's permissions, os.replace
         reload()
         return path
     raise RuntimeError(f'{path} kept changing while recording {name}.{field}; try again')
