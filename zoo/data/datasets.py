@@ -26,7 +26,7 @@ from ..errors import UserError
 
 __all__ = [
     'IMG_EXTENSIONS', 'DatasetError', 'CorruptImageError', 'CorruptSample', 'read_image', 'ImageFolderDataset',
-    'ImageListDataset', 'collate_skip_corrupt', 'build_dataset',
+    'ImageListDataset', 'collate_skip_corrupt', 'build_dataset', 'is_shapes_folder', 'image_folder_splits',
 ]
 
 _logger = logging.getLogger(__name__)
@@ -282,3 +282,47 @@ def build_dataset(kind: str, *, root: Union[str, Path, None] = None, split: Opti
             raise DatasetError('a list dataset needs a CSV/JSON list file')
         return ImageListDataset(list_file, root=root, classes=classes, transform=transform, corrupt=corrupt)
     raise DatasetError(f"unknown dataset kind {kind!r}: use 'shapes', 'folder' or 'list'")
+
+
+def is_shapes_folder(root: Union[str, Path]) -> bool:
+    """True when ``root`` holds a dataset written by ``zoo.data.shapes`` (its ``meta.json`` says so)."""
+    try:
+        meta = json.loads((Path(root).expanduser() / 'meta.json').read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get('generator') == 'zoo.data.shapes'
+
+
+def _has_class_folders(root: Path) -> bool:
+    """Some sub-folder of ``root`` holds an image (directly or nested): an ImageFolder ``root/<class>/...``."""
+    for d in sorted(os.scandir(root), key=lambda e: e.name):
+        if d.is_dir() and not d.name.startswith('.'):
+            for _, _, names in os.walk(d.path, followlinks=True):
+                if any(_is_image(n) for n in names):
+                    return True
+    return False
+
+
+def image_folder_splits(root: Union[str, Path], train_split: str = 'train', val_split: str = 'val'
+                        ) -> Optional[Tuple[str, str]]:
+    """The ``(train_split, val_split)`` under which ``root`` is an ImageFolder-layout dataset, or None.
+
+    ``root/<train_split>/<class>/...`` (validation ``root/<val_split>``, else ``root/validation``, else none: ``''``)
+    or class folders directly (``('', '')``: train on all of it, no validation). Raises ``DatasetError`` when
+    ``root`` is missing or a file.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f'data folder {root} does not exist')
+    if not root.is_dir():
+        raise DatasetError(f'data_dir {root} is a file, not a folder (expected {root}/<class>/<images> or '
+                           f'{root}/{train_split or "train"}/<class>/<images>; a CSV/JSON list: dataset list)')
+    train_split = train_split or 'train'
+    if (root / train_split).is_dir() and _has_class_folders(root / train_split):
+        for v in (val_split, 'validation'):
+            if v and (root / v).is_dir():
+                return train_split, v
+        return train_split, ''
+    if _has_class_folders(root):
+        return '', ''
+    return None

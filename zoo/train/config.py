@@ -13,19 +13,24 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import yaml
 from ..errors import UserError
 
-__all__ = ['FIELDS', 'default_config', 'load_config', 'apply_overrides', 'validate_config', 'add_config_args',
-           'config_from_args', 'ConfigError']
+__all__ = ['FIELDS', 'SECTIONS', 'FIELD_SECTION', 'FLAG_ALIASES', 'default_config', 'load_config',
+           'apply_overrides', 'validate_config', 'check_values', 'add_config_args', 'config_from_args', 'given_fields', 'ConfigError']
 
 
 class ConfigError(UserError, ValueError):
     """Invalid configuration (unknown field, wrong type, bad value)."""
 
 
-# name, default, type (None: take it from the default), help
+# the sections of ``--help`` (and of a config file, by convention), in order
+SECTIONS = ('model', 'data', 'augmentation', 'optimiser', 'schedule', 'loop', 'output')
+
+# name, default, type (None: take it from the default), help; a ``# <section>`` line starts each section
 FIELDS: List[Tuple[str, Any, Any, str]] = [
     # model
     ('model', 'resnet18', str, 'any registered timm / zoo model name, or an hf-hub: / local-dir: id'),
     ('pretrained', False, bool, 'start from the pretrained weights (head re-initialised for a new class count)'),
+    ('pretrained_path', '', str, "load this file as the model's pretrained weights (with the family's checkpoint "
+                                 "filter and head adaptation, as pretrained=true); implies pretrained"),
     ('initial_checkpoint', '', str, 'load weights from this file first (a head of another class count is dropped)'),
     ('initial_checkpoint_ema', True, bool, 'from a checkpoint with EMA weights, load those'),
     ('num_classes', None, int, 'class count (default: from the training dataset; must agree with it)'),
@@ -130,6 +135,25 @@ FIELDS: List[Tuple[str, Any, Any, str]] = [
     ('tensorboard', True, bool, 'write TensorBoard logs (if tensorboard is installed)'),
 ]
 
+# the first field of each section (FIELDS is in section order)
+_SECTION_START = {'model': 'model', 'dataset': 'data', 'scale': 'augmentation', 'opt': 'optimiser', 'sched': 'schedule',
+                  'batch_size': 'loop', 'output': 'output'}
+FIELD_SECTION: Dict[str, str] = {}
+_sec = 'model'
+for _name, *_ in FIELDS:
+    _sec = _SECTION_START.get(_name, _sec)
+    FIELD_SECTION[_name] = _sec
+del _sec, _name
+
+# timm's train.py / validate.py spellings of the same settings (accepted next to the zoo's --<field> flags)
+FLAG_ALIASES: Dict[str, Tuple[str, ...]] = {
+    'model': ('-m',), 'drop_rate': ('--drop',), 'drop_path_rate': ('--drop-path',), 'workers': ('-j',),
+    'batch_size': ('-b',), 'val_batch_size': ('-vb', '--validation-batch-size'), 'pin_memory': ('--pin-mem',),
+    'decay_rate': ('--dr',), 'steps_per_epoch': ('--train-batches-per-epoch', '--train-steps-per-epoch'),
+}
+# flags whose value is optional: ``--torchcompile`` alone means the inductor backend (as timm)
+_OPTIONAL_VALUE = {'torchcompile': 'inductor'}
+
 _TYPES = {name: typ for name, _, typ, _ in FIELDS}
 _CHOICES = {
     'dataset': ('shapes', 'folder', 'list'), 'corrupt': ('skip', 'error'), 'mixup_mode': ('batch', 'pair', 'elem'),
@@ -233,20 +257,46 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = (),
     return validate_config(cfg)
 
 
+_AT_LEAST_1 = ('epochs', 'batch_size', 'grad_accum_steps', 'val_interval', 'val_batch_size', 'img_size',
+               'shapes_train', 'shapes_size', 'lr_base_size')
+_AT_LEAST_0 = ('workers', 'steps_per_epoch', 'shapes_val', 'warmup_epochs', 'cooldown_epochs', 'checkpoint_hist',
+               'stop_after_epochs', 'log_interval', 'mixup', 'cutmix', 'weight_decay', 'min_lr', 'warmup_lr',
+               'model_ema_decay', 'clip_grad', 'lr', 'lr_base')
+_PROBABILITIES = ('hflip', 'vflip', 'color_jitter_prob', 'reprob', 'mixup_prob', 'mixup_switch_prob')
+_FRACTIONS = ('smoothing', 'drop_rate', 'drop_path_rate')  # [0, 1)
+
+
+def check_values(values: Dict[str, Any]) -> Dict[str, Any]:
+    """Types, choices and ranges of the given fields (each on its own, no cross-field checks); returns them
+    coerced. ``tools/eval.py`` checks its flags with this."""
+    out = {k: _coerce(k, v) for k, v in values.items()}
+    for k, v in out.items():
+        if k in _CHOICES and v not in _CHOICES[k]:
+            raise ConfigError(f'config field {k!r} must be one of {list(_CHOICES[k])}, got {v!r}')
+        if v is None or isinstance(v, bool):
+            continue
+        if k in _AT_LEAST_1 and v < 1:
+            raise ConfigError(f'config field {k!r} must be >= 1, got {v}')
+        if k in _AT_LEAST_0 and v < 0:
+            raise ConfigError(f'config field {k!r} must be >= 0, got {v}')
+        if k in _PROBABILITIES and not 0 <= v <= 1:
+            raise ConfigError(f'config field {k!r} is a probability (0 to 1), got {v}')
+        if k in _FRACTIONS and not 0 <= v < 1:
+            raise ConfigError(f'config field {k!r} must be in [0, 1), got {v}')
+        if k in ('scale', 'ratio') and len(v) != 2:
+            raise ConfigError(f'config field {k!r} needs two numbers, got {v}')
+        if k in ('mean', 'std') and len(v) not in (1, 3):
+            raise ConfigError(f'config field {k!r} needs 3 numbers (one per channel), got {v}')
+        if k == 'input_size' and (len(v) != 3 or any(not isinstance(i, int) or i < 1 for i in v)):
+            raise ConfigError(f'config field \'input_size\' is C H W (three positive integers), got {v}')
+    return out
+
+
 def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Check types and choices of every field; fills missing fields with defaults."""
+    """Check types, choices and ranges of every field; fills missing fields with defaults."""
     full = default_config()
-    for k, v in cfg.items():
-        full[k] = _coerce(k, v)
-    for k, choices in _CHOICES.items():
-        if full[k] not in choices:
-            raise ConfigError(f'config field {k!r} must be one of {list(choices)}, got {full[k]!r}')
-    for k in ('epochs', 'batch_size', 'grad_accum_steps', 'val_interval'):
-        if full[k] < 1:
-            raise ConfigError(f'config field {k!r} must be >= 1, got {full[k]}')
-    for k in ('scale', 'ratio'):
-        if len(full[k]) != 2:
-            raise ConfigError(f'config field {k!r} needs two numbers, got {full[k]}')
+    full.update(check_values(cfg))
+    check_values({k: full[k] for k in _CHOICES})
     if full['dataset'] == 'folder' and not full['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (data_dir/<train_split>/<class>/<images>)")
     if full['dataset'] == 'list' and not full['train_list']:
@@ -268,7 +318,7 @@ class _FieldAction(argparse.Action):
         items = getattr(namespace, '_overrides', None) or []
         key = self.dest
         if self.nargs == 0:
-            items.append((key, not option_string.startswith('--no-')))
+            items.append((key, option_string not in getattr(self, 'negative_flags', ())))
         elif key == 'model_kwargs':
             for kv in values:
                 if '=' not in kv:
@@ -281,27 +331,71 @@ class _FieldAction(argparse.Action):
         namespace._overrides = items
 
 
-def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[str]] = None) -> None:
-    """Add ``--config``, ``--set`` and one flag per field (``--no-<field>`` for booleans)."""
-    parser.add_argument('-c', '--config', default=None, help='YAML file of config fields')
-    parser.add_argument('--set', nargs='+', action=_SetAction, default=argparse.SUPPRESS, metavar='KEY=VALUE',
-                        help='override any field, value parsed as YAML (e.g. --set epochs=5 scale=[0.5,1])')
-    wanted = set(fields) if fields is not None else None
-    group = parser.add_argument_group('config fields (override the YAML file)')
+def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[str]] = None, *,
+                    config_file: bool = True, defaults: Optional[Dict[str, Any]] = None,
+                    nargs: Optional[Dict[str, Any]] = None, helps: Optional[Dict[str, str]] = None
+                    ) -> Dict[str, argparse._ArgumentGroup]:
+    """Add one flag per config field (``--no-<field>`` for booleans, timm's spellings as aliases), grouped by
+    section, plus ``--config`` / ``--set`` unless ``config_file=False``. Returns ``{section: argument group}`` (a
+    tool adds its own flags there).
+
+    ``fields``: only these fields (e.g. ``tools/eval.py``'s); ``defaults`` / ``helps`` / ``nargs``: per-field
+    default shown in the help, help text and nargs for a tool whose defaults differ. Values given on the command
+    line are recorded in ``args._overrides`` in order; ``config_from_args`` (or ``given_fields``) reads them.
+    """
+    if config_file:
+        parser.add_argument('-c', '--config', default=None, help='YAML file of config fields')
+        parser.add_argument('--set', nargs='+', action=_SetAction, default=argparse.SUPPRESS, metavar='KEY=VALUE',
+                            help='override any field, value parsed as YAML (e.g. --set epochs=5 scale=[0.5,1])')
+    wanted = list(fields) if fields is not None else None
+    if wanted is not None:
+        unknown = [f for f in wanted if f not in _TYPES]
+        if unknown:
+            raise _unknown(unknown[0])
+    defaults, nargs, helps = dict(defaults or {}), dict(nargs or {}), dict(helps or {})
+    groups: Dict[str, argparse._ArgumentGroup] = {}
+    for sec in SECTIONS:
+        groups[sec] = parser.add_argument_group(sec)
     for name, default, typ, help_ in FIELDS:
         if wanted is not None and name not in wanted:
             continue
+        group = groups[FIELD_SECTION[name]]
         flag = '--' + name.replace('_', '-')
-        help_ = f'{help_} [default: {default!r}]'
+        flags = [flag, *(a for a in FLAG_ALIASES.get(name, ()) if a != flag)]
+        shown = defaults.get(name, default)
+        help_ = f'{helps.get(name, help_)} [default: {shown!r}]'
+        kw = dict(dest=name, action=_FieldAction, default=argparse.SUPPRESS, help=help_)
         if typ is bool:
-            group.add_argument(flag, f'--no-{name.replace("_", "-")}', dest=name, nargs=0, action=_FieldAction,
-                               default=argparse.SUPPRESS, help=help_)
+            neg = f'--no-{name.replace("_", "-")}'
+            action = group.add_argument(*flags, neg, nargs=0, **kw)
+            action.negative_flags = (neg,)
+        elif name in nargs:
+            group.add_argument(*flags, nargs=nargs[name], metavar='V', **kw)
         elif typ in (list, dict):
-            group.add_argument(flag, dest=name, nargs='+', action=_FieldAction, default=argparse.SUPPRESS,
-                               metavar='V', help=help_)
+            group.add_argument(*flags, nargs='+', metavar='V', **kw)
+        elif name in _OPTIONAL_VALUE:
+            group.add_argument(*flags, nargs='?', const=_OPTIONAL_VALUE[name], metavar='V', **kw)
         else:
-            group.add_argument(flag, dest=name, action=_FieldAction, default=argparse.SUPPRESS, metavar='V',
-                               help=help_)
+            group.add_argument(*flags, metavar='V', **kw)
+    return groups
+
+
+def given_fields(args: argparse.Namespace) -> Dict[str, Any]:
+    """The config fields given on the command line (``--field value`` / ``--set``), coerced, later ones winning;
+    ``model_kwargs.<k>`` entries are merged into ``model_kwargs``."""
+    out: Dict[str, Any] = {}
+    for item in getattr(args, '_overrides', None) or []:
+        if isinstance(item, str):
+            key, raw = item.split('=', 1) if '=' in item else (item, '')
+            key = key.strip().replace('-', '_')
+            if key.startswith('model_kwargs.'):
+                out.setdefault('model_kwargs', {})[key.split('.', 1)[1]] = _parse_value('model_kwargs', raw)
+                continue
+            out[key] = _coerce(key, _parse_value(key, raw))
+        else:
+            key, value = item
+            out[key] = value if isinstance(value, list) and _TYPES.get(key) is not list else _coerce(key, value)
+    return out
 
 
 def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:

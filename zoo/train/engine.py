@@ -339,12 +339,35 @@ def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) 
     return create_optimizer_v2(model, **kwargs)
 
 
+def _odd_batch_mixup_class():
+    from timm.data import Mixup
+    from timm.data.mixup import mixup_target
+
+    class OddBatchMixup(Mixup):
+        """timm's ``Mixup`` (mixup / CutMix) for any batch size. timm's asserts an even batch; here an odd batch
+        (a last partial batch, or one left odd by skipped unreadable images) is mixed on its even part and its last
+        sample keeps its own (label-smoothed) one-hot target. Even batches are exactly timm's."""
+
+        def __call__(self, x, target):
+            n = len(x)
+            if n % 2 == 0:
+                return super().__call__(x, target)
+            last = mixup_target(target[-1:], self.num_classes, 1.0, self.label_smoothing)
+            if n == 1:
+                return x, last
+            head, head_t = super().__call__(x[:-1], target[:-1])
+            return torch.cat([head, x[-1:]]), torch.cat([head_t, last.to(head_t.dtype)])
+
+    return OddBatchMixup
+
+
 def build_mixup(cfg: Dict[str, Any], num_classes: int):
+    """timm's Mixup / CutMix from the config (None when both are off), accepting odd batches."""
     if cfg.get('mixup', 0) > 0 or cfg.get('cutmix', 0) > 0:
-        from timm.data import Mixup
-        return Mixup(mixup_alpha=cfg['mixup'], cutmix_alpha=cfg['cutmix'], prob=cfg['mixup_prob'],
-                     switch_prob=cfg['mixup_switch_prob'], mode=cfg['mixup_mode'],
-                     label_smoothing=cfg['smoothing'], num_classes=num_classes)
+        return _odd_batch_mixup_class()(
+            mixup_alpha=cfg['mixup'], cutmix_alpha=cfg['cutmix'], prob=cfg['mixup_prob'],
+            switch_prob=cfg['mixup_switch_prob'], mode=cfg['mixup_mode'], label_smoothing=cfg['smoothing'],
+            num_classes=num_classes)
     return None
 
 

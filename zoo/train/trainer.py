@@ -32,12 +32,13 @@ import torch.nn as nn
 import yaml
 from torch.utils.data import DataLoader, DistributedSampler, get_worker_info
 
-from .config import validate_config
+from .config import ConfigError, validate_config
 from .engine import (CorruptTracker, NonFiniteLossError, ShardSampler, TrainState, build_loss, build_mixup,
                      build_optimizer, evaluate, resolve_lr, train_one_epoch)
 from .utils import (DistInfo, all_gather_object, atomic_copy, atomic_torch_save, barrier, broadcast_object,
                     capture_rng_state, derive_seed, init_distributed, is_primary, load_checkpoint_file,
-                    resolve_amp_dtype, restore_rng_state, seed_everything, setup_logging, unwrap_model)
+                    resolve_amp_dtype, restore_rng_state, seed_everything, setup_logging, state_dict_from_checkpoint,
+                    unwrap_model, TrainCheckpointError)
 
 __all__ = ['Trainer', 'train', 'build_datasets', 'load_initial_checkpoint', 'CHECKPOINT_VERSION']
 
@@ -60,6 +61,42 @@ def _shapes_data(cfg: Dict[str, Any]):
     root = cfg['data_dir'] or None
     return make_classification(root, n_train=cfg['shapes_train'], n_val=cfg['shapes_val'], size=cfg['shapes_size'],
                                seed=cfg['shapes_seed'])
+
+
+def resolve_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The config with its data source made explicit: ``dataset: shapes`` (the default) with a ``data_dir`` that is
+    an existing ImageFolder tree (``data_dir/train/<class>/...`` and ``val/``, or ``data_dir/<class>/...``) and not
+    a shapes cache becomes ``dataset: folder`` with the splits found there; ``dataset: folder`` without
+    ``data_dir/<train_split>`` but with class folders directly trains on them (no validation). Raises
+    ``DatasetError`` for a missing folder, a file, or a folder that is not an image folder."""
+    from zoo.data.datasets import DatasetError, image_folder_splits, is_shapes_folder
+    cfg = dict(cfg)
+    root = Path(cfg['data_dir']).expanduser() if cfg['data_dir'] else None
+    note = ''
+    if cfg['dataset'] == 'shapes' and root is not None and root.exists() and not is_shapes_folder(root):
+        if root.is_dir() and not any(root.iterdir()):
+            return cfg  # an empty folder: the shapes set is generated there
+        splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+        if splits is None:
+            raise DatasetError(f'data_dir {root} is neither an image folder ({root}/<class>/<images> or '
+                               f'{root}/train/<class>/<images>) nor a shapes dataset; for a CSV/JSON list of images '
+                               f'use dataset list')
+        cfg.update(dataset='folder', train_split=splits[0], val_split=splits[1])
+        note = f'data_dir {root} is an image folder: dataset folder'
+    elif cfg['dataset'] == 'folder' and root is not None:
+        if not (cfg['train_split'] and (root / cfg['train_split']).is_dir()):
+            splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+            if splits is None:
+                raise DatasetError(f'{root} has no {cfg["train_split"] or "class"} folder (expected '
+                                   f'{root}/{cfg["train_split"] or "train"}/<class>/<images> or {root}/<class>/<images>)')
+            if splits != (cfg['train_split'], cfg['val_split']):
+                cfg.update(train_split=splits[0], val_split=splits[1])
+                note = f'data_dir {root}: training on {root / splits[0]}'
+    if note:
+        note += (f', train split {cfg["train_split"]!r}, ' + (f'validation split {cfg["val_split"]!r}'
+                                                             if cfg['val_split'] else 'no validation split'))
+        _logger.info(note)
+    return cfg
 
 
 def build_datasets(cfg: Dict[str, Any], dist: Optional[DistInfo] = None):
@@ -113,8 +150,7 @@ def load_initial_checkpoint(model: nn.Module, path: str, use_ema: bool = True) -
     """Load weights for fine-tuning: classifier tensors whose shape differs (another class count) are skipped and
     left freshly initialised; any other missing / unexpected / mis-shaped tensor raises naming them.
     Returns the skipped keys."""
-    from timm.models import load_state_dict
-    sd = load_state_dict(path, use_ema=use_ema, weights_only=True)
+    sd = dict(state_dict_from_checkpoint(load_checkpoint_file(path), use_ema=use_ema, source=path))
     own = model.state_dict()
     heads = _classifier_names(model)
     skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape
@@ -126,7 +162,7 @@ def load_initial_checkpoint(model: nn.Module, path: str, use_ema: bool = True) -
     missing = [k for k in own if k not in sd and k not in skipped]
     unexpected = [k for k in sd if k not in own]
     if wrong or missing or unexpected:
-        raise RuntimeError(f'initial checkpoint {path} does not fit the model: '
+        raise TrainCheckpointError(f'initial checkpoint {path} does not fit the model: '
                            + '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
                                        (('missing', missing), ('unexpected', unexpected), ('wrong shape', wrong)) if v))
     model.load_state_dict(sd, strict=False)
@@ -202,15 +238,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> 'Trainer':
+        """Everything the user can get wrong (model name, data, class count, weights) is checked before the run
+        folder is created, so a mistake leaves no folder behind and never touches an existing run."""
+        from zoo.errors import check_model_name
         cfg = self.cfg
+        check_model_name(cfg['model'])
         self.dist = init_distributed(cfg['device'])
         dist = self.dist
+        setup_logging(dist.rank, None)
+        self.cfg = cfg = resolve_dataset(cfg)
         seed_everything(cfg['seed'] + dist.rank)
-        self.out_dir = self._resolve_out_dir()
-        if is_primary(dist):
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        barrier(dist)
-        setup_logging(dist.rank, self.out_dir / 'log.txt' if is_primary(dist) else None)
         self.corrupt = CorruptTracker(log=True)
 
         # data (classes checked before anything else)
@@ -218,16 +255,9 @@ class Trainer:
         self.train_ds, self.val_ds, self.class_names = build_datasets(cfg, dist)
         num_classes = len(self.class_names)
         if cfg['num_classes'] is not None and cfg['num_classes'] != num_classes:
-            raise ValueError(f'num_classes={cfg["num_classes"]} but the training data has {num_classes} classes '
-                             f'{self.class_names}')
+            raise ConfigError(f'num_classes={cfg["num_classes"]} but the training data has {num_classes} classes '
+                              f'{self.class_names}')
         self.num_classes = num_classes
-        if cfg['verify_images']:
-            for ds, name in ((self.train_ds, 'train'), (self.val_ds, 'val')):
-                if ds is not None:
-                    bad = ds.scan_images(drop=True)
-                    self.corrupt(bad)
-                    if bad and is_primary(dist):
-                        _logger.warning(f'{name}: dropped {len(bad)} unreadable images')
 
         # model
         import timm
@@ -237,15 +267,35 @@ class Trainer:
         if cfg['drop_path_rate'] is not None:
             kwargs['drop_path_rate'] = cfg['drop_path_rate']
         img_size = tuple(cfg['input_size'][-2:]) if cfg['input_size'] else cfg['img_size']
-        model = timm.create_model(cfg['model'], pretrained=cfg['pretrained'], num_classes=num_classes, **kwargs)
+        pretrained = bool(cfg['pretrained'] or cfg['pretrained_path'])
+        if cfg['pretrained_path']:
+            if not Path(cfg['pretrained_path']).expanduser().is_file():
+                raise FileNotFoundError(f'pretrained_path {cfg["pretrained_path"]} does not exist')
+            kwargs['pretrained_cfg_overlay'] = dict(file=str(Path(cfg['pretrained_path']).expanduser()))
+        model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
         if (img_size and 'img_size' not in kwargs and model.pretrained_cfg.get('fixed_input_size')
                 and tuple(model.pretrained_cfg['input_size'][-2:]) != _pair(img_size)):
             # a model built for one input size (e.g. absolute position embeddings): build it for the new size
             kwargs['img_size'] = _pair(img_size)
-            model = timm.create_model(cfg['model'], pretrained=cfg['pretrained'], num_classes=num_classes, **kwargs)
-        self.model_kwargs = {k: v for k, v in kwargs.items() if k not in ('drop_rate', 'drop_path_rate')}
+            model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
+        self.model_kwargs = {k: v for k, v in kwargs.items()
+                             if k not in ('drop_rate', 'drop_path_rate', 'pretrained_cfg_overlay')}
         if cfg['initial_checkpoint']:
             load_initial_checkpoint(model, cfg['initial_checkpoint'], use_ema=cfg['initial_checkpoint_ema'])
+
+        # the run folder, once the inputs are known to be usable
+        self.out_dir = self._resolve_out_dir()
+        if is_primary(dist):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        barrier(dist)
+        setup_logging(dist.rank, self.out_dir / 'log.txt' if is_primary(dist) else None)
+        if cfg['verify_images']:
+            for ds, name in ((self.train_ds, 'train'), (self.val_ds, 'val')):
+                if ds is not None:
+                    bad = ds.scan_images(drop=True)
+                    self.corrupt(bad)
+                    if bad and is_primary(dist):
+                        _logger.warning(f'{name}: dropped {len(bad)} unreadable images')
         if cfg['grad_checkpointing']:
             model.set_grad_checkpointing(True)
         self.arch = cfg['model']
@@ -319,7 +369,8 @@ class Trainer:
         n = len(self.train_loader)
         self.steps_per_epoch = min(n, cfg['steps_per_epoch']) if cfg['steps_per_epoch'] else n
         if self.steps_per_epoch == 0:
-            raise ValueError(f'the training set ({len(self.train_ds)} images) gives no batches of {cfg["batch_size"]}')
+            raise ConfigError(f'the training set ({len(self.train_ds)} images) gives no batches of '
+                              f'{cfg["batch_size"]}')
         self.updates_per_epoch = math.ceil(self.steps_per_epoch / cfg['grad_accum_steps'])
 
     # ------------------------------------------------------------------ training
@@ -399,7 +450,7 @@ class Trainer:
         self.best_metric, self.best_epoch = ckpt.get('best_metric'), ckpt.get('best_epoch')
         self.history = list(ckpt.get('history', []))
         if ckpt.get('class_names') and list(ckpt['class_names']) != list(self.class_names):
-            raise ValueError(f'resume: the checkpoint was trained on classes {ckpt["class_names"]}, the data has '
+            raise ConfigError(f'resume: the checkpoint was trained on classes {ckpt["class_names"]}, the data has '
                              f'{self.class_names}')
         rng = ckpt.get('rng') or []
         if len(rng) == self.dist.world_size:

@@ -13,8 +13,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..errors import UserError
+
 __all__ = ['DistInfo', 'init_distributed', 'is_primary', 'barrier', 'broadcast_object', 'all_gather_object',
-           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'load_checkpoint_file',
+           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text', 'load_checkpoint_file',
+           'state_dict_from_checkpoint', 'TrainCheckpointError',
            'autocast_context', 'resolve_amp_dtype', 'setup_logging', 'unwrap_model', 'derive_seed']
 
 _logger = logging.getLogger('zoo.train')
@@ -144,6 +147,22 @@ def atomic_torch_save(obj: Any, path: Union[str, Path]) -> Path:
     return path
 
 
+def atomic_write_text(path: Union[str, Path], text: str) -> Path:
+    """Write a text file through a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def atomic_copy(src: Union[str, Path], dst: Union[str, Path]) -> Path:
     """Copy ``src`` to ``dst`` through a temporary file and os.replace."""
     import shutil
@@ -160,15 +179,39 @@ def atomic_copy(src: Union[str, Path], dst: Union[str, Path]) -> Path:
     return dst
 
 
+class TrainCheckpointError(UserError, RuntimeError):
+    """A checkpoint file that cannot be read, or whose weights do not fit the model."""
+
+
 def load_checkpoint_file(path: Union[str, Path], map_location='cpu') -> Dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain Python types only)."""
-    path = Path(path)
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain Python types only); a missing file raises
+    FileNotFoundError, a file that is not a checkpoint a ``TrainCheckpointError`` naming it."""
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint {path} does not exist')
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return {'state_dict': load_file(str(path), device=str(map_location))}
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            return {'state_dict': load_file(str(path), device=str(map_location))}
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a text file, a truncated download, a pickle that needs arbitrary classes
+        why = ' '.join(str(e).split())[:200] or type(e).__name__
+        raise TrainCheckpointError(f'{path} is not a readable checkpoint ({type(e).__name__}: {why})') from e
+
+
+def state_dict_from_checkpoint(ckpt: Any, use_ema: bool = True, source: str = 'checkpoint') -> Dict[str, Any]:
+    """The weights in a loaded checkpoint, as timm reads them: ``state_dict_ema`` / ``model_ema`` (``use_ema``),
+    else ``state_dict`` / ``model``, else the dict itself; DDP / torch.compile prefixes removed."""
+    from timm.models import clean_state_dict
+    if not isinstance(ckpt, dict):
+        raise TrainCheckpointError(f'{source} holds a {type(ckpt).__name__}, not a state dict')
+    for key in (('state_dict_ema', 'model_ema') if use_ema else ()) + ('state_dict', 'model'):
+        if isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+            break
+    if not ckpt or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise TrainCheckpointError(f'{source} has no state dict of tensors (keys: {list(ckpt)[:8]})')
+    return clean_state_dict(ckpt)
 
 
 def resolve_amp_dtype(amp: bool, amp_dtype: str, device: torch.device) -> Optional[torch.dtype]:

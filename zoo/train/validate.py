@@ -7,13 +7,15 @@ the model's pretrained cfg (or the training run's data config stored in the chec
 """
 import logging
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
 from .engine import CorruptTracker, ShardSampler, evaluate
-from .utils import load_checkpoint_file, resolve_amp_dtype
+from .config import ConfigError
+from .utils import TrainCheckpointError, load_checkpoint_file, resolve_amp_dtype, state_dict_from_checkpoint
 
 __all__ = ['validate', 'load_model_for_eval']
 
@@ -25,7 +27,6 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
     """Returns ``(model, info)``; ``info`` has ``class_names`` and ``data_cfg`` / ``config`` when the checkpoint is
     a ``tools/train.py`` one (so the model name and class list may be omitted)."""
     import timm
-    from timm.models import load_checkpoint
     info: Dict[str, Any] = {}
     ckpt = None
     if checkpoint:
@@ -41,7 +42,9 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
             if num_classes is None:
                 num_classes = ckpt.get('num_classes')
     if not model_name:
-        raise ValueError('give a model name (or a checkpoint written by tools/train.py, which records it)')
+        raise ConfigError('give a model name (or a checkpoint written by tools/train.py, which records it)')
+    from zoo.errors import check_model_name
+    check_model_name(model_name)
     kwargs = dict(model_kwargs or {})
     if num_classes is None and checkpoint and not pretrained:
         # infer the class count from the classifier in the checkpoint
@@ -58,13 +61,20 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
         kwargs['num_classes'] = num_classes
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint:
-        if str(checkpoint).endswith('.safetensors'):
-            from safetensors.torch import load_file
-            model.load_state_dict(load_file(str(checkpoint)))
-        else:
-            has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
-            load_checkpoint(model, str(checkpoint), use_ema=use_ema, strict=True, weights_only=True)
-            info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
+        has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
+        sd = state_dict_from_checkpoint(ckpt, use_ema=use_ema, source=str(checkpoint))
+        own = model.state_dict()
+        missing = [k for k in own if k not in sd]
+        unexpected = [k for k in sd if k not in own]
+        wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}' for k, v in sd.items()
+                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            raise TrainCheckpointError(
+                f'checkpoint {checkpoint} does not fit {model_name}: '
+                + '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
+                            (('missing', missing), ('unexpected', unexpected), ('wrong shape', wrong)) if v))
+        model.load_state_dict(sd)
+        info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
     return model, info
 
 
@@ -77,7 +87,7 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
              channels_last: bool = False, device: str = '', corrupt: str = 'skip', num_classes: Optional[int] = None,
              model_kwargs=None, progress: bool = False, model=None) -> Dict[str, Any]:
     """Evaluate; see the module docstring. ``model`` may be given directly instead of a name / checkpoint."""
-    from zoo.data.datasets import build_dataset
+    from zoo.data.datasets import DatasetError, build_dataset, image_folder_splits, is_shapes_folder
     from zoo.data.shapes import make_classification
     from zoo.data.transforms import create_eval_transform, resolve_data_cfg
 
@@ -112,6 +122,18 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
 
     classes: Optional[List[str]] = list(class_names) if class_names else (
         list(info['class_names']) if info.get('class_names') else None)
+    if dataset == 'shapes' and data_dir and Path(data_dir).expanduser().exists() and not is_shapes_folder(data_dir):
+        root_p = Path(data_dir).expanduser()
+        if not (root_p.is_dir() and not any(root_p.iterdir())):  # an empty folder: shapes are generated there
+            splits = image_folder_splits(root_p, 'train', split)
+            if splits is None:
+                raise DatasetError(f'data_dir {root_p} is neither an image folder ({root_p}/<class>/<images> or '
+                                   f'{root_p}/{split or "val"}/<class>/<images>) nor a shapes dataset')
+            dataset = 'folder'
+            if splits == ('', ''):
+                split = ''
+            elif not (root_p / split).is_dir():
+                raise DatasetError(f'{root_p} has no {split!r} folder to evaluate (choose --split)')
     if dataset == 'shapes':
         sh = dict(n_train=3000, n_val=600, size=64, seed=0)
         for k in sh:
@@ -127,7 +149,7 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
                        classes=classes, transform=create_eval_transform(data_cfg), corrupt=corrupt)
     n_cls = getattr(model, 'num_classes', None) or len(ds.classes)
     if n_cls != len(ds.classes):
-        raise ValueError(f'the model predicts {n_cls} classes but the dataset has {len(ds.classes)} '
+        raise ConfigError(f'the model predicts {n_cls} classes but the dataset has {len(ds.classes)} '
                          f'({ds.classes[:10]}...); pass the class list the model was trained with')
     from zoo.data.datasets import collate_skip_corrupt
     loader = DataLoader(ds, batch_size=batch_size, sampler=ShardSampler(len(ds)), num_workers=workers,

@@ -1,0 +1,90 @@
+"""Train an image classifier (any timm or zoo model) -- or dispatch a detection/segmentation config.
+
+Classification:
+    python tools/train.py --config configs/cls/shapes_resnet18_cbam.yaml [--epochs 5] [--set lr=1e-3 ...]
+    python tools/train.py --model zoo_resnet18_cbam --pretrained --data-dir ~/data/flowers   # an ImageFolder tree
+    python tools/train.py ~/data/flowers --model zoo_resnet18_cbam -b 64 --drop-path 0.1 --torchcompile  # timm style
+    python tools/train.py --config ... --resume output/train/<run>/last.pth      # continue exactly
+    torchrun --nproc_per_node=2 tools/train.py --config ...                      # DDP (gloo on CPU, nccl on GPU)
+
+Every config field (zoo/train/config.py) is also a flag, written with '-' for '_' (--drop-path-rate), and timm's
+train.py spellings work too (-b, -j, --drop, --drop-path, -vb, --pin-mem, --torchcompile [backend], ...);
+--set key=value takes YAML values. A --data-dir holding train/ and val/ class folders (or class folders directly)
+is trained on as it is; without one, the generated shapes dataset is used.
+
+Detection / segmentation (mmengine): ``python tools/train.py configs/det/<file>.py [mmengine args]`` runs
+``zoo.mm.runner.main_train``.
+
+Exit status: 0 done (or stopped by stop_after_epochs); 2 a mistake in the command (one line 'error: ...') or the
+loss became NaN/inf (the last good checkpoint is kept); 1 anything else.
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from . import ArgumentParser, run
+
+__all__ = ['main', 'build_parser']
+
+
+class _DataDir(argparse.Action):
+    """timm's positional dataset folder: the same as --data-dir."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None or values is argparse.SUPPRESS:
+            return
+        items = getattr(namespace, '_overrides', None) or []
+        items.append(('data_dir', values))
+        namespace._overrides = items
+
+
+def build_parser() -> ArgumentParser:
+    from zoo.train.config import add_config_args
+    p = ArgumentParser(description=__doc__)
+    groups = add_config_args(p)
+    groups['data'].add_argument('data', nargs='?', action=_DataDir, default=argparse.SUPPRESS, metavar='DIR',
+                                help='dataset folder, as --data-dir (timm train.py style)')
+    groups['output'].add_argument('-q', '--quiet', action='store_true',
+                                  help='no progress bars (training, evaluation and Hub downloads); log lines only')
+    return p
+
+
+def _config_file(path: Optional[str]) -> Optional[str]:
+    """``--config``: a file, or a packaged config name (``zoo::cls/<file>.yaml``) where zoo.cli resolves them."""
+    if not path:
+        return path
+    try:
+        from . import config_path
+    except ImportError:
+        return path
+    return config_path(path)
+
+
+def _main(argv: List[str]) -> int:
+    if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
+        from zoo.mm.runner import main_train  # detection / segmentation (mmengine); imported only here
+        return int(main_train(argv) or 0)
+    args = build_parser().parse_args(argv)
+    if args.quiet:
+        os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'
+    import zoo  # noqa: F401  (registers the zoo models with timm)
+    from zoo.train import load_config, train
+    cfg = load_config(_config_file(args.config), getattr(args, '_overrides', None) or [])
+    if args.quiet:
+        cfg['progress'] = 'log'
+    results = train(cfg)
+    if results['status'] == 'non_finite_loss':
+        return 2
+    if results['status'] == 'ok' and results.get('best_metric') is not None:
+        print(f'best {cfg["eval_metric"]} {results["best_metric"]:.3f} at epoch {results["best_epoch"]}; '
+              f'results in {results["output_dir"]}')
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run(_main, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
