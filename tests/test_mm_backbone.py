@@ -395,3 +395,97 @@ def test_check_config_reports_missing_paths_and_unknown_backbone(tmp_path):
     cfg.model.backbone.model_name = 'zoo_not_a_model'
     with pytest.raises(ConfigError, match="model.backbone: ZooBackbone: unknown model 'zoo_not_a_model'"):
         check_config(cfg)
+
+
+# ------------------------------------------------------------------------------------------------- safe loading
+class _GetattrPayload:
+    """Unpickles through ``builtins.getattr`` (what numpy 2 dtype pickles use, and a building block of exploits)."""
+
+    def __reduce__(self):
+        import builtins
+        return builtins.getattr, ('abc', 'upper')
+
+
+def test_import_zoo_mm_leaves_the_weights_only_allowlist_alone(tmp_path):
+    import builtins
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from zoo import checkpoint, hub
+    allowed = torch.serialization.get_safe_globals()
+    assert builtins.getattr not in allowed and HistoryBuffer not in allowed
+    path = tmp_path / 'getattr.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _GetattrPayload()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='getattr'):
+        torch.load(path, weights_only=True)
+    with pytest.raises(hub.UnsafeCheckpointError, match='getattr'):
+        hub.safe_load(path)
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match='getattr'):
+        checkpoint.load(path)
+    # mmengine's own loader (the only place the mmengine allowlist applies) still loads it, and leaves no trace
+    from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+    assert _load_checkpoint(str(path), map_location='cpu')['x']() == 'ABC'
+    assert CheckpointLoader.load_checkpoint(str(path), map_location='cpu')['x']() == 'ABC'
+    assert builtins.getattr not in torch.serialization.get_safe_globals()
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def _toy_runner(work_dir, name, epochs=1, **kwargs):
+    import torch.nn.functional as F
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch.utils.data import DataLoader
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.backbone = ZooBackbone('resnet18', out_indices=(4,))
+            self.head = nn.Linear(512, 2)
+            self.steps = 0
+
+        def forward(self, inputs, labels=None, mode='tensor'):
+            logits = self.head(self.backbone(inputs)[-1].mean((2, 3)))
+            if mode == 'loss':
+                self.steps += 1
+                return dict(loss=F.cross_entropy(logits, labels))
+            return logits
+
+    g = torch.Generator().manual_seed(0)
+    data = [dict(inputs=torch.randn(3, 32, 32, generator=g), labels=torch.tensor(i % 2)) for i in range(4)]
+    return Runner(model=Toy(), work_dir=str(work_dir), experiment_name=name,
+                  train_dataloader=DataLoader(data, batch_size=2), train_cfg=dict(by_epoch=True, max_epochs=epochs),
+                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+                  randomness=dict(seed=0), log_level='WARNING', **kwargs)
+
+
+def test_mmengine_checkpoints_still_load_resume_and_load_from(tmp_path):
+    import builtins
+    import pickle
+    work = tmp_path / 'work'
+    first = _toy_runner(work, 'zoo_safe_first')
+    first.train()
+    ckpt = work / 'epoch_1.pth'
+    assert ckpt.is_file()
+    # the Runner's checkpoint carries mmengine/numpy objects that plain weights-only loading refuses
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(ckpt, weights_only=True)
+    # --resume: continues at epoch 1 and trains only the second epoch (2 steps)
+    resumed = _toy_runner(work, 'zoo_safe_resume', epochs=2, resume=True, load_from=str(ckpt))
+    resumed.train()
+    assert resumed.train_loop.epoch == 2 and resumed.model.steps == 2
+    # load_from: the weights, not the training state
+    loaded = _toy_runner(tmp_path / 'work2', 'zoo_safe_load_from', load_from=str(ckpt))
+    loaded.load_or_resume()
+    saved = first.model.state_dict()
+    for k, v in loaded.model.state_dict().items():
+        torch.testing.assert_close(v, saved[k])
+    # the backbone of the Runner checkpoint through init_cfg (zoo.checkpoint.load with mmengine's types, per call)
+    b = ZooBackbone('resnet18', out_indices=(4,),
+                    init_cfg=dict(type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    b.init_weights()
+    for k, v in b.state_dict().items():
+        torch.testing.assert_close(v, saved['backbone.' + k])
+    assert builtins.getattr not in torch.serialization.get_safe_globals()

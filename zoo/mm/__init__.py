@@ -10,10 +10,15 @@
 Anything that needs mmdet / mmseg / mmcv's compiled ops calls :func:`require`, which fails with a message naming the
 missing package and how to install it.
 
-It also allowlists the few plain data types inside mmengine checkpoints (mmengine's ``HistoryBuffer`` and numpy arrays,
-scalars and dtypes of the message hub) for ``torch.load(weights_only=True)``, the default since torch 2.6, which
-mmengine 0.10.7 does not handle (open-mmlab/mmengine#1655): without it ``--resume``, ``load_from`` and
-``tools/eval.py`` fail with ``UnpicklingError``. Only data types are added, no callables that could run code.
+Loading stays safe: mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (the default, True, since torch 2.6;
+open-mmlab/mmengine#1655), and its checkpoints carry a few plain data types (mmengine's ``HistoryBuffer``, numpy
+arrays, scalars and dtypes of the message hub; numpy 2 pickles dtype classes through ``builtins.getattr``). Those are
+allowed only *during* mmengine's checkpoint loads: ``import zoo.mm`` wraps ``CheckpointLoader.load_checkpoint`` (the
+one function behind ``load_checkpoint``, Runner ``load_from`` / ``--resume``, ``init_cfg=dict(type='Pretrained')`` and
+``tools/eval.py``) so that it runs inside a ``torch.serialization.safe_globals`` context with
+:func:`mmengine_checkpoint_globals`. Nothing is added to torch's allowlist for the process: any other
+``torch.load(weights_only=True)``, and :func:`zoo.checkpoint.load`, still refuse a pickle that calls
+``builtins.getattr``.
 """
 import importlib
 import importlib.util
@@ -23,7 +28,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 __all__ = ['ZooBackbone', 'feature_levels', 'require', 'registered', 'mmengine_checkpoint_globals',
-           'REGISTRATION_ERRORS']
+           'mmengine_checkpoint_allowlist', 'REGISTRATION_ERRORS']
 
 _INSTALL = {
     'mmengine': 'pip install "mmengine==0.10.7"',
@@ -97,11 +102,32 @@ def mmengine_checkpoint_globals() -> list:
     return types
 
 
-def _allow_mmengine_checkpoints():
-    import torch
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:
-        add(mmengine_checkpoint_globals())
+def mmengine_checkpoint_allowlist():
+    """Context manager: :func:`mmengine_checkpoint_globals` allowed for ``torch.load(weights_only=True)`` inside the
+    ``with`` block only (entries that were allowed before stay allowed afterwards)."""
+    from ..checkpoint import allow_globals
+    return allow_globals(mmengine_checkpoint_globals())
+
+
+def _scope_mmengine_checkpoint_loads():
+    """Wrap mmengine's ``CheckpointLoader.load_checkpoint`` so that its ``torch.load`` runs inside
+    :func:`mmengine_checkpoint_allowlist` (idempotent)."""
+    import functools
+
+    from mmengine.runner.checkpoint import CheckpointLoader
+    current = CheckpointLoader.__dict__['load_checkpoint']
+    func = current.__func__ if isinstance(current, classmethod) else current
+    if getattr(func, '_zoo_scoped_allowlist', False):
+        return
+
+    @functools.wraps(func)
+    def load_checkpoint(cls, *args, **kwargs):
+        with mmengine_checkpoint_allowlist():
+            return func(cls, *args, **kwargs)
+
+    load_checkpoint._zoo_scoped_allowlist = True
+    load_checkpoint.__wrapped__ = func
+    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
 
 
 def registered() -> dict:
@@ -110,4 +136,4 @@ def registered() -> dict:
 
 
 _register()
-_allow_mmengine_checkpoints()
+_scope_mmengine_checkpoint_loads()

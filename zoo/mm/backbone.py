@@ -312,11 +312,15 @@ class ZooBackbone(BaseModule):
         Missing tensors raise (naming them); the new ``out_norms`` may be absent (a warning says so). A timm
         classification checkpoint is refused with a pointer to ``pretrained_cfg_overlay=dict(file=...)``.
         """
-        from mmengine.runner.checkpoint import CheckpointLoader
-        from zoo.models._helpers import CheckpointError, unwrap_state_dict
-        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
-        sd = unwrap_state_dict(ckpt, keys=('state_dict', 'model'))
-        sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+        from zoo.checkpoint import CheckpointError, compare_state_dict, load, strip_prefix, unwrap_state_dict
+        from . import mmengine_checkpoint_globals
+        path = str(checkpoint)
+        if '://' in path:  # URLs, open-mmlab://, s3:// ...: mmengine's loaders (their allowlist is scoped by zoo.mm)
+            from mmengine.runner.checkpoint import CheckpointLoader
+            ckpt = CheckpointLoader.load_checkpoint(path, map_location=map_location)
+        else:  # safetensors or torch.load(weights_only=True), mmengine's data types allowed for this call only
+            ckpt = load(path, map_location=map_location, extra_globals=mmengine_checkpoint_globals())
+        sd = strip_prefix(unwrap_state_dict(ckpt, keys=('state_dict', 'model')), 'module.')
         raw_keys = list(sd)
         if prefix:
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
@@ -329,19 +333,14 @@ class ZooBackbone(BaseModule):
                         'pretrained_cfg_overlay=dict(file=...) (or pretrained=<path>) instead of init_cfg.')
             raise CheckpointError(f'ZooBackbone: no tensor of {checkpoint} (prefix {prefix!r}) matches '
                                   f'{self.model_name}.{hint}')
-        missing = sorted(set(expected) - set(sd))
-        norm_missing = [k for k in missing if k.startswith('out_norms.')]
-        missing = [k for k in missing if not k.startswith('out_norms.')]
-        wrong = [f'{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(expected[k].shape)})'
-                 for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape]
-        if missing or wrong:
-            raise CheckpointError(
-                f'ZooBackbone: {checkpoint} (prefix {prefix!r}) does not match {self.model_name}: '
-                + (f'missing {len(missing)} tensors: {missing[:20]} ' if missing else '')
-                + (f'wrongly shaped: {wrong[:20]}' if wrong else ''))
+        diff = compare_state_dict(sd, expected)
+        norm_missing = [k for k in diff.missing if k.startswith('out_norms.')]
+        unexpected, diff.unexpected = diff.unexpected, []
+        diff.missing = [k for k in diff.missing if not k.startswith('out_norms.')]
+        if diff:
+            raise CheckpointError(diff.message(f'ZooBackbone: {checkpoint} (prefix {prefix!r})', self.model_name))
         if norm_missing:
             warnings.warn(f'ZooBackbone: {checkpoint} has no out_norms; they keep their fresh initialisation')
-        unexpected = sorted(set(sd) - set(expected))
         if unexpected:
             warnings.warn(f'ZooBackbone: ignored {len(unexpected)} tensors of {checkpoint} not in this backbone '
                           f'(e.g. levels after the last out_index): {unexpected[:10]}')
