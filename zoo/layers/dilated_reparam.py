@@ -110,11 +110,17 @@ class DilatedReparamBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
             return self.lk_origin(x)
-        out = self.origin_bn(self.lk_origin(x))
+        out = self.lk_origin(x)
+        y = x
+        # children in registration order: lk_origin, origin_bn, then each branch's conv followed by its BN
+        # (a loop over the modules, so that TorchScript unrolls it)
         for name, module in self.named_children():
-            if name.startswith('dil_conv_'):
-                bn = getattr(self, 'dil_bn_' + name[len('dil_conv_'):])
-                out = out + bn(module(x))
+            if name == 'origin_bn':
+                out = module(out)
+            elif name.startswith('dil_conv_'):
+                y = module(x)
+            elif name.startswith('dil_bn_'):
+                out = out + module(y)
         return out
 
     @torch.no_grad()

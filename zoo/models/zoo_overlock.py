@@ -41,62 +41,25 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from timm.layers import ClassifierHead, DropPath, LayerNorm2d, SEModule, SelectAdaptivePool2d
 from timm.layers.grn import GlobalResponseNorm
+from torch.jit import Final
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.contmix import ContMix
+from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, ResDWConv
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
 from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
 
-# data-dependent Python control flow (small-input resize) and per-tap loops: torch.compile, not TorchScript
-TORCHSCRIPT = False
+TORCHSCRIPT = True
 PARITY = dict(
     zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
     zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
     zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
     zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
 )
-
-
-class ChannelAffine(nn.Module):
-    """OverLoCK's LayerScale: per-channel scale *and* bias (official: a depthwise 1x1 conv)."""
-
-    def __init__(self, dim: int, init_value: float = 1.0, device=None, dtype=None):
-        super().__init__()
-        self.weight = nn.Parameter(torch.full((dim, 1, 1, 1), float(init_value), device=device, dtype=dtype))
-        self.bias = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
-
-
-class ResDWConv(nn.Conv2d):
-    """x + depthwise 3x3 conv(x)."""
-
-    def __init__(self, dim: int, kernel_size: int = 3, device=None, dtype=None):
-        super().__init__(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, device=device, dtype=dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + super().forward(x)
-
-
-class ConvGrnMlp(nn.Module):
-    """1x1 conv -> GELU -> x + DW3x3(x) -> GRN -> 1x1 conv."""
-
-    def __init__(self, dim: int, hidden_dim: int, out_dim: int, device=None, dtype=None):
-        dd = dict(device=device, dtype=dtype)
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden_dim, 1, **dd)
-        self.act = nn.GELU()
-        self.dwconv = ResDWConv(hidden_dim, **dd)
-        self.grn = GlobalResponseNorm(hidden_dim, eps=1e-6, channels_last=False, **dd)
-        self.fc2 = nn.Conv2d(hidden_dim, out_dim, 1, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.grn(self.dwconv(self.act(self.fc1(x)))))
 
 
 def _stem(in_chans: int, dim: int, dd: Dict[str, Any]) -> nn.Sequential:
@@ -154,6 +117,7 @@ class DynamicConvBlock(nn.Module):
     (C channels); y = (ContMix(f | LN(z)) + LePE(f)) -> SE -> * gate(f) -> BN -> 1x1 (C + C_h);
     z = LS(z) + DropPath(y); z = z + DW3x3(z); z = LS(z) + DropPath(MLP(LN(z))). Returns the fused z.
     """
+    mix_prior: Final[bool]
 
     def __init__(
             self,
@@ -561,9 +525,12 @@ class OverLoCK(nn.Module):
         """-> (fused stride-32 Focus-Net map, Overview-Net context)."""
         check_in_chans(x, self.in_chans)
         x = self.stem(x)
-        for stage in self.stages[:3]:
-            x = stage(x)
-        ctx = self.stages[3](x)
+        ctx = x
+        for i, stage in enumerate(self.stages):  # Base-Net stages 0-2, then the Overview-Net
+            if i < 3:
+                x = stage(x)
+            else:
+                ctx = stage(x)
         return self._focus(x, ctx)[-1], ctx
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
