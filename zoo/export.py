@@ -1,0 +1,319 @@
+"""Export a zoo (or timm) model to ONNX, ``torch.export`` or TorchScript, and verify the artifact where it will run.
+
+Every export is checked in the runtime that will execute it, against the eager model's logits on random fp32
+inputs (max abs difference <= ``atol``, default 1e-4):
+
+* ``onnx``: ``torch.onnx.export(..., dynamo=True)``, then run in onnxruntime (CPU provider);
+* ``torch.export``: ``torch.export.export``, saved with ``torch.export.save``, loaded back with
+  ``torch.export.load`` and run through ``.module()``;
+* ``torchscript``: ``torch.jit.script`` (falling back to ``torch.jit.trace`` where scripting fails), saved, loaded
+  back with ``torch.jit.load``.
+
+``dynamic=True`` makes batch, height and width dynamic (``torch.export.Dim.DYNAMIC`` for torch.export and the dynamo
+ONNX exporter) and verifies at a second input size as well; an architecture whose export specialises the spatial
+size raises :class:`ExportError` with the reason.
+
+The artifact is written to a temporary file next to ``out`` and moved into place only after it verified, so a
+failed export or verification never leaves a (half-written) file at ``out``.
+
+Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install zoo[export]``.
+"""
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from .errors import UserError
+
+__all__ = ['FORMATS', 'ExportError', 'ExportResult', 'export_model', 'second_input_size', 'build_model',
+           'merge_export_status', 'EXPORT_STATUS_PATH']
+
+FORMATS = ('onnx', 'torch.export', 'torchscript')
+EXPORT_STATUS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'export_status.json'
+
+
+class ExportError(UserError):
+    """The model cannot be exported in the requested format/mode, or the artifact did not verify."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    input_size: Tuple[int, int, int]
+    dynamic: bool
+    max_abs_diff: float  # over every verified input size
+    diffs: Dict[str, float] = field(default_factory=dict)  # 'BxCxHxW' -> max abs diff
+    method: str = ''  # e.g. 'script' / 'trace' for torchscript
+    seconds: float = 0.
+
+    def summary(self) -> str:
+        sizes = ', '.join(f'{k}: {v:.3g}' for k, v in self.diffs.items())
+        how = f' ({self.method})' if self.method else ''
+        return (f'{self.format}{how} -> {self.path}  verified, max abs diff {self.max_abs_diff:.3g} '
+                f'vs eager fp32 [{sizes}]')
+
+
+def _require_onnxruntime():
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise UserError(f'ONNX export needs onnxruntime and onnxscript ({e.name} is missing): '
+                        f'pip install zoo[export]') from None
+    import onnxruntime
+    return onnxruntime
+
+
+def build_model(name: str, pretrained: bool = False, checkpoint: Optional[Union[str, os.PathLike]] = None,
+                **kwargs) -> nn.Module:
+    """A model in eval mode: random init, ``pretrained=True`` weights, or a checkpoint file / Hub-layout folder."""
+    import timm
+
+    import zoo  # noqa: F401  (registers the zoo models)
+    from .errors import check_model_name
+    if checkpoint is not None:
+        from .hub import load_for_publish
+        try:
+            return load_for_publish(name, checkpoint).eval()
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    check_model_name(name)
+    return timm.create_model(name, pretrained=pretrained, **kwargs).eval()
+
+
+def second_input_size(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, int, int]:
+    """A second (C, H, W) for dynamic-shape verification: H + r, W + 2r with r the model's largest feature stride."""
+    c, h, w = input_size
+    r = 32
+    info = getattr(model, 'feature_info', None)
+    try:
+        r = int(info[-1]['reduction']) if info else r
+    except (TypeError, KeyError, IndexError):
+        pass
+    return c, h + r, w + 2 * r
+
+
+def _inputs(input_size: Sequence[int], batch: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, *input_size), generator=g)
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (list, tuple)) and out:
+        return _first_tensor(out[0])
+    if isinstance(out, dict) and out:
+        return _first_tensor(next(iter(out.values())))
+    raise ExportError(f'the model returned {type(out).__name__}, expected a tensor')
+
+
+def _dynamic_shapes(dynamic: bool):
+    if not dynamic:
+        return None
+    D = torch.export.Dim.DYNAMIC
+    return ({0: D, 2: D, 3: D},)
+
+
+def _short(e: BaseException, limit: int = 400) -> str:
+    msg = ' '.join(str(e).split())
+    return f'{type(e).__name__}: {msg[:limit]}{"..." if len(msg) > limit else ""}'
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress and warnings to stdout/stderr; keep the tool's own output readable."""
+    import io
+    import logging
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        old = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            logging.disable(old)
+
+
+# --- one exporter + runtime per format ------------------------------------------------------------------------------
+
+def _export_onnx(model, x, dynamic, path: Path):
+    ort = _require_onnxruntime()
+    try:
+        with _quiet():
+            prog = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=_dynamic_shapes(dynamic),
+                                     input_names=['input'], output_names=['logits'], optimize=True,
+                                     verify=False, report=False)
+            prog.save(str(path))
+    except Exception as e:  # exporter failures are model limitations, not bugs of the tool
+        raise ExportError(f'ONNX export (dynamo) failed: {_short(e)}') from e
+    if dynamic:
+        import onnx
+        dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        static = [i for i in (2, 3) if dims[i].HasField('dim_value')]
+        if static:
+            raise ExportError(f'the architecture does not allow a dynamic {"/".join(("height", "width")[i - 2] for i in static)} '
+                              f'in ONNX: the exporter specialised it to {[dims[i].dim_value for i in static]}')
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, min(4, torch.get_num_threads()))
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+    name = sess.get_inputs()[0].name
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(sess.run(None, {name: t.numpy()})[0])
+    return run, 'dynamo'
+
+
+def _export_torch_export(model, x, dynamic, path: Path):
+    try:
+        with _quiet():
+            ep = torch.export.export(model, (x,), dynamic_shapes=_dynamic_shapes(dynamic), strict=False)
+    except Exception as e:
+        raise ExportError(f'torch.export failed: {_short(e)}') from e
+    if dynamic:
+        shape = ep.graph_signature.user_inputs and [
+            n.meta['val'].shape for n in ep.graph.nodes if n.op == 'placeholder'
+            and n.name == ep.graph_signature.user_inputs[0]][0]
+        static = [i for i in (2, 3) if isinstance(shape[i], int)]
+        if static:
+            raise ExportError(f'the architecture does not allow a dynamic {"/".join(("height", "width")[i - 2] for i in static)}'
+                              f' under torch.export: the input size was specialised to {[shape[i] for i in static]}')
+    torch.export.save(ep, str(path))
+    loaded = torch.export.load(str(path)).module()
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return _first_tensor(loaded(t))
+    return run, ''
+
+
+def _export_torchscript(model, x, dynamic, path: Path):
+    method = 'script'
+    try:
+        with _quiet():
+            sm = torch.jit.script(model)
+    except Exception as script_err:
+        method = 'trace'
+        try:
+            with _quiet(), torch.no_grad():
+                sm = torch.jit.trace(model, (x,), check_trace=False)
+        except Exception as e:
+            raise ExportError(f'TorchScript failed: script: {_short(script_err, 200)}; trace: {_short(e, 200)}') from e
+    sm.save(str(path))
+    loaded = torch.jit.load(str(path), map_location='cpu').eval()
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return _first_tensor(loaded(t))
+    return run, method
+
+
+_EXPORTERS = {'onnx': _export_onnx, 'torch.export': _export_torch_export, 'torchscript': _export_torchscript}
+_SUFFIX = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
+
+
+def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Union[str, os.PathLike], *,
+                 dynamic: bool = False, atol: float = 1e-4, batch: int = 2, seed: int = 0,
+                 second_size: Optional[Sequence[int]] = None) -> ExportResult:
+    """Export ``model`` (eval mode, fp32, CPU) to ``out`` and verify it against eager logits.
+
+    ``input_size`` is (C, H, W); the export traces a batch of ``batch`` random inputs. With ``dynamic``, batch,
+    height and width are dynamic and the artifact is also verified at ``second_size`` (default
+    :func:`second_input_size`) with batch 1. Raises :class:`ExportError` if the export fails, the spatial size is
+    specialised although ``dynamic`` was asked for, or the max abs difference exceeds ``atol``; ``out`` is then
+    left untouched.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f'unknown format {fmt!r}; choose one of {", ".join(FORMATS)}')
+    input_size = tuple(int(v) for v in input_size)
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise ExportError(f'input size must be C H W (positive), got {input_size}')
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f'--out {out} is a folder; give a file name (e.g. {out / ("model" + _SUFFIX[fmt])})')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().float().cpu()
+    t0 = time.time()
+    sizes: List[Tuple[int, Tuple[int, int, int]]] = [(batch, input_size)]
+    if dynamic:
+        sizes.append((1, tuple(second_size) if second_size else second_input_size(model, input_size)))
+    xs = [_inputs(s, b, seed + i) for i, (b, s) in enumerate(sizes)]
+    with torch.no_grad():
+        try:
+            refs = [_first_tensor(model(x)) for x in xs]
+        except Exception as e:
+            raise ExportError(f'the eager model fails at input {tuple(xs[0].shape)}: {_short(e)}') from e
+
+    tmp_dir = tempfile.mkdtemp(prefix=f'.{out.name}.', dir=str(out.parent))
+    tmp = Path(tmp_dir) / out.name
+    try:
+        run, method = _EXPORTERS[fmt](model, xs[0], dynamic, tmp)
+        diffs = {}
+        for x, ref in zip(xs, refs):
+            key = 'x'.join(str(v) for v in x.shape)
+            try:
+                y = run(x)
+            except Exception as e:
+                what = 'at the second input size ' if x is not xs[0] else ''
+                raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime: {_short(e)}') from e
+            if y.shape != ref.shape:
+                raise ExportError(f'{fmt} output shape {tuple(y.shape)} != eager {tuple(ref.shape)} at {key}')
+            diffs[key] = float((y.float() - ref.float()).abs().max())
+        worst = max(diffs.values())
+        if not worst <= atol:  # also catches NaN
+            raise ExportError(f'{fmt} artifact does not match eager fp32 logits: max abs diff {worst:.3g} > {atol:g} '
+                              f'({diffs}); nothing written to {out}')
+        files = list(Path(tmp_dir).iterdir())
+        if len(files) > 1:  # ONNX external data: move the folder's files next to out (same names)
+            for f in files:
+                if f.name != out.name:
+                    os.replace(f, out.parent / f.name)
+        os.replace(tmp, out)
+    finally:
+        for f in Path(tmp_dir).glob('*'):
+            with contextlib.suppress(OSError):
+                f.unlink()
+        with contextlib.suppress(OSError):
+            os.rmdir(tmp_dir)
+    return ExportResult(out, fmt, input_size, dynamic, worst, diffs, method, time.time() - t0)
+
+
+# --- the README export column ---------------------------------------------------------------------------------------
+
+def merge_export_status(updates: Dict[str, Dict[str, Any]], path: Union[str, os.PathLike, None] = None,
+                        fields: Sequence[str] = ('onnx',)) -> Optional[Path]:
+    """Merge ``{model: {field: value}}`` into ``docs/export_status.json``, touching only ``fields``.
+
+    Other models and other fields of a model (``torchscript``, ``fx``, ``compile``, ``notes``, owned by other
+    tools) are preserved; a new model gets the other schema fields as ``None``. Writes only when the environment
+    sets ``ZOO_WRITE_EXPORT_STATUS=1`` (returns None otherwise); the file is replaced atomically.
+    """
+    if os.environ.get('ZOO_WRITE_EXPORT_STATUS', '') != '1':
+        return None
+    path = Path(path) if path is not None else EXPORT_STATUS_PATH
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    for model, vals in updates.items():
+        entry = data.setdefault(model, {})
+        for k in ('torchscript', 'fx', 'compile', 'onnx', 'notes'):
+            entry.setdefault(k, None)
+        for k, v in vals.items():
+            if k in fields:
+                entry[k] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=str(path.parent))
+    with os.fdopen(fd, 'w') as f:
+        json.dump(data, f, indent=2)
+        f.write('\n')
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,197 @@
+"""Zoo backbones as segmentation_models_pytorch (smp) encoders, for any input size.
+
+Two routes, both without mmcv:
+
+1. smp's timm universal encoder, after ``import zoo`` (which registers the zoo models with timm)::
+
+       import zoo, segmentation_models_pytorch as smp
+       net = smp.Unet('tu-zoo_biformer_tiny', encoder_weights=None, classes=21)   # also smp.FPN, ...
+
+   ``encoder_weights=True`` loads the zoo's pretrained weights (``'tu-zoo_x.<tag>'`` picks a tag). smp asks for
+   input sizes divisible by the encoder's output stride; wrap the model in :class:`PadToStride` for any size.
+
+2. :func:`create_model`, which also covers DeepLabV3+ for backbones that cannot dilate their last stages
+   (smp's DeepLabV3+ wants an output stride of 8 or 16; the zoo's attention backbones only offer their native
+   strides, so DeepLabV3+ then uses the first four stages, whose output stride is 16 natively) and returns the
+   model wrapped in :class:`PadToStride`::
+
+       from zoo.smp import create_model
+       net = create_model('DeepLabV3Plus', 'zoo_coat_lite_tiny', classes=21)
+       net(torch.randn(2, 3, 250, 333)).shape   # (2, 21, 250, 333)
+
+Needs ``pip install zoo[smp]`` (segmentation-models-pytorch).
+"""
+import math
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import UserError
+
+__all__ = ['PadToStride', 'create_model', 'register_encoders', 'native_reductions', 'supports_output_stride']
+
+
+def _smp():
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        raise UserError('segmentation_models_pytorch is not installed: pip install zoo[smp]') from None
+    return smp
+
+
+class PadToStride(nn.Module):
+    """Pad the input (bottom/right) to a multiple of ``stride`` (default: the smp encoder's output stride), run
+    ``model``, crop the mask(s) back to the input size. Aux classification outputs pass through unchanged.
+
+    ``mode``: ``F.pad`` mode ('constant' zeros, 'reflect' or 'replicate'); 'reflect' falls back to 'replicate' when
+    the pad is not smaller than the input side.
+    """
+
+    def __init__(self, model: nn.Module, stride: Optional[int] = None, mode: str = 'constant', value: float = 0.):
+        super().__init__()
+        self.model = model
+        if stride is None:
+            enc = getattr(model, 'encoder', None)
+            stride = int(getattr(enc, 'output_stride', 32)) if enc is not None else 32
+        self.stride = int(stride)
+        self.mode = mode
+        self.value = value
+
+    @property
+    def encoder(self):
+        return self.model.encoder
+
+    def forward(self, x: torch.Tensor):
+        H, W = x.shape[-2:]
+        s = self.stride
+        ph, pw = (s - H % s) % s, (s - W % s) % s
+        if ph or pw:
+            mode = self.mode
+            if mode == 'reflect' and (ph >= H or pw >= W):
+                mode = 'replicate'
+            x = F.pad(x, [0, pw, 0, ph], mode=mode, value=self.value) if mode == 'constant' else \
+                F.pad(x, [0, pw, 0, ph], mode=mode)
+        out = self.model(x)
+        if isinstance(out, tuple):  # (masks, labels) with an aux classification head
+            return (out[0][..., :H, :W],) + tuple(out[1:])
+        return out[..., :H, :W]
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor):
+        self.eval()
+        return self(x)
+
+
+def native_reductions(name: str):
+    """Feature reductions of a timm/zoo model (``features_only``), without building its weights twice."""
+    import timm
+
+    import zoo  # noqa: F401
+    return list(timm.create_model(name.split('.', 1)[0], features_only=True).feature_info.reduction())
+
+
+def supports_output_stride(name: str, output_stride: int) -> bool:
+    import timm
+
+    import zoo  # noqa: F401
+    try:
+        timm.create_model(name.split('.', 1)[0], features_only=True, output_stride=output_stride)
+    except TypeError:
+        return False
+    return True
+
+
+_REGISTERED = {}
+
+
+def register_encoders() -> None:
+    """Register every zoo model with ``features_only`` in smp's encoder table under ``zoo-<model>`` (smp's custom
+    encoder mechanism), served by :class:`ZooEncoder`; used by :func:`create_model` for DeepLabV3+."""
+    smp = _smp()
+    import zoo
+    from segmentation_models_pytorch.encoders import encoders
+    for name in zoo.list_models():
+        key = f'zoo-{name}'
+        if key not in encoders:
+            encoders[key] = {'encoder': _encoder_class(), 'pretrained_settings': {}, 'params': {'name': name}}
+            _REGISTERED[key] = name
+    return smp
+
+
+_ENCODER_CLASS = None
+
+
+def _encoder_class():
+    global _ENCODER_CLASS
+    if _ENCODER_CLASS is not None:
+        return _ENCODER_CLASS
+    _smp()
+    from segmentation_models_pytorch.encoders import TimmUniversalEncoder
+
+    class ZooEncoder(TimmUniversalEncoder):
+        """smp's timm universal encoder for a zoo model whose requested output stride is reached natively by the
+        first ``depth`` stages (no dilation); ``pretrained`` loads the zoo's default pretrained weights."""
+
+        def __init__(self, name: str, depth: int = 5, output_stride: int = 32, pretrained: bool = False,
+                     in_channels: int = 3, **kwargs: Any):
+            super().__init__(name, pretrained=pretrained, in_channels=in_channels, depth=depth, output_stride=32,
+                             **kwargs)
+            native = self.output_stride  # min(32, 2 ** depth)
+            if output_stride not in (32, native):
+                raise UserError(f'{name} cannot run at output stride {output_stride} (no dilated stages); with '
+                                f'encoder_depth={depth} its output stride is {native}')
+            self._output_stride = output_stride
+
+        def set_in_channels(self, in_channels: int, pretrained: bool = True):
+            if in_channels != self._in_channels:
+                raise UserError('zoo-* smp encoders take in_channels only at construction; use tu-<model> '
+                                f'(got in_channels={in_channels})')
+
+        def make_dilated(self, output_stride: int):
+            if output_stride != self.output_stride:
+                raise UserError(f'{self.name} cannot dilate to output stride {output_stride}')
+
+    _ENCODER_CLASS = ZooEncoder
+    return ZooEncoder
+
+
+def create_model(arch: str, encoder: str, encoder_weights: Optional[bool] = None, pad_mode: str = 'constant',
+                 **kwargs: Any) -> PadToStride:
+    """``smp.create_model(arch, 'tu-' + encoder, ...)`` wrapped in :class:`PadToStride` (any input size).
+
+    ``encoder``: a zoo (or timm) model name, optionally with ``.tag``; ``encoder_weights``: None (random) or True
+    (the model's pretrained weights). For DeepLabV3+ on a backbone that cannot dilate to ``encoder_output_stride``
+    (default 16), the encoder uses its first four stages (native stride 16) through :func:`register_encoders`.
+    """
+    smp = _smp()
+    import zoo  # noqa: F401
+    from .errors import check_model_name
+    check_model_name(encoder)
+    if encoder_weights not in (None, True, False):
+        raise UserError(f'encoder_weights for zoo encoders is None or True (the pretrained tag goes in the name, '
+                        f'{encoder}.<tag>), got {encoder_weights!r}')
+    weights = True if encoder_weights else None
+    if arch.lower().replace('_', '') in ('deeplabv3plus', 'deeplabv3+', 'deeplabv3'):
+        os_ = int(kwargs.get('encoder_output_stride', 16 if 'plus' in arch.lower() or '+' in arch else 8))
+        if not supports_output_stride(encoder, os_):
+            red = native_reductions(encoder)
+            if os_ not in red:
+                raise UserError(f'{encoder} has no stride-{os_} stage (reductions {red}) and cannot dilate')
+            depth = kwargs.pop('encoder_depth', None)
+            need = int(math.log2(os_))  # smp: encoder_depth d ends at stride 2 ** d
+            if depth is not None and depth != need:
+                raise UserError(f'{encoder} reaches output stride {os_} only with encoder_depth={need}')
+            register_encoders()
+            if weights:
+                kwargs['encoder_weights'] = None
+                model = smp.create_model(arch, f'zoo-{encoder.split(".", 1)[0]}', encoder_depth=need, **kwargs)
+                pre = _encoder_class()(encoder, depth=need, output_stride=os_, pretrained=True)
+                model.encoder.load_state_dict(pre.state_dict())
+            else:
+                model = smp.create_model(arch, f'zoo-{encoder.split(".", 1)[0]}', encoder_depth=need,
+                                         encoder_weights=None, **kwargs)
+            return PadToStride(model, mode=pad_mode)
+    model = smp.create_model(arch, f'tu-{encoder}', encoder_weights=weights, **kwargs)
+    return PadToStride(model, mode=pad_mode)

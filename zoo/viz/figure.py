@@ -1,0 +1,157 @@
+"""The attention figure: the input image, Grad-CAM, then one row per stage with that stage's maps."""
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from .hooks import AttnMap
+
+__all__ = ['grad_cam', 'plot_maps']
+
+
+def _require(module: str, extra: str):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f'{module} is not installed: pip install zoo[{extra}]') from None
+
+
+def _target_layer(model: nn.Module) -> nn.Module:
+    info = getattr(model, 'feature_info', None)
+    mods = dict(model.named_modules())
+    if info:
+        try:
+            name = info[-1]['module']
+            if name in mods:
+                return mods[name]
+        except (TypeError, KeyError, IndexError):
+            pass
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise UserError('Grad-CAM: no feature stage or Conv2d layer to target')
+    return convs[-1]
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: Optional[int] = None) -> np.ndarray:
+    """Grad-CAM (``pytorch_grad_cam.GradCAM``) of class ``target`` (default: the top-1 class) on the last feature
+    stage; returns (H, W) in [0, 1] for the first image. NHWC stage outputs are permuted to NCHW for the library."""
+    cam_mod = _require('pytorch_grad_cam', 'viz')
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    layer = _target_layer(model)
+    chs = None
+    info = getattr(model, 'feature_info', None)
+    if info:
+        try:
+            chs = int(info[-1]['num_chs'])
+        except (TypeError, KeyError, IndexError):
+            chs = None
+
+    def reshape(t):
+        if isinstance(t, (tuple, list)):
+            t = t[0]
+        if t.dim() == 4 and chs is not None and t.shape[1] != chs and t.shape[-1] == chs:
+            return t.permute(0, 3, 1, 2)
+        return t
+
+    model = model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    tgt = int(logits[0].argmax()) if target is None else int(target)
+    with cam_mod.GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+        out = cam(input_tensor=x[:1], targets=[ClassifierOutputTarget(tgt)])
+    return np.asarray(out[0], dtype=np.float32)
+
+
+def _to_image(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    img = x[0].detach().float().cpu() * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
+    return img.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=(h, w), mode='nearest')[0, 0].numpy()
+
+
+def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *, cam: Optional[np.ndarray] = None,
+              title: str = '', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), dpi: int = 80) -> Path:
+    """Write the figure to ``out`` (PNG). ``image``: the normalised (1, 3, H, W) model input."""
+    _require('matplotlib', 'viz')
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib import patches
+
+    img = _to_image(image, mean, std)
+    H, W = img.shape[:2]
+    rows: List[List] = [[('image', None)] + ([('grad-cam', None)] if cam is not None else [])]
+    stages: List[str] = []
+    for m in maps:
+        if m.stage not in stages:
+            stages.append(m.stage)
+    for s in stages:
+        rows.append([('map', m) for m in maps if m.stage == s])
+    ncols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.3 * ncols, 2.3 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    for r, row in enumerate(rows):
+        for c, (what, m) in enumerate(row):
+            ax = axes[r][c]
+            if what == 'image':
+                ax.imshow(img)
+                ax.set_title('input', fontsize=8)
+                continue
+            if what == 'grad-cam':
+                ax.imshow(img)
+                ax.imshow(_resize(cam, H, W), cmap='jet', alpha=0.45, vmin=0, vmax=1)
+                ax.set_title('Grad-CAM (top-1 class)', fontsize=8)
+                continue
+            d = m.data.numpy()
+            vmin, vmax = (0., 1.) if m.unit else (float(d.min()), float(d.max()) or 1.)
+            if d.ndim == 1:  # channel gates
+                ax.axis('on')
+                ax.bar(np.arange(d.size), d, width=1.0, color='tab:blue')
+                ax.set_ylim(0, 1)
+                ax.set_xticks([])
+                ax.tick_params(labelsize=6)
+                ax.set_xlabel(f'{d.size} channels', fontsize=6)
+            elif m.overlay:
+                h, w = d.shape
+                ax.imshow(img)
+                ax.imshow(_resize(d, H, W), cmap='jet', alpha=0.5, vmin=vmin, vmax=vmax)
+                sy, sx = H / h, W / w
+                if 'grid' in m.extra:  # BiFormer regions
+                    S = m.extra['grid']
+                    for i in range(1, S):
+                        ax.axhline(i * H / S, color='w', lw=0.4)
+                        ax.axvline(i * W / S, color='w', lw=0.4)
+                    qr, qc = m.query
+                    ax.add_patch(patches.Rectangle((qc * W / S, qr * H / S), W / S, H / S, fill=False,
+                                                   ec='magenta', lw=1.5))
+                elif m.query is not None:
+                    qy, qx = m.query
+                    ax.plot([(qx + .5) * sx], [(qy + .5) * sy], marker='+', color='magenta', ms=8, mew=1.5)
+                if 'window' in m.extra:
+                    y0, x0, n = m.extra['window']
+                    ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='w', lw=1))
+                    y0, x0, n = m.extra['block']
+                    ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='magenta',
+                                                   lw=1))
+            else:
+                ax.imshow(d, cmap='viridis', vmin=vmin, vmax=vmax, interpolation='nearest')
+                if m.query is not None:
+                    ax.plot([m.query[1]], [m.query[0]], marker='+', color='magenta', ms=6)
+            t = m.title + (f' ({m.note})' if m.note else '')
+            ax.set_title(t if len(t) < 44 else t[:42] + '…', fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out

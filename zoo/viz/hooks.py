@@ -1,0 +1,396 @@
+"""Attention maps taken from the real modules of a model during one forward pass.
+
+How the maps are obtained (no second implementation of any layer):
+
+* the attention modules are found at run time by class name (``CBAM``, ``TripletAttention``,
+  ``BiLevelRoutingAttention``, ``PaddedHaloAttn``/``HaloAttn``, ``FactorAttnConvRelPosEnc``, ``ConvPosEnc``,
+  ``ConvRelPosEnc``, ``LargeKernelConvAttention``, ``SoftMaskBranch``, ``ContMix``), so refactors that move a
+  class between files do not matter;
+* forward pre-hooks / hooks on those modules give their inputs and outputs (e.g. the Residual Attention soft
+  mask is the output of ``SoftMaskBranch``; CoaT's conv position encoding is ``ConvPosEnc``'s output minus its
+  input);
+* intermediates that are not a module output (the gate sigmoids, the softmaxes, BiFormer's ``topk`` routing,
+  the arguments of ``scaled_dot_product_attention``) are recorded by a ``TorchFunctionMode`` that is active only
+  while one of those modules runs: it records the tensors the module's own code computes, unchanged. Where a
+  layer calls ``F.scaled_dot_product_attention`` (which never materialises the probabilities), the probabilities
+  of the chosen query are ``softmax(q k^T * scale + mask)`` from the recorded arguments -- SDPA's definition.
+"""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = ['AttnMap', 'collect_maps', 'FAMILY_CLASSES', 'find_attention_modules']
+
+# class name -> family; matched against type(module).__name__ at run time
+FAMILY_CLASSES = {
+    'CBAM': 'cbam',
+    'TripletAttention': 'triplet',
+    'BiLevelRoutingAttention': 'biformer',
+    'PaddedHaloAttn': 'halonet',
+    'HaloAttn': 'halonet',
+    'FactorAttnConvRelPosEnc': 'coat',
+    'ConvPosEnc': 'coat',
+    'ConvRelPosEnc': 'coat',
+    'LargeKernelConvAttention': 'lkca',
+    'SoftMaskBranch': 'resattnet',
+    'ContMix': 'overlock',
+}
+_RECORDED = {'sigmoid', 'softmax', 'topk', 'scaled_dot_product_attention'}
+
+
+@dataclass
+class AttnMap:
+    """One map of one module for the first image of the batch.
+
+    ``data``: 2-D (H', W') (or 1-D for channel gates) float tensor. ``overlay``: the map lies on the image grid
+    (drawn over the image, stretched to it); otherwise it is drawn on its own axes (kernels, channel gates).
+    ``unit``: values are probabilities/gates in [0, 1]. ``input_dependent``: the map changes with the input
+    (False for learned kernels). ``query``: (row, col) in ``data`` coordinates of the query a map belongs to.
+    """
+    family: str
+    kind: str
+    module: str
+    stage: str
+    data: torch.Tensor
+    overlay: bool = True
+    unit: bool = True
+    input_dependent: bool = True
+    query: Optional[Tuple[float, float]] = None
+    note: str = ''
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return f'{self.stage} · {self.kind}'
+
+
+class _Recorder(TorchFunctionMode):
+    """Records sigmoid/softmax/topk/SDPA calls made while a watched module is running."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack: List[str] = []
+        self.paused = False  # True while the hooks compute the maps (their own ops are not the model's)
+        self.calls: Dict[str, List[Tuple[str, tuple, dict, Any]]] = defaultdict(list)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.stack and not self.paused:
+            name = getattr(func, '__name__', '').rstrip('_')
+            if name in _RECORDED:
+                self.calls[self.stack[-1]].append((name, args, kwargs, out))
+        return out
+
+
+def find_attention_modules(model: nn.Module) -> List[Tuple[str, nn.Module, str]]:
+    """(qualified name, module, family) of every attention module, outermost first (a HaloAttn inside a
+    PaddedHaloAttn is skipped: the outer one is watched)."""
+    found = []
+    for name, m in model.named_modules():
+        fam = FAMILY_CLASSES.get(type(m).__name__)
+        if fam is None:
+            continue
+        if any(name.startswith(n + '.') for n, _, f in found if f == fam and fam == 'halonet'):
+            continue
+        found.append((name, m, fam))
+    return found
+
+
+def _stage_of(name: str, stages: List[str]) -> str:
+    best = ''
+    for s in stages:
+        if (name == s or name.startswith(s + '.')) and len(s) > len(best):
+            best = s
+    return best or name.rsplit('.', 1)[0]
+
+
+def _stage_names(model: nn.Module) -> List[str]:
+    info = getattr(model, 'feature_info', None)
+    names = []
+    if info is not None:
+        try:
+            names = [f['module'] for f in info]
+        except (TypeError, KeyError):
+            names = []
+    return names
+
+
+def _first(t: torch.Tensor) -> torch.Tensor:
+    return t.detach()[0].float().cpu()
+
+
+def _sdpa_probs(args: tuple, kwargs: dict) -> torch.Tensor:
+    """Attention probabilities of an SDPA call from its own arguments (q, k, attn_mask, scale)."""
+    q, k = args[0], args[1]
+    mask = args[3] if len(args) > 3 else kwargs.get('attn_mask')
+    scale = kwargs.get('scale')
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    logits = (q.float() @ k.float().transpose(-2, -1)) * scale
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float('-inf')) if mask.dtype == torch.bool else logits + mask.float()
+    return logits.softmax(-1)
+
+
+# --- one extractor per family: (name, module, stage, inputs, output, calls) -> [AttnMap] -------------------------------
+
+def _cbam(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    x = inp[0]
+    B, C, H, W = x.shape
+    maps = []
+    for fn, _, _, o in calls:
+        if fn != 'sigmoid':
+            continue
+        if o.numel() == B * C:  # channel gate (B, C) or (B, C, 1, 1)
+            maps.append(AttnMap('cbam', 'channel gate', name, stage, _first(o).reshape(C), overlay=False))
+        elif o.shape[-2:] == (H, W) and o.numel() == B * H * W:
+            maps.append(AttnMap('cbam', 'spatial gate', name, stage, _first(o).reshape(H, W)))
+    return maps
+
+
+def _triplet(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    x = inp[0]
+    B, C, H, W = x.shape
+    sig = [o for fn, _, _, o in calls if fn == 'sigmoid']
+    maps = []
+    # the three branch gates in the module's call order; named by their shape where it is unambiguous
+    names = {(C, W): 'C-W gate (pools H)', (H, C): 'H-C gate (pools W)', (H, W): 'H-W gate (pools C)'}
+    order = ['C-W gate (pools H)', 'H-C gate (pools W)', 'H-W gate (pools C)']
+    for i, o in enumerate(sig):
+        g = _first(o).reshape(o.shape[-2], o.shape[-1])
+        key = tuple(g.shape)
+        kind = names[key] if list(names).count(key) == 1 and len(set(names)) == 3 else order[min(i, 2)]
+        if kind.startswith('H-W'):
+            maps.append(AttnMap('triplet', kind, name, stage, g))
+        else:
+            maps.append(AttnMap('triplet', kind, name, stage, g, overlay=False))
+    return maps
+
+
+def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    x = inp[0]  # (N, H, W, C)
+    H, W = x.shape[1], x.shape[2]
+    S = int(getattr(m, 'n_win'))
+    topk = [o for fn, _, _, o in calls if fn == 'topk']
+    if not topk:
+        return []
+    r_idx = topk[0].indices[0]  # (R, k): routed key regions of every query region, best first
+    R = S * S
+    rq = (S // 2) * S + S // 2  # the query region: the centre one
+    routed = torch.zeros(R)
+    routed[r_idx[rq].cpu()] = 1.  # 1 = routed key region of the query region (marked by `query`)
+    region = routed.view(S, S)
+    qr, qc = divmod(rq, S)
+    maps = [AttnMap('biformer', f'routed regions (top-{r_idx.shape[1]})', name, stage, region,
+                    query=(qr, qc), extra={'grid': S})]
+    # token attention of the query region's centre token over the routed regions
+    Hp, Wp = -(-H // S) * S, -(-W // S) * S
+    rh, rw = Hp // S, Wp // S
+    T = rh * rw
+    t = (rh // 2) * rw + rw // 2
+    probs = None
+    for fn, a, kw, o in calls:
+        if fn == 'scaled_dot_product_attention' and a[0].dim() == 4 and a[1].shape[-2] == r_idx.shape[1] * T:
+            q, k = a[0], a[1]
+            heads = q.shape[0] // x.shape[0]
+            sub_kw = dict(kw)
+            mask = a[3] if len(a) > 3 else kw.get('attn_mask')
+            sub_args = (q[:heads, rq:rq + 1, t:t + 1], k[:heads, rq:rq + 1], None,
+                        None if mask is None else mask[:heads, rq:rq + 1])
+            sub_kw.pop('attn_mask', None)
+            probs = _sdpa_probs(sub_args, sub_kw).mean(0).reshape(-1)  # (k * T,)
+            break
+        if fn == 'softmax' and o.dim() >= 3 and o.shape[-1] == r_idx.shape[1] * T:
+            p = o.reshape(x.shape[0], -1, R, T, o.shape[-1]) if o.shape[-3] == R or o.shape[-2] == T else None
+            if p is not None:
+                probs = p[0, :, rq, t].float().mean(0)
+                break
+    if probs is not None:
+        img = torch.zeros(S, S, rh, rw)
+        for j, r in enumerate(r_idx[rq].tolist()):
+            img[r // S, r % S] = probs[j * T:(j + 1) * T].reshape(rh, rw).cpu()
+        img = img.permute(0, 2, 1, 3).reshape(Hp, Wp)[:H, :W]
+        qy, qx = qr * rh + rh // 2, qc * rw + rw // 2
+        maps.append(AttnMap('biformer', 'token attention', name, stage, img, query=(qy, qx)))
+    return maps
+
+
+def _halonet(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    x = inp[0]
+    H, W = x.shape[-2:]
+    attn = m.attn if hasattr(m, 'attn') and hasattr(m.attn, 'halo_size') else m
+    b, h = int(attn.block_size), int(attn.halo_size)
+    stride = int(getattr(attn, 'block_stride', 1))
+    bq = b // stride if b % stride == 0 else b
+    win = b + 2 * h
+    B = x.shape[0]
+    Hp, Wp = -(-H // b) * b, -(-W // b) * b
+    nbh, nbw = Hp // b, Wp // b
+    nb = nbh * nbw
+    probs = None  # (B, blocks, heads, queries, win * win)
+    for fn, a, kw, o in calls:
+        if fn == 'softmax' and o.dim() == 4 and o.shape[-1] == win * win and o.shape[1] == nb:
+            # timm HaloAttn: (B * heads, blocks, queries, win^2)
+            probs = o.reshape(B, -1, nb, o.shape[2], o.shape[3]).transpose(1, 2)
+            break
+        if fn == 'scaled_dot_product_attention' and a[1].shape[-2] == win * win and a[0].shape[0] == B * nb:
+            p = _sdpa_probs(a, kw)  # (B * blocks, heads, queries, win^2)
+            probs = p.reshape(B, nb, p.shape[1], p.shape[2], p.shape[3])
+            break
+    if probs is None:
+        return []
+    blk = (nbh // 2) * nbw + nbw // 2  # centre query block
+    qi = (bq // 2) * bq + bq // 2  # its centre query
+    p = probs[0, blk, :, qi].float().mean(0).reshape(win, win).cpu()
+    by, bx = divmod(blk, nbw)
+    canvas = torch.zeros(Hp + 2 * h, Wp + 2 * h)
+    canvas[by * b:by * b + win, bx * b:bx * b + win] = p
+    img = canvas[h:h + H, h:h + W]
+    q = (by * b + (bq // 2) * stride, bx * b + (bq // 2) * stride)
+    return [AttnMap('halonet', f'halo attention ({b}+2x{h} window)', name, stage, img, query=q,
+                    extra={'block': (by * b, bx * b, b), 'window': (by * b - h, bx * b - h, win)})]
+
+
+def _coat(name, m, stage, inp, out, calls, size=None) -> List[AttnMap]:
+    cls = type(m).__name__
+    if size is None:
+        return []
+    H, W = size
+    if cls == 'ConvPosEnc':
+        x = inp[0]
+        enc = (out - x)[0, 1:].float()  # the depthwise-conv encoding added to the image tokens
+        return [AttnMap('coat', 'conv pos. encoding |CPE|', name, stage, enc.norm(dim=-1).reshape(H, W).cpu(),
+                        unit=False)]
+    if cls == 'ConvRelPosEnc':
+        ev = out[0, :, 1:].float()  # (heads, HW, d)
+        return [AttnMap('coat', 'conv rel. pos. enc. |CRPE|', name, stage,
+                        ev.norm(dim=-1).mean(0).reshape(H, W).cpu(), unit=False)]
+    for fn, a, kw, o in calls:
+        if fn == 'softmax' and o.dim() == 4 and o.shape[2] == 1 + H * W:
+            # softmax over the tokens of every key channel: how much each token feeds the context k^T v
+            k = o[0, :, 1:].float().mean((0, 2)).reshape(H, W).cpu()
+            return [AttnMap('coat', 'factorized attn softmax(K)', name, stage, k * (H * W), unit=False,
+                            note='x N (1 = uniform)')]
+    return []
+
+
+def _lkca(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    x = inp[0]  # (B, H, W, C)
+    H, W = x.shape[1], x.shape[2]
+    kernel = m.kernel.detach().float().reshape(m.kernel.shape[-2], m.kernel.shape[-1]).cpu()
+    maps = [AttnMap('lkca', f'kernel {kernel.shape[0]}x{kernel.shape[1]}', name, stage, kernel, overlay=False,
+                    unit=False, input_dependent=False)]
+    try:
+        from zoo.layers import lkca_attention_matrix
+        a = lkca_attention_matrix(m.kernel.detach().float(), H, W)
+        c = (H // 2) * W + W // 2
+        maps.append(AttnMap('lkca', 'attention row of centre token', name, stage,
+                            a[c].reshape(H, W).cpu(), unit=False, input_dependent=False, query=(H // 2, W // 2)))
+    except ImportError:
+        pass
+    maps.append(AttnMap('lkca', '|output|', name, stage, out[0].float().norm(dim=-1).cpu(), unit=False))
+    return maps
+
+
+def _resattnet(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    return [AttnMap('resattnet', 'soft mask (mean over C)', name, stage, _first(out).mean(0))]
+
+
+def _overlock(name, m, stage, inp, out, calls) -> List[AttnMap]:
+    value = inp[0]
+    H, W = value.shape[-2:]
+    maps = []
+    for fn, a, kw, o in calls:
+        if fn != 'softmax' or o.dim() != 5:
+            continue
+        dim = kw.get('dim', a[1] if len(a) > 1 else -1)
+        p = o[0].float().movedim(int(dim) - 1 if int(dim) > 0 else int(dim), -1)  # (G, h, w, k*k): taps last
+        k = int(round(p.shape[-1] ** 0.5))
+        if k * k != p.shape[-1]:
+            continue
+        h, w = p.shape[1], p.shape[2]
+        c = p[:, h // 2, w // 2].mean(0).reshape(k, k).cpu()
+        maps.append(AttnMap('overlock', f'dynamic {k}x{k} kernel @ centre', name, stage, c, overlay=False,
+                            query=(k // 2, k // 2)))
+        peak = p.amax(-1).mean(0).cpu()  # how concentrated each pixel's kernel is
+        maps.append(AttnMap('overlock', f'{k}x{k} kernel peak weight', name, stage, peak,
+                            note='resized input' if (h, w) != (H, W) else ''))
+    return maps
+
+
+_EXTRACTORS: Dict[str, Callable] = {
+    'cbam': _cbam, 'triplet': _triplet, 'biformer': _biformer, 'halonet': _halonet, 'coat': _coat,
+    'lkca': _lkca, 'resattnet': _resattnet, 'overlock': _overlock,
+}
+
+
+def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True) -> List[AttnMap]:
+    """Run ``model(x)`` once (eval, no grad) and return the attention maps of every attention module.
+
+    ``last_per_stage``: keep only the maps of the last module of each (stage, kind) -- the figure's rows.
+    """
+    mods = find_attention_modules(model)
+    stages = _stage_names(model)
+    rec = _Recorder()
+    handles = []
+    sizes: Dict[str, Any] = {}
+
+    def pre(name):
+        def fn(mod, args, kwargs):
+            rec.stack.append(name)
+            rec.calls[name] = []
+            size = kwargs.get('size')
+            if size is None:  # CoaT layers take the grid size (H, W) as a call argument
+                size = next((a for a in args if isinstance(a, (tuple, list)) and len(a) == 2
+                             and all(isinstance(v, int) for v in a)), None)
+            sizes[name] = size
+        return fn
+
+    maps: List[AttnMap] = []
+    fams = {name: (m, fam) for name, m, fam in mods}
+
+    def post(name):
+        # extract at once: later code may modify the module's output in place (e.g. a residual ``x += shortcut``)
+        def fn(mod, args, kwargs, output):
+            rec.stack.pop()
+            calls = rec.calls.pop(name, [])
+            inp = tuple(a for a in args if isinstance(a, torch.Tensor))
+            m, fam = fams[name]
+            stage = _stage_of(name, stages)
+            rec.paused = True
+            try:
+                if fam == 'coat':
+                    size = sizes.get(name)
+                    size = tuple(int(v) for v in size) if isinstance(size, (tuple, list)) and len(size) == 2 \
+                        else None
+                    maps.extend(_coat(name, m, stage, inp, output, calls, size=size))
+                else:
+                    maps.extend(_EXTRACTORS[fam](name, m, stage, inp, output, calls))
+            finally:
+                rec.paused = False
+        return fn
+
+    for name, m, fam in mods:
+        handles.append(m.register_forward_pre_hook(pre(name), with_kwargs=True))
+        handles.append(m.register_forward_hook(post(name), with_kwargs=True))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), rec:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    if last_per_stage:
+        last: Dict[Tuple[str, str], AttnMap] = {}
+        for mp in maps:
+            last[(mp.stage, mp.kind)] = mp
+        maps = list(last.values())
+    return maps
