@@ -516,3 +516,114 @@ def test_convert_wrong_checkpoint_names_the_tensors(tmp_path, capsys):
     rc = _tool('convert').main(['--model', ARCH, '--checkpoint', str(path), '--out', str(tmp_path / 'o')])
     assert rc == 2 and not (tmp_path / 'o').exists()
     assert 'extra.weight' in capsys.readouterr().err
+
+
+# --- the maintainer's flow: download -> record -> convert -> verify -> push -> mark published --------------------
+
+_RELEASE_DRIVER = '''
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from test_hub import FakeHfApi  # the stand-in HfApi of tests/test_hub.py
+from huggingface_hub import constants
+from timm.models import _hub
+FakeHfApi.hub_cache, FakeHfApi.remote, FakeHfApi.calls = Path(sys.argv[2]), Path(sys.argv[3]), []
+FakeHfApi.hub_cache.mkdir(parents=True, exist_ok=True)
+_hub.HfApi = FakeHfApi
+constants.HF_HUB_OFFLINE = False
+from zoo.cli.download import main
+rc = main(sys.argv[5:])
+Path(sys.argv[4]).write_text(json.dumps([c[0] if c[0] != 'upload_folder' else [c[0], c[1]] for c in FakeHfApi.calls]))
+sys.exit(rc)
+'''
+
+_SHORT_NAME_LOADER = '''
+import sys, torch
+import zoo, timm
+m = timm.create_model('zoo_resnet18_cbam.unittest', pretrained=True).eval()
+assert m.pretrained_cfg['hf_hub_id'] == 'zoo-test/zoo_resnet18_cbam.unittest', m.pretrained_cfg
+with torch.no_grad():
+    torch.save(m(torch.load(sys.argv[1])), sys.argv[2])
+'''
+
+
+def _release(tmp_path, manifest, cache, *args):
+    calls = tmp_path / 'calls.json'
+    env = dict(os.environ, **{_manifest.MANIFEST_ENV: str(manifest), 'ZOO_CACHE_DIR': str(cache)})
+    cmd = [sys.executable, '-c', _RELEASE_DRIVER, str(ROOT / 'tests'), str(tmp_path / 'hf' / 'hub'),
+           str(tmp_path / 'remote'), str(calls), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return r, (json.loads(calls.read_text()) if calls.is_file() else None)
+
+
+def test_release_flow_all_record_verify_push_offline(test_manifest, tmp_path, cache):
+    """`zoo-download --all --record --push`: every downloadable official file is fetched from the loopback server,
+    its SHA-256 recorded in the manifest, converted, reloaded strictly, pushed (stand-in HfApi) and marked
+    published; a fresh offline interpreter then loads it by its short name from the Hub cache."""
+    path, f = test_manifest
+    name = f'{ARCH}.unittest'
+    # unverifiable weights are never pushed: no SHA-256 in the manifest and no --record
+    r, calls = _release(tmp_path, path, cache, '--all', '--push', '--quiet', '--out', str(tmp_path / 'export'))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'not pushing weights whose SHA-256 is not in the manifest' in r.stderr
+    assert not any(isinstance(c, list) for c in calls)
+    assert yaml.safe_load(path.read_text())['models'][name]['published'] is False
+    # the flow
+    r, calls = _release(tmp_path, path, cache, '--all', '--record', '--push', '--quiet',
+                        '--out', str(tmp_path / 'export'))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '%|' not in r.stderr, '--quiet shows no progress bar'
+    assert f'{ARCH}.unittest_manual: SKIPPED' in r.stderr and 'https://example.org/drive/r18' in r.stderr
+    assert 'verified: ' in r.stdout and 'reloads strictly' in r.stdout
+    entry = yaml.safe_load(path.read_text())['models'][name]
+    assert entry['sha256'] == _sha(f) and entry['published'] is True
+    _manifest.reload()
+    assert _manifest.validate() == []
+    uploads = [c[1] for c in calls if isinstance(c, list)]
+    assert [u['repo_id'] for u in uploads] == [f'zoo-test/{name}']
+    assert uploads[0]['files'] == ['README.md', 'config.json', 'model.safetensors']
+    remote = tmp_path / 'remote' / 'zoo-test' / name
+    export = tmp_path / 'export' / name
+    assert (remote / 'model.safetensors').read_bytes() == (export / 'model.safetensors').read_bytes()
+    readme = (remote / 'README.md').read_text()
+    assert _sha(f) in readme and 'top1: 70.1' in readme
+    # published: the short name now loads the pushed weights (fresh interpreter, offline, Hub cache only)
+    torch.save(X, tmp_path / 'x.pt')
+    env = dict(os.environ, HF_HOME=str(tmp_path / 'hf'), HF_HUB_OFFLINE='1', HF_HUB_DISABLE_TELEMETRY='1',
+               **{_manifest.MANIFEST_ENV: str(path)})
+    env.pop('HF_HUB_CACHE', None)
+    env.pop('HUGGINGFACE_HUB_CACHE', None)
+    r = subprocess.run([sys.executable, '-c', _SHORT_NAME_LOADER, str(tmp_path / 'x.pt'), str(tmp_path / 'y.pt')],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with torch.no_grad():
+        assert torch.equal(torch.load(tmp_path / 'y.pt', weights_only=True), _reference(f)(X))
+
+
+def test_verify_export_catches_a_changed_file(tmp_path):
+    import safetensors.torch
+    ckpt = _official_checkpoint(tmp_path / 'r18.pth.tar')
+    model = hub.convert(ARCH, ckpt)
+    out = hub.export(model, tmp_path / 'out')
+    assert hub.verify_export(out, model) == len(model.state_dict())
+    sd = safetensors.torch.load_file(str(out / 'model.safetensors'))
+    sd['fc.bias'] = sd['fc.bias'] + 1
+    safetensors.torch.save_file(sd, str(out / 'model.safetensors'))
+    with pytest.raises(hub.ExportMismatchError, match='fc.bias'):
+        hub.verify_export(out, model)
+
+
+# --- parameter counts: which form -----------------------------------------------------------------------------
+
+def test_overlock_entries_name_the_form_of_their_parameter_counts():
+    entries = _manifest.entries()
+    overlock = {k: e for k, e in entries.items() if k.startswith('zoo_overlock_')}
+    assert overlock and all(e.get('params', {}).get('form') and e['params'].get('paper_m') for e in overlock.values())
+    # the paper's counts are the re-parameterised form: the deploy model of the XT tag has them, the training one not
+    torch.manual_seed(0)
+    n = {tag: sum(p.numel() for p in timm.create_model(f'zoo_overlock_xt.{tag}').parameters()) / 1e6
+         for tag in ('in1k', 'in1k_reparam')}
+    assert round(n['in1k_reparam']) == entries['zoo_overlock_xt.in1k_reparam']['params']['paper_m'] == 16
+    assert round(n['in1k'], 2) == 16.97 and 'training form' in entries['zoo_overlock_xt.in1k']['params']['form']
+    assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'paper_m': 'x'}})
+    assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'size': 1}})

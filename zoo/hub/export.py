@@ -7,7 +7,7 @@ model to build, the manifest entry and the repo (``<org>/<arch>.<tag>``, default
 """
 import os
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
 
 import torch.nn as nn
 
@@ -45,16 +45,22 @@ def _data_config(model: nn.Module) -> Optional[Dict[str, Any]]:
 
 
 def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Dict[str, Any]] = None,
-           tag: Optional[str] = None, repo_id: Optional[str] = None, cfg: Optional[Dict[str, Any]] = None) -> Path:
+           tag: Optional[str] = None, repo_id: Optional[str] = None, cfg: Optional[Dict[str, Any]] = None, *,
+           label_names: Optional[Sequence[str]] = None, data_config: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``model`` in timm's Hub layout: ``model.safetensors`` + ``config.json`` (``timm.models.save_for_hf``)
     and ``README.md`` (the model card, rendered by timm's ``generate_readme``). ``cfg`` overrides values of the
-    exported pretrained cfg (e.g. :func:`zoo._manifest.cfg_overrides` of the manifest entry)."""
+    exported pretrained cfg (e.g. :func:`zoo._manifest.cfg_overrides` of the manifest entry); ``label_names`` are
+    the class names written into ``config.json``; ``data_config`` the preprocessing the weights were trained /
+    evaluated with (default: the checkpoint's, from ``model.zoo_provenance``)."""
     from timm.models._hub import generate_readme
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tag = tag or model.pretrained_cfg.get('tag')
-    timm.models.save_for_hf(model, out, model_config=_export_config(model, tag, cfg), safe_serialization=True,
-                            data_config=_data_config(model))
+    model_config = _export_config(model, tag, cfg)
+    if label_names:
+        model_config['label_names'] = list(label_names)
+    timm.models.save_for_hf(model, out, model_config=model_config, safe_serialization=True,
+                            data_config=data_config if data_config is not None else _data_config(model))
     card = card or model_card(model, repo_id=repo_id)
     arch = model.pretrained_cfg.get('architecture')
     name = repo_id.split('/')[-1] if repo_id else (f'{arch}.{tag}' if tag else arch)

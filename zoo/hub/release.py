@@ -17,7 +17,7 @@ from .. import _manifest
 from ..errors import UserError
 from .card import model_card
 from .convert import convert, verify_export
-from .download import ManualDownloadError, fetch
+from .download import downloadable, fetch
 from .export import HubError, export, mark_published, publish_cfg, push
 
 __all__ = ['Release', 'release']
@@ -53,7 +53,7 @@ def release(name: str, out_root: Union[str, os.PathLike], cache: Optional[Union[
         raise UserError(f'{name} is not in the weights manifest ({_manifest.manifest_path()})')
     if push_:
         convert_ = verify = True
-        if not entry.get('hub'):
+        if downloadable(entry) and not entry.get('hub'):  # (files to fetch by hand: fetch() says so below)
             raise HubError(f'{name}: the manifest entry has no `hub` repo to push to')
     had_sha = entry.get('sha256') is not None
     dl = fetch(name, cache=cache, progress=progress, record=record)
