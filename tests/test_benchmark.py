@@ -41,7 +41,8 @@ def test_time_fn_statistics():
 def test_failing_model_is_reported_not_fatal(tmp_path):
     out = tmp_path / 'bench'
     rc = benchmark.main(['resnet10t', 'zoo_no_such_model', '--sizes', '32', '48', '--batch-size', '2',
-                         '--repeats', '2', '--warmup', '1', '--no-train', '--plot', '--out-dir', str(out)])
+                         '--repeats', '2', '--warmup', '1', '--no-train', '--plot', '--out-dir', str(out),
+                         '--csv', str(out / 'gpu.csv')])
     assert rc == 0
     data = json.loads((out / 'results.json').read_text())
     assert data['environment']['torch'] == torch.__version__
@@ -52,6 +53,16 @@ def test_failing_model_is_reported_not_fatal(tmp_path):
     assert len(good) == 2 and all(r['latency_ms_ratio'] == pytest.approx(1.0) for r in good)
     assert (out / 'results.csv').exists() and (out / 'scaling.png').stat().st_size > 0
     assert 'zoo_no_such_model' in (out / 'results.md').read_text()
+    # the matmul peak of the same run, and each model's fraction of it (2 x GMACs x img/s / peak)
+    peak = data['environment']['matmul_peak_fp32_tflops'] * 1e12
+    assert peak > 0 and len(data['environment']['matmul_peak_fp32_runs_tflops']) == 2
+    for r in good:
+        assert r['frac_peak_fp32'] == pytest.approx(2 * r['gmacs'] * 1e9 * r['infer_img_s'] / peak)
+    # the GPU table: fixed columns, the machine in every row
+    import csv
+    rows = list(csv.DictReader(open(out / 'gpu.csv')))
+    assert list(rows[0]) == benchmark.GPU_COLUMNS and len(rows) == 4
+    assert {r['torch'] for r in rows} == {torch.__version__} and all(r['matmul_peak_fp32_tflops'] for r in rows)
 
 
 def test_ratios_are_to_the_first_baseline():
@@ -63,3 +74,67 @@ def test_ratios_are_to_the_first_baseline():
 def test_markdown_table():
     t = bench.markdown_table([dict(model='m', gmacs=1.23456, params_m=None)], ['model', 'gmacs', 'params_m'])
     assert t.splitlines()[2] == '| m | 1.23 |  |'
+
+
+def test_matmul_peak_counts_2n3_flops():
+    rec = bench.matmul_peak(n=128, repeats=2)
+    assert rec['n'] == 128 and rec['flops_s'] > 0 and rec['tflops'] == pytest.approx(rec['flops_s'] / 1e12)
+    recs = [dict(model='a', gmacs=2.0, infer_img_s=10.0), dict(model='b', error='x')]
+    bench.add_peak_fraction(recs, {'fp32': 80e9, 'bf16': 160e9})
+    assert recs[0]['frac_peak_fp32'] == pytest.approx(0.5) and recs[0]['frac_peak_bf16'] == pytest.approx(0.25)
+    assert 'frac_peak_fp32' not in recs[1]
+
+
+def test_profile_lists_the_ops():
+    text = bench.profile('resnet10t', img_size=32, batch_size=1, warmup=1, repeats=1, row_limit=5)
+    assert 'Self CPU' in text and 'aten::' in text and 'resnet10t' in text.splitlines()[0]
+    assert 'convolution' in text  # a conv net's convolutions are among its top ops
+
+
+def test_throughput_group_reports_ratio_and_errors():
+    recs = bench.measure_throughput_group(['resnet10t', 'zoo_no_such_model'], baseline='resnet10t',
+                                          img_sizes={'resnet10t': 32}, batch_size=2, warmup=1, repeats=2)
+    assert [r['model'] for r in recs] == ['resnet10t', 'resnet10t', 'zoo_no_such_model']
+    base, same, bad = recs
+    assert base['role'] == 'baseline' and base['img_size'] == 224 and same['img_size'] == 32
+    assert same['infer_img_s_ratio'] == pytest.approx(same['infer_img_s'] / base['infer_img_s'])
+    assert 'error' in bad and 'infer_img_s' not in bad
+
+
+def test_model_table_export_column_and_params_form(tmp_path):
+    from zoo import model_table
+    assert model_table.export_cell(None, True) == 'TorchScript + compile'
+    cell = model_table.export_cell(dict(torchscript=True, fx=False, compile=None, onnx=True), False)
+    assert cell == 'TorchScript ✓ / FX ✗ / compile ? / ONNX ✓'
+    path = tmp_path / 'export_status.json'
+    path.write_text('{"zoo_overlock_xt": {"torchscript": false, "fx": true, "compile": true, "onnx": null, "notes": "n"}}')
+    status = model_table.load_export_status(path)
+    rows = model_table.collect('zoo_overlock_xt', throughput=False, export_status=status)
+    assert len(rows) == 1 and rows[0]['export'] == 'TorchScript ✗ / FX ✓ / compile ✓ / ONNX ?'
+    # OverLoCK has reparameterize(): counted in its training form, with the deployed count noted
+    assert 'after reparameterize()' in rows[0]['params_note']
+    deployed = float(rows[0]['params_note'].split()[0])
+    assert deployed < rows[0]['params_m']
+    table = model_table.render(rows)
+    assert 'after reparameterize()' in table.splitlines()[2] and table.count('\n') == 2
+
+
+def test_download_progress_switch(monkeypatch):
+    """Downloads show progress bars unless --quiet: timm's (off in timm by default) and huggingface_hub's."""
+    import timm.models._builder as builder
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+
+    from zoo.cli import set_download_progress
+    monkeypatch.delenv('HF_HUB_DISABLE_PROGRESS_BARS', raising=False)
+    try:
+        set_download_progress(True)
+        assert builder._DOWNLOAD_PROGRESS is True and not are_progress_bars_disabled()
+        set_download_progress(False)
+        assert builder._DOWNLOAD_PROGRESS is False and are_progress_bars_disabled()
+    finally:
+        enable_progress_bars()
+        builder._DOWNLOAD_PROGRESS = False
+    root = Path(__file__).resolve().parent.parent
+    for f in ('tools/benchmark.py', 'tools/demo.py', 'zoo/cli/benchmark.py', 'zoo/cli/demo.py'):
+        assert 'HF_HUB_DISABLE_PROGRESS_BARS' not in (root / f).read_text(), f
+    assert benchmark.main.__module__ == 'zoo.cli.benchmark'

@@ -187,7 +187,8 @@ def markdown_table(records: List[Dict[str, Any]], columns: Sequence[str]) -> str
     return '\n'.join(lines)
 
 
-def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb')) -> Optional[str]:
+def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb'),
+                 title: Optional[str] = None) -> Optional[str]:
     """Latency and memory against resolution for every model in ``records`` (PNG via matplotlib)."""
     import matplotlib
     matplotlib.use('Agg')
@@ -206,6 +207,8 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
             ax.set_yscale('log')
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -219,6 +222,28 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
 REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'img_s', 'img_s_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
 
 
+def _bra_reference():
+    """The test-only expand+gather BRA (``zoo.layers._bra_reference``; older trees kept it in ``zoo.layers.bra``)."""
+    try:
+        from zoo.layers._bra_reference import bra_gather_reference
+    except ImportError:
+        from zoo.layers.bra import bra_gather_reference
+    return bra_gather_reference
+
+
+def _na2d_ops():
+    """(zoo's neighbourhood aggregation, the test-only unfold reference), wherever this tree keeps them."""
+    try:
+        from zoo.layers.na2d import na2d_av
+    except ImportError:
+        from zoo.layers.contmix import na2d_av
+    try:
+        from zoo.layers._na2d_reference import na2d_av_unfold_reference
+    except ImportError:
+        from zoo.layers.contmix import na2d_av_unfold_reference
+    return na2d_av, na2d_av_unfold_reference
+
+
 def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', repeats: int = 3) -> Dict[str, Any]:
     """One (case, implementation, size) measurement; called in a subprocess by :func:`compare_reference`."""
     import types
@@ -230,7 +255,8 @@ def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', re
         import timm
 
         import zoo  # noqa: F401
-        from zoo.layers.bra import BiLevelRoutingAttention, bra_gather_reference
+        from zoo.layers.bra import BiLevelRoutingAttention
+        bra_gather_reference = _bra_reference()
         model = timm.create_model('zoo_biformer_tiny').to(dev).eval()
         if impl == 'reference':
             for m in model.modules():
@@ -240,7 +266,7 @@ def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', re
         fn = lambda: model(x)  # noqa: E731
     elif case == 'contmix':
         # the neighbourhood aggregation of a stage-3 ContMix (stride 16, 256 channels, 8 groups) at this input size
-        from zoo.layers.contmix import na2d_av, na2d_av_unfold_reference
+        na2d_av, na2d_av_unfold_reference = _na2d_ops()
         hw = max(img_size // 16, 13)
         outs = []
         op = na2d_av if impl == 'zoo' else na2d_av_unfold_reference
@@ -372,3 +398,164 @@ REFERENCES = {
     'contmix': lambda **kw: compare_reference('contmix', **kw),
     'train_loop': lambda sizes=(64,), **kw: compare_train_loop(sizes=[s for s in sizes if s <= 128] or [64], **kw),
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Machine peak: how far each model is from what the machine's matmul can do.
+
+def matmul_peak(device: str = 'cpu', dtype: str = 'fp32', n: int = 2048, repeats: int = 5) -> Dict[str, Any]:
+    """Measured ``torch.mm`` throughput of two ``n x n`` matrices (FLOP/s = 2 n^3 / median time): the practical
+    peak of this machine at this thread count, measured in the same run as the models."""
+    dev = torch.device(device)
+    dt = DTYPES[dtype]
+    g = torch.Generator(device='cpu').manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dev, dt)
+    b = torch.randn(n, n, generator=g).to(dev, dt)
+    t = time_fn(lambda: torch.mm(a, b), dev, warmup=2, repeats=repeats)
+    return dict(dtype=dtype, n=n, flops_s=2.0 * n ** 3 / t['median'], tflops=2.0 * n ** 3 / t['median'] / 1e12,
+                threads=torch.get_num_threads(), device=device)
+
+
+def matmul_peak_in_subprocess(device: str = 'cpu', dtype: str = 'fp32', timeout: float = 600, **kw) -> Dict[str, Any]:
+    """:func:`matmul_peak` in a fresh process, like the models (same threads, same process set-up)."""
+    return _run_case_subprocess('matmul_peak', dict(device=device, dtype=dtype, **kw), timeout=timeout)
+
+
+def add_peak_fraction(records: List[Dict[str, Any]], peaks: Dict[str, float]) -> None:
+    """``frac_peak_<dtype>`` = 2 x GMACs x img/s / matmul peak (inference at the record's batch): the fraction of
+    the machine's measured ``torch.mm`` FLOP/s the model's forward achieves. ``peaks``: dtype -> FLOP/s."""
+    for r in records:
+        if r.get('gmacs') is None or not r.get('infer_img_s'):
+            continue
+        for dtype, peak in peaks.items():
+            if peak:
+                r[f'frac_peak_{dtype}'] = 2.0 * r['gmacs'] * 1e9 * r['infer_img_s'] / peak
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-op profile of one model.
+
+def profile(name: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu', dtype: str = 'fp32',
+            warmup: int = 1, repeats: int = 3, row_limit: int = 25) -> str:
+    """torch.profiler table of a model's inference forward (``repeats`` calls after ``warmup``), top ops by self
+    CPU time (and CUDA time on a GPU)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as _profile
+    dev = torch.device(device)
+    model = build(name, dev).eval()
+    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev)
+    autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    with torch.no_grad(), torch.autocast(**autocast):
+        for _ in range(warmup):
+            model(x)
+        _sync(dev)
+        with _profile(activities=activities, record_shapes=False) as prof:
+            for _ in range(repeats):
+                model(x)
+            _sync(dev)
+    sort = 'self_cuda_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
+    head = (f'{name}: {repeats} forward(s) of batch {batch_size} at {img_size} px on {device} ({dtype}), '
+            f'{torch.get_num_threads()} threads; top {row_limit} ops by {sort}\n')
+    return head + prof.key_averages().table(sort_by=sort, row_limit=row_limit)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cheap throughput of many models: one process per group (family), models measured back to back.
+
+def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = None, img_sizes: Optional[Dict[str, int]] = None,
+                             batch_size: int = 8, device: str = 'cpu', warmup: int = 1, repeats: int = 3) -> List[Dict[str, Any]]:
+    """Batch inference img/s of each model (its own default size from ``img_sizes``, else 224) in this process;
+    ``baseline`` (e.g. resnet50 at 224 px) is measured first, and each model's ``infer_img_s_ratio`` is to it.
+    A model that fails gets ``error`` and does not stop the group."""
+    import gc
+    dev = torch.device(device)
+    out = []
+    base = None
+    items = ([(baseline, True)] if baseline else []) + [(n, False) for n in names]
+    for name, is_base in items:
+        size = 224 if is_base else (img_sizes or {}).get(name, 224)
+        rec: Dict[str, Any] = dict(model=name, img_size=size, batch_size=batch_size)
+        try:
+            model = build(name, dev).eval()
+            in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+            x = torch.randn(batch_size, in_chans, size, size, device=dev)
+            with torch.no_grad():
+                t = time_fn(lambda: model(x), dev, warmup, repeats)
+            rec['infer_img_s'] = batch_size / t['median']
+            del model, x
+        except Exception as e:  # reported, not fatal
+            rec['error'] = f'{type(e).__name__}: {e}'[:300]
+        gc.collect()
+        if is_base:
+            base = rec
+            rec['role'] = 'baseline'
+        elif base and base.get('infer_img_s') and rec.get('infer_img_s'):
+            rec['infer_img_s_ratio'] = rec['infer_img_s'] / base['infer_img_s']
+        out.append(rec)
+    return out
+
+
+def measure_throughput_group_in_subprocess(timeout: float = 3600, **kwargs) -> List[Dict[str, Any]]:
+    code = ('import json, sys; from zoo import bench; '
+            'print("@@" + json.dumps(bench.measure_throughput_group(**json.loads(sys.argv[1]))))')
+    names = list(kwargs.get('names', []))
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [dict(model=n, error=f'group timed out after {timeout:.0f}s') for n in names]
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1][:300]
+    return [dict(model=n, error=err) for n in names]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cost-vs-resolution plots, one PNG per family, zoo models next to their timm / official counterparts.
+
+# timm models that implement the same design (or the design it extends), plotted with each zoo family
+COUNTERPARTS = {
+    'zoo_cbam': ['resnet50', 'resnet18'], 'zoo_triplet': ['resnet50', 'resnet18'], 'zoo_halonet': ['halonet26t'],
+    'zoo_coat': ['coat_lite_tiny', 'coat_lite_small'], 'zoo_biformer': ['swin_tiny_patch4_window7_224'],
+    'zoo_lkca': ['vit_tiny_patch16_224'], 'zoo_resattnet': ['resnet50'], 'zoo_overlock': ['convnext_tiny'],
+}
+
+
+def family_of(name: str) -> Optional[str]:
+    """The zoo family module (``zoo_coat``, ...) of a zoo model, else None."""
+    try:
+        from zoo._registry import model_families
+    except ImportError:
+        return None
+    arch = name.split('.', 1)[0]
+    for module, names in model_families().items():
+        if arch in names:
+            return module
+    return None
+
+
+def plot_families(records: List[Dict[str, Any]], out_dir: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb')) -> List[str]:
+    """``scaling_<family>.png`` per zoo family in ``records``: its models and the counterparts (COUNTERPARTS, or
+    any non-zoo model of the run) against input size. Returns the written paths."""
+    ok = [r for r in records if 'error' not in r]
+    fams: Dict[str, List[str]] = {}
+    others = sorted({r['model'] for r in ok if family_of(r['model']) is None})
+    for r in ok:
+        f = family_of(r['model'])
+        if f:
+            fams.setdefault(f, [])
+            if r['model'] not in fams[f]:
+                fams[f].append(r['model'])
+    paths = []
+    for fam, models in sorted(fams.items()):
+        refs = [m for m in others if m in COUNTERPARTS.get(fam, [])] or others
+        sub = [r for r in ok if r['model'] in set(models) | set(refs)]
+        if len({r['img_size'] for r in sub}) < 2:
+            continue
+        path = os.path.join(out_dir, f'scaling_{fam}.png')
+        plot_scaling(sub, path, keys=keys, title=f'{fam}: cost vs input size (batch 1 latency, peak memory)')
+        paths.append(path)
+    return paths

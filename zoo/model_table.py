@@ -3,14 +3,27 @@
 ``python tools/benchmark.py --readme`` (or ``make table``) rewrites the table between the markers
 ``<!-- model-table:start -->`` and ``<!-- model-table:end -->`` in README.md.
 
-Per family module (``zoo.models.zoo_<family>``) two optional attributes are read:
-``TORCHSCRIPT`` (bool: ``torch.jit.script`` works; otherwise ``torch.compile`` is what is supported) and
-``PARITY`` (str, or dict arch -> str: how the model was checked against the official code).
+Per family module (``zoo.models.zoo_<family>``) optional attributes are read:
+``TORCHSCRIPT`` (bool: ``torch.jit.script`` works; otherwise ``torch.compile`` is what is supported),
+``PARITY`` (str, or dict arch -> str: how the model was checked against the official code) and
+``PARAMS_FORM`` (str, or dict arch -> str: a note on the form the parameters are counted in).
+A model with ``reparameterize()`` (OverLoCK) is counted in its training form, and the table notes its parameters
+after re-parameterisation too.
+
+The export column comes from ``docs/export_status.json`` when it exists (written by the export checks:
+``{"<model>": {"torchscript": true|false|null, "fx": ..., "compile": ..., "onnx": ..., "notes": "..."}}``; null =
+not checked), else from ``TORCHSCRIPT``.
+
+The CPU-throughput column is cheap enough for every model on a small machine: batch-8 inference at the model's
+default size, 1 warm-up and 3 timed rounds, one fresh process per family in which the baseline (resnet50 at
+224 px) is measured first and the family's models right after it; the ratio is to that baseline.
 """
+import copy
 import importlib
+import json
 import re
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import timm
 import torch
@@ -19,8 +32,9 @@ from . import _manifest, bench
 from ._registry import list_models, model_families
 
 COLUMNS = ['model', 'input', 'params_m', 'gmacs', 'top1', 'weights', 'parity', 'export', 'cpu_img_s_ratio']
+EXPORT_KEYS = (('torchscript', 'TorchScript'), ('fx', 'FX'), ('compile', 'compile'), ('onnx', 'ONNX'))
 HEADERS = {'model': 'model', 'input': 'input', 'params_m': 'params (M)', 'gmacs': 'GMACs', 'top1': 'top-1 (published)',
-           'weights': 'weights', 'parity': 'parity with official code', 'export': 'TorchScript / compile',
+           'weights': 'weights', 'parity': 'parity with official code', 'export': 'export',
            'cpu_img_s_ratio': 'CPU img/s vs resnet50'}
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
 BASELINE = 'resnet50'
@@ -47,13 +61,43 @@ def _weights(arch: str) -> Dict[str, str]:
     return dict(weights=f'{source} `{key.split(".", 1)[1]}`', top1=str(top1))
 
 
+def export_status_path() -> Path:
+    return Path(__file__).resolve().parent.parent / 'docs' / 'export_status.json'
+
+
+def load_export_status(path: Optional[Path] = None) -> Dict[str, Dict[str, Any]]:
+    path = Path(path) if path else export_status_path()
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return data.get('models', data) if isinstance(data, dict) else {}
+
+
+def export_cell(status: Optional[Dict[str, Any]], torchscript_attr: bool) -> str:
+    """'TorchScript ✓ / FX ✓ / compile ✓ / ONNX ✗' from the status file (? = not checked), else the attribute."""
+    if not status:
+        return 'TorchScript + compile' if torchscript_attr else 'torch.compile'
+    marks = {True: '✓', False: '✗', None: '?'}
+    return ' / '.join(f'{label} {marks.get(status.get(key), "?")}' for key, label in EXPORT_KEYS)
+
+
+def _params_note(arch: str, model) -> str:
+    note = _family_attr(arch, 'PARAMS_FORM', '')
+    if hasattr(model, 'reparameterize'):
+        deployed = copy.deepcopy(model).eval()
+        deployed.reparameterize()
+        n = bench.count_params(deployed) / 1e6
+        note = (note + '; ' if note else '') + f'{n:.2f} after reparameterize()'
+    return note
+
+
 def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', batch_size: int = 8,
-            timeout: float = 1800) -> List[Dict[str, Any]]:
+            timeout: float = 3600, warmup: int = 1, repeats: int = 3,
+            export_status: Optional[Dict[str, Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
+    """One row per zoo architecture matching ``pattern``: registry, manifest, params/GMACs (in this process) and,
+    with ``throughput``, the CPU img/s ratio to resnet50 (one subprocess per family, see the module doc)."""
+    status = load_export_status() if export_status is None else export_status
     rows = []
-    base = None
-    if throughput:
-        base = bench.measure_in_subprocess(name=BASELINE, img_size=224, batch_size=batch_size, device=device,
-                                           train=False, flops=False, repeats=3, timeout=timeout)
     for arch in list_models(pattern):
         cfg = timm.models.get_pretrained_cfg(arch).to_dict()
         size = cfg['input_size'][-1]
@@ -62,28 +106,65 @@ def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', bat
             model = timm.create_model(arch).eval()
             row['params_m'] = round(bench.count_params(model) / 1e6, 2)
             row['gmacs'] = round(bench.count_gmacs(model, cfg['input_size']), 2)
+            note = _params_note(arch, model)
+            if note:
+                row['params_note'] = note
             del model
         except Exception as e:  # reported in the table, not fatal
             row['error'] = f'{type(e).__name__}: {e}'[:200]
         row.update(_weights(arch))
         row['parity'] = _family_attr(arch, 'PARITY', 'not checked')
-        row['export'] = 'TorchScript + compile' if _family_attr(arch, 'TORCHSCRIPT', False) else 'torch.compile'
-        if throughput and base and 'error' not in base:
-            rec = bench.measure_in_subprocess(name=arch, img_size=size, batch_size=batch_size, device=device,
-                                              train=False, flops=False, repeats=3, timeout=timeout)
+        row['export'] = export_cell(status.get(arch), _family_attr(arch, 'TORCHSCRIPT', False))
+        if status.get(arch, {}).get('notes'):
+            row['export_notes'] = status[arch]['notes']
+        rows.append(row)
+    if throughput:
+        add_throughput(rows, device=device, batch_size=batch_size, timeout=timeout, warmup=warmup, repeats=repeats)
+    return rows
+
+
+def add_throughput(rows: List[Dict[str, Any]], device: str = 'cpu', batch_size: int = 8, timeout: float = 3600,
+                   warmup: int = 1, repeats: int = 3) -> None:
+    """Fill ``cpu_img_s_ratio`` (and ``cpu_img_s``) of each row: one process per family, baseline first."""
+    by_name = {r['model']: r for r in rows}
+    groups: Dict[str, List[str]] = {}
+    for module, names in model_families().items():
+        picked = [n for n in names if n in by_name]
+        if picked:
+            groups[module] = picked
+    rest = [n for n in by_name if not any(n in g for g in groups.values())]
+    if rest:
+        groups['other'] = rest
+    for module, names in groups.items():
+        recs = bench.measure_throughput_group_in_subprocess(
+            names=names, baseline=BASELINE, img_sizes={n: by_name[n]['input'] for n in names}, batch_size=batch_size,
+            device=device, warmup=warmup, repeats=repeats, timeout=timeout)
+        base = next((r for r in recs if r.get('role') == 'baseline'), None)
+        for rec in recs:
+            row = by_name.get(rec['model'])
+            if row is None or rec.get('role') == 'baseline':
+                continue
             if 'error' in rec:
                 row['cpu_img_s_ratio'] = 'error: ' + rec['error'][:80]
+            elif base is not None and 'error' in base:
+                row['cpu_img_s_ratio'] = 'baseline failed: ' + base['error'][:60]
             else:
-                row['cpu_img_s_ratio'] = round(rec['infer_img_s'] / base['infer_img_s'], 3)
-        rows.append(row)
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return rows
+                row['cpu_img_s'] = round(rec['infer_img_s'], 2)
+                row['cpu_img_s_ratio'] = round(rec['infer_img_s_ratio'], 3)
 
 
 def render(rows: List[Dict[str, Any]]) -> str:
     lines = ['| ' + ' | '.join(HEADERS[c] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
     for r in rows:
-        lines.append('| ' + ' | '.join(str(r.get(c, r.get('error', '')) if c in r else '') for c in COLUMNS) + ' |')
+        cells = []
+        for c in COLUMNS:
+            v = str(r[c]) if c in r else ''
+            if c == 'params_m' and r.get('params_note'):
+                v += f' ({r["params_note"]})'
+            if c == 'model' and 'error' in r:
+                v += f' (error: {r["error"]})'
+            cells.append(v.replace('|', '\\|'))
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -91,8 +172,9 @@ def write_readme(path: Path, table: str, env: Dict[str, Any]) -> None:
     text = path.read_text()
     note = (f'\n_Generated by `python tools/benchmark.py --readme` (torch {env.get("torch")}, timm {env.get("timm")}, '
             f'{env.get("cpu_count")} CPU cores, {env.get("threads")} threads). GMACs = FLOPs / 2 from torch\'s FLOP '
-            f'counter at the model\'s default input size; CPU img/s is batch-8 inference at that size divided by '
-            f'{BASELINE} at 224 px in the same run._\n')
+            f'counter at the model\'s default input size; CPU img/s is batch-8 inference at that size (1 warm-up, '
+            f'3 timed rounds) divided by {BASELINE} at 224 px measured just before, in the same process (one per '
+            f'family). Export: {export_status_path().name} (? = not checked)._\n')
     block = f'{START}\n{table}\n{note}{END}'
     if START in text and END in text:
         text = re.sub(re.escape(START) + '.*?' + re.escape(END), lambda _: block, text, flags=re.S)

@@ -6,11 +6,20 @@
   python tools/benchmark.py --reference contmix --sizes 224 1024          # ContMix vs an unfold reference
   python tools/benchmark.py --reference train_loop                       # tools/train.py step vs a bare loop
   python tools/benchmark.py --readme                                     # regenerate the README model table
+  python tools/benchmark.py zoo_coat_lite_tiny --profile                  # per-op profile (torch.profiler)
+  python tools/benchmark.py 'zoo_coat_lite_*' coat_lite_tiny --sizes 224 384 512 768 1024 --plot   # one PNG per family
+  python tools/benchmark.py 'zoo_*' --device cuda --dtype bf16 --csv docs/benchmark_gpu.csv        # the GPU table
 
 Every (model, size) is measured in a fresh process, so peak memory is per model and a model that fails
 at some size is reported with its error instead of stopping the run. Results are given as ratios to
-the first baseline of the same run (absolute times vary between machines). Outputs go to --out-dir:
-results.csv, results.json (with the environment), results.md, and scaling.png with --plot.
+the first baseline of the same run (absolute times vary between machines). Each model also gets its fraction
+of the machine's matmul peak, ``frac_peak_fp32`` (and ``frac_peak_bf16`` with ``--dtype bf16``) =
+2 x GMACs x inference img/s / FLOP/s of a 2048 x 2048 ``torch.mm``, measured in a fresh process right before and
+after the models (the higher of the two is the peak; both are in results.json's environment).
+Outputs go to --out-dir: results.csv, results.json (with the environment), results.md; with --plot scaling.png
+(every model) and scaling_<family>.png (each zoo family with its timm counterparts: latency and peak memory
+against input size); with --csv PATH the GPU-table columns (GPU_COLUMNS) to PATH; with --profile the per-op
+table to profile_<model>_<size>.txt.
 """
 import csv
 import json
@@ -21,7 +30,12 @@ from .. import bench
 from . import ArgumentParser, add_quiet_argument, run, set_download_progress
 
 TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
-                 'infer_img_s_ratio', 'train_img_s', 'train_img_s_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'error']
+                 'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'train_img_s', 'train_img_s_ratio',
+                 'peak_mem_mb', 'peak_mem_mb_ratio', 'error']
+# the GPU table (--csv): one row per (model, size), with the machine in every row
+GPU_COLUMNS = ['model', 'img_size', 'batch_size', 'device', 'gpu', 'dtype', 'channels_last', 'compile', 'params_m',
+               'gmacs', 'latency_ms', 'infer_img_s', 'train_img_s', 'peak_mem_mb', 'frac_peak_fp32', 'frac_peak_bf16',
+               'matmul_peak_fp32_tflops', 'matmul_peak_bf16_tflops', 'torch', 'timm', 'error']
 
 
 def expand(patterns):
@@ -48,10 +62,25 @@ def write_outputs(records, out_dir, env, columns=TABLE_COLUMNS, stem='results'):
     return table
 
 
-def run_models(args):
+def measure_peaks(args, env) -> dict:
+    """Matmul peak per dtype (fp32, and the run's dtype), in fresh processes; recorded in ``env``."""
+    peaks = {}
+    for dtype in dict.fromkeys(['fp32', args.dtype]):
+        rec = bench.matmul_peak_in_subprocess(device=args.device, dtype=dtype)
+        if 'error' in rec:
+            env[f'matmul_peak_{dtype}_error'] = rec['error']
+            continue
+        env.setdefault(f'matmul_peak_{dtype}_runs_tflops', []).append(round(rec['tflops'], 4))
+        peaks[dtype] = max(peaks.get(dtype, 0.0), rec['flops_s'])
+    return peaks
+
+
+def run_models(args, env=None):
+    env = {} if env is None else env
     baselines = expand(args.baselines)
     models = [m for m in baselines + expand(args.models) if m]
     records = []
+    peaks = {} if args.no_peak else measure_peaks(args, env)
     for size in args.sizes:
         for name in models:
             rec = bench.measure_in_subprocess(
@@ -62,7 +91,26 @@ def run_models(args):
             records.append(rec)
     if models:
         bench.add_ratios(records, baselines[0] if baselines else models[0])
+    if not args.no_peak:
+        for dtype, flops in measure_peaks(args, env).items():  # after the models too: the higher one is the peak
+            peaks[dtype] = max(peaks.get(dtype, 0.0), flops)
+        for dtype, flops in peaks.items():
+            env[f'matmul_peak_{dtype}_tflops'] = flops / 1e12
+        bench.add_peak_fraction(records, peaks)
     return records
+
+
+def write_csv(records, path, env, columns=GPU_COLUMNS):
+    """The GPU table: fixed columns, the machine (gpu, torch, peaks) repeated in every row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
+        w.writeheader()
+        for r in records:
+            w.writerow({**{k: env.get(k, '') for k in ('gpu', 'torch', 'timm', 'matmul_peak_fp32_tflops',
+                                                       'matmul_peak_bf16_tflops')}, **r})
+    return path
 
 
 def default_readme() -> Path:
@@ -92,8 +140,17 @@ def _main(argv) -> int:
     p.add_argument('--no-flops', action='store_true')
     p.add_argument('--timeout', type=float, default=1800, help='per (model, size) measurement, seconds')
     p.add_argument('--reference', choices=sorted(bench.REFERENCES), help='compare an implementation with its reference')
-    p.add_argument('--plot', action='store_true', help='PNG of latency and memory against input size')
+    p.add_argument('--plot', action='store_true',
+                   help='PNGs of latency and peak memory against input size (all models, and one per family)')
+    p.add_argument('--profile', action='store_true',
+                   help='print a per-op profile (torch.profiler, top ops by self CPU time) of each model instead')
+    p.add_argument('--profile-rows', type=int, default=25)
+    p.add_argument('--csv', metavar='PATH', help='also write the GPU-table columns to PATH')
+    p.add_argument('--no-peak', action='store_true', help='skip the matmul-peak measurement')
     p.add_argument('--readme', action='store_true', help='regenerate the model table in README.md')
+    p.add_argument('--readme-models', default='', metavar='PATTERN',
+                   help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")
+    p.add_argument('--no-throughput', action='store_true', help='with --readme: leave the CPU img/s column empty')
     p.add_argument('--readme-file', default=None, help='README to rewrite with --readme (default: the checkout\'s)')
     p.add_argument('--out-dir', default=os.path.join('output', 'benchmark'))
     add_quiet_argument(p)
@@ -104,8 +161,8 @@ def _main(argv) -> int:
 
     if args.readme:
         from zoo import model_table
-        rows = model_table.collect(throughput=not args.no_train, device=args.device, batch_size=8,
-                                   timeout=args.timeout)
+        rows = model_table.collect(pattern=args.readme_models, throughput=not args.no_throughput,
+                                   device=args.device, batch_size=8, warmup=1, repeats=3, timeout=args.timeout)
         table = model_table.render(rows)
         readme = Path(args.readme_file) if args.readme_file else default_readme()
         if not readme.is_file():
@@ -121,9 +178,26 @@ def _main(argv) -> int:
         return 0
     if not args.models and not args.baselines:
         p.error('name models or baselines, or use --reference / --readme')
-    records = run_models(args)
+    if args.profile:
+        from ..errors import check_model_name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in expand(args.baselines) + expand(args.models):
+            check_model_name(name)
+            for size in args.sizes:
+                text = bench.profile(name, img_size=size, batch_size=args.batch_size, device=args.device,
+                                     dtype=args.dtype, warmup=args.warmup, repeats=args.repeats,
+                                     row_limit=args.profile_rows)
+                (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
+                print(text)
+        return 0
+    records = run_models(args, env)
     table = write_outputs(records, out_dir, env)
+    if args.csv:
+        print('csv:', write_csv(records, args.csv, env))
     if args.plot and len(args.sizes) > 1:
-        print('plot:', bench.plot_scaling([r for r in records if 'error' not in r], str(out_dir / 'scaling.png')))
+        ok = [r for r in records if 'error' not in r]
+        print('plot:', bench.plot_scaling(ok, str(out_dir / 'scaling.png')))
+        for path in bench.plot_families(ok, str(out_dir)):
+            print('plot:', path)
     print(table)
     return 0
