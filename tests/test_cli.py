@@ -151,7 +151,7 @@ def test_eval_user_errors_are_one_line(tmp_path, capsys):
     import timm
     torch.save({'state_dict': timm.create_model('resnet10t', num_classes=3).state_dict()}, tmp_path / 'r.pth')
     line = _user_error(capsys, cli_eval.main, ['--checkpoint', str(tmp_path / 'r.pth'), '--model', 'resnet14t'])
-    assert 'does not fit resnet14t' in line
+    assert 'does not match resnet14t' in line
     line = _user_error(capsys, cli_eval.main, ['--model', 'resnet10tt', '--pretrained'])
     assert "unknown model 'resnet10tt'" in line
     line = _user_error(capsys, cli_eval.main, ['--checkpoint', str(tmp_path / 'r.pth'), '-b', '0'])

@@ -165,6 +165,31 @@ def test_initial_checkpoint_with_new_class_count(tmp_path):
         load_initial_checkpoint(timm.create_model('resnet10t', num_classes=6), str(tmp_path / 'bad.pth'))
 
 
+def test_initial_checkpoint_runs_the_family_filter(tmp_path):
+    """An official-layout file (here CBAM's: ``module.`` prefix, ``cbam.ChannelGate.mlp.*`` names, 1000 classes)
+    loads with initial_checkpoint as it does with pretrained_path: through the family's checkpoint_filter_fn."""
+    import timm
+    from zoo.models.zoo_cbam import _OFFICIAL_RENAMES
+    from zoo.train.build import checkpoint_filter_for
+    src = timm.create_model('zoo_resnet18_cbam', num_classes=1000)
+    official = {}
+    for k, v in src.state_dict().items():
+        for old, new in _OFFICIAL_RENAMES:
+            k = k.replace(new, old)
+        official['module.' + k] = v
+    assert any('.cbam.ChannelGate.mlp.1.' in k for k in official)
+    torch.save({'state_dict': official, 'epoch': 90}, tmp_path / 'official.pth.tar')
+    dst = timm.create_model('zoo_resnet18_cbam', num_classes=6)
+    assert checkpoint_filter_for(dst).__module__ == 'zoo.models.zoo_cbam'
+    assert load_initial_checkpoint(dst, str(tmp_path / 'official.pth.tar')) == ['fc.weight', 'fc.bias']
+    ref = src.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in dst.state_dict().items() if not k.startswith('fc.'))
+    from zoo.errors import UserError
+    (tmp_path / 'notes.txt').write_text('not a checkpoint')
+    with pytest.raises(UserError, match='not a readable checkpoint'):
+        load_initial_checkpoint(dst, str(tmp_path / 'notes.txt'))
+
+
 def test_finetune_run_from_checkpoint(trained, tmp_path, shapes_dir):
     res = train(_tiny(shapes_dir, tmp_path, initial_checkpoint=trained['checkpoints']['last'], steps_per_epoch=1,
                       amp=True, channels_last=True, grad_accum_steps=2, clip_grad=1.0))

@@ -12,7 +12,6 @@ model's pretrained cfg. timm validate.py names: --checkpoint, --use-ema, --resul
 Detection / segmentation: ``python tools/eval.py configs/det/<file>.py <checkpoint> [mmengine args]`` runs
 ``zoo.mm.runner.main_eval``.
 """
-import argparse
 import json
 import os
 import sys

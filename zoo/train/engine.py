@@ -1,388 +1,35 @@
-"""The training step loop and evaluation, independent of where the model, data and optimiser come from.
+"""``run_train_steps``: N steps of the real training loop on given batches, with what a config builds -- the same
+builder as ``tools/train.py`` (``zoo.train.build.build_training``: optimiser, schedule, EMA with its warm-up, AMP,
+mixup, loss) and the same loop (``zoo.train.loop.train_one_epoch``). ``tools/benchmark.py`` compares it to a bare
+PyTorch loop.
 
-``train_one_epoch(state, batches, ...)`` is the loop ``tools/train.py`` runs (AMP, gradient accumulation, DDP
-``no_sync``, clipping, GradScaler, EMA, per-update LR schedule, non-finite loss check, interval logging).
-``run_train_steps(model, batches, cfg)`` runs the same loop on given batches with the optimiser / loss / AMP set-up
-that a config would produce; ``tools/benchmark.py`` compares it to a bare PyTorch loop.
-``evaluate(model, loader, ...)`` returns loss, top-1, top-5, per-class accuracy and images/s (summed over ranks).
+The loop and the builders used to live here; their old names are re-exported for existing imports.
 """
-import logging
-import math
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .utils import DistInfo, autocast_context, resolve_amp_dtype
+from zoo.data.loader import CorruptTracker, ShardSampler
 
-__all__ = ['NonFiniteLossError', 'TrainState', 'train_one_epoch', 'evaluate', 'ShardSampler', 'CorruptTracker',
-           'build_loss', 'build_optimizer', 'resolve_lr', 'run_train_steps', 'unpack_batch']
+from .build import build_loss, build_mixup, build_optimizer, build_training, resolve_lr, wrap_model
+from .loop import NonFiniteLossError, TrainState, evaluate, train_one_epoch, unpack_batch
+from .utils import DistInfo
 
-_logger = logging.getLogger('zoo.train')
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the step was not applied (``epoch`` / ``step`` are 0-based,
-    the message counts from 1)."""
-
-    def __init__(self, epoch: int, step: int, value: float):
-        super().__init__(f'loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping (the step was not applied)')
-        self.epoch, self.step, self.value = epoch, step, value
+__all__ = ['run_train_steps', 'NonFiniteLossError', 'TrainState', 'train_one_epoch', 'evaluate', 'ShardSampler',
+           'CorruptTracker', 'build_loss', 'build_mixup', 'build_optimizer', 'resolve_lr', 'unpack_batch']
 
 
-class CorruptTracker:
-    """Collects unreadable images reported by the loaders; logs each path once."""
-
-    def __init__(self, log: bool = True):
-        self.paths: Dict[str, str] = {}
-        self.log = log
-
-    def __call__(self, bad: Sequence[Tuple[str, str]]) -> None:
-        for path, reason in bad:
-            if path not in self.paths:
-                self.paths[path] = reason
-                if self.log:
-                    _logger.warning(f'skipping unreadable image {path}: {reason}')
-
-    @property
-    def count(self) -> int:
-        return len(self.paths)
-
-
-class ShardSampler(torch.utils.data.Sampler):
-    """Every ``world_size``-th index starting at ``rank``, in order, without padding (exact distributed eval)."""
-
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
-        self.indices = list(range(rank, n, world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-
-@dataclass
-class TrainState:
-    """Everything one training step needs; ``model`` may be wrapped by DDP and/or torch.compile."""
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: Callable
-    device: torch.device = torch.device('cpu')
-    scheduler: Any = None
-    mixup_fn: Optional[Callable] = None
-    model_ema: Any = None
-    scaler: Any = None
-    amp_dtype: Optional[torch.dtype] = None
-    channels_last: bool = False
-    grad_accum_steps: int = 1
-    clip_grad: Optional[float] = None
-    clip_mode: str = 'norm'
-    num_updates: int = 0
-    dist: DistInfo = field(default_factory=DistInfo)
-
-
-def unpack_batch(batch) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], List[Tuple[str, str]]]:
-    """``(x, y)`` or ``(x, y, corrupt)`` from ``collate_skip_corrupt``."""
-    if isinstance(batch, (list, tuple)) and len(batch) == 3:
-        return batch[0], batch[1], batch[2]
-    return batch[0], batch[1], []
-
-
-def _lr(optimizer) -> float:
-    lrs = [g['lr'] for g in optimizer.param_groups]
-    return sum(lrs) / len(lrs)
-
-
-def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num_steps: Optional[int] = None,
-                    log_interval: int = 50, on_corrupt: Optional[Callable] = None, progress: Any = None,
-                    on_log: Optional[Callable[[Dict[str, float]], None]] = None) -> Dict[str, float]:
-    """One pass over ``batches`` (at most ``num_steps``); returns loss, lr, images/s, steps and updates.
-
-    Raises NonFiniteLossError before applying a step whose loss is NaN/inf.
-    """
-    model, optimizer = state.model, state.optimizer
-    model.train()
-    if num_steps is None:
-        num_steps = len(batches)
-    accum = max(1, state.grad_accum_steps)
-    last_accum = num_steps % accum or accum
-    first_of_last_group = num_steps - last_accum
-    device, non_blocking = state.device, state.device.type == 'cuda'
-    world = state.dist.world_size
-    loss_sum, n_seen, n_logged, t_log = 0.0, 0, 0, time.perf_counter()
-    t0 = t_log
-    data_time, t_data = 0.0, time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    step = -1
-    last_xy = None
-    for step, batch in enumerate(batches):
-        if step >= num_steps:
-            break
-        x, y, bad = unpack_batch(batch)
-        if bad and on_corrupt is not None:
-            on_corrupt(bad)
-        data_time += time.perf_counter() - t_data
-        need_update = step + 1 == num_steps or (step + 1) % accum == 0
-        accum_steps = last_accum if step >= first_of_last_group else accum
-        weight = 1.0
-        if x is None and state.dist.distributed:
-            # every image of this batch was unreadable: keep the ranks' collectives in step with a zero-weight
-            # pass over the previous batch
-            if last_xy is None:
-                raise RuntimeError('the first batch of a distributed epoch had only unreadable images; '
-                                   'run with verify_images=true to drop them up front')
-            x, y, weight = last_xy[0], last_xy[1], 0.0
-        if x is not None:
-            last_xy = (x, y) if weight else last_xy
-            x = x.to(device, non_blocking=non_blocking)
-            y = y.to(device, non_blocking=non_blocking)
-            if state.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if state.mixup_fn is not None:
-                x, y = state.mixup_fn(x, y)
-            sync_ctx = _no_sync(model) if (state.dist.distributed and not need_update) else nullcontext()
-            with sync_ctx:
-                with autocast_context(device, state.amp_dtype):
-                    out = model(x)
-                    loss = state.loss_fn(out, y)
-                loss_val = float(loss.detach())
-                if state.dist.distributed:
-                    # every rank learns about a non-finite loss on any rank, so all stop at the same step
-                    flag = torch.tensor([0.0 if math.isfinite(loss_val) else 1.0],
-                                        device=device if state.dist.backend == 'nccl' else 'cpu')
-                    torch.distributed.all_reduce(flag)
-                    if float(flag) > 0 and math.isfinite(loss_val):
-                        loss_val = float('nan')
-                if not math.isfinite(loss_val):
-                    optimizer.zero_grad(set_to_none=True)
-                    raise NonFiniteLossError(epoch, step, loss_val)
-                if accum_steps > 1 or weight != 1.0:
-                    loss = loss * (weight / accum_steps)
-                if state.scaler is not None:
-                    state.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-            bs = x.shape[0] if weight else 0
-            loss_sum += loss_val * bs
-            n_seen += bs
-            n_logged += bs
-        if need_update:
-            if state.scaler is not None:
-                if state.clip_grad is not None:
-                    state.scaler.unscale_(optimizer)
-                    _clip(model, state.clip_grad, state.clip_mode)
-                state.scaler.step(optimizer)
-                state.scaler.update()
-            else:
-                if state.clip_grad is not None:
-                    _clip(model, state.clip_grad, state.clip_mode)
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.num_updates += 1
-            if state.model_ema is not None:
-                state.model_ema.update(model, step=state.num_updates)
-            if state.scheduler is not None:
-                state.scheduler.step_update(num_updates=state.num_updates, metric=loss_sum / max(n_seen, 1))
-        done = step + 1
-        if progress is not None:
-            progress.update(1)
-        if progress is not None and (done % 5 == 0 or done == num_steps):
-            rate = n_seen * world / max(time.perf_counter() - t0, 1e-9)
-            progress.set_postfix(loss=f'{loss_sum / max(n_seen, 1):.4f}', lr=f'{_lr(optimizer):.2e}',
-                                 img_s=f'{rate:.0f}')
-        if log_interval and (done % log_interval == 0 or done == num_steps):
-            now = time.perf_counter()
-            rate = n_logged * world / max(now - t_log, 1e-9)
-            info = dict(epoch=epoch, step=done, steps=num_steps, loss=loss_sum / max(n_seen, 1),
-                        lr=_lr(optimizer), images_per_s=rate, data_time=data_time / done,
-                        global_step=state.num_updates)
-            if progress is None and state.dist.rank == 0:
-                _logger.info(f'Train: {epoch} [{done:>5d}/{num_steps} ({100.0 * done / num_steps:3.0f}%)]  '
-                             f'Loss: {info["loss"]:.4f}  LR: {info["lr"]:.3e}  {rate:.1f} img/s  '
-                             f'Data: {1e3 * data_time / done:.1f} ms/step')
-            if on_log is not None:
-                on_log(info)
-            t_log, n_logged = now, 0
-        t_data = time.perf_counter()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - t0
-    steps = step + 1 if step >= 0 else 0
-    return dict(loss=loss_sum / max(n_seen, 1), lr=_lr(optimizer), images=n_seen * world, seconds=elapsed,
-                images_per_s=n_seen * world / max(elapsed, 1e-9), steps=min(steps, num_steps),
-                updates=state.num_updates)
-
-
-def _no_sync(model: nn.Module):
-    """DDP's no_sync() (skip the gradient all-reduce on accumulation steps), also through torch.compile."""
-    for m in (model, getattr(model, '_orig_mod', None)):
-        if m is not None and isinstance(m, torch.nn.parallel.DistributedDataParallel):
-            return m.no_sync()
-    return nullcontext()
-
-
-def _clip(model: nn.Module, value: float, mode: str) -> None:
-    from timm.utils import dispatch_clip_grad
-    dispatch_clip_grad([p for p in model.parameters() if p.requires_grad], value=value, mode=mode)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, num_classes: int, *,
-             amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
-             dist: Optional[DistInfo] = None, on_corrupt: Optional[Callable] = None,
-             class_names: Optional[Sequence[str]] = None, progress: bool = False,
-             desc: str = 'eval') -> Dict[str, Any]:
-    """Loss (cross-entropy), top-1 / top-5 (%), per-class accuracy (%), images/s (end to end and model only).
-
-    With ``dist`` (distributed), each rank evaluates its shard and the sums are all-reduced.
-    """
-    model.eval()
-    non_blocking = device.type == 'cuda'
-    k5 = min(5, num_classes)
-    sums = torch.zeros(4, dtype=torch.float64)  # loss, n, correct1, correct5
-    cls_total = torch.zeros(num_classes, dtype=torch.float64)
-    cls_correct = torch.zeros(num_classes, dtype=torch.float64)
-    model_time = 0.0
-    it = loader
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = it = tqdm(loader, desc=desc, dynamic_ncols=True, leave=False)
-    t0 = time.perf_counter()
-    for batch in it:
-        x, y, bad = unpack_batch(batch)
-        if bad and on_corrupt is not None:
-            on_corrupt(bad)
-        if x is None:
-            continue
-        x = x.to(device, non_blocking=non_blocking)
-        y = y.to(device, non_blocking=non_blocking)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        tm = time.perf_counter()
-        with autocast_context(device, amp_dtype):
-            out = model(x)
-        out = out.float()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        model_time += time.perf_counter() - tm
-        loss = F.cross_entropy(out, y, reduction='sum')
-        top = out.topk(k5, dim=1).indices
-        hit = top == y[:, None]
-        c1 = hit[:, 0]
-        sums += torch.tensor([float(loss), y.numel(), float(c1.sum()), float(hit.any(1).sum())], dtype=torch.float64)
-        yc = y.cpu()
-        cls_total += torch.bincount(yc, minlength=num_classes)[:num_classes].double()
-        cls_correct += torch.bincount(yc[c1.cpu()], minlength=num_classes)[:num_classes].double()
-    elapsed = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    if dist is not None and dist.distributed:
-        import torch.distributed as tdist
-        buf = torch.cat([sums, cls_total, cls_correct, torch.tensor([elapsed, model_time], dtype=torch.float64)])
-        buf = buf.to(dist.device) if dist.backend == 'nccl' else buf
-        tdist.all_reduce(buf)
-        buf = buf.cpu()
-        sums, cls_total, cls_correct = buf[:4], buf[4:4 + num_classes], buf[4 + num_classes:4 + 2 * num_classes]
-        elapsed, model_time = float(buf[-2]) / dist.world_size, float(buf[-1]) / dist.world_size
-    n = int(sums[1])
-    names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
-    per_class = {names[i]: (100.0 * float(cls_correct[i] / cls_total[i]) if cls_total[i] > 0 else None)
-                 for i in range(num_classes)}
-    return dict(
-        loss=float(sums[0]) / max(n, 1), top1=100.0 * float(sums[2]) / max(n, 1),
-        top5=100.0 * float(sums[3]) / max(n, 1), n_images=n, per_class_top1=per_class,
-        per_class_count={names[i]: int(cls_total[i]) for i in range(num_classes)},
-        images_per_s=n / max(elapsed, 1e-9), model_images_per_s=n / max(model_time, 1e-9), seconds=elapsed,
-        topk=k5)
-
-
-# ---------------------------------------------------------------- pieces shared with the Trainer
-
-def build_loss(cfg: Dict[str, Any], mixup_active: bool) -> nn.Module:
-    """timm's losses: soft-target CE with mixup/cutmix, label-smoothing CE, BCE, or plain CE."""
-    from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-    if cfg.get('bce_loss'):
-        return BinaryCrossEntropy(smoothing=cfg.get('smoothing', 0.0))
-    if mixup_active:
-        return SoftTargetCrossEntropy()
-    if cfg.get('smoothing', 0.0) > 0:
-        return LabelSmoothingCrossEntropy(smoothing=cfg['smoothing'])
-    return nn.CrossEntropyLoss()
-
-
-def resolve_lr(cfg: Dict[str, Any], world_size: int = 1) -> float:
-    """``lr`` if set, else ``lr_base`` scaled (linear, or sqrt for adaptive optimisers) by the global batch."""
-    if cfg.get('lr') is not None:
-        return float(cfg['lr'])
-    global_batch = cfg['batch_size'] * world_size * cfg.get('grad_accum_steps', 1)
-    ratio = global_batch / cfg.get('lr_base_size', 256)
-    scale = cfg.get('lr_base_scale') or ('sqrt' if any(k in cfg['opt'].lower() for k in ('ada', 'lamb')) else 'linear')
-    return float(cfg['lr_base']) * (ratio ** 0.5 if scale == 'sqrt' else ratio)
-
-
-def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) -> torch.optim.Optimizer:
-    from timm.optim import create_optimizer_v2
-    kwargs = dict(opt=cfg['opt'], lr=resolve_lr(cfg, world_size), weight_decay=cfg['weight_decay'],
-                  momentum=cfg['momentum'])
-    if cfg.get('layer_decay') is not None:
-        kwargs['layer_decay'] = cfg['layer_decay']
-    if cfg.get('opt_eps') is not None:
-        kwargs['eps'] = cfg['opt_eps']
-    if cfg.get('opt_betas'):
-        kwargs['betas'] = tuple(cfg['opt_betas'])
-    return create_optimizer_v2(model, **kwargs)
-
-
-def _odd_batch_mixup_class():
-    from timm.data import Mixup
-    from timm.data.mixup import mixup_target
-
-    class OddBatchMixup(Mixup):
-        """timm's ``Mixup`` (mixup / CutMix) for any batch size. timm's asserts an even batch; here an odd batch
-        (a last partial batch, or one left odd by skipped unreadable images) is mixed on its even part and its last
-        sample keeps its own (label-smoothed) one-hot target. Even batches are exactly timm's."""
-
-        def __call__(self, x, target):
-            n = len(x)
-            if n % 2 == 0:
-                return super().__call__(x, target)
-            last = mixup_target(target[-1:], self.num_classes, 1.0, self.label_smoothing)
-            if n == 1:
-                return x, last
-            head, head_t = super().__call__(x[:-1], target[:-1])
-            return torch.cat([head, x[-1:]]), torch.cat([head_t, last.to(head_t.dtype)])
-
-    return OddBatchMixup
-
-
-def build_mixup(cfg: Dict[str, Any], num_classes: int):
-    """timm's Mixup / CutMix from the config (None when both are off), accepting odd batches."""
-    if cfg.get('mixup', 0) > 0 or cfg.get('cutmix', 0) > 0:
-        return _odd_batch_mixup_class()(
-            mixup_alpha=cfg['mixup'], cutmix_alpha=cfg['cutmix'], prob=cfg['mixup_prob'],
-            switch_prob=cfg['mixup_switch_prob'], mode=cfg['mixup_mode'], label_smoothing=cfg['smoothing'],
-            num_classes=num_classes)
-    return None
-
-
-def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict[str, Any]] = None, *,
+def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict] = None, *,
                     device: Optional[torch.device] = None, num_steps: Optional[int] = None,
                     num_classes: Optional[int] = None, warmup_steps: int = 0) -> Dict[str, float]:
     """Run ``num_steps`` steps of the real training loop (``train_one_epoch``) on given ``(x, y)`` batches.
 
-    The optimiser, scheduler, loss, mixup, AMP, channels_last, gradient accumulation, clipping and EMA are built
-    from ``cfg`` (defaults of ``zoo.train.config``) exactly as ``tools/train.py`` builds them. ``batches`` is
-    cycled if shorter than ``num_steps``. ``warmup_steps`` untimed steps run first. Returns the loop's stats
-    (``images_per_s``, ``seconds``, ``loss``, ...).
+    Everything but the data comes from ``cfg`` (defaults of ``zoo.train.config``) through the builder
+    ``tools/train.py`` uses, as a one-epoch run of ``warmup_steps + num_steps`` updates without LR warm-up.
+    ``batches`` is cycled if shorter than ``num_steps``; ``warmup_steps`` untimed steps run first. Returns the
+    loop's stats (``images_per_s``, ``seconds``, ``loss``, ...).
     """
-    from timm.scheduler import create_scheduler_v2
-    from timm.utils import ModelEmaV3
     from .config import validate_config
     cfg = validate_config(dict(cfg or {}))
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -390,26 +37,17 @@ def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict[str,
     if cfg['channels_last']:
         model.to(memory_format=torch.channels_last)
     num_classes = num_classes or getattr(model, 'num_classes', None)
-    mixup_fn = build_mixup(cfg, num_classes)
-    optimizer = build_optimizer(model, cfg)
-    amp_dtype = resolve_amp_dtype(cfg['amp'], cfg['amp_dtype'], device)
-    scaler = torch.amp.GradScaler('cuda') if (amp_dtype == torch.float16 and device.type == 'cuda') else None
-    total = (num_steps or len(batches)) + warmup_steps
-    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg['sched'], num_epochs=1, warmup_epochs=0,
-                                       min_lr=cfg['min_lr'], step_on_epochs=False, updates_per_epoch=max(total, 1))
-    ema = ModelEmaV3(model, decay=cfg['model_ema_decay'], device=device) if cfg['model_ema'] else None
-    run_model = torch.compile(model, backend=cfg['torchcompile']) if cfg['torchcompile'] else model
-    state = TrainState(model=run_model, optimizer=optimizer, loss_fn=build_loss(cfg, mixup_fn is not None),
-                       device=device, scheduler=scheduler, mixup_fn=mixup_fn, model_ema=ema, scaler=scaler,
-                       amp_dtype=amp_dtype, channels_last=cfg['channels_last'],
-                       grad_accum_steps=cfg['grad_accum_steps'], clip_grad=cfg['clip_grad'],
-                       clip_mode=cfg['clip_mode'])
+    n = num_steps or len(batches)
+    total = n + warmup_steps
+    sched_cfg = dict(cfg, epochs=1, warmup_epochs=0, cooldown_epochs=0, sched_on_updates=True)
+    parts = build_training(model, sched_cfg, num_classes, device, updates_per_epoch=max(total, 1))
+    state = parts.state(wrap_model(model, cfg, DistInfo(device=device)), cfg, device)
 
-    def cycle(n):
+    def cycle(k):
         i = 0
-        while i < n:
+        while i < k:
             for b in batches:
-                if i >= n:
+                if i >= k:
                     return
                 yield b
                 i += 1
@@ -418,7 +56,6 @@ def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict[str,
         train_one_epoch(state, cycle(warmup_steps), num_steps=warmup_steps, log_interval=0)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-    n = num_steps or len(batches)
     stats = train_one_epoch(state, cycle(n), num_steps=n, log_interval=0)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)

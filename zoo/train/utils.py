@@ -1,9 +1,9 @@
-"""Plumbing for the training loop: distributed set-up, RNG state capture, atomic checkpoint files, logging."""
+"""Plumbing for the training loop: distributed set-up, RNG state capture, AMP, logging (checkpoint files: thin
+names for ``zoo.checkpoint``)."""
 import logging
 import os
 import random
 import sys
-import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +13,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
-
 __all__ = ['DistInfo', 'init_distributed', 'is_primary', 'barrier', 'broadcast_object', 'all_gather_object',
-           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text', 'load_checkpoint_file',
-           'state_dict_from_checkpoint', 'TrainCheckpointError',
-           'autocast_context', 'resolve_amp_dtype', 'setup_logging', 'unwrap_model', 'derive_seed']
+           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text',
+           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'resolve_amp_dtype', 'setup_logging', 'unwrap_model', 'derive_seed']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -129,89 +126,39 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Union[str, Path]) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then os.replace: a reader (or a crash) never sees
-    a partial checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """torch.save through a temporary file in the same folder, fsync, os.replace (``zoo.checkpoint.atomic_save``):
+    a reader (or a crash) never sees a partial checkpoint."""
+    from zoo.checkpoint import atomic_save
+    return atomic_save(obj, path)
 
 
 def atomic_write_text(path: Union[str, Path], text: str) -> Path:
-    """Write a text file through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a text file atomically (``zoo.checkpoint.atomic_write_text``)."""
+    from zoo.checkpoint import atomic_write_text as _write
+    return _write(path, text)
 
 
 def atomic_copy(src: Union[str, Path], dst: Union[str, Path]) -> Path:
-    """Copy ``src`` to ``dst`` through a temporary file and os.replace."""
-    import shutil
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dst.name}.', suffix='.tmp', dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
-
-
-class TrainCheckpointError(UserError, RuntimeError):
-    """A checkpoint file that cannot be read, or whose weights do not fit the model."""
+    """Copy ``src`` to ``dst`` atomically (``zoo.checkpoint.atomic_copy``)."""
+    from zoo.checkpoint import atomic_copy as _copy
+    return _copy(src, dst)
 
 
 def load_checkpoint_file(path: Union[str, Path], map_location='cpu') -> Dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain Python types only); a missing file raises
-    FileNotFoundError, a file that is not a checkpoint a ``TrainCheckpointError`` naming it."""
+    """A checkpoint loaded safely (``zoo.checkpoint.load``: ``torch.load(weights_only=True)``, or safetensors, whose
+    tensors come back under ``state_dict``). A missing file raises FileNotFoundError, an unreadable or unsafe one
+    a ``zoo.checkpoint.CheckpointError`` naming it."""
+    from zoo.checkpoint import CheckpointError, CorruptCheckpointError, is_safetensors, load
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     try:
-        if path.suffix == '.safetensors':
-            from safetensors.torch import load_file
-            return {'state_dict': load_file(str(path), device=str(map_location))}
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a text file, a truncated download, a pickle that needs arbitrary classes
-        why = ' '.join(str(e).split())[:200] or type(e).__name__
-        raise TrainCheckpointError(f'{path} is not a readable checkpoint ({type(e).__name__}: {why})') from e
-
-
-def state_dict_from_checkpoint(ckpt: Any, use_ema: bool = True, source: str = 'checkpoint') -> Dict[str, Any]:
-    """The weights in a loaded checkpoint, as timm reads them: ``state_dict_ema`` / ``model_ema`` (``use_ema``),
-    else ``state_dict`` / ``model``, else the dict itself; DDP / torch.compile prefixes removed."""
-    from timm.models import clean_state_dict
-    if not isinstance(ckpt, dict):
-        raise TrainCheckpointError(f'{source} holds a {type(ckpt).__name__}, not a state dict')
-    for key in (('state_dict_ema', 'model_ema') if use_ema else ()) + ('state_dict', 'model'):
-        if isinstance(ckpt.get(key), dict):
-            ckpt = ckpt[key]
-            break
-    if not ckpt or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise TrainCheckpointError(f'{source} has no state dict of tensors (keys: {list(ckpt)[:8]})')
-    return clean_state_dict(ckpt)
+        ckpt = load(path, map_location=map_location)
+    except (CheckpointError, OSError):
+        raise
+    except Exception as e:  # e.g. torch's unpickler on a text file: KeyError
+        raise CorruptCheckpointError(f'{path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
+    return {'state_dict': ckpt} if is_safetensors(path) else ckpt
 
 
 def resolve_amp_dtype(amp: bool, amp_dtype: str, device: torch.device) -> Optional[torch.dtype]:

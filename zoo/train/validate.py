@@ -13,9 +13,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from .engine import CorruptTracker, ShardSampler, evaluate
+from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, num_classes as head_classes
+from zoo.checkpoint import state_dict_from
+from zoo.data.loader import CorruptTracker, ShardSampler
+
+from .build import checkpoint_filter_for
 from .config import ConfigError
-from .utils import TrainCheckpointError, load_checkpoint_file, resolve_amp_dtype, state_dict_from_checkpoint
+from .loop import evaluate
+from .utils import load_checkpoint_file, resolve_amp_dtype
 
 __all__ = ['validate', 'load_model_for_eval']
 
@@ -46,33 +51,25 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
     from zoo.errors import check_model_name
     check_model_name(model_name)
     kwargs = dict(model_kwargs or {})
+    sd = state_dict_from(ckpt, use_ema=use_ema) if checkpoint else None
     if num_classes is None and checkpoint and not pretrained:
-        # infer the class count from the classifier in the checkpoint
-        probe = timm.create_model(model_name, pretrained=False, **kwargs)
-        clf = probe.pretrained_cfg.get('classifier')
-        clf = [clf] if isinstance(clf, str) else list(clf or [])
-        sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-        for c in clf:
-            w = sd.get(f'{c}.weight')
-            if w is not None:
-                num_classes = int(w.shape[0])
-                break
+        # the class count of the classifier in the checkpoint
+        num_classes = head_classes(sd, classifier_names(timm.create_model(model_name, pretrained=False, **kwargs)))
     if num_classes is not None:
         kwargs['num_classes'] = num_classes
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if checkpoint:
         has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
-        sd = state_dict_from_checkpoint(ckpt, use_ema=use_ema, source=str(checkpoint))
-        own = model.state_dict()
-        missing = [k for k in own if k not in sd]
-        unexpected = [k for k in sd if k not in own]
-        wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}' for k, v in sd.items()
-                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
-        if missing or unexpected or wrong:
-            raise TrainCheckpointError(
-                f'checkpoint {checkpoint} does not fit {model_name}: '
-                + '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
-                            (('missing', missing), ('unexpected', unexpected), ('wrong shape', wrong)) if v))
+        diff = compare_state_dict(sd, model)
+        filter_fn = checkpoint_filter_for(model) if diff else None
+        if filter_fn is not None:  # another layout (e.g. the family's official files): the family's filter
+            try:
+                sd = filter_fn(sd, model)
+            except CheckpointError:
+                pass  # reported below, against the file as it is
+            diff = compare_state_dict(sd, model)
+        if diff:
+            raise CheckpointError(diff.message(f'checkpoint {checkpoint}', model_name))
         model.load_state_dict(sd)
         info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
     return model, info

@@ -1,0 +1,410 @@
+"""The config resolved, once, into the parts of a training run -- used by ``Trainer`` and ``run_train_steps`` alike.
+
+Reading top to bottom follows a config value into training:
+
+* **data**: ``resolve_dataset`` (an ImageFolder ``data_dir`` is a folder dataset), ``build_datasets`` (classes
+  checked up front), ``build_transforms`` (the model's pretrained cfg + overrides -> albumentations pipelines),
+  ``build_loaders`` (seeded sampler / generator, the exact evaluation shards, steps and updates per epoch);
+* **model**: ``build_model`` (timm / zoo name, drop rates, ``pretrained`` / ``pretrained_path``, a model built for
+  a fixed input size rebuilt for the asked one, ``initial_checkpoint`` through the family's checkpoint filter);
+* **optimiser / schedule**: ``build_optimizer`` (``resolve_lr``: lr or lr_base scaled by the global batch),
+  ``build_scheduler``, ``build_ema``, ``build_amp``;
+* **loss**: ``build_mixup`` (timm's Mixup / CutMix, odd batches included) and ``build_loss``;
+* ``build_training`` bundles optimiser, schedule, EMA, AMP, mixup and loss (``TrainParts``); ``wrap_model`` adds
+  DDP and ``torch.compile``; ``TrainParts.state`` gives the loop's ``TrainState``.
+"""
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .config import ConfigError
+from .loop import TrainState
+from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, state_dict_from
+
+from .utils import DistInfo, barrier, is_primary, load_checkpoint_file, resolve_amp_dtype
+
+__all__ = ['resolve_dataset', 'build_datasets', 'build_model', 'load_initial_checkpoint', 'checkpoint_filter_for',
+           'build_transforms', 'Loaders', 'build_loaders', 'resolve_lr', 'build_optimizer', 'build_scheduler',
+           'build_ema', 'build_amp', 'build_mixup', 'build_loss', 'TrainParts', 'build_training', 'wrap_model',
+           'InitialCheckpointError']
+
+_logger = logging.getLogger('zoo.train')
+
+
+# ---------------------------------------------------------------- data
+
+def _shapes_data(cfg: Dict[str, Any]):
+    from zoo.data.shapes import make_classification
+    root = cfg['data_dir'] or None
+    return make_classification(root, n_train=cfg['shapes_train'], n_val=cfg['shapes_val'], size=cfg['shapes_size'],
+                               seed=cfg['shapes_seed'])
+
+
+def resolve_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The config with its data source made explicit: ``dataset: shapes`` (the default) with a ``data_dir`` that is
+    an existing ImageFolder tree (``data_dir/train/<class>/...`` and ``val/``, or ``data_dir/<class>/...``) and not
+    a shapes cache becomes ``dataset: folder`` with the splits found there; ``dataset: folder`` without
+    ``data_dir/<train_split>`` but with class folders directly trains on them (no validation). Raises
+    ``DatasetError`` for a missing folder, a file, or a folder that is not an image folder."""
+    from zoo.data.datasets import DatasetError, image_folder_splits, is_shapes_folder
+    cfg = dict(cfg)
+    root = Path(cfg['data_dir']).expanduser() if cfg['data_dir'] else None
+    note = ''
+    if cfg['dataset'] == 'shapes' and root is not None and root.exists() and not is_shapes_folder(root):
+        if root.is_dir() and not any(root.iterdir()):
+            return cfg  # an empty folder: the shapes set is generated there
+        splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+        if splits is None:
+            raise DatasetError(f'data_dir {root} is neither an image folder ({root}/<class>/<images> or '
+                               f'{root}/train/<class>/<images>) nor a shapes dataset; for a CSV/JSON list of images '
+                               f'use dataset list')
+        cfg.update(dataset='folder', train_split=splits[0], val_split=splits[1])
+        note = f'data_dir {root} is an image folder: dataset folder'
+    elif cfg['dataset'] == 'folder' and root is not None:
+        if not (cfg['train_split'] and (root / cfg['train_split']).is_dir()):
+            splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+            if splits is None:
+                raise DatasetError(f'{root} has no {cfg["train_split"] or "class"} folder (expected '
+                                   f'{root}/{cfg["train_split"] or "train"}/<class>/<images> or {root}/<class>/<images>)')
+            if splits != (cfg['train_split'], cfg['val_split']):
+                cfg.update(train_split=splits[0], val_split=splits[1])
+                note = f'data_dir {root}: training on {root / splits[0]}'
+    if note:
+        note += (f', train split {cfg["train_split"]!r}, ' + (f'validation split {cfg["val_split"]!r}'
+                                                             if cfg['val_split'] else 'no validation split'))
+        _logger.info(note)
+    return cfg
+
+
+def build_datasets(cfg: Dict[str, Any], dist: Optional[DistInfo] = None):
+    """(train_dataset, val_dataset or None, class_names) without transforms; validates classes up front.
+
+    The generated shapes set is written by rank 0 first (others wait), then reused from the cache.
+    """
+    from zoo.data.datasets import DatasetError, ImageFolderDataset, ImageListDataset
+    dist = dist or DistInfo()
+    kind = cfg['dataset']
+    classes = cfg.get('class_names')
+    if kind == 'shapes':
+        if is_primary(dist):
+            data = _shapes_data(cfg)
+        barrier(dist)
+        if not is_primary(dist):
+            data = _shapes_data(cfg)
+        train_ds = ImageFolderDataset(data.train_dir, classes=classes or list(data.classes), corrupt=cfg['corrupt'])
+        val_ds = ImageFolderDataset(data.val_dir, classes=train_ds.classes, corrupt=cfg['corrupt'])
+        return train_ds, val_ds, train_ds.classes
+    if kind == 'folder':
+        root = Path(cfg['data_dir']).expanduser()
+        train_dir = root / cfg['train_split'] if cfg['train_split'] else root
+        train_ds = ImageFolderDataset(train_dir, classes=classes, corrupt=cfg['corrupt'])
+        val_ds = None
+        if cfg['val_split']:
+            val_dir = root / cfg['val_split']
+            if not val_dir.is_dir():
+                raise DatasetError(f'validation folder {val_dir} does not exist (set val_split to "" to train '
+                                   f'without validation)')
+            val_ds = ImageFolderDataset(val_dir, classes=train_ds.classes, corrupt=cfg['corrupt'])
+        return train_ds, val_ds, train_ds.classes
+    root = cfg['data_dir'] or None
+    train_ds = ImageListDataset(cfg['train_list'], root=root, classes=classes, corrupt=cfg['corrupt'])
+    val_ds = None
+    if cfg['val_list']:
+        val_ds = ImageListDataset(cfg['val_list'], root=root, classes=train_ds.classes, corrupt=cfg['corrupt'])
+    return train_ds, val_ds, train_ds.classes
+
+
+
+# ---------------------------------------------------------------- model
+
+def _pair(size) -> tuple:
+    return (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)
+
+
+def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[str, Any], Any]:
+    """``(model, model_kwargs, img_size)``: the model for ``num_classes`` classes (on the CPU), the keyword arguments
+    that rebuild its architecture (recorded in checkpoints) and the asked input size (None: the pretrained cfg's)."""
+    import timm
+    from zoo.errors import check_model_name
+    check_model_name(cfg['model'])
+    kwargs = dict(cfg['model_kwargs'] or {})
+    if cfg['drop_rate']:
+        kwargs['drop_rate'] = cfg['drop_rate']
+    if cfg['drop_path_rate'] is not None:
+        kwargs['drop_path_rate'] = cfg['drop_path_rate']
+    img_size = tuple(cfg['input_size'][-2:]) if cfg['input_size'] else cfg['img_size']
+    pretrained = bool(cfg['pretrained'] or cfg['pretrained_path'])
+    if cfg['pretrained_path']:
+        path = Path(cfg['pretrained_path']).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f'pretrained_path {path} does not exist')
+        kwargs['pretrained_cfg_overlay'] = dict(file=str(path))
+    model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
+    if (img_size and 'img_size' not in kwargs and model.pretrained_cfg.get('fixed_input_size')
+            and tuple(model.pretrained_cfg['input_size'][-2:]) != _pair(img_size)):
+        # a model built for one input size (e.g. absolute position embeddings): build it for the new size
+        kwargs['img_size'] = _pair(img_size)
+        model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
+    if cfg['initial_checkpoint']:
+        load_initial_checkpoint(model, cfg['initial_checkpoint'], use_ema=cfg['initial_checkpoint_ema'])
+    if cfg['grad_checkpointing']:
+        model.set_grad_checkpointing(True)
+    model_kwargs = {k: v for k, v in kwargs.items()
+                    if k not in ('drop_rate', 'drop_path_rate', 'pretrained_cfg_overlay')}
+    return model, model_kwargs, img_size
+
+
+class InitialCheckpointError(CheckpointError, RuntimeError):
+    """An ``initial_checkpoint`` whose weights do not fit the model."""
+
+
+def checkpoint_filter_for(model: nn.Module) -> Optional[Callable]:
+    """The ``checkpoint_filter_fn(state_dict, model)`` of the model's family (the one its pretrained weights go
+    through: official key layouts, re-parameterisation, ...), found in the module that registers the model's
+    architecture (``pretrained_cfg['architecture']``), else the model class's module; None when there is none."""
+    from timm.models import is_model, model_entrypoint
+    arch = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture')
+    modules = []
+    if arch and is_model(arch):
+        modules.append(model_entrypoint(arch).__module__)
+    modules.append(type(model).__module__)
+    for name in modules:
+        fn = getattr(sys.modules.get(name), 'checkpoint_filter_fn', None)
+        if callable(fn):
+            return fn
+    return None
+
+
+def load_initial_checkpoint(model: nn.Module, path: str, use_ema: bool = True) -> List[str]:
+    """Load weights for fine-tuning, as timm loads pretrained weights: the checkpoint's state dict (EMA weights
+    with ``use_ema``) goes through the family's checkpoint filter (so an official-layout file works, as with
+    ``pretrained_path``); classifier tensors whose shape differs (another class count) are skipped and left freshly
+    initialised; any other missing / unexpected / mis-shaped tensor raises one error naming them.
+    Returns the skipped keys."""
+    sd = state_dict_from(load_checkpoint_file(path), use_ema=use_ema)
+    filter_fn = checkpoint_filter_for(model)
+    if filter_fn is not None:
+        sd = filter_fn(sd, model)
+    own = model.state_dict()
+    heads = classifier_names(model)
+    skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape
+               and any(k == h or k.startswith(h + '.') for h in heads)]
+    sd = {k: v for k, v in sd.items() if k not in skipped}
+    diff = compare_state_dict(sd, own)
+    diff.missing = [k for k in diff.missing if k not in skipped]
+    if diff:
+        wrong = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}' for k in sd
+                 if k in own and own[k].shape != sd[k].shape]
+        raise InitialCheckpointError(
+            f'initial checkpoint {path} does not fit the model: '
+            + '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
+                        (('missing', diff.missing), ('unexpected', diff.unexpected), ('wrong shape', wrong)) if v))
+    model.load_state_dict(sd, strict=False)
+    if skipped:
+        _logger.info(f'initial checkpoint: kept the new classifier ({", ".join(skipped)} differ in shape)')
+    return skipped
+
+
+# ---------------------------------------------------------------- transforms and loaders
+
+def build_transforms(cfg: Dict[str, Any], model: nn.Module, train_ds, val_ds, img_size=None) -> Dict[str, Any]:
+    """Set the datasets' albumentations pipelines from the model's pretrained cfg (input size, crop, interpolation,
+    mean / std) and the config's overrides and augmentation; returns the data config (saved in checkpoints)."""
+    from zoo.data.transforms import create_eval_transform, create_train_transform, resolve_data_cfg
+    data_cfg = resolve_data_cfg(model, img_size=img_size, crop_pct=cfg['crop_pct'],
+                                interpolation=cfg['interpolation'] or None, mean=cfg['mean'], std=cfg['std'],
+                                crop_mode=cfg['crop_mode'])
+    train_ds.transform = create_train_transform(
+        data_cfg, scale=cfg['scale'], ratio=cfg['ratio'], hflip=cfg['hflip'], vflip=cfg['vflip'],
+        color_jitter=cfg['color_jitter'], color_jitter_prob=cfg['color_jitter_prob'], auto_augment=cfg['aa'],
+        re_prob=cfg['reprob'], seed=cfg['seed'])
+    if val_ds is not None:
+        val_ds.transform = create_eval_transform(data_cfg, seed=cfg['seed'])
+    return data_cfg
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: Optional[DataLoader]
+    sampler: DistributedSampler  # set_epoch() each epoch
+    generator: torch.Generator   # seeded each epoch: worker seeds
+    steps_per_epoch: int
+    updates_per_epoch: int
+
+
+def build_loaders(cfg: Dict[str, Any], train_ds, val_ds, dist: DistInfo) -> Loaders:
+    """The training loader (a shuffling DistributedSampler; the last incomplete batch is dropped whenever a full
+    one exists) and the validation loader (each rank an exact shard, no padding)."""
+    from zoo.data.datasets import collate_skip_corrupt
+    from zoo.data.loader import ShardSampler, seed_worker_transform
+    sampler = DistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                 seed=cfg['seed'], drop_last=False)
+    gen = torch.Generator()
+    per_rank = math.ceil(len(train_ds) / dist.world_size)
+    common = dict(num_workers=cfg['workers'], collate_fn=collate_skip_corrupt, pin_memory=cfg['pin_memory'],
+                  worker_init_fn=seed_worker_transform, persistent_workers=False)
+    train = DataLoader(train_ds, batch_size=cfg['batch_size'], sampler=sampler,
+                       drop_last=per_rank >= cfg['batch_size'], generator=gen, **common)
+    val = None
+    if val_ds is not None:
+        val = DataLoader(val_ds, batch_size=cfg['val_batch_size'] or 2 * cfg['batch_size'],
+                         sampler=ShardSampler(len(val_ds), dist.rank, dist.world_size),
+                         generator=torch.Generator().manual_seed(cfg['seed']), **common)
+    n = len(train)
+    steps = min(n, cfg['steps_per_epoch']) if cfg['steps_per_epoch'] else n
+    if steps == 0:
+        raise ConfigError(f'the training set ({len(train_ds)} images) gives no batches of {cfg["batch_size"]}')
+    return Loaders(train, val, sampler, gen, steps, math.ceil(steps / cfg['grad_accum_steps']))
+
+
+# ---------------------------------------------------------------- optimiser, schedule, EMA, AMP
+
+def resolve_lr(cfg: Dict[str, Any], world_size: int = 1) -> float:
+    """``lr`` if set, else ``lr_base`` scaled (linear, or sqrt for adaptive optimisers) by the global batch."""
+    if cfg.get('lr') is not None:
+        return float(cfg['lr'])
+    global_batch = cfg['batch_size'] * world_size * cfg.get('grad_accum_steps', 1)
+    ratio = global_batch / cfg.get('lr_base_size', 256)
+    scale = cfg.get('lr_base_scale') or ('sqrt' if any(k in cfg['opt'].lower() for k in ('ada', 'lamb')) else 'linear')
+    return float(cfg['lr_base']) * (ratio ** 0.5 if scale == 'sqrt' else ratio)
+
+
+def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) -> torch.optim.Optimizer:
+    from timm.optim import create_optimizer_v2
+    kwargs = dict(opt=cfg['opt'], lr=resolve_lr(cfg, world_size), weight_decay=cfg['weight_decay'],
+                  momentum=cfg['momentum'])
+    if cfg.get('layer_decay') is not None:
+        kwargs['layer_decay'] = cfg['layer_decay']
+    if cfg.get('opt_eps') is not None:
+        kwargs['eps'] = cfg['opt_eps']
+    if cfg.get('opt_betas'):
+        kwargs['betas'] = tuple(cfg['opt_betas'])
+    return create_optimizer_v2(model, **kwargs)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], updates_per_epoch: int):
+    """timm's scheduler (None for sched 'none') and the number of epochs it covers (cooldown included)."""
+    from timm.scheduler import create_scheduler_v2
+    return create_scheduler_v2(
+        optimizer, sched=cfg['sched'], num_epochs=cfg['epochs'], decay_epochs=cfg['decay_epochs'],
+        decay_milestones=cfg['decay_milestones'], cooldown_epochs=cfg['cooldown_epochs'],
+        patience_epochs=cfg['patience_epochs'], decay_rate=cfg['decay_rate'], min_lr=cfg['min_lr'],
+        warmup_lr=cfg['warmup_lr'], warmup_epochs=cfg['warmup_epochs'], warmup_prefix=cfg['warmup_prefix'],
+        plateau_mode='min' if cfg['eval_metric'] == 'loss' else 'max',
+        step_on_epochs=not cfg['sched_on_updates'], updates_per_epoch=updates_per_epoch)
+
+
+def build_ema(model: nn.Module, cfg: Dict[str, Any], device: torch.device):
+    from timm.utils import ModelEmaV3
+    if not cfg['model_ema']:
+        return None
+    return ModelEmaV3(model, decay=cfg['model_ema_decay'], use_warmup=cfg['model_ema_warmup'], device=device)
+
+
+def build_amp(cfg: Dict[str, Any], device: torch.device):
+    """``(autocast dtype or None, GradScaler or None)``: a GradScaler only for float16 on CUDA."""
+    amp_dtype = resolve_amp_dtype(cfg['amp'], cfg['amp_dtype'], device)
+    scaler = torch.amp.GradScaler('cuda') if amp_dtype == torch.float16 and device.type == 'cuda' else None
+    return amp_dtype, scaler
+
+
+# ---------------------------------------------------------------- mixup and loss
+
+def build_loss(cfg: Dict[str, Any], mixup_active: bool) -> nn.Module:
+    """timm's losses: soft-target CE with mixup/cutmix, label-smoothing CE, BCE, or plain CE."""
+    from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    if cfg.get('bce_loss'):
+        return BinaryCrossEntropy(smoothing=cfg.get('smoothing', 0.0))
+    if mixup_active:
+        return SoftTargetCrossEntropy()
+    if cfg.get('smoothing', 0.0) > 0:
+        return LabelSmoothingCrossEntropy(smoothing=cfg['smoothing'])
+    return nn.CrossEntropyLoss()
+
+
+def _odd_batch_mixup_class():
+    from timm.data import Mixup
+    from timm.data.mixup import mixup_target
+
+    class OddBatchMixup(Mixup):
+        """timm's ``Mixup`` (mixup / CutMix) for any batch size. timm's asserts an even batch; here an odd batch
+        (a last partial batch, or one left odd by skipped unreadable images) is mixed on its even part and its last
+        sample keeps its own (label-smoothed) one-hot target. Even batches are exactly timm's."""
+
+        def __call__(self, x, target):
+            n = len(x)
+            if n % 2 == 0:
+                return super().__call__(x, target)
+            last = mixup_target(target[-1:], self.num_classes, 1.0, self.label_smoothing)
+            if n == 1:
+                return x, last
+            head, head_t = super().__call__(x[:-1], target[:-1])
+            return torch.cat([head, x[-1:]]), torch.cat([head_t, last.to(head_t.dtype)])
+
+    return OddBatchMixup
+
+
+def build_mixup(cfg: Dict[str, Any], num_classes: int):
+    """timm's Mixup / CutMix from the config (None when both are off), accepting odd batches."""
+    if cfg.get('mixup', 0) > 0 or cfg.get('cutmix', 0) > 0:
+        return _odd_batch_mixup_class()(
+            mixup_alpha=cfg['mixup'], cutmix_alpha=cfg['cutmix'], prob=cfg['mixup_prob'],
+            switch_prob=cfg['mixup_switch_prob'], mode=cfg['mixup_mode'], label_smoothing=cfg['smoothing'],
+            num_classes=num_classes)
+    return None
+
+
+# ---------------------------------------------------------------- all of it
+
+@dataclass
+class TrainParts:
+    """What a config makes for the loop, besides the model and the data."""
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    num_epochs: int
+    model_ema: Any
+    amp_dtype: Optional[torch.dtype]
+    scaler: Any
+    mixup_fn: Optional[Callable]
+    loss_fn: nn.Module
+
+    def state(self, run_model: nn.Module, cfg: Dict[str, Any], device: torch.device, num_updates: int = 0,
+              dist: Optional[DistInfo] = None) -> TrainState:
+        return TrainState(
+            model=run_model, optimizer=self.optimizer, loss_fn=self.loss_fn, device=device, scheduler=self.scheduler,
+            mixup_fn=self.mixup_fn, model_ema=self.model_ema, scaler=self.scaler, amp_dtype=self.amp_dtype,
+            channels_last=cfg['channels_last'], grad_accum_steps=cfg['grad_accum_steps'], clip_grad=cfg['clip_grad'],
+            clip_mode=cfg['clip_mode'], num_updates=num_updates, dist=dist or DistInfo(device=device))
+
+
+def build_training(model: nn.Module, cfg: Dict[str, Any], num_classes: int, device: torch.device,
+                   updates_per_epoch: int, world_size: int = 1) -> TrainParts:
+    """Optimiser (lr for the global batch), scheduler, EMA, AMP, mixup and loss for ``model`` (already on
+    ``device``), exactly as ``tools/train.py`` uses them."""
+    optimizer = build_optimizer(model, cfg, world_size)
+    amp_dtype, scaler = build_amp(cfg, device)
+    model_ema = build_ema(model, cfg, device)
+    scheduler, num_epochs = build_scheduler(optimizer, cfg, updates_per_epoch)
+    mixup_fn = build_mixup(cfg, num_classes)
+    loss_fn = build_loss(cfg, mixup_fn is not None).to(device)
+    return TrainParts(optimizer, scheduler, num_epochs, model_ema, amp_dtype, scaler, mixup_fn, loss_fn)
+
+
+def wrap_model(model: nn.Module, cfg: Dict[str, Any], dist: DistInfo) -> nn.Module:
+    """The model the loop runs: DDP (under torchrun), then ``torch.compile`` (as timm's train.py)."""
+    run_model = model
+    if dist.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        run_model = (DDP(run_model, device_ids=[dist.device]) if dist.device.type == 'cuda'
+                     else DDP(run_model))  # CPU/gloo: no device_ids
+    if cfg['torchcompile']:
+        run_model = torch.compile(run_model, backend=cfg['torchcompile'])
+    return run_model

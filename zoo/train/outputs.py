@@ -1,0 +1,109 @@
+"""What a training run writes into its folder: the folder itself (never an existing run's), checkpoints
+(``last.pth``, ``best.pth``, ``checkpoint-<epoch>.pth``), ``summary.csv``, TensorBoard events and JSON files --
+every file written atomically (temporary file + ``os.replace``, via ``zoo.checkpoint``)."""
+import csv
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from zoo.checkpoint import atomic_copy, atomic_save, atomic_write_text
+
+from .utils import DistInfo, broadcast_object, is_primary
+
+__all__ = ['CHECKPOINT_VERSION', 'run_folder', 'RunWriters', 'write_json', 'save_checkpoints']
+
+_logger = logging.getLogger('zoo.train')
+CHECKPOINT_VERSION = 1
+
+
+def run_folder(cfg: Dict[str, Any], dist: DistInfo) -> Path:
+    """``resume=<path>``: the checkpoint's folder. Otherwise ``output/<experiment>`` (default name
+    ``<date>-<time>-<model>-<size>``); an existing run folder with checkpoints gets a ``-1``, ``-2``... suffix
+    instead of being overwritten, except with ``resume=auto``, which continues in it."""
+    if cfg['resume'] and cfg['resume'] != 'auto':
+        return Path(cfg['resume']).expanduser().resolve().parent
+    out = None
+    if is_primary(dist):
+        name = cfg['experiment']
+        if not name:
+            size = cfg['img_size'] or (cfg['input_size'][-1] if cfg['input_size'] else '')
+            safe = cfg['model'].replace('/', '_').replace(':', '_')
+            name = '-'.join(str(p) for p in (time.strftime('%Y%m%d-%H%M%S'), safe, size) if p != '')
+        base = Path(cfg['output']).expanduser()
+        out = base / name
+        if cfg['resume'] != 'auto':
+            i = 0
+            while (out / 'last.pth').exists():
+                i += 1
+                out = base / f'{name}-{i}'
+        out = str(out)
+    return Path(broadcast_object(out, dist))
+
+
+class RunWriters:
+    """summary.csv (rewritten from the history each epoch), TensorBoard (optional)."""
+
+    def __init__(self, out_dir: Path, enable_tb: bool, purge_step: Optional[int]):
+        self.out_dir = out_dir
+        self.tb = None
+        if enable_tb:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(log_dir=str(out_dir / 'tb'), purge_step=purge_step)
+            except Exception as e:  # tensorboard not installed (optional extra zoo[tb])
+                _logger.info(f'TensorBoard logging off ({type(e).__name__}: {e})')
+
+    def scalars(self, prefix: str, values: Dict[str, Any], step: int) -> None:
+        if self.tb is None:
+            return
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and v is not None and not isinstance(v, bool):
+                self.tb.add_scalar(f'{prefix}/{k}', v, step)
+
+    def summary(self, history: List[Dict[str, Any]]) -> None:
+        if not history:
+            return
+        cols = list(history[0].keys())
+        for row in history[1:]:
+            cols += [k for k in row if k not in cols]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        for row in history:
+            w.writerow({k: (f'{v:.6g}' if isinstance(v, float) else v) for k, v in row.items()})
+        atomic_write_text(self.out_dir / 'summary.csv', buf.getvalue())
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _json_default(o):
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    return str(o)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default))
+
+
+def save_checkpoints(out_dir: Path, ckpt: Dict[str, Any], epoch: int, is_best: bool, keep_last: int = 0) -> Path:
+    """``last.pth`` (then copied to ``best.pth`` when best, and to ``checkpoint-<epoch+1>.pth`` keeping the last
+    ``keep_last`` of those); a crash mid-write leaves the previous files intact."""
+    last = atomic_save(ckpt, out_dir / 'last.pth')
+    if is_best:
+        atomic_copy(last, out_dir / 'best.pth')
+    if keep_last > 0:
+        atomic_copy(last, out_dir / f'checkpoint-{epoch + 1}.pth')
+        old = out_dir / f'checkpoint-{epoch + 1 - keep_last}.pth'
+        if old.exists():
+            old.unlink()
+    return last
