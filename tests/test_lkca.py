@@ -6,7 +6,7 @@ import timm
 import torch
 
 import zoo  # noqa: F401
-from zoo.layers.lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel
+from zoo.layers.lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel, lkca_use_matrix
 from zoo.models._helpers import CheckpointError
 
 from official import load_golden, official_keys, official_state_dict
@@ -159,9 +159,35 @@ def test_conv_and_matrix_views_equal(grid):
 
 def test_auto_view_picks_the_cheaper_path():
     attn = LargeKernelConvAttention(8, num_heads=1, head_dim=8, kernel_size=(15, 15))
-    assert attn._use_matrix(8, 8)  # 64 tokens <= 225 kernel taps
-    assert not attn._use_matrix(16, 16)  # 256 tokens > 225 taps
-    assert attn._use_matrix(3, 4)  # cropped kernel 5 x 7 = 35 taps >= 12 tokens
+    assert lkca_use_matrix(attn.kernel, 8, 8)  # 64 tokens <= 225 kernel taps
+    assert not lkca_use_matrix(attn.kernel, 16, 16)  # 256 tokens > 225 taps
+    assert lkca_use_matrix(attn.kernel, 3, 4)  # cropped kernel 5 x 7 = 35 taps >= 12 tokens
+    assert lkca_use_matrix(attn.kernel, 16, 16, 'matrix') and not lkca_use_matrix(attn.kernel, 8, 8, 'conv')
+
+
+def _fx_trace(model):
+    """Symbolic trace as timm's suite does (timm's notrace functions / modules stay leaves)."""
+    from timm.models import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    kw = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
+    _, eval_nodes = get_graph_node_names(model, tracer_kwargs=kw)
+    return create_feature_extractor(model, return_nodes=[eval_nodes[-1]], tracer_kwargs=kw)
+
+
+def test_fx_traced_model_keeps_any_size_and_view_choice():
+    """The traced graph chooses the view and resamples the position embedding per input, as the eager model."""
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_lkca_vit_05m', depth=2).eval()
+    for b in model.blocks:
+        torch.nn.init.normal_(b.attn.kernel, std=0.05)
+    traced = _fx_trace(model)
+    with torch.no_grad():
+        for size in ((64, 64), (136, 130), (20, 44)):  # 8x8: matrix view, 17x17: conv view, 3x6: cropped kernel
+            assert lkca_use_matrix(model.blocks[0].attn.kernel, -(-size[0] // 8), -(-size[1] // 8)) == (size[0] < 100)
+            x = torch.randn(1, 3, *size)
+            out = traced(x)
+            out = next(iter(out.values())) if isinstance(out, dict) else out
+            torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
 
 
 def test_kernel_extension_semantics():

@@ -226,3 +226,21 @@ def test_grad_checkpointing_train_mode_matches():
     torch.testing.assert_close(out2, out)
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-5)
+
+
+def test_fx_traced_model_keeps_any_input_size():
+    """The size-dependent mask up-sampling is an FX leaf: a traced model (as timm's suite traces it) still serves
+    inputs whose pooling pyramid has odd sizes, with the eager model's output."""
+    from timm.models import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet92_cifar', zero_init_last=False).eval()
+    kw = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
+    _, eval_nodes = get_graph_node_names(model, tracer_kwargs=kw)
+    traced = create_feature_extractor(model, return_nodes=[eval_nodes[-1]], tracer_kwargs=kw)
+    with torch.no_grad():
+        for size in ((32, 32), (23, 17)):
+            x = torch.randn(1, 3, *size)
+            out = traced(x)
+            out = next(iter(out.values())) if isinstance(out, dict) else out
+            torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)

@@ -8,32 +8,28 @@ for loading the released weights): the channel MLP has biases, the two pooled ML
 each including the second bias) are summed before the sigmoid, and the spatial gate pools
 [max, mean] over channels in that order, then applies a 7x7 conv without bias followed by BatchNorm.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
+from timm.layers import LayerType, get_act_layer
 
-__all__ = ['ZPool', 'ChannelGate', 'SpatialGate', 'CBAM']
+from .gates import AttentionGate, ZPool, zpool  # noqa: F401  (ZPool: old import path zoo.layers.cbam.ZPool)
 
-
-class ZPool(nn.Module):
-    """Concatenate max and mean over ``dim`` (max first, as the official CBAM / triplet code)."""
-
-    def __init__(self, dim: int = 1):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.amax(dim=self.dim, keepdim=True), x.mean(dim=self.dim, keepdim=True)], dim=self.dim)
+__all__ = ['ChannelGate', 'SpatialGate', 'CBAM']
 
 
 class ChannelGate(nn.Module):
-    """sigmoid(MLP(avgpool(x)) + MLP(maxpool(x))) * x, with a biased two-layer MLP (hidden = C // reduction)."""
+    """sigmoid(MLP(avgpool(x)) + MLP(maxpool(x))) * x, with a biased two-layer MLP (hidden = C // reduction,
+    or round(C * rd_ratio) when ``rd_ratio`` is given, timm's SE convention) and a ReLU (or ``act_layer``)."""
 
-    def __init__(self, channels: int, reduction: int = 16, device=None, dtype=None):
+    def __init__(self, channels: int, reduction: int = 16, rd_ratio: Optional[float] = None,
+                 act_layer: Optional[LayerType] = None, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        hidden = channels // reduction
+        hidden = channels // reduction if rd_ratio is None else max(1, int(round(channels * rd_ratio)))
         self.fc1 = nn.Linear(channels, hidden, **dd)
-        self.act = nn.ReLU()
+        self.act = get_act_layer(act_layer or 'relu')()
         self.fc2 = nn.Linear(hidden, channels, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,35 +40,32 @@ class ChannelGate(nn.Module):
         return x * scale[:, :, None, None]
 
 
-class SpatialGate(nn.Module):
-    """sigmoid(BN(conv_kxk([max_C(x), mean_C(x)]))) * x."""
+class SpatialGate(AttentionGate):
+    """sigmoid(BN(conv_kxk([max_C(x), mean_C(x)]))) * x: the shared :class:`~zoo.layers.gates.AttentionGate` on the
+    channel Z-pool, BN scale zero-initialised as the official code (gate = 0.5 everywhere at start)."""
 
     def __init__(self, kernel_size: int = 7, device=None, dtype=None):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self.pool = ZPool(dim=1)
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, **dd)
-        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **dd)
-        # official init: the spatial gate's BN starts at gamma = 0 (gate = 0.5 everywhere)
-        nn.init.zeros_(self.bn.weight)
+        super().__init__(kernel_size, zero_init=True, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.bn(self.conv(self.pool(x))))
+        return x * self.gate(zpool(x, 1))
 
 
 class CBAM(nn.Module):
     """Channel gate then spatial gate, applied sequentially.
 
-    The signature ``CBAM(channels, ...)`` makes it usable as ``attn_layer`` of timm's ResNet blocks
-    (which call ``attn_layer(channels)`` and place it after the last BN, before the residual add,
-    exactly where the official code puts it).
+    The signature ``CBAM(channels, ...)`` makes it usable as the attention layer of timm's CNN families
+    (``attn_layer`` / ``se_layer``: they call ``attn_layer(channels, **kwargs)``). timm's ResNet places it after
+    the last BN, before the residual add, exactly where the official code puts it. ``rd_ratio`` and
+    ``act_layer`` follow timm's SE interface (passed by EfficientNet and by ByobNet ``attn_kwargs``): the channel
+    MLP width ``round(channels * rd_ratio)`` instead of ``channels // reduction``, and its activation.
     """
 
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, spatial: bool = True,
-                 device=None, dtype=None):
+                 rd_ratio: Optional[float] = None, act_layer: Optional[LayerType] = None, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
-        self.channel = ChannelGate(channels, reduction, **dd)
+        self.channel = ChannelGate(channels, reduction, rd_ratio=rd_ratio, act_layer=act_layer, **dd)
         self.spatial = SpatialGate(kernel_size, **dd) if spatial else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,9 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import register_notrace_function
 
-__all__ = ['LargeKernelConvAttention', 'lkca_fit_kernel', 'lkca_attention_matrix']
+__all__ = ['LargeKernelConvAttention', 'lkca_fit_kernel', 'lkca_attention_matrix', 'lkca_use_matrix', 'lkca_aggregate']
 
 _VIEWS = ('auto', 'conv', 'matrix')
 
@@ -63,6 +64,46 @@ def lkca_attention_matrix(kernel: torch.Tensor, height: int, width: int) -> torc
     return a.reshape(height * width, height * width)
 
 
+def lkca_use_matrix(kernel: torch.Tensor, height: int, width: int, view: str = 'auto') -> bool:
+    """Whether ``view`` on an H x W grid takes the matrix view ('auto': the one with fewer multiply-adds)."""
+    if view == 'matrix':
+        return True
+    if view == 'conv':
+        return False
+    kh = min(kernel.shape[-2], 2 * height - 1)
+    kw = min(kernel.shape[-1], 2 * width - 1)
+    return height * width <= kh * kw
+
+
+def lkca_aggregate_conv(v: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Convolution view. v: (B, H, W, C), kernel: (1, 1, kh, kw) -> (B, H, W, C)."""
+    B, H, W, C = v.shape
+    kh = min(kernel.shape[-2], 2 * H - 1)
+    kw = min(kernel.shape[-1], 2 * W - 1)
+    # crop offsets that cannot occur on this grid (pure saving, same result); larger grids zero-extend implicitly
+    k = lkca_fit_kernel(kernel, (kh + 1) // 2, (kw + 1) // 2)
+    weight = k.expand(C, 1, kh, kw)
+    x = v.permute(0, 3, 1, 2)
+    x = F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=C)
+    return x.permute(0, 2, 3, 1)
+
+
+def lkca_aggregate_matrix(v: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Attention-matrix view. v: (B, H, W, C), kernel: (1, 1, kh, kw) -> (B, H, W, C)."""
+    B, H, W, C = v.shape
+    attn = lkca_attention_matrix(kernel, H, W).to(v.dtype)  # (N, N)
+    x = attn @ v.reshape(B, H * W, C)
+    return x.reshape(B, H, W, C)
+
+
+@register_notrace_function  # the view is chosen from the grid size: a leaf under FX, traced graphs keep 'auto'
+def lkca_aggregate(v: torch.Tensor, kernel: torch.Tensor, view: str = 'auto') -> torch.Tensor:
+    """LKCA aggregation of the value tokens v (B, H, W, C) with the shared kernel, in the view ``view`` picks."""
+    if lkca_use_matrix(kernel, v.shape[1], v.shape[2], view):
+        return lkca_aggregate_matrix(v, kernel)
+    return lkca_aggregate_conv(v, kernel)
+
+
 class LargeKernelConvAttention(nn.Module):
     """LKCA token mixer on an NHWC token grid: value projection, shared large-kernel aggregation, output projection.
 
@@ -82,53 +123,32 @@ class LargeKernelConvAttention(nn.Module):
             kernel_size: Tuple[int, int] = (15, 15),
             proj_drop: float = 0.,
             view: str = 'auto',
+            device=None,
+            dtype=None,
     ):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         assert view in _VIEWS, f'view must be one of {_VIEWS}, got {view!r}'
         assert kernel_size[0] % 2 == 1 and kernel_size[1] % 2 == 1, 'kernel size must be odd'
         inner_dim = num_heads * head_dim
         self.inner_dim = inner_dim
         self.view = view
-        self.v = nn.Linear(dim, inner_dim, bias=False)
+        self.v = nn.Linear(dim, inner_dim, bias=False, **dd)
         # one kernel shared by all channels; zero init as in the author's code (the block starts as identity + bias)
-        self.kernel = nn.Parameter(torch.zeros(1, 1, kernel_size[0], kernel_size[1]))
-        self.proj = nn.Linear(inner_dim, dim)
+        self.kernel = nn.Parameter(torch.zeros(1, 1, kernel_size[0], kernel_size[1], **dd))
+        self.proj = nn.Linear(inner_dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
-
-    def _use_matrix(self, height: int, width: int) -> bool:
-        if self.view == 'matrix':
-            return True
-        if self.view == 'conv':
-            return False
-        kh = min(self.kernel.shape[-2], 2 * height - 1)
-        kw = min(self.kernel.shape[-1], 2 * width - 1)
-        return height * width <= kh * kw
 
     def aggregate_conv(self, v: torch.Tensor) -> torch.Tensor:
         """Convolution view. v: (B, H, W, C) -> (B, H, W, C)."""
-        B, H, W, C = v.shape
-        kh = min(self.kernel.shape[-2], 2 * H - 1)
-        kw = min(self.kernel.shape[-1], 2 * W - 1)
-        # crop offsets that cannot occur on this grid (pure saving, same result); larger grids zero-extend implicitly
-        k = lkca_fit_kernel(self.kernel, (kh + 1) // 2, (kw + 1) // 2)
-        weight = k.expand(C, 1, kh, kw)
-        x = v.permute(0, 3, 1, 2)
-        x = F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=C)
-        return x.permute(0, 2, 3, 1)
+        return lkca_aggregate_conv(v, self.kernel)
 
     def aggregate_matrix(self, v: torch.Tensor) -> torch.Tensor:
         """Attention-matrix view. v: (B, H, W, C) -> (B, H, W, C)."""
-        B, H, W, C = v.shape
-        attn = lkca_attention_matrix(self.kernel, H, W).to(v.dtype)  # (N, N)
-        x = attn @ v.reshape(B, H * W, C)
-        return x.reshape(B, H, W, C)
+        return lkca_aggregate_matrix(v, self.kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, H, W, dim) tokens on their grid
-        v = self.v(x)
-        if self._use_matrix(x.shape[1], x.shape[2]):
-            x = self.aggregate_matrix(v)
-        else:
-            x = self.aggregate_conv(v)
+        x = lkca_aggregate(self.v(x), self.kernel, self.view)
         x = self.proj(x)
         return self.proj_drop(x)

@@ -32,6 +32,7 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import register_notrace_function
 
 __all__ = ['PreActBottleneck', 'SoftMaskBranch', 'ResidualAttentionModule']
 
@@ -44,17 +45,18 @@ class PreActBottleneck(nn.Module):
     All convolutions without bias; bottleneck width = out_chs / 4.
     """
 
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, device=None, dtype=None):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         mid_chs = out_chs // 4
-        self.norm1 = nn.BatchNorm2d(in_chs)
-        self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, bias=False)
-        self.norm2 = nn.BatchNorm2d(mid_chs)
-        self.conv2 = nn.Conv2d(mid_chs, mid_chs, 3, stride=stride, padding=1, bias=False)
-        self.norm3 = nn.BatchNorm2d(mid_chs)
-        self.conv3 = nn.Conv2d(mid_chs, out_chs, 1, bias=False)
+        self.norm1 = nn.BatchNorm2d(in_chs, **dd)
+        self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, bias=False, **dd)
+        self.norm2 = nn.BatchNorm2d(mid_chs, **dd)
+        self.conv2 = nn.Conv2d(mid_chs, mid_chs, 3, stride=stride, padding=1, bias=False, **dd)
+        self.norm3 = nn.BatchNorm2d(mid_chs, **dd)
+        self.conv3 = nn.Conv2d(mid_chs, out_chs, 1, bias=False, **dd)
         if in_chs != out_chs or stride != 1:
-            self.downsample: Optional[nn.Module] = nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False)
+            self.downsample: Optional[nn.Module] = nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False, **dd)
         else:
             self.downsample = None
 
@@ -67,7 +69,8 @@ class PreActBottleneck(nn.Module):
         return x + shortcut
 
 
-def _resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+@register_notrace_function  # size-dependent skip: a leaf under FX (FX only wraps names without a leading _)
+def resize_to_ref(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Bilinear resize of x to the spatial size of ref (Caffe Interp with a reference bottom)."""
     if x.shape[-2:] == ref.shape[-2:]:
         return x
@@ -80,28 +83,29 @@ class SoftMaskBranch(nn.Module):
     Returns the mask M in (0, 1), the same shape as ``ref`` (the trunk output).
     """
 
-    def __init__(self, chs: int, num_levels: int):
+    def __init__(self, chs: int, num_levels: int, device=None, dtype=None):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         assert num_levels >= 1
         self.num_levels = num_levels
         down = []
         for level in range(num_levels):
-            units = [PreActBottleneck(chs, chs)]
+            units = [PreActBottleneck(chs, chs, **dd)]
             if level == num_levels - 1:
-                units.append(PreActBottleneck(chs, chs))  # 2r units at the lowest resolution (r = 1)
+                units.append(PreActBottleneck(chs, chs, **dd))  # 2r units at the lowest resolution (r = 1)
             down.append(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), *units))
         self.down = nn.ModuleList(down)
         # skip[k] and up[k] serve level num_levels - 2 - k (k = 0 is the coarsest level above the bottom,
         # the first one met on the way up)
-        self.skip = nn.ModuleList([PreActBottleneck(chs, chs) for _ in range(num_levels - 1)])
-        self.up = nn.ModuleList([PreActBottleneck(chs, chs) for _ in range(num_levels - 1)])
+        self.skip = nn.ModuleList([PreActBottleneck(chs, chs, **dd) for _ in range(num_levels - 1)])
+        self.up = nn.ModuleList([PreActBottleneck(chs, chs, **dd) for _ in range(num_levels - 1)])
         self.head = nn.Sequential(
-            nn.BatchNorm2d(chs),
+            nn.BatchNorm2d(chs, **dd),
             nn.ReLU(inplace=True),
-            nn.Conv2d(chs, chs, 1, bias=False),
-            nn.BatchNorm2d(chs),
+            nn.Conv2d(chs, chs, 1, bias=False, **dd),
+            nn.BatchNorm2d(chs, **dd),
             nn.ReLU(inplace=True),
-            nn.Conv2d(chs, chs, 1, bias=False),
+            nn.Conv2d(chs, chs, 1, bias=False, **dd),
             nn.Sigmoid(),
         )
 
@@ -115,19 +119,20 @@ class SoftMaskBranch(nn.Module):
             skips.append(unit(downs[self.num_levels - 2 - k]))
         for k, unit in enumerate(self.up):
             level = self.num_levels - 2 - k
-            x = unit(_resize_to(x, downs[level]) + skips[k])
-        return self.head(_resize_to(x, ref))
+            x = unit(resize_to_ref(x, downs[level]) + skips[k])
+        return self.head(resize_to_ref(x, ref))
 
 
 class ResidualAttentionModule(nn.Module):
     """Attention Module: pre unit, trunk (2 units), soft mask, (1 + M) * T, post unit (p = 1, t = 2, r = 1)."""
 
-    def __init__(self, chs: int, num_levels: int):
+    def __init__(self, chs: int, num_levels: int, device=None, dtype=None):
         super().__init__()
-        self.pre = PreActBottleneck(chs, chs)
-        self.trunk = nn.Sequential(PreActBottleneck(chs, chs), PreActBottleneck(chs, chs))
-        self.mask = SoftMaskBranch(chs, num_levels)
-        self.post = PreActBottleneck(chs, chs)
+        dd = dict(device=device, dtype=dtype)
+        self.pre = PreActBottleneck(chs, chs, **dd)
+        self.trunk = nn.Sequential(PreActBottleneck(chs, chs, **dd), PreActBottleneck(chs, chs, **dd))
+        self.mask = SoftMaskBranch(chs, num_levels, **dd)
+        self.post = PreActBottleneck(chs, chs, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pre(x)

@@ -14,33 +14,24 @@ output = (hw(x) + cw(x) + hc(x)) / 3.  The official code permutes the whole tens
 here only the pooled 2-channel maps are laid out in the permuted order (so the kernels have the same
 orientation as the official weights), and the gates are applied in the original layout.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
+from timm.layers import LayerType
+
+from .gates import AttentionGate, zpool
 
 __all__ = ['AttentionGate', 'TripletAttention']
 
 
-class AttentionGate(nn.Module):
-    """conv_kxk + BN on a 2-channel pooled map -> sigmoid gate logits (the gate itself is applied by the caller)."""
-
-    def __init__(self, kernel_size: int = 7, device=None, dtype=None):
-        super().__init__()
-        dd = dict(device=device, dtype=dtype)
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, **dd)
-        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **dd)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.bn(self.conv(pooled)))
-
-
-def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.stack([x.amax(dim=dim), x.mean(dim=dim)], dim=1)
-
-
 class TripletAttention(nn.Module):
-    """Triplet attention; ``channels`` is accepted (and ignored) so it can be a timm ``attn_layer``."""
+    """Triplet attention; ``channels`` and ``act_layer`` are accepted (and ignored: the module has neither a width
+    nor an activation) so it can be the attention layer of timm's CNN families (``attn_layer`` / ``se_layer``)."""
 
-    def __init__(self, channels: int = 0, kernel_size: int = 7, no_spatial: bool = False, device=None, dtype=None):
+    def __init__(self, channels: int = 0, kernel_size: int = 7, no_spatial: bool = False,
+                 act_layer: Optional[LayerType] = None, device=None, dtype=None):
+        # each branch: the shared Z-pool + conv-BN-sigmoid gate (zoo.layers.gates), BN scale at its default 1
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.cw = AttentionGate(kernel_size, **dd)
@@ -50,10 +41,10 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, H, W)
-        s_cw = self.cw(_zpool(x, 2))                                       # (B,2,C,W) -> (B,1,C,W)
-        s_hc = self.hc(_zpool(x, 3).transpose(2, 3))                       # (B,2,C,H)^T -> (B,1,H,C)
+        s_cw = self.cw(zpool(x, 2))                                       # (B,2,C,W) -> (B,1,C,W)
+        s_hc = self.hc(zpool(x, 3).transpose(2, 3))                       # (B,2,C,H)^T -> (B,1,H,C)
         scale = s_cw.permute(0, 2, 1, 3) + s_hc.permute(0, 3, 2, 1)        # (B,C,1,W) + (B,C,H,1)
         if self.no_spatial:
             return x * scale * 0.5
-        s_hw = self.hw(_zpool(x, 1))                                       # (B,2,H,W) -> (B,1,H,W)
+        s_hw = self.hw(zpool(x, 1))                                       # (B,2,H,W) -> (B,1,H,W)
         return x * (scale + s_hw) * (1.0 / 3.0)

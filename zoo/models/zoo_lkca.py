@@ -29,8 +29,9 @@ Zoo specifics:
 * Dense features (``features_only`` / ``forward_intermediates``): the final token map (stride p) and a
   parameter-free simple pyramid derived from it, ViTDet-style: bilinear x2 upsampling (stride p/2; no finer
   detail than the stride-p map, it only lets standard 4-level necks attach), identity (p), 2x2 and 4x4 max
-  pooling (2p, 4p). At 64 px / patch 8 that is strides 4, 8, 16, 32. Learnable deconvolutions belong to the
-  neck (e.g. mmdet's ViTDet SimpleFPN).
+  pooling (2p, 4p). At 64 px / patch 8 that is strides 4, 8, 16, 32 (``zoo.layers.pyramid``). Learnable
+  deconvolutions belong to the neck (e.g. mmdet's ViTDet SimpleFPN). ``prune_intermediate_layers`` with the
+  head pruned makes ``forward_features`` end at the deepest kept level (timm's "features end at the tap").
 """
 import math
 import re
@@ -38,14 +39,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, PatchEmbed, resample_abs_pos_embed_nhwc, to_2tuple
+from timm.layers import DropPath, Mlp, PatchEmbed, get_device_dtype, resample_abs_pos_embed_nhwc, to_2tuple
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
-from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
+from zoo.models._helpers import imagenet_cfg, CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['LkcaVit']
 
@@ -77,14 +78,18 @@ class LkcaBlock(nn.Module):
             proj_drop: float = 0.,
             drop_path: float = 0.,
             attn_view: str = 'auto',
+            device=None,
+            dtype=None,
     ):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        dd = dict(device=device, dtype=dtype)
+        self.norm1 = nn.LayerNorm(dim, **dd)
         self.attn = LargeKernelConvAttention(
-            dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, proj_drop=proj_drop, view=attn_view)
+            dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, proj_drop=proj_drop, view=attn_view,
+            **dd)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        self.norm2 = nn.LayerNorm(dim, **dd)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop, **dd)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +118,8 @@ class LkcaVit(nn.Module):
             pos_drop_rate: float = 0.,
             proj_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
+            device=None,
+            dtype=None,
     ):
         """
         Args:
@@ -127,6 +134,7 @@ class LkcaVit(nn.Module):
             drop_path_rate: stochastic depth, the same rate in every block (author's ``stochastic_depth``).
         """
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         assert global_pool in ('', 'avg')
         img_size = to_2tuple(img_size)
         if patch_size is None:
@@ -141,25 +149,28 @@ class LkcaVit(nn.Module):
 
         self.patch_embed = PatchEmbed(
             img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
-            output_fmt='NHWC', strict_img_size=False, dynamic_img_pad=True)
+            output_fmt='NHWC', strict_img_size=False, dynamic_img_pad=True, **dd)
         grid_h, grid_w = self.patch_embed.grid_size
         kernel_size = (2 * grid_h - 1, 2 * grid_w - 1)
-        self.pos_embed = nn.Parameter(torch.randn(1, grid_h, grid_w, embed_dim))  # randn init as the author's
+        self.pos_embed = nn.Parameter(torch.randn(1, grid_h, grid_w, embed_dim, **dd))  # randn init as the author's
         self.pos_drop = nn.Dropout(pos_drop_rate)
         self.blocks = nn.Sequential(*[
             LkcaBlock(
                 embed_dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, mlp_ratio=mlp_ratio,
-                proj_drop=proj_drop_rate, drop_path=drop_path_rate, attn_view=attn_view)
+                proj_drop=proj_drop_rate, drop_path=drop_path_rate, attn_view=attn_view, **dd)
             for _ in range(depth)])
         # head: mean over tokens -> LayerNorm -> Linear (the author's mlp_head)
-        self.fc_norm = nn.LayerNorm(embed_dim)
+        self.fc_norm = nn.LayerNorm(embed_dim, **dd)
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
 
-        reductions = [patch_size / 2, patch_size, 2 * patch_size, 4 * patch_size]
+        # dense features: parameter-free pyramid of the final stride-p map; forward_features returns level
+        # ``feature_level`` (1 = the map itself; moved to the deepest kept level by prune_intermediate_layers)
+        self.pyramid = SimpleFeaturePyramid(NUM_PYRAMID_LEVELS)
+        self.feature_level = 1
         self.feature_info = [
-            dict(num_chs=embed_dim, reduction=int(r) if float(r).is_integer() else r, module=f'pyramid.{i}')
-            for i, r in enumerate(reductions)]
+            dict(num_chs=embed_dim, reduction=r, module=f'pyramid.{i}')
+            for i, r in enumerate(simple_pyramid_reductions(patch_size, NUM_PYRAMID_LEVELS))]
 
         self.apply(self._init_weights)
 
@@ -199,30 +210,18 @@ class LkcaVit(nn.Module):
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is not None:
             assert global_pool in ('', 'avg')
             self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, H, W, C); resample the training-grid embedding to the current grid (no-op on the training grid)
         pos = resample_abs_pos_embed_nhwc(self.pos_embed, [x.shape[1], x.shape[2]])
         return self.pos_drop(x + pos)
-
-    def _pyramid(self, x: torch.Tensor, take_indices: List[int]) -> List[torch.Tensor]:
-        """Simple feature pyramid from the stride-p map x (NCHW): level 0 x2 up, 1 identity, 2 /2, 3 /4."""
-        out: List[torch.Tensor] = []
-        for i in take_indices:
-            if i == 0:
-                y = F.interpolate(x, scale_factor=2., mode='bilinear', align_corners=False)
-            elif i == 1:
-                y = x
-            else:
-                k = 2 ** (i - 1)
-                y = F.max_pool2d(x, kernel_size=k, stride=k, ceil_mode=True)
-            out.append(y)
-        return out
 
     def forward_intermediates(
             self,
@@ -240,8 +239,9 @@ class LkcaVit(nn.Module):
         """
         assert output_fmt in ('NCHW', 'NHWC'), 'Output format must be one of NCHW or NHWC.'
         take_indices, _ = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
-        final = self.forward_features(x)
-        intermediates = self._pyramid(final, take_indices)
+        x = self._forward_map(x)
+        intermediates = self.pyramid(x, take_indices)
+        final = simple_pyramid_level(x, self.feature_level)
         if output_fmt == 'NHWC':
             intermediates = [y.permute(0, 2, 3, 1) for y in intermediates]
         if intermediates_only:
@@ -254,15 +254,21 @@ class LkcaVit(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        """Every pyramid level needs all blocks; only the classifier (and its pooled-vector norm) can go."""
-        take_indices, _ = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
+        """Every pyramid level needs all blocks; only the classifier (and its pooled-vector norm) can go.
+
+        With ``prune_head`` the model becomes a feature extractor and ``forward_features`` ends at the deepest
+        kept pyramid level (as timm's pruned models end at their last tap).
+        """
+        take_indices, max_index = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
         if prune_head:
-            self.fc_norm = nn.Identity()
+            self.fc_norm = nn.Identity().train(self.training)
             self.reset_classifier(0, '')
+            self.feature_level = max_index
         return take_indices
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_in_chans(x, self.in_chans)
+    def _forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The final token map, NCHW at stride p."""
+        check_input(x, self.in_chans)
         x = self.patch_embed(x)  # (B, H, W, C), input zero-padded to a patch multiple
         x = self._pos_embed(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
@@ -270,6 +276,9 @@ class LkcaVit(nn.Module):
         else:
             x = self.blocks(x)
         return x.permute(0, 3, 1, 2)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return simple_pyramid_level(self._forward_map(x), self.feature_level)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == 'avg':

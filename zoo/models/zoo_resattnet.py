@@ -36,13 +36,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import BatchNormAct2d, ClassifierHead
+from timm.layers import BatchNormAct2d, ClassifierHead, get_device_dtype
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
-from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['ResidualAttentionNet']
 
@@ -69,12 +69,15 @@ class ResAttStage(nn.Module):
             num_modules: int,
             mask_levels: int,
             num_post_units: int = 0,
+            device=None,
+            dtype=None,
     ):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         self.grad_checkpointing = False
-        blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride)]
-        blocks += [ResidualAttentionModule(out_chs, mask_levels) for _ in range(num_modules)]
-        blocks += [PreActBottleneck(out_chs, out_chs) for _ in range(num_post_units)]
+        blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride, **dd)]
+        blocks += [ResidualAttentionModule(out_chs, mask_levels, **dd) for _ in range(num_modules)]
+        blocks += [PreActBottleneck(out_chs, out_chs, **dd) for _ in range(num_post_units)]
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +105,8 @@ class ResidualAttentionNet(nn.Module):
             global_pool: str = 'avg',
             drop_rate: float = 0.,
             zero_init_last: bool = True,
+            device=None,
+            dtype=None,
     ):
         """
         Args:
@@ -115,6 +120,7 @@ class ResidualAttentionNet(nn.Module):
                 (activations otherwise grow ~5x per Attention Module at initialisation).
         """
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         assert stem_type in ('imagenet', 'cifar')
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -122,15 +128,15 @@ class ResidualAttentionNet(nn.Module):
 
         if stem_type == 'imagenet':
             self.stem = nn.Sequential(OrderedDict([
-                ('conv', nn.Conv2d(in_chans, stem_chs, 7, stride=2, padding=3, bias=False)),
-                ('norm', BatchNormAct2d(stem_chs)),
+                ('conv', nn.Conv2d(in_chans, stem_chs, 7, stride=2, padding=3, bias=False, **dd)),
+                ('norm', BatchNormAct2d(stem_chs, **dd)),
                 ('pool', nn.MaxPool2d(3, stride=2, padding=1)),
             ]))
             reduction = 4
         else:
             self.stem = nn.Sequential(OrderedDict([
-                ('conv', nn.Conv2d(in_chans, stem_chs, 3, stride=1, padding=1, bias=False)),
-                ('norm', BatchNormAct2d(stem_chs)),
+                ('conv', nn.Conv2d(in_chans, stem_chs, 3, stride=1, padding=1, bias=False, **dd)),
+                ('norm', BatchNormAct2d(stem_chs, **dd)),
             ]))
             reduction = 1
 
@@ -139,14 +145,14 @@ class ResidualAttentionNet(nn.Module):
         prev_chs = stem_chs
         for i, (chs, stride, n_mod, levels, n_post) in enumerate(
                 zip(stage_chs, stage_strides, stage_modules, mask_levels, stage_post_units)):
-            stages.append(ResAttStage(prev_chs, chs, stride, n_mod, levels, n_post))
+            stages.append(ResAttStage(prev_chs, chs, stride, n_mod, levels, n_post, **dd))
             reduction *= stride
             self.feature_info.append(dict(num_chs=chs, reduction=reduction, module=f'stages.{i}'))
             prev_chs = chs
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev_chs
-        self.norm = BatchNormAct2d(prev_chs)  # the last unit's output is a raw sum: final BN-ReLU
-        self.head = ClassifierHead(prev_chs, num_classes, pool_type=global_pool, drop_rate=drop_rate)
+        self.norm = BatchNormAct2d(prev_chs, **dd)  # the last unit's output is a raw sum: final BN-ReLU
+        self.head = ClassifierHead(prev_chs, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
 
         self._init_weights(zero_init_last)
 
@@ -186,7 +192,7 @@ class ResidualAttentionNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
+        self.head.reset(num_classes, global_pool, **get_device_dtype(self))  # the head may have no params left
 
     def forward_intermediates(
             self,
@@ -199,7 +205,7 @@ class ResidualAttentionNet(nn.Module):
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Stage outputs (raw pre-activation sums; ``norm`` applies the final BN-ReLU to the last stage)."""
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         intermediates = []
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last_idx = len(self.stages) - 1
@@ -229,13 +235,13 @@ class ResidualAttentionNet(nn.Module):
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         self.stages = self.stages[:max_index + 1]
         if prune_norm:
-            self.norm = nn.Identity()
+            self.norm = nn.Identity().train(self.training)
         if prune_head:
             self.reset_classifier(0, '')
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         x = self.stem(x)
         x = self.stages(x)
         return self.norm(x)

@@ -20,14 +20,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import SelectAdaptivePool2d, get_device_dtype
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
-from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
 
@@ -47,10 +47,12 @@ _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', '
 
 
 class ConvBnReLU6(nn.Sequential):
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1):
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
+                 device=None, dtype=None):
+        dd = dict(device=device, dtype=dtype)
         super().__init__(
-            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(out_chs),
+            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False, **dd),
+            nn.BatchNorm2d(out_chs, **dd),
             nn.ReLU6(inplace=True),
         )
 
@@ -58,15 +60,17 @@ class ConvBnReLU6(nn.Sequential):
 class InvertedResidualTriplet(nn.Module):
     """MobileNetV2 inverted residual with triplet attention after the linear projection."""
 
-    def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int, attn_kernel_size: int = 7):
+    def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int, attn_kernel_size: int = 7,
+                 device=None, dtype=None):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         hidden = int(round(in_chs * expand_ratio))
         self.has_skip = stride == 1 and in_chs == out_chs
-        self.conv_pw = ConvBnReLU6(in_chs, hidden, 1) if expand_ratio != 1 else nn.Identity()
-        self.conv_dw = ConvBnReLU6(hidden, hidden, 3, stride, groups=hidden)
-        self.conv_pwl = nn.Conv2d(hidden, out_chs, 1, bias=False)
-        self.bn_pwl = nn.BatchNorm2d(out_chs)
-        self.attn = TripletAttention(out_chs, kernel_size=attn_kernel_size)
+        self.conv_pw = ConvBnReLU6(in_chs, hidden, 1, **dd) if expand_ratio != 1 else nn.Identity()
+        self.conv_dw = ConvBnReLU6(hidden, hidden, 3, stride, groups=hidden, **dd)
+        self.conv_pwl = nn.Conv2d(hidden, out_chs, 1, bias=False, **dd)
+        self.bn_pwl = nn.BatchNorm2d(out_chs, **dd)
+        self.attn = TripletAttention(out_chs, kernel_size=attn_kernel_size, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.bn_pwl(self.conv_pwl(self.conv_dw(self.conv_pw(x)))))
@@ -93,30 +97,33 @@ class TripletMobileNetV2(nn.Module):
             num_features: int = 1280,
             drop_rate: float = 0.25,
             global_pool: str = 'avg',
+            device=None,
+            dtype=None,
     ):
         super().__init__()
+        dd = dict(device=device, dtype=dtype)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
-        self.conv_stem = ConvBnReLU6(in_chans, stem_chs, 3, 2)
+        self.conv_stem = ConvBnReLU6(in_chans, stem_chs, 3, 2, **dd)
         stages, self.feature_info = [], []
         chs, stride = stem_chs, 2
         for rows in _MBV2_STAGES:
             blocks = []
             for t, c, n, s in rows:
                 for i in range(n):
-                    blocks.append(InvertedResidualTriplet(chs, c, s if i == 0 else 1, t, attn_kernel_size))
+                    blocks.append(InvertedResidualTriplet(chs, c, s if i == 0 else 1, t, attn_kernel_size, **dd))
                     chs = c
                 stride *= s
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=chs, reduction=stride, module=f'stages.{len(stages) - 1}'))
         self.stages = nn.Sequential(*stages)
-        self.conv_head = ConvBnReLU6(chs, num_features, 1)
+        self.conv_head = ConvBnReLU6(chs, num_features, 1, **dd)
         self.num_features = self.head_hidden_size = num_features
         self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.head_drop = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = nn.Linear(num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self._init_weights()
 
     def _init_weights(self):
@@ -143,10 +150,13 @@ class TripletMobileNetV2(nn.Module):
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            self.global_pool.train(self.training)
+        self.classifier = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.classifier.train(self.training)
 
     def forward_intermediates(
             self,
@@ -158,7 +168,7 @@ class TripletMobileNetV2(nn.Module):
             intermediates_only: bool = False,
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         intermediates = []
         x = self.conv_stem(x)
@@ -178,12 +188,12 @@ class TripletMobileNetV2(nn.Module):
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         self.stages = self.stages[:max_index + 1]
         if prune_head:
-            self.conv_head = nn.Identity()
+            self.conv_head = nn.Identity().train(self.training)
             self.reset_classifier(0, '')
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         x = self.conv_stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.stages, x, flatten=True)
