@@ -1,8 +1,10 @@
 """Reusable attention blocks, one concept per file (as timm.layers)."""
-from .cbam import CBAM, ChannelGate, SpatialGate, ZPool
-from .triplet import TripletAttention, AttentionGate
+from .gates import AttentionGate, ZPool, zpool
+from .cbam import CBAM, ChannelGate, SpatialGate
+from .triplet import TripletAttention
 from .halo import PaddedHaloAttn
-from .lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel
+from .lkca import LargeKernelConvAttention, lkca_aggregate, lkca_attention_matrix, lkca_fit_kernel
+from .pyramid import SimpleFeaturePyramid, simple_pyramid_level
 from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from .bra import BiLevelRoutingAttention, bra_gather_reference
