@@ -133,3 +133,20 @@ def test_create_attn_takes_the_class_not_a_name():
 def test_families_without_an_attention_argument_refuse_it(name, kwargs):
     with pytest.raises(TypeError):
         timm.create_model(name, **kwargs)
+
+
+def test_cbam_and_triplet_share_one_gate_and_zpool():
+    """One Z-pool and one conv-BN-sigmoid gate serve both modules; parameter names stay the official layouts'."""
+    from zoo.layers import AttentionGate, ZPool, zpool
+    cbam, trip = CBAM(32), TripletAttention(32)
+    assert isinstance(cbam.spatial, AttentionGate)
+    assert all(type(g) is AttentionGate for g in (trip.cw, trip.hc, trip.hw))
+    assert sorted(k for k in cbam.state_dict() if k.startswith('spatial.')) == [
+        'spatial.bn.bias', 'spatial.bn.num_batches_tracked', 'spatial.bn.running_mean', 'spatial.bn.running_var',
+        'spatial.bn.weight', 'spatial.conv.weight']
+    assert {k.split('.', 1)[1] for k in trip.state_dict()} == {
+        'bn.bias', 'bn.num_batches_tracked', 'bn.running_mean', 'bn.running_var', 'bn.weight', 'conv.weight'}
+    assert (cbam.spatial.bn.weight == 0).all() and (trip.hw.bn.weight == 1).all()  # the two official inits
+    x = torch.randn(2, 5, 6, 7)
+    torch.testing.assert_close(ZPool(2)(x), torch.stack([x.amax(2), x.mean(2)], 1))
+    torch.testing.assert_close(zpool(x, 1), torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1))
