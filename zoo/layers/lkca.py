@@ -34,7 +34,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_function
 
-__all__ = ['LargeKernelConvAttention', 'lkca_fit_kernel', 'lkca_attention_matrix', 'lkca_use_matrix', 'lkca_aggregate']
+__all__ = [
+    'LargeKernelConvAttention', 'lkca_fit_kernel', 'lkca_attention_matrix', 'lkca_use_matrix', 'lkca_aggregate',
+    'lkca_aggregate_conv', 'lkca_aggregate_matrix',
+]
 
 _VIEWS = ('auto', 'conv', 'matrix')
 
