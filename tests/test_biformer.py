@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
-from zoo.layers.bra import BiLevelRoutingAttention, bra_gather_reference
+from zoo.layers._bra_reference import bra_gather_reference
+from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.models._helpers import CheckpointError
 
 from official import load_golden, official_state_dict
@@ -192,7 +193,7 @@ def test_features_any_size_and_mask_option():
 def test_too_small_input_names_minimum():
     model = timm.create_model('zoo_biformer_tiny', num_classes=3).eval()
     with torch.no_grad():
-        with pytest.raises(ValueError, match=r'at least 32x32 px.*16x16'):
+        with pytest.raises(ValueError, match=r'at least 32x32 pixels.*16x16'):
             model(torch.randn(1, 3, 16, 16))
         with pytest.raises(ValueError, match=r'at least 32x32'):
             model.forward_intermediates(torch.randn(1, 3, 40, 20))
@@ -214,3 +215,55 @@ def test_region_grid_topk_and_drop_path_args():
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 96, 80)).shape == (1, 1000)
+
+
+class _DtypeLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records, while ``active``, every op that turns a bfloat16 input into a float32 output (a fp32 round trip)
+    and the dtypes of the fused attention's q/k/v."""
+
+    def __init__(self):
+        super().__init__()
+        self.active, self.upcasts, self.sdpa = False, [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.active:
+            ins = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+            # the op's result (fused attention also returns its float32 log-sum-exp statistics: not a result)
+            res = out[0] if isinstance(out, (tuple, list)) else out
+            if any(a.dtype == torch.bfloat16 for a in ins) and isinstance(res, torch.Tensor) \
+                    and res.dtype == torch.float32:
+                self.upcasts.append(str(func))
+            if 'scaled_dot_product' in str(func):
+                self.sdpa.append(tuple(a.dtype for a in ins[:3]))
+        return out
+
+
+@pytest.mark.parametrize('mask_padding', [False, True])
+def test_bf16_autocast_close_finite_and_no_fp32_round_trip(mask_padding):
+    """Under CPU bf16 autocast: logits within bf16 tolerance of fp32, finite forward and backward, and inside BRA
+    and the dense attention every op stays in bf16 (no op takes a bf16 tensor and returns fp32)."""
+    from zoo.layers.lepe import AttentionLePE
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_biformer_tiny', num_classes=10, mask_padding=mask_padding).eval()
+    x = torch.randn(2, 3, 96, 136, generator=torch.Generator().manual_seed(0))  # padded in stages 1-3
+    with torch.no_grad():
+        ref = model(x)
+    log = _DtypeLog()
+    for m in model.modules():
+        if isinstance(m, (BiLevelRoutingAttention, AttentionLePE)):
+            m.register_forward_pre_hook(lambda *_: setattr(log, 'active', True))
+            m.register_forward_hook(lambda *_: setattr(log, 'active', False))
+    with log, torch.autocast('cpu', dtype=torch.bfloat16), torch.no_grad():
+        out = model(x)
+    assert torch.isfinite(out).all()
+    assert log.upcasts == [], log.upcasts
+    assert len(log.sdpa) == 14 and all(d == (torch.bfloat16,) * 3 for d in log.sdpa)
+    rel = (out.float() - ref).abs().max() / ref.abs().max()
+    assert rel < 0.05, rel
+    model.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = model(x).float().logsumexp(-1).mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

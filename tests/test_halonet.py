@@ -284,3 +284,61 @@ def test_torchscript_odd_size():
     x = _randn(1, 3, 37, 45)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bfloat16 autocast
+
+
+class _DtypeLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records, while ``active``, every op that turns a bfloat16 input into a float32 output (a fp32 round trip)
+    and the dtypes of the fused attention's q/k/v."""
+
+    def __init__(self):
+        super().__init__()
+        self.active, self.upcasts, self.sdpa = False, [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.active:
+            ins = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+            # the op's result (fused attention also returns its float32 log-sum-exp statistics: not a result)
+            res = out[0] if isinstance(out, (tuple, list)) else out
+            if any(a.dtype == torch.bfloat16 for a in ins) and isinstance(res, torch.Tensor) \
+                    and res.dtype == torch.float32:
+                self.upcasts.append(str(func))
+            if 'scaled_dot_product' in str(func):
+                self.sdpa.append(tuple(a.dtype for a in ins[:3]))
+        return out
+
+
+def _log_attention(model, log, cls):
+    for m in model.modules():
+        if isinstance(m, cls):
+            m.register_forward_pre_hook(lambda *_: setattr(log, 'active', True))
+            m.register_forward_hook(lambda *_: setattr(log, 'active', False))
+
+
+def test_bf16_autocast_close_finite_and_no_fp32_round_trip():
+    """Under CPU bf16 autocast: logits within bf16 tolerance of fp32, finite forward and backward, and inside the
+    halo attention every op stays in bf16 (no op takes a bf16 tensor and returns fp32; fused SDPA runs in bf16)."""
+    model = _eval_model('zoo_halonet_h0', num_classes=10)
+    x = _randn(2, 3, 72, 88)  # padded in every stage
+    with torch.no_grad():
+        ref = model(x)
+    log = _DtypeLog()
+    _log_attention(model, log, PaddedHaloAttn)
+    with log, torch.autocast('cpu', dtype=torch.bfloat16):
+        with torch.no_grad():
+            out = model(x)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert log.upcasts == [], log.upcasts
+    assert len(log.sdpa) == 16 and all(d == (torch.bfloat16,) * 3 for d in log.sdpa)
+    rel = (out.float() - ref).abs().max() / ref.abs().max()
+    assert rel < 0.05, rel  # bf16 keeps 8 bits of mantissa; 16 attention blocks deep
+    model.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = model(x).float().logsumexp(-1).mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

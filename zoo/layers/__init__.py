@@ -2,12 +2,13 @@
 from .gates import AttentionGate, ZPool, zpool
 from .cbam import CBAM, ChannelGate, SpatialGate
 from .triplet import TripletAttention
-from .halo import PaddedHaloAttn
+from .halo import PaddedHaloAttn, halo_attention
 from .lkca import LargeKernelConvAttention, lkca_aggregate, lkca_attention_matrix, lkca_fit_kernel
 from .pyramid import SimpleFeaturePyramid, simple_pyramid_level
 from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
-from .bra import BiLevelRoutingAttention, bra_gather_reference
+from .bra import BiLevelRoutingAttention
+from .lepe import AttentionLePE
 from .na2d import na2d_av, na2d_av_cf, na2d_rpb, na2d_window
 from .contmix import ContMix
 from .conv_mlp import ChannelAffine, ConvGrnMlp, ResDWConv

@@ -22,12 +22,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
+from timm.layers.helpers import get_device_dtype
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.bra import BiLevelRoutingAttention
-from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.layers.lepe import AttentionLePE
+from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['BiFormer']
 
@@ -66,35 +68,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x))
-
-
-class AttentionLePE(nn.Module):
-    """Dense multi-head attention with LePE, as the official stage-4 attention (``topk=-2``).
-
-    LePE is a depthwise conv on the attention *input* (not on v), added before the output projection;
-    qkv has no bias and the scale is ``head_dim ** -0.5``. NHWC in and out.
-    """
-
-    def __init__(self, dim: int, num_heads: int = 8, lepe_kernel: int = 5, device=None, dtype=None):
-        super().__init__()
-        dd = {'device': device, 'dtype': dtype}
-        if dim % num_heads:
-            raise ValueError(f'dim ({dim}) must be divisible by num_heads ({num_heads})')
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=False, **dd)
-        self.lepe = nn.Conv2d(dim, dim, lepe_kernel, padding=lepe_kernel // 2, groups=dim, **dd)
-        self.proj = nn.Linear(dim, dim, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        N, H, W, C = x.shape
-        L = H * W
-        # (N, L, 3, heads, head_dim) -> (3, N, heads, L, head_dim)
-        q, k, v = self.qkv(x).reshape(N, L, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        out = out.transpose(1, 2).reshape(N, H, W, C)
-        out = out + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return self.proj(out)
 
 
 class BiFormerBlock(nn.Module):
@@ -228,7 +201,7 @@ class BiFormer(nn.Module):
         self.drop_rate = drop_rate
 
         self.stem = Stem(in_chans, embed_dims[0], **dd)
-        dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths), device='cpu').split(list(depths))]
         self.feature_info = []
         stages = []
         prev_chs = embed_dims[0]
@@ -279,15 +252,12 @@ class BiFormer(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
+        # the new classifier takes the model's device/dtype (the head may hold no parameter to infer them from)
+        self.head.reset(num_classes, global_pool, **get_device_dtype(self))
 
     def _check_input(self, x: torch.Tensor) -> None:
-        check_in_chans(x, self.in_chans)
-        H, W = x.shape[-2], x.shape[-1]
-        if H < self.min_input_size or W < self.min_input_size:
-            raise ValueError(
-                'BiFormer needs inputs of at least ' + str(self.min_input_size) + 'x' + str(self.min_input_size)
-                + ' px (its total stride), got ' + str(H) + 'x' + str(W))
+        # an FX leaf: traced graphs keep the check; a map smaller than the total stride cannot be served
+        check_input(x, self.in_chans, self.min_input_size, 'BiFormer')
 
     def forward_intermediates(
             self,

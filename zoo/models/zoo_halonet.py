@@ -63,7 +63,7 @@ from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
-from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['HaloBlock', 'HaloNet']
 
@@ -99,7 +99,9 @@ class HaloNet(ByobNet):
     """ByobNet built from :class:`HaloBlock` stages (see ``_halonet_cfg``).
 
     The standard surface (``group_matcher``, ``set_grad_checkpointing``, ``get_classifier``, ``reset_classifier``,
-    ``prune_intermediate_layers``, ``forward_head``, ``forward``) is ByobNet's; this class adds the input check.
+    ``prune_intermediate_layers``, ``forward_head``) is ByobNet's; this class adds the input check (an FX leaf) and
+    defines ``forward`` here so that torch.fx wraps that check (FX patches leaf functions in the traced
+    ``forward``'s module globals).
     """
 
     def forward_intermediates(
@@ -113,19 +115,24 @@ class HaloNet(ByobNet):
             exclude_final_conv: bool = False,
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Features of the stem (stride 2), stages 1-3 and stage 4 + final conv (stride 32); see ByobNet."""
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         return super().forward_intermediates(
             x, indices=indices, norm=norm, stop_early=stop_early, output_fmt=output_fmt,
             intermediates_only=intermediates_only, exclude_final_conv=exclude_final_conv)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_in_chans(x, self.in_chans)
+        check_input(x, self.in_chans)
         x = self.stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.stages, x)
         else:
             x = self.stages(x)
         return self.final_conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        x = self.forward_head(x)
+        return x
 
 
 def checkpoint_filter_fn(state_dict, model: HaloNet):
