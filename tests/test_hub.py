@@ -306,3 +306,18 @@ def test_model_card_defaults():
     assert card['details']['Metrics (mine)'] == {'top1': '50.0'} and card['details']['Dataset'] == 'mine'
     assert 'arXiv:1807.06521' in card['citation']
     assert card['usage'].lstrip('`python\n').startswith('import zoo')
+
+
+def test_model_card_prose_comes_from_the_template_file():
+    from string import Template
+
+    from zoo.hub import card as card_mod
+    text = (ROOT / 'zoo' / 'hub' / 'model_card.md').read_text()
+    assert '<!-- section: usage -->' in text and '<!-- section: description -->' in text
+    usage = text.split('<!-- section: usage -->\n', 1)[1]
+    m = timm.create_model(ARCH, num_classes=3)
+    card = hub.model_card(m, repo_id=f'{ORG}/{ARCH}.mine')
+    assert card['usage'] == Template(usage).substitute(arch=ARCH, full=f'{ARCH}.mine', repo_id=f'{ORG}/{ARCH}.mine',
+                                                       paper_suffix='')
+    assert card_mod.card_template()['usage'] == usage
+    assert card['description'].startswith(f'`{ARCH}` image classification model from the `zoo`')
