@@ -136,6 +136,14 @@ def test_train_user_errors_are_one_line(tmp_path, capsys):
     line = _user_error(capsys, cli_train.main, base + ['--data-dir', str(data), '--initial-checkpoint',
                                                        str(tmp_path / 'notes.txt')])
     assert 'not a readable checkpoint' in line
+    line = _user_error(capsys, cli_train.main, base + ['--data-dir', str(tmp_path / 'typo')])  # default dataset
+    assert 'data folder' in line and 'typo' in line and '--dataset shapes' in line
+    assert 'zoo_resattnet92_cifar' in _user_error(capsys, cli_train.main, base + [
+        '--data-dir', str(data), '--model', 'zoo_resattnet92_cifar', '--pretrained'])  # a model without weights
+    assert 'no_such_kwarg' in _user_error(capsys, cli_train.main, base + [
+        '--data-dir', str(data), '--model-kwargs', 'no_such_kwarg=1'])
+    assert 'gone.pth' in _user_error(capsys, cli_train.main, base + [
+        '--data-dir', str(data), '--resume', str(out / 'elsewhere' / 'gone.pth')])
     # nothing was written: the existing run is untouched and no new run folder appeared
     assert sorted(p.name for p in out.iterdir()) == ['exp']
     assert [p.name for p in (out / 'exp').iterdir()] == ['last.pth']
@@ -182,10 +190,16 @@ def test_data_dir_image_folder_trains_without_dataset_flag(tmp_path, layout):
     if layout == 'splits':
         assert res['final_eval']['n_images'] == 6 and ck['config']['val_split'] == 'val'
         r = cli_eval.main(['--checkpoint', str(out / 'r' / 'last.pth'), '-j', '0', '--results-file',
-                           str(tmp_path / 'e.json')])
+                           str(tmp_path / 'e.json'), '--torchcompile', 'eager'])
         assert r == 0 and json.loads((tmp_path / 'e.json').read_text())['n_images'] == 6
     else:
         assert res['final_eval'] == {} and ck['config']['train_split'] == ''
+    # a plain state dict (no run config): the --data-dir image folder is still evaluated as one
+    torch.save(ck['state_dict'], tmp_path / 'plain.pth')
+    r = cli_eval.main(['--model', 'resnet10t', '--checkpoint', str(tmp_path / 'plain.pth'), '--data-dir', str(data),
+                       '--img-size', '16', '-j', '0', '--results-file', str(tmp_path / 'p.json')])
+    ev = json.loads((tmp_path / 'p.json').read_text())
+    assert r == 0 and ev['dataset'] == 'folder' and ev['n_images'] == 6 and ev['num_classes'] == 2
 
 
 def test_mixup_on_odd_batches():

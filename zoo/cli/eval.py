@@ -26,7 +26,7 @@ __all__ = ['main', 'build_parser', 'EVAL_FIELDS']
 EVAL_FIELDS = (
     'model', 'pretrained', 'num_classes', 'model_kwargs', 'dataset', 'data_dir', 'class_names', 'shapes_val',
     'shapes_size', 'shapes_seed', 'corrupt', 'workers', 'img_size', 'input_size', 'crop_pct', 'crop_mode',
-    'interpolation', 'mean', 'std', 'batch_size', 'amp', 'amp_dtype', 'channels_last', 'device')
+    'interpolation', 'mean', 'std', 'batch_size', 'amp', 'amp_dtype', 'channels_last', 'torchcompile', 'device')
 _DEFAULTS = dict(model=None, dataset=None, data_dir='', batch_size=128, workers=2, shapes_val=None, shapes_size=None,
                  shapes_seed=None, interpolation=None)
 _HELPS = dict(
@@ -107,7 +107,7 @@ def _main(argv: List[str]) -> int:
                    amp=bool(given.get('amp')), amp_dtype=given.get('amp_dtype') or '',
                    channels_last=bool(given.get('channels_last')), device=given.get('device') or '',
                    corrupt=given.get('corrupt') or 'skip', num_classes=g('num_classes'),
-                   model_kwargs=given.get('model_kwargs') or {},
+                   model_kwargs=given.get('model_kwargs') or {}, torchcompile=given.get('torchcompile'),
                    progress=args.progress and not args.quiet and sys.stderr.isatty())
     print(f'{res["model"]}: top1 {res["top1"]:.2f}  top5 {res["top5"]:.2f}  loss {res["loss"]:.4f}  '
           f'{res["n_images"]} images  {res["images_per_s"]:.1f} img/s  (input {res["img_size"]}, crop_pct '

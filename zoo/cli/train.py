@@ -21,6 +21,7 @@ loss became NaN/inf (the last good checkpoint is kept); 1 anything else.
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from . import ArgumentParser, run
@@ -61,6 +62,22 @@ def _config_file(path: Optional[str]) -> Optional[str]:
     return config_path(path)
 
 
+def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
+    """A --data-dir that does not exist is a mistake (a typo in the path of one's images), unless the shapes
+    dataset was asked for by name: then it is where the generated set goes."""
+    if cfg['dataset'] != 'shapes' or not cfg['data_dir'] or Path(cfg['data_dir']).expanduser().exists():
+        return
+    import yaml
+    from zoo.data.datasets import DatasetError
+    from zoo.train.config import given_fields
+    named = 'dataset' in given_fields(args)
+    if config_file and not named:
+        named = 'dataset' in (yaml.safe_load(Path(config_file).read_text()) or {})
+    if not named:
+        raise DatasetError(f'data folder {cfg["data_dir"]} does not exist (to generate the shapes dataset there, '
+                           f'add --dataset shapes)')
+
+
 def _main(argv: List[str]) -> int:
     if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
         from zoo.mm.runner import main_train  # detection / segmentation (mmengine); imported only here
@@ -70,7 +87,9 @@ def _main(argv: List[str]) -> int:
         os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import load_config, train
-    cfg = load_config(_config_file(args.config), getattr(args, '_overrides', None) or [])
+    config_file = _config_file(args.config)
+    cfg = load_config(config_file, getattr(args, '_overrides', None) or [])
+    _check_data_dir(cfg, args, config_file)
     if args.quiet:
         cfg['progress'] = 'log'
     results = train(cfg)

@@ -131,7 +131,6 @@ def _pair(size) -> tuple:
 def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[str, Any], Any]:
     """``(model, model_kwargs, img_size)``: the model for ``num_classes`` classes (on the CPU), the keyword arguments
     that rebuild its architecture (recorded in checkpoints) and the asked input size (None: the pretrained cfg's)."""
-    import timm
     from zoo.errors import check_model_name
     check_model_name(cfg['model'])
     kwargs = dict(cfg['model_kwargs'] or {})
@@ -146,12 +145,12 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[
         if not path.is_file():
             raise FileNotFoundError(f'pretrained_path {path} does not exist')
         kwargs['pretrained_cfg_overlay'] = dict(file=str(path))
-    model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
+    model = _create(cfg['model'], pretrained, num_classes, kwargs)
     if (img_size and 'img_size' not in kwargs and model.pretrained_cfg.get('fixed_input_size')
             and tuple(model.pretrained_cfg['input_size'][-2:]) != _pair(img_size)):
         # a model built for one input size (e.g. absolute position embeddings): build it for the new size
         kwargs['img_size'] = _pair(img_size)
-        model = timm.create_model(cfg['model'], pretrained=pretrained, num_classes=num_classes, **kwargs)
+        model = _create(cfg['model'], pretrained, num_classes, kwargs)
     if cfg['initial_checkpoint']:
         load_initial_checkpoint(model, cfg['initial_checkpoint'], use_ema=cfg['initial_checkpoint_ema'])
     if cfg['grad_checkpointing']:
@@ -159,6 +158,22 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[
     model_kwargs = {k: v for k, v in kwargs.items()
                     if k not in ('drop_rate', 'drop_path_rate', 'pretrained_cfg_overlay')}
     return model, model_kwargs, img_size
+
+
+def _create(name: str, pretrained: bool, num_classes: int, kwargs: Dict[str, Any]) -> nn.Module:
+    """timm.create_model, with the mistakes a user makes there (a keyword the model does not take, pretrained
+    weights that do not exist) as one-line ConfigErrors."""
+    import timm
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except TypeError as e:
+        if 'unexpected keyword' not in str(e) and 'got an unexpected' not in str(e):
+            raise
+        raise ConfigError(f'model {name!r} does not take {e} (check model_kwargs)') from e
+    except RuntimeError as e:
+        if not (pretrained and 'pretrained' in str(e).lower()):
+            raise
+        raise ConfigError(f'model {name!r}: {e} (drop --pretrained, or give --pretrained-path)') from e
 
 
 class InitialCheckpointError(CheckpointError, RuntimeError):

@@ -71,6 +71,8 @@ class Trainer:
         if cfg['num_classes'] is not None and cfg['num_classes'] != self.num_classes:
             raise ConfigError(f'num_classes={cfg["num_classes"]} but the training data has {self.num_classes} '
                               f'classes {self.class_names}')
+        if cfg['resume'] not in ('', 'auto') and not Path(cfg['resume']).expanduser().is_file():
+            raise FileNotFoundError(f'resume: checkpoint {cfg["resume"]} does not exist')
         model, self.model_kwargs, img_size = build_model(cfg, self.num_classes)
         self.arch = cfg['model']
         self._open_run_folder()

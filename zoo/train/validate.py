@@ -82,8 +82,10 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
              interpolation: Optional[str] = None, mean=None, std=None, use_test_size: bool = False,
              batch_size: int = 128, workers: int = 2, amp: bool = False, amp_dtype: str = '',
              channels_last: bool = False, device: str = '', corrupt: str = 'skip', num_classes: Optional[int] = None,
-             model_kwargs=None, progress: bool = False, model=None) -> Dict[str, Any]:
-    """Evaluate; see the module docstring. ``model`` may be given directly instead of a name / checkpoint."""
+             model_kwargs=None, progress: bool = False, model=None, torchcompile: Optional[str] = None
+             ) -> Dict[str, Any]:
+    """Evaluate; see the module docstring. ``model`` may be given directly instead of a name / checkpoint;
+    ``torchcompile``: a ``torch.compile`` backend (e.g. ``'inductor'``) for the forward passes."""
     from zoo.data.datasets import DatasetError, build_dataset, image_folder_splits, is_shapes_folder
     from zoo.data.shapes import make_classification
     from zoo.data.transforms import create_eval_transform, resolve_data_cfg
@@ -154,7 +156,8 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
     tracker = CorruptTracker()
     amp_dt = resolve_amp_dtype(amp, amp_dtype, dev)
     t0 = time.time()
-    metrics = evaluate(model, loader, dev, n_cls, amp_dtype=amp_dt, channels_last=channels_last,
+    run_model = torch.compile(model, backend=torchcompile) if torchcompile else model
+    metrics = evaluate(run_model, loader, dev, n_cls, amp_dtype=amp_dt, channels_last=channels_last,
                        on_corrupt=tracker, class_names=ds.classes, progress=progress)
     result = dict(
         model=model_name or getattr(model, 'default_cfg', {}).get('architecture'), checkpoint=checkpoint,
