@@ -55,8 +55,8 @@ def _main(argv: List[str]) -> int:
     args = ap.parse_args(argv)
     if args.all == bool(args.names):
         ap.error('give NAME.TAG ... or --all')
-    if args.push and args.no_convert:
-        ap.error('--push needs the conversion (drop --no-convert)')
+    if (args.push or args.verify) and args.no_convert:
+        ap.error(f'--{"push" if args.push else "verify"} needs the conversion (drop --no-convert)')
     set_download_progress(not args.quiet)
     if args.push:
         hub.require_online()
