@@ -1,0 +1,85 @@
+"""segmentation_models_pytorch: zoo backbones as smp encoders (Unet, FPN, DeepLabV3+), any input size through
+zoo.smp.PadToStride, one training step."""
+import pytest
+import torch
+
+import zoo  # noqa: F401
+
+smp = pytest.importorskip('segmentation_models_pytorch')
+from zoo.smp import PadToStride, create_model  # noqa: E402
+
+# one small backbone per family whose feature strides smp's universal encoder accepts (2..32 or 4..32)
+FAST = ['zoo_resnet18_cbam', 'zoo_biformer_tiny']
+SLOW = ['zoo_mobilenetv2_triplet', 'zoo_halonet_h0', 'zoo_coat_lite_tiny', 'zoo_lkca_vit_05m', 'zoo_overlock_xt',
+        'zoo_resattnet56']
+ARCHS = ['Unet', 'FPN', 'DeepLabV3Plus']
+
+
+def _params(names):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
+
+
+def _train_step(net, x, classes):
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    target = torch.randint(0, classes, (x.shape[0], x.shape[2], x.shape[3]))
+    out = net(x)
+    loss = torch.nn.functional.cross_entropy(out, target)
+    opt.zero_grad()
+    loss.backward()
+    grads = [p.grad for p in net.model.encoder.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), 'no gradient reached the zoo encoder'
+    opt.step()
+    return out
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+@pytest.mark.parametrize('name', _params(FAST + SLOW))
+def test_smp_any_size_and_train_step(name, arch):
+    net = create_model(arch, name, classes=3)
+    assert isinstance(net, PadToStride)
+    x = torch.randn(2, 3, 70, 50)  # not divisible by the stride: padded, then cropped back
+    out = _train_step(net, x, 3)
+    assert out.shape == (2, 3, 70, 50) and torch.isfinite(out).all()
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+
+
+def test_plain_smp_universal_encoder():
+    """The documented plain route: ``smp.FPN('tu-zoo_...', encoder_weights=None)`` after ``import zoo``."""
+    net = smp.FPN('tu-zoo_biformer_tiny', encoder_weights=None, classes=2).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+        with pytest.raises(RuntimeError, match='divisible'):
+            net(torch.randn(1, 3, 70, 50))  # smp itself refuses: what PadToStride is for
+        assert PadToStride(net)(torch.randn(1, 3, 70, 50)).shape == (1, 2, 70, 50)
+        # smp >= 0.5's Unet resizes in its decoder and takes any size on its own
+        unet = smp.Unet('tu-zoo_biformer_tiny', encoder_weights=None, classes=2).eval()
+        assert unet(torch.randn(1, 3, 70, 50)).shape == (1, 2, 70, 50)
+
+
+def test_pad_to_stride_crops_exactly():
+    """Where no padding is needed the wrapper is the identity; otherwise the crop keeps the top-left region."""
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            assert x.shape[-2] % 32 == 0 and x.shape[-1] % 32 == 0
+            return x[:, :1] * 2
+    w = PadToStride(Probe(), stride=32)
+    x = torch.randn(1, 3, 45, 64)
+    torch.testing.assert_close(w(x), x[:, :1] * 2)
+    r = PadToStride(Probe(), stride=32, mode='reflect')
+    torch.testing.assert_close(r(x), x[:, :1] * 2)
+
+
+def test_deeplab_uses_native_stride_16():
+    net = create_model('DeepLabV3Plus', 'zoo_biformer_tiny', classes=2)
+    assert net.stride == 16 and net.model.encoder.output_stride == 16
+
+
+def test_errors():
+    from zoo.errors import UserError
+    with pytest.raises(UserError, match='unknown model'):
+        create_model('Unet', 'zoo_biformer_tinyy')
+    with pytest.raises(UserError, match='encoder_weights'):
+        create_model('Unet', 'zoo_biformer_tiny', encoder_weights='imagenet')
