@@ -246,3 +246,14 @@ def test_odd_batches_with_mixup_train(tmp_path, capsys):
     res = train(cfg)
     assert res['status'] == 'ok' and res['n_corrupt'] == 1 and res['history'][0]['train_loss'] > 0
     assert torch.load(out / 'corrupt' / 'last.pth', weights_only=True)['num_updates'] == 4
+
+
+def test_pretrained_path_loads_like_pretrained(tmp_path):
+    """timm's --pretrained-path: the file is the model's pretrained weights (head adapted to the class count)."""
+    import timm
+    from zoo.train.build import build_model
+    src = timm.create_model('resnet10t')
+    torch.save({'state_dict': src.state_dict()}, tmp_path / 'w.pth')
+    model, kwargs, _ = build_model(_cfg(['-m', 'resnet10t', '--pretrained-path', str(tmp_path / 'w.pth')]), 2)
+    assert kwargs == {} and model.fc.weight.shape == (2, 512)
+    assert torch.equal(model.state_dict()['conv1.0.weight'], src.state_dict()['conv1.0.weight'])

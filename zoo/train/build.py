@@ -71,8 +71,9 @@ def resolve_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
         if not (cfg['train_split'] and (root / cfg['train_split']).is_dir()):
             splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
             if splits is None:
+                split = cfg['train_split'] or 'train'
                 raise DatasetError(f'{root} has no {cfg["train_split"] or "class"} folder (expected '
-                                   f'{root}/{cfg["train_split"] or "train"}/<class>/<images> or {root}/<class>/<images>)')
+                                   f'{root}/{split}/<class>/<images> or {root}/<class>/<images>)')
             if splits != (cfg['train_split'], cfg['val_split']):
                 cfg.update(train_split=splits[0], val_split=splits[1])
                 note = f'data_dir {root}: training on {root / splits[0]}'

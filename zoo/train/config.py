@@ -3,6 +3,13 @@
 Precedence: built-in defaults < ``--config file.yaml`` < command-line flags (``--lr 0.01``, every field has a flag,
 ``_`` written as ``-``) and ``--set key=value`` (value parsed as YAML, e.g. ``--set scale=[0.5,1.0]``), applied in
 the order given. Unknown keys are an error that suggests the nearest field.
+
+The fields come in sections (``SECTIONS``: model, data, augmentation, optimiser, schedule, loop, output), which
+group ``--help``. timm's ``train.py`` / ``validate.py`` spellings of the same settings are aliases of the flags
+(``FLAG_ALIASES``: ``-b``, ``-j``, ``--drop``, ``--drop-path``, ``-vb`` / ``--validation-batch-size``, ``--pin-mem``,
+``--dr``, ``--train-batches-per-epoch``; ``--torchcompile`` alone means the inductor backend); the other shared
+names (``--img-size``, ``--input-size``, ``--model-ema``, ``--sched``, ``--warmup-epochs``, ``--aa``, ``--reprob``,
+``--pretrained-path``, ...) are the field names themselves. ``check_values`` checks types, choices and ranges.
 """
 import argparse
 import difflib
@@ -14,7 +21,8 @@ import yaml
 from ..errors import UserError
 
 __all__ = ['FIELDS', 'SECTIONS', 'FIELD_SECTION', 'FLAG_ALIASES', 'default_config', 'load_config',
-           'apply_overrides', 'validate_config', 'check_values', 'add_config_args', 'config_from_args', 'given_fields', 'ConfigError']
+           'apply_overrides', 'validate_config', 'check_values', 'add_config_args', 'config_from_args', 'given_fields',
+           'ConfigError']
 
 
 class ConfigError(UserError, ValueError):

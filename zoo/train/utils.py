@@ -15,7 +15,8 @@ import torch.distributed as dist
 
 __all__ = ['DistInfo', 'init_distributed', 'is_primary', 'barrier', 'broadcast_object', 'all_gather_object',
            'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text',
-           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'resolve_amp_dtype', 'setup_logging', 'unwrap_model', 'derive_seed']
+           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'resolve_amp_dtype', 'setup_logging',
+           'unwrap_model', 'derive_seed']
 
 _logger = logging.getLogger('zoo.train')
 
