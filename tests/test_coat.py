@@ -209,7 +209,7 @@ def test_any_input_size_and_minimum(name):
                 hh, ww = hh // 2, ww // 2
             assert [tuple(f.shape[-2:]) for f in feats] == sizes
         for h, w in ((31, 64), (64, 16)):
-            with pytest.raises(ValueError, match=r'at least 32x32 px'):
+            with pytest.raises(ValueError, match=r'at least 32x32 pixels'):
                 model(_x(h, w))
 
 
@@ -274,18 +274,32 @@ def test_forward_intermediates_stop_early_and_norm():
     torch.testing.assert_close(normed[0], expect, rtol=1e-5, atol=1e-5)
 
 
-def test_forward_features_summary_and_pools():
+def test_forward_features_tokens_and_pools():
+    """forward_features gives timm's CoaT format: normed token sequences with the class token first (a list of
+    scales 2-4 for CoaT, one tensor for Lite); the head pools class tokens ('token') or image-token means ('avg')
+    and, for CoaT, mixes the scales with the Conv1d."""
     model = timm.create_model('zoo_coat_tiny').eval()
     x = _x(64, batch=2)
     with torch.no_grad():
         feat = model.forward_features(x)
-        assert feat.shape == (2, 152, 3, 2)  # scales 2-4 x [class token, mean image token]
+        assert [tuple(f.shape) for f in feat] == [(2, 1 + 8 * 8, 152), (2, 1 + 4 * 4, 152), (2, 1 + 2 * 2, 152)]
+        final, maps = model.forward_intermediates(x)
+        for f, t, m in zip(feat, final, maps[1:]):  # the same scales as the stage maps, plus the class token
+            torch.testing.assert_close(f, t)
+            assert f.shape[1] - 1 == m.shape[-2] * m.shape[-1]
         token = model.forward_head(feat, pre_logits=True)
         model.reset_classifier(model.num_classes, global_pool='avg')
         avg = model.forward_head(feat, pre_logits=True)
     w, b = model.aggregate.weight[0, :, 0], model.aggregate.bias[0]
-    torch.testing.assert_close(token, (feat[..., 0] * w).sum(-1) + b)
-    torch.testing.assert_close(avg, (feat[..., 1] * w).sum(-1) + b)
+    torch.testing.assert_close(token, sum(f[:, 0] * wi for f, wi in zip(feat, w)) + b)
+    torch.testing.assert_close(avg, sum(f[:, 1:].mean(1) * wi for f, wi in zip(feat, w)) + b)
+    lite = timm.create_model('zoo_coat_lite_tiny', num_classes=0).eval()
+    with torch.no_grad():
+        feat = lite.forward_features(x)
+        assert feat.shape == (2, 1 + 2 * 2, 320)
+        torch.testing.assert_close(lite(x), feat[:, 0])
+    with pytest.raises(AssertionError, match='token or avg'):
+        timm.create_model('zoo_coat_lite_tiny', global_pool='')
 
 
 # ---------------------------------------------------------------------------------------------- blocks

@@ -10,41 +10,76 @@ The class token is never convolved: CPE leaves it unchanged and CRPE contributes
 
 In CoaT one CPE and one CRPE per stage are shared by every block of that stage (and by the parallel blocks at that
 scale). To share them without registering the same module under several names, the attention layer takes the
-shared CRPE as a call argument; a stand-alone layer can instead own one (``crpe_window=...``).
+shared CRPE's parameters as call arguments (``crpe_params=crpe.params()``: a list of depthwise kernels and a list
+of biases, which TorchScript and FX handle, unlike a module argument); a stand-alone layer can instead own one
+(``crpe_window=...``). :func:`conv_pos_enc` / :func:`conv_rel_pos_enc` are the same computations as functions.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import register_notrace_function
 
-__all__ = ['ConvPosEnc', 'ConvRelPosEnc', 'FactorAttnConvRelPosEnc', 'DEFAULT_CRPE_WINDOW']
+__all__ = ['ConvPosEnc', 'ConvRelPosEnc', 'FactorAttnConvRelPosEnc', 'DEFAULT_CRPE_WINDOW', 'conv_pos_enc',
+           'conv_rel_pos_enc']
 
 # kernel size -> number of heads using it, in head order (heads 0-1: 3x3, heads 2-4: 5x5, heads 5-7: 7x7)
 DEFAULT_CRPE_WINDOW = {3: 2, 5: 3, 7: 3}
 
 
-def _image_tokens_to_map(tokens: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+@register_notrace_function  # the token-count check is shape-dependent control flow: an FX leaf (FX autowraps only
+# functions whose name has no leading underscore)
+def image_tokens_to_map(tokens: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """(B, H * W, C) row-major tokens -> (B, C, H, W)."""
     B, N, C = tokens.shape
     H, W = size
     if N != H * W:
-        raise ValueError(f'expected {H}x{W}={H * W} image tokens, got {N}')
+        raise ValueError('expected ' + str(H) + 'x' + str(W) + '=' + str(H * W) + ' image tokens, got ' + str(N))
     return tokens.transpose(1, 2).reshape(B, C, H, W)
+
+
+def conv_pos_enc(x: torch.Tensor, size: Tuple[int, int], weight: torch.Tensor,
+                 bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """CPE as a function: image tokens += depthwise conv (``weight``: (C, 1, k, k), zero "same" padding)."""
+    cls_token, img = x[:, :1], x[:, 1:]
+    feat = image_tokens_to_map(img, size)
+    feat = F.conv2d(feat, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0]) + feat
+    return torch.cat((cls_token, feat.flatten(2).transpose(1, 2)), dim=1)
+
+
+def conv_rel_pos_enc(q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int], weights: List[torch.Tensor],
+                     biases: List[Optional[torch.Tensor]]) -> torch.Tensor:
+    """CRPE as a function: ``EV = q_img * DWConv(v_img)``, zero for the class token.
+
+    ``q``, ``v``: (B, heads, 1 + H * W, head_dim). ``weights[i]`` is the depthwise kernel ``(c_i, 1, k_i, k_i)`` of
+    the next ``c_i`` channels of ``v_img`` (channels ordered (head, head_dim)), zero "same" padding, ``biases[i]``.
+    """
+    B, h, N, d = q.shape
+    H, W = size
+    v_img = v[:, :, 1:].transpose(-1, -2).reshape(B, h * d, H, W)
+    convs: List[torch.Tensor] = []
+    start = 0
+    for w, b in zip(weights, biases):  # channel slices, not torch.split: FX cannot iterate the traced split
+        c = w.shape[0]
+        convs.append(F.conv2d(v_img[:, start:start + c], w, b, padding=w.shape[-1] // 2, groups=c))
+        start += c
+    conv_v = torch.cat(convs, dim=1)
+    conv_v = conv_v.reshape(B, h, d, H * W).transpose(-1, -2)
+    ev = q[:, :, 1:] * conv_v
+    return F.pad(ev, (0, 0, 1, 0))  # zero row for the class token -> (B, heads, N, head_dim)
 
 
 class ConvPosEnc(nn.Module):
     """Convolutional position encoding: image tokens += depthwise conv k x k (zero padding); class token unchanged."""
 
-    def __init__(self, dim: int, kernel_size: int = 3):
+    def __init__(self, dim: int, kernel_size: int = 3, device=None, dtype=None):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        self.proj = nn.Conv2d(dim, dim, kernel_size, stride=1, padding=kernel_size // 2, groups=dim)
+        self.proj = nn.Conv2d(dim, dim, kernel_size, stride=1, padding=kernel_size // 2, groups=dim, **dd)
 
     def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        cls_token, img = x[:, :1], x[:, 1:]
-        feat = _image_tokens_to_map(img, size)
-        feat = self.proj(feat) + feat
-        return torch.cat((cls_token, feat.flatten(2).transpose(1, 2)), dim=1)
+        return conv_pos_enc(x, size, self.proj.weight, self.proj.bias)
 
 
 class ConvRelPosEnc(nn.Module):
@@ -54,7 +89,9 @@ class ConvRelPosEnc(nn.Module):
     in head order), each a zero-padded "same" convolution with bias.
     """
 
-    def __init__(self, head_dim: int, num_heads: int, window: Optional[Dict[int, int]] = None):
+    def __init__(self, head_dim: int, num_heads: int, window: Optional[Dict[int, int]] = None, device=None,
+                 dtype=None):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         window = dict(DEFAULT_CRPE_WINDOW if window is None else window)
         if sum(window.values()) != num_heads:
@@ -66,20 +103,23 @@ class ConvRelPosEnc(nn.Module):
         splits = []
         for kernel_size, heads in window.items():
             chs = heads * head_dim
-            self.convs.append(nn.Conv2d(chs, chs, kernel_size, padding=kernel_size // 2, groups=chs))
+            self.convs.append(nn.Conv2d(chs, chs, kernel_size, padding=kernel_size // 2, groups=chs, **dd))
             splits.append(chs)
         self.channel_splits = splits
 
+    def params(self) -> Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]:
+        """(kernels, biases) of the depthwise convolutions, in head order: what :func:`conv_rel_pos_enc` takes."""
+        weights: List[torch.Tensor] = []
+        biases: List[Optional[torch.Tensor]] = []
+        for conv in self.convs:
+            weights.append(conv.weight)
+            biases.append(conv.bias)
+        return weights, biases
+
     def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         # q, v: (B, heads, 1 + H * W, head_dim)
-        B, h, N, d = q.shape
-        H, W = size
-        v_img = v[:, :, 1:].transpose(-1, -2).reshape(B, h * d, H, W)  # channels ordered (head, head_dim)
-        parts = torch.split(v_img, self.channel_splits, dim=1)
-        conv_v = torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
-        conv_v = conv_v.reshape(B, h, d, H * W).transpose(-1, -2)
-        ev = q[:, :, 1:] * conv_v
-        return F.pad(ev, (0, 0, 1, 0))  # zero row for the class token -> (B, heads, N, head_dim)
+        weights, biases = self.params()
+        return conv_rel_pos_enc(q, v, size, weights, biases)
 
 
 class FactorAttnConvRelPosEnc(nn.Module):
@@ -96,27 +136,38 @@ class FactorAttnConvRelPosEnc(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             crpe_window: Optional[Dict[int, int]] = None,
+            device=None,
+            dtype=None,
     ):
-        """``crpe_window`` given: the layer owns its CRPE; None: a shared CRPE must be passed to forward."""
+        """``crpe_window`` given: the layer owns its CRPE; None: a shared CRPE's ``params()`` must be passed."""
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
         head_dim = dim // num_heads
         self.scale = head_dim ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **dd)
+        self.proj = nn.Linear(dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.crpe = ConvRelPosEnc(head_dim, num_heads, crpe_window) if crpe_window is not None else None
+        self.crpe = ConvRelPosEnc(head_dim, num_heads, crpe_window, **dd) if crpe_window is not None else None
 
-    def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe: Optional[nn.Module] = None) -> torch.Tensor:
-        crpe = self.crpe if crpe is None else crpe
-        if crpe is None:
-            raise ValueError('FactorAttnConvRelPosEnc needs a CRPE: build it with crpe_window or pass crpe=')
+    def forward(
+            self,
+            x: torch.Tensor,
+            size: Tuple[int, int],
+            crpe_params: Optional[Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]] = None,
+    ) -> torch.Tensor:
+        """``crpe_params``: ``(kernels, biases)`` of a shared CRPE (``ConvRelPosEnc.params()``); None: own CRPE."""
+        if crpe_params is None:
+            crpe = self.crpe
+            if crpe is None:
+                raise ValueError('FactorAttnConvRelPosEnc needs a CRPE: build it with crpe_window or pass crpe_params=')
+            crpe_params = crpe.params()
         B, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         k = k.softmax(dim=2)  # over the tokens, per channel
         context = k.transpose(-1, -2) @ v  # (B, heads, head_dim, head_dim)
-        x = self.scale * (q @ context) + crpe(q, v, size)
+        x = self.scale * (q @ context) + conv_rel_pos_enc(q, v, size, crpe_params[0], crpe_params[1])
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))

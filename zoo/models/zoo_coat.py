@@ -17,11 +17,15 @@ attention outputs across scales. Differences from timm's ``coat.py``, which port
   dict has no aliased duplicates. :func:`checkpoint_filter_fn` reads the official files (weights under ``model``,
   aliases under several keys) and timm's ``timm/coat_*.in1k`` files.
 
-``forward_features`` returns a fixed-size summary that feeds the classifier: shape ``(B, C, S, 2)`` with one row per
-scale the head reads (S = 1 for CoaT-Lite: scale 4; S = 3 for CoaT: scales 2-4), holding after the final norm
-``[..., 0]`` the class token and ``[..., 1]`` the mean of the image tokens. ``global_pool='token'`` (official) uses
-the class tokens, ``'avg'`` (timm's extension) the image-token means; CoaT then aggregates the three scales with a
-Conv1d. Spatial maps come from ``forward_intermediates`` / ``features_only``.
+``forward_features`` returns what timm's CoaT returns: the token sequences (class token first) after the final
+norm, one tensor ``(B, 1 + N, C)`` for CoaT-Lite (scale 4), a list of the three for CoaT (scales 2-4).
+``global_pool='token'`` (official) pools the class tokens, ``'avg'`` (timm's extension) the image-token means; CoaT
+then aggregates the three scales with a Conv1d. As timm's own ``coat_*``, the models are therefore "non-standard"
+for timm's test-suite (no ``(B, C, H, W)`` map matching ``pool_size``; no ``global_pool=''``). Spatial maps come
+from ``forward_intermediates`` / ``features_only``.
+
+TorchScript and FX: the stage's shared CRPE reaches its blocks as tensors (``ConvRelPosEnc.params()``), not as a
+module argument, and the stage applies its shared CPE before each block, so the model scripts and traces.
 
 Stochastic depth: as in the official code, every block uses the same ``drop_path_rate`` (no linear ramp).
 """
@@ -38,12 +42,12 @@ from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
-from zoo.models._helpers import imagenet_cfg, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['CoaT']
 
-# Shared modules are passed to the blocks at call time, which TorchScript cannot compile; torch.compile works.
-TORCHSCRIPT = False
+# TorchScript-compatible: the shared CRPE reaches the blocks as (kernels, biases) tensors, not as a module argument
+TORCHSCRIPT = True
 PARITY = dict(
     {n: 'official-code path; = timm coat weights (exact)' for n in (
         'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
@@ -52,6 +56,9 @@ PARITY = dict(
 )
 
 _BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
+
+# (kernels, biases) of a stage's shared CRPE, as ConvRelPosEnc.params() returns them
+CrpeParams = Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]
 
 
 def _tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -62,17 +69,19 @@ def _tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 def _resize_tokens(x: torch.Tensor, size: Tuple[int, int], out_size: Tuple[int, int]) -> torch.Tensor:
     """Bilinear resize (align_corners=False) of the image tokens to another grid; the class token is carried over."""
-    img = F.interpolate(_tokens_to_map(x, size), size=out_size, mode='bilinear', align_corners=False)
+    img = F.interpolate(_tokens_to_map(x, size), size=[out_size[0], out_size[1]], mode='bilinear',
+                        align_corners=False)
     return torch.cat((x[:, :1], img.flatten(2).transpose(1, 2)), dim=1)
 
 
 class PatchEmbed(nn.Module):
     """Non-overlapping patch embedding: Conv2d(kernel = stride = patch) -> tokens -> LayerNorm (eps 1e-5)."""
 
-    def __init__(self, in_chs: int, dim: int, patch_size: int):
+    def __init__(self, in_chs: int, dim: int, patch_size: int, device=None, dtype=None):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        self.proj = nn.Conv2d(in_chs, dim, kernel_size=patch_size, stride=patch_size)
-        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Conv2d(in_chs, dim, kernel_size=patch_size, stride=patch_size, **dd)
+        self.norm = nn.LayerNorm(dim, **dd)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x = self.proj(x)  # the grid is floor(H / patch) x floor(W / patch), as in the official model
@@ -81,7 +90,10 @@ class PatchEmbed(nn.Module):
 
 
 class SerialBlock(nn.Module):
-    """CPE -> x + FactorAttn-CRPE(LN(x)) -> x + MLP(LN(x)); the stage's CPE and CRPE are passed in."""
+    """x + FactorAttn-CRPE(LN(x)) -> x + MLP(LN(x)), with the stage's shared CRPE passed in as its parameters.
+
+    The stage applies its shared CPE to the input of every block (the official block's first step).
+    """
 
     def __init__(
             self,
@@ -91,17 +103,19 @@ class SerialBlock(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             drop_path: float = 0.,
+            device=None,
+            dtype=None,
     ):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=_BLOCK_EPS)
-        self.attn = FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop)
+        self.norm1 = nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd)
+        self.attn = FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=_BLOCK_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        self.norm2 = nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop, **dd)
 
-    def forward(self, x: torch.Tensor, size: Tuple[int, int], cpe: nn.Module, crpe: nn.Module) -> torch.Tensor:
-        x = cpe(x, size)
-        x = x + self.drop_path(self.attn(self.norm1(x), size, crpe))
+    def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe_params: CrpeParams) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), size, crpe_params))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x
 
@@ -109,9 +123,10 @@ class SerialBlock(nn.Module):
 class ParallelBlock(nn.Module):
     """Joint block over scales 2-4 with co-scale attention mixing and one MLP shared by the three scales.
 
-    Each scale applies its stage's CPE, then its own attention (with the stage's CRPE) to its own LayerNorm.
-    Every attention output is then summed with the others resized to its grid (bilinear, align_corners=False,
-    to the other scale's actual size; class-token rows are summed as they are) before the residual add.
+    Each scale applies its own attention (with its stage's CRPE) to its own LayerNorm (the caller applies the
+    stage's CPE first). Every attention output is then summed with the others resized to its grid (bilinear,
+    align_corners=False, to the other scale's actual size; class-token rows are summed as they are) before the
+    residual add.
     """
 
     def __init__(
@@ -123,33 +138,43 @@ class ParallelBlock(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             drop_path: float = 0.,
+            device=None,
+            dtype=None,
     ):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        self.norm1 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS) for _ in range(num_scales)])
+        self.norm1 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd) for _ in range(num_scales)])
         self.attn = nn.ModuleList([
-            FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop)
+            FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, **dd)
             for _ in range(num_scales)])
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS) for _ in range(num_scales)])
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        self.norm2 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd) for _ in range(num_scales)])
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop, **dd)
+        # for each scale, the other scales in the official summation order: nearest first, the coarser of two
+        # equally near ones first
+        self.mix_order: List[List[int]] = [
+            sorted((j for j in range(num_scales) if j != i), key=lambda j, i=i: (abs(j - i), -j))
+            for i in range(num_scales)]
 
     def forward(
             self,
             xs: List[torch.Tensor],
             sizes: List[Tuple[int, int]],
-            cpes: List[nn.Module],
-            crpes: List[nn.Module],
+            crpe_params: List[CrpeParams],
     ) -> List[torch.Tensor]:
-        xs = [cpe(x, size) for cpe, x, size in zip(cpes, xs, sizes)]
-        att = [attn(norm(x), size, crpe) for attn, norm, x, size, crpe in zip(self.attn, self.norm1, xs, sizes, crpes)]
-        mixed = []
-        for i, (a, size) in enumerate(zip(att, sizes)):
-            # nearest scale first, the coarser of two equally near ones first: the official summation order
-            for j in sorted((j for j in range(len(att)) if j != i), key=lambda j: (abs(j - i), -j)):
-                a = a + _resize_tokens(att[j], sizes[j], size)
-            mixed.append(a)
-        xs = [x + self.drop_path(a) for x, a in zip(xs, mixed)]
-        return [x + self.drop_path(self.mlp(norm(x))) for x, norm in zip(xs, self.norm2)]
+        att: List[torch.Tensor] = []
+        for i, (norm, attn) in enumerate(zip(self.norm1, self.attn)):
+            att.append(attn(norm(xs[i]), sizes[i], crpe_params[i]))
+        out: List[torch.Tensor] = []
+        for i, others in enumerate(self.mix_order):
+            a = att[i]
+            for j in others:
+                a = a + _resize_tokens(att[j], sizes[j], sizes[i])
+            out.append(xs[i] + self.drop_path(a))
+        ys: List[torch.Tensor] = []
+        for i, norm in enumerate(self.norm2):
+            ys.append(out[i] + self.drop_path(self.mlp(norm(out[i]))))
+        return ys
 
 
 class CoaTStage(nn.Module):
@@ -167,25 +192,31 @@ class CoaTStage(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             drop_path: float = 0.,
+            device=None,
+            dtype=None,
     ):
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        self.patch_embed = PatchEmbed(in_chs, dim, patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.cpe = ConvPosEnc(dim, kernel_size=3)
-        self.crpe = ConvRelPosEnc(dim // num_heads, num_heads, crpe_window)
+        self.patch_embed = PatchEmbed(in_chs, dim, patch_size, **dd)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim, **dd))
+        self.cpe = ConvPosEnc(dim, kernel_size=3, **dd)
+        self.crpe = ConvRelPosEnc(dim // num_heads, num_heads, crpe_window, **dd)
         self.blocks = nn.ModuleList([
-            SerialBlock(dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, drop_path=drop_path)
+            SerialBlock(
+                dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, drop_path=drop_path, **dd)
             for _ in range(depth)])
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, size = self.patch_embed(x)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        crpe_params = self.crpe.params()
         for blk in self.blocks:
+            x = self.cpe(x, size)
             if self.grad_checkpointing and not torch.jit.is_scripting():
-                x = checkpoint(blk, x, size, self.cpe, self.crpe)
+                x = checkpoint(blk, x, size, crpe_params)
             else:
-                x = blk(x, size, self.cpe, self.crpe)
+                x = blk(x, size, crpe_params)
         return x, size
 
 
@@ -208,6 +239,8 @@ class CoaT(nn.Module):
             drop_rate: float = 0.,
             proj_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
+            device=None,
+            dtype=None,
     ):
         """
         Args:
@@ -216,12 +249,14 @@ class CoaT(nn.Module):
             num_heads: attention heads in every stage.
             patch_size: stride of the first patch embedding (later stages downsample by 2).
             crpe_window: CRPE kernel size -> number of heads (default {3: 2, 5: 3, 7: 3}).
-            global_pool: 'token' (class tokens, official), 'avg' (mean of image tokens) or '' (no pooling).
+            global_pool: 'token' (class tokens, official) or 'avg' (mean of image tokens, timm's extension).
             drop_rate: classifier dropout; proj_drop_rate: dropout after attention / MLP projections.
             drop_path_rate: stochastic depth rate, the same for every block (official behaviour).
+            device, dtype: where and in which dtype the parameters are created (timm's factory arguments).
         """
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
-        assert global_pool in ('token', 'avg', ''), f'global_pool must be token, avg or "", got {global_pool!r}'
+        assert global_pool in ('token', 'avg'), f'CoaT global_pool must be token or avg, got {global_pool!r}'
         num_stages = len(embed_dims)
         self.num_classes = num_classes
         self.global_pool = global_pool
@@ -236,7 +271,8 @@ class CoaT(nn.Module):
         for i in range(num_stages):
             self.stages.append(CoaTStage(
                 in_chs, embed_dims[i], patch_size if i == 0 else 2, serial_depths[i], num_heads, mlp_ratios[i],
-                crpe_window=crpe_window, qkv_bias=qkv_bias, proj_drop=proj_drop_rate, drop_path=drop_path_rate))
+                crpe_window=crpe_window, qkv_bias=qkv_bias, proj_drop=proj_drop_rate, drop_path=drop_path_rate,
+                **dd))
             in_chs = embed_dims[i]
 
         if parallel_depth > 0:
@@ -245,7 +281,7 @@ class CoaT(nn.Module):
                                  f'got {embed_dims} and {mlp_ratios}')
             self.parallel_blocks = nn.ModuleList([
                 ParallelBlock(embed_dims[1], num_heads, mlp_ratios[1], num_scales=num_stages - 1, qkv_bias=qkv_bias,
-                              proj_drop=proj_drop_rate, drop_path=drop_path_rate)
+                              proj_drop=proj_drop_rate, drop_path=drop_path_rate, **dd)
                 for _ in range(parallel_depth)])
             head_scales = list(range(1, num_stages))
         else:
@@ -258,10 +294,10 @@ class CoaT(nn.Module):
             for i in range(num_stages)]
 
         # head: final norms of the scales it reads; CoaT mixes their class tokens (or means) with a Conv1d
-        self.norms = nn.ModuleList([nn.LayerNorm(embed_dims[i], eps=_BLOCK_EPS) for i in head_scales])
-        self.aggregate = nn.Conv1d(len(head_scales), 1, kernel_size=1) if len(head_scales) > 1 else None
+        self.norms = nn.ModuleList([nn.LayerNorm(embed_dims[i], eps=_BLOCK_EPS, **dd) for i in head_scales])
+        self.aggregate = nn.Conv1d(len(head_scales), 1, kernel_size=1, **dd) if len(head_scales) > 1 else None
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
 
         self._init_weights()
 
@@ -305,52 +341,60 @@ class CoaT(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         self.num_classes = num_classes
         if global_pool is not None:
-            assert global_pool in ('token', 'avg', ''), f'global_pool must be token, avg or "", got {global_pool!r}'
+            assert global_pool in ('token', 'avg'), f'CoaT global_pool must be token or avg, got {global_pool!r}'
             self.global_pool = global_pool
         ref = self.stages[0].cls_token
         self.head = nn.Linear(
             self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0 else nn.Identity()
-
-    def _check_input(self, x: torch.Tensor):
-        check_in_chans(x, self.in_chans)
-        H, W = x.shape[-2:]
-        m = self.min_input_size
-        if H < m or W < m:
-            raise ValueError(f'CoaT needs an input of at least {m}x{m} px (its total stride), got {H}x{W}')
+        self.head.train(self.training)
 
     def _forward_stages(
             self, x: torch.Tensor, num_stages: int) -> Tuple[List[torch.Tensor], List[Tuple[int, int]]]:
         """Serial stages 1..num_stages, then the parallel blocks if all stages ran. Returns tokens and grid sizes."""
         xs: List[torch.Tensor] = []
         sizes: List[Tuple[int, int]] = []
-        for stage in self.stages[:num_stages]:
-            if xs:
-                x = _tokens_to_map(xs[-1], sizes[-1])
-            t, size = stage(x)
-            xs.append(t)
-            sizes.append(size)
+        for i, stage in enumerate(self.stages):
+            if i < num_stages:
+                if i > 0:
+                    x = _tokens_to_map(xs[-1], sizes[-1])
+                t, size = stage(x)
+                xs.append(t)
+                sizes.append(size)
         if self.parallel_blocks is not None and len(xs) == len(self.stages):
-            cpes = [s.cpe for s in self.stages[1:]]
-            crpes = [s.crpe for s in self.stages[1:]]
+            crpe_params: List[CrpeParams] = []
+            for s, scale_stage in enumerate(self.stages):
+                if s > 0:
+                    crpe_params.append(scale_stage.crpe.params())
             ys, ysizes = xs[1:], sizes[1:]
             for blk in self.parallel_blocks:
+                cpe_ys: List[torch.Tensor] = []
+                for s, cpe_stage in enumerate(self.stages):  # each scale's shared CPE first, as officially
+                    if s > 0:
+                        cpe_ys.append(cpe_stage.cpe(ys[s - 1], ysizes[s - 1]))
                 if self.grad_checkpointing and not torch.jit.is_scripting():
-                    ys = checkpoint(blk, ys, ysizes, cpes, crpes)
+                    ys = checkpoint(blk, cpe_ys, ysizes, crpe_params)
                 else:
-                    ys = blk(ys, ysizes, cpes, crpes)
+                    ys = blk(cpe_ys, ysizes, crpe_params)
             xs = xs[:1] + ys
         return xs, sizes
 
-    def _summarize(self, xs: List[torch.Tensor], norms: Optional[nn.ModuleList]) -> torch.Tensor:
-        """Last len(norms) scales -> (B, C, S, 2): [class token, mean image token] after the final norms."""
-        if norms is None:
-            xs, norms = xs[-1:], [nn.Identity()]
-        rows = []
-        for x, norm in zip(xs[-len(norms):], norms):
-            x = norm(x)
-            rows.append(torch.stack((x[:, 0], x[:, 1:].mean(dim=1)), dim=-1))  # (B, C, 2)
-        return torch.stack(rows, dim=2)
+    def _final_tokens(self, xs: List[torch.Tensor], use_norms: bool = True) -> Union[torch.Tensor, List[torch.Tensor]]:
+        """The token sequences the head reads, after their final norms: one tensor (B, 1 + N, C) for a single
+        scale (CoaT-Lite), a list of them for scales 2-4 (CoaT).
 
+        ``use_norms=False`` (stages stopped early): the last computed scale alone, without norm.
+        """
+        if not use_norms:
+            return xs[-1]
+        out: List[torch.Tensor] = []
+        first = len(xs) - len(self.norms)
+        for i, norm in enumerate(self.norms):
+            out.append(norm(xs[first + i]))
+        if len(out) == 1:
+            return out[0]
+        return out
+
+    @torch.jit.ignore
     def forward_intermediates(
             self,
             x: torch.Tensor,
@@ -369,10 +413,10 @@ class CoaT(nn.Module):
             stop_early: stop after the last stage needed (CoaT needs all stages for indices 1-3).
         Returns:
             ``(forward_features output, intermediates)``, or only the intermediates. When stopped early, the first
-            element is the summary of the last computed stage without norm.
+            element is the token sequence of the last computed stage, without norm.
         """
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
-        self._check_input(x)
+        check_input(x, self.in_chans, self.min_input_size, 'CoaT')
         num_stages = len(self.stages)
         take_indices, max_index = feature_take_indices(num_stages, indices)
         run = num_stages
@@ -389,9 +433,10 @@ class CoaT(nn.Module):
             intermediates.append(_tokens_to_map(t, sizes[i]).contiguous())
         if intermediates_only:
             return intermediates
-        final = self._summarize(xs, self.norms if run == num_stages else None)
+        final = self._final_tokens(xs, use_norms=run == num_stages)
         return final, intermediates
 
+    @torch.jit.ignore
     def prune_intermediate_layers(
             self,
             indices: Union[int, List[int]] = 1,
@@ -408,29 +453,35 @@ class CoaT(nn.Module):
             self.stages = self.stages[:max_index + 1]
             self.parallel_blocks = None
             self.num_features = self.head_hidden_size = self.embed_dims[max_index]
-            self.norms = nn.ModuleList([nn.Identity()])
+            self.norms = nn.ModuleList([nn.Identity()]).train(self.training)
             self.aggregate = None
             prune_head = True
         elif prune_norm:
-            self.norms = nn.ModuleList([nn.Identity() for _ in self.norms])
+            self.norms = nn.ModuleList([nn.Identity() for _ in self.norms]).train(self.training)
         if prune_head:
             self.aggregate = None  # part of the classifier; forward_head then reads the last scale only
             self.reset_classifier(0)
         return take_indices
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def forward_features(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        """Normed token sequences with class token: (B, 1 + N, C) for CoaT-Lite, a list of scales 2-4 for CoaT."""
+        check_input(x, self.in_chans, self.min_input_size, 'CoaT')
         xs, _ = self._forward_stages(x, len(self.stages))
-        return self._summarize(xs, self.norms)
+        return self._final_tokens(xs)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == '':
-            return x if pre_logits else self.head(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        x = x[..., 0] if self.global_pool == 'token' else x[..., 1]  # (B, C, S)
-        if self.aggregate is not None:
-            x = self.aggregate(x.transpose(1, 2)).squeeze(1)
+    def forward_head(self, x: Union[torch.Tensor, List[torch.Tensor]], pre_logits: bool = False) -> torch.Tensor:
+        if isinstance(x, (list, tuple)):  # not isinstance(x, Tensor): FX proxies are not tensors
+            xs = x
         else:
-            x = x[:, :, -1]
+            xs = [x]
+        pooled: List[torch.Tensor] = []
+        for t in xs:
+            pooled.append(t[:, 0] if self.global_pool == 'token' else t[:, 1:].mean(dim=1))
+        x = torch.stack(pooled, dim=1)  # (B, S, C)
+        if self.aggregate is not None:
+            x = self.aggregate(x).squeeze(1)
+        else:
+            x = x[:, -1]  # head pruned (aggregate removed): the last scale
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
