@@ -329,6 +329,27 @@ def test_run_train_steps_is_the_real_loop():
     assert not torch.equal(w0, m.fc.weight)
 
 
+def test_run_train_steps_builds_like_the_trainer(monkeypatch):
+    """run_train_steps gets its optimiser / schedule / EMA from the Trainer's builder (EMA warm-up included)."""
+    import timm
+    from zoo.train import build
+    made = {}
+    real = build.build_training
+
+    def spy(*a, **k):
+        made['parts'] = real(*a, **k)
+        return made['parts']
+    monkeypatch.setattr(build, 'build_training', spy)
+    monkeypatch.setattr('zoo.train.engine.build_training', spy)
+    m = timm.create_model('resnet10t', num_classes=3)
+    batches = [(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2,)))]
+    run_train_steps(m, batches, dict(model_ema=True, model_ema_warmup=True, sched='cosine', warmup_epochs=2),
+                    num_steps=2)
+    parts = made['parts']
+    assert parts.model_ema is not None and parts.model_ema.use_warmup and parts.num_epochs == 1
+    assert parts.scheduler is not None and parts.scheduler.warmup_t == 0  # no LR warm-up in a step benchmark
+
+
 def test_grad_accumulation_matches_a_big_batch():
     torch.manual_seed(0)
     base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
