@@ -205,3 +205,20 @@ def test_editable_install_resolves_manifest_and_configs(built, tmp_path):
     assert out['manifest'] == str(src / 'weights' / 'manifest.yaml'), out
     assert out['config'] == str(src / 'configs' / 'det' / 'retinanet_zoo-resnet18-cbam_fpn_shapes.py'), out
     assert out['tags'] > 0
+
+
+def test_mm_runner_by_name_and_error_convention(installed):
+    """zoo-train hands .py / zoo:: configs to zoo.mm.runner: unknown names and existing checkpoints end with one
+    `error:` line and exit 2, and nothing is written."""
+    py, bin_, work = installed['py'], installed['bin'], installed['work']
+    if subprocess.run([str(py), '-c', 'import mmengine'], capture_output=True, env=_env()).returncode != 0:
+        pytest.skip('mmengine is not installed (the mm extra)')
+    p = _run([bin_ / 'zoo-train', 'zoo::det/retinanet_zoo-resnet18-cbam_fpn_shape.py'], cwd=work, check=False)
+    assert p.returncode == 2 and p.stderr.startswith('error: no packaged config') and 'Traceback' not in p.stderr
+    assert 'zoo::det/retinanet_zoo-resnet18-cbam_fpn_shapes.py' in p.stderr  # the closest name
+    (work / 'tiny.py').write_text("model = dict(type='ZooBackbone', model_name='resnet10t')\n")
+    (work / 'wck').mkdir()
+    (work / 'wck' / 'epoch_1.pth').write_bytes(b'old')
+    p = _run([py, '-m', 'zoo.mm.runner', 'train', 'tiny.py', '--work-dir', 'wck'], cwd=work, check=False)
+    assert p.returncode == 2 and 'already holds checkpoints' in p.stderr and 'Traceback' not in p.stderr, p.stderr
+    assert (work / 'wck' / 'epoch_1.pth').read_bytes() == b'old' and len(list((work / 'wck').iterdir())) == 1
