@@ -3,11 +3,13 @@
 ``zoo._weights`` and ``zoo._configs`` are the repository's ``weights/`` and ``configs/`` folders mapped into the
 package, so the wheel ships the weights manifest and the det/seg/cls configs as package data without a second copy
 in the repository. Code finds them with ``zoo._manifest.manifest_path()`` and ``zoo.cli.config_path()``, which fall
-back to the repository folders in a source checkout or an editable install.
+back to the repository folders in a source checkout or an editable install. The config folders are listed as
+(namespace) packages too, so setuptools does not warn that they look importable.
 """
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 setup(
-    packages=find_packages(include=['zoo', 'zoo.*']) + ['zoo._weights', 'zoo._configs'],
+    packages=(find_packages(include=['zoo', 'zoo.*']) + ['zoo._weights', 'zoo._configs']
+              + ['zoo._configs.' + p for p in find_namespace_packages(where='configs')]),
     package_dir={'zoo._weights': 'weights', 'zoo._configs': 'configs'},
 )
