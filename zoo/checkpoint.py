@@ -176,7 +176,8 @@ def load(path: PathLike, map_location: Any = 'cpu', extra_globals: Iterable[Any]
             f'{path} is not a readable checkpoint (truncated or damaged?, or a plain pickle that only an unsafe '
             f'loader could read): {op.group(0) if op else msg.strip().splitlines()[-1]}; nothing in it was executed'
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError,
+            KeyError, IndexError, TypeError, AttributeError) as e:  # the unpickler on a text/other file
         detail = str(e) or ('empty file' if path.stat().st_size == 0 else type(e).__name__)
         raise CorruptCheckpointError(f'{path} is not a readable checkpoint (truncated or damaged?): {detail}') from e
 
