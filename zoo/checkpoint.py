@@ -178,7 +178,10 @@ def load(path: PathLike, map_location: Any = 'cpu', extra_globals: Iterable[Any]
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError,
             KeyError, IndexError, TypeError, AttributeError) as e:  # the unpickler on a text/other file
-        detail = str(e) or ('empty file' if path.stat().st_size == 0 else type(e).__name__)
+        if isinstance(e, (KeyError, IndexError, TypeError, AttributeError)):
+            detail = 'not a PyTorch or safetensors checkpoint file'
+        else:
+            detail = str(e) or ('empty file' if path.stat().st_size == 0 else type(e).__name__)
         raise CorruptCheckpointError(f'{path} is not a readable checkpoint (truncated or damaged?): {detail}') from e
 
 
