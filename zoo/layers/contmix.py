@@ -27,7 +27,7 @@ __all__ = ['ContMix']
 
 
 @register_notrace_function
-def _resize_to_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+def resize_to_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Bilinear resize so that the short side equals ``kernel_size`` (long side ``int(k / short * long)``),
     as the official model does for inputs smaller than the kernel; identity otherwise."""
     H, W = x.shape[2], x.shape[3]
@@ -41,7 +41,7 @@ def _resize_to_kernel(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 
 @register_notrace_function
-def _pool_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def pool_to_size(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Average-pool a resized map back to (height, width); identity at that size already."""
     if x.shape[2] == height and x.shape[3] == width:
         return x
@@ -116,9 +116,9 @@ class ContMix(nn.Module):
     def forward(self, value: torch.Tensor, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         B, C, H, W = value.shape[0], value.shape[1], value.shape[2], value.shape[3]
         K, G = self.kernel_size, self.num_groups
-        value = _resize_to_kernel(value, K)
-        x = _resize_to_kernel(x, K)
-        ctx = _resize_to_kernel(ctx, K)
+        value = resize_to_kernel(value, K)
+        x = resize_to_kernel(x, K)
+        ctx = resize_to_kernel(ctx, K)
         attn_small, attn_large = self._kernels(x, ctx)
         h, w = value.shape[2], value.shape[3]
         # (B, half, group, c, h, w) -> channels-last (B * G, h, w, c) per half
@@ -127,4 +127,4 @@ class ContMix(nn.Module):
         out_large = self.aggregate_large(attn_large.reshape(B * G, h, w, -1), v[1].reshape(B * G, h, w, -1))
         out = torch.stack([out_small, out_large], dim=1)  # (B * G, 2, h, w, c)
         out = out.reshape(B, G, 2, h, w, -1).permute(0, 2, 1, 5, 3, 4).reshape(B, C, h, w)
-        return self.proj(_pool_to(out, H, W))
+        return self.proj(pool_to_size(out, H, W))

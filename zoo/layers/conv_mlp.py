@@ -6,9 +6,8 @@ Parameter names follow the zoo OverLoCK layout (``weight`` / ``bias`` of the off
 """
 import torch
 import torch.nn as nn
-from timm.layers.grn import GlobalResponseNorm
 
-__all__ = ['ChannelAffine', 'ResDWConv', 'ConvGrnMlp']
+__all__ = ['ChannelAffine', 'ResDWConv', 'GlobalResponseNorm2d', 'ConvGrnMlp']
 
 
 class ChannelAffine(nn.Module):
@@ -21,7 +20,9 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.bias.reshape(1, -1, 1, 1), x, self.weight.reshape(1, -1, 1, 1))
+        # in the input's dtype (under autocast a bf16 map stays bf16: no mixed-dtype elementwise op)
+        w = self.weight.reshape(1, -1, 1, 1).to(x.dtype)
+        return torch.addcmul(self.bias.reshape(1, -1, 1, 1).to(x.dtype), x, w)
 
 
 class ResDWConv(nn.Conv2d):
@@ -34,6 +35,25 @@ class ResDWConv(nn.Conv2d):
         return x + self._conv_forward(x, self.weight, self.bias)
 
 
+class GlobalResponseNorm2d(nn.Module):
+    """Global Response Normalization (ConvNeXt-V2) on NCHW maps: the math and ``weight`` / ``bias`` tensors of
+    ``timm.layers.GlobalResponseNorm(channels_last=False)``, computed in the input's dtype (under autocast a
+    bf16 map stays bf16 instead of being promoted to float32 by the float32 parameters)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x_n = x_g / (x_g.mean(dim=1, keepdim=True) + self.eps)
+        w = self.weight.reshape(1, -1, 1, 1).to(x.dtype)
+        b = self.bias.reshape(1, -1, 1, 1).to(x.dtype)
+        return x + torch.addcmul(b, w, x * x_n)
+
+
 class ConvGrnMlp(nn.Module):
     """1x1 conv -> GELU -> x + DW3x3(x) -> GRN -> 1x1 conv."""
 
@@ -43,7 +63,7 @@ class ConvGrnMlp(nn.Module):
         self.fc1 = nn.Conv2d(dim, hidden_dim, 1, **dd)
         self.act = nn.GELU()
         self.dwconv = ResDWConv(hidden_dim, **dd)
-        self.grn = GlobalResponseNorm(hidden_dim, eps=1e-6, channels_last=False, **dd)
+        self.grn = GlobalResponseNorm2d(hidden_dim, eps=1e-6, **dd)
         self.fc2 = nn.Conv2d(hidden_dim, out_dim, 1, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from timm.layers import register_notrace_function
 
-__all__ = ['na2d_window', 'na2d_av', 'na2d_av_cf', 'na2d_rpb', 'NeighbourhoodAggregation']
+__all__ = ['na2d_window', 'na2d_av', 'na2d_av_cf', 'na2d_av_nhwc', 'na2d_rpb', 'NeighbourhoodAggregation']
 
 @register_notrace_function
 def na2d_window(length: int, kernel_size: int, dilation: int = 1,
@@ -92,10 +92,9 @@ def _column_tiles(width: int, kernel_size: int, dilation: int, device: Optional[
 
 
 @register_notrace_function
-def _na2d_rows(attn: torch.Tensor, value: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
-    """Core: attn (N, H, W, k, k), value (N, H, W, C) channels-last -> (N, H, W, C).
-
-    An FX leaf (its tiling depends on the input size)."""
+def na2d_av_nhwc(attn: torch.Tensor, value: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
+    """The aggregation on flattened batch x heads, channels-last: attn (N, H, W, k, k), value (N, H, W, C) ->
+    (N, H, W, C) in the dtype of ``value``. An FX leaf (its tiling depends on the input size)."""
     N, H, W, C = value.shape
     k = kernel_size
     rows, _ = na2d_window(H, k, dilation, value.device)  # (H, k)
@@ -130,7 +129,7 @@ def na2d_av(attn: torch.Tensor, value: torch.Tensor, kernel_size: int, dilation:
     """
     B, G, H, W, D = value.shape
     k = kernel_size
-    out = _na2d_rows(attn.reshape(B * G, H, W, k, k), value.reshape(B * G, H, W, D), k, dilation)
+    out = na2d_av_nhwc(attn.reshape(B * G, H, W, k, k), value.reshape(B * G, H, W, D), k, dilation)
     return out.reshape(B, G, H, W, D)
 
 
@@ -147,16 +146,17 @@ def na2d_av_cf(attn: torch.Tensor, value: torch.Tensor, kernel_size: int, dilati
     k = kernel_size
     a = attn.reshape(B * G, k, k, H, W).permute(0, 3, 4, 1, 2)
     v = value.reshape(B * G, C, H, W).permute(0, 2, 3, 1)
-    return _na2d_rows(a, v, k, dilation).permute(0, 3, 1, 2).reshape(B, G, C, H, W)
+    return na2d_av_nhwc(a, v, k, dilation).permute(0, 3, 1, 2).reshape(B, G, C, H, W)
 
 
+@register_notrace_function
 def na2d_rpb(rpb: torch.Tensor, height: int, width: int, kernel_size: int, dilation: int = 1) -> torch.Tensor:
     """Relative position bias of every tap of every pixel, NATTEN indexing.
 
     Args:
         rpb: (G, 2k-1, 2k-1) bias table.
     Returns:
-        (G, k*k, H, W), to be added to the logits before the softmax over taps.
+        (G, k*k, H, W), to be added to the logits before the softmax over taps. An FX leaf.
     """
     k = kernel_size
     _, bias_h = na2d_window(height, k, dilation, rpb.device)
@@ -178,7 +178,7 @@ class NeighbourhoodAggregation(nn.Module):
     def forward(self, attn: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         N, H, W = attn.shape[0], attn.shape[1], attn.shape[2]
         k = self.kernel_size
-        return _na2d_rows(attn.reshape(N, H, W, k, k), value, k, self.dilation)
+        return na2d_av_nhwc(attn.reshape(N, H, W, k, k), value, k, self.dilation)
 
     def extra_repr(self) -> str:
         return f'kernel_size={self.kernel_size}, dilation={self.dilation}'

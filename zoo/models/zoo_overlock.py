@@ -40,14 +40,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from timm.layers import ClassifierHead, DropPath, LayerNorm2d, SEModule, SelectAdaptivePool2d
-from timm.layers.grn import GlobalResponseNorm
+from timm.layers.helpers import get_device_dtype
 from torch.jit import Final
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.contmix import ContMix
-from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, ResDWConv
+from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d, ResDWConv
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
 from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
@@ -148,7 +148,7 @@ class DynamicConvBlock(nn.Module):
             nn.BatchNorm2d(out_dim, **dd),
             nn.GELU(),
             nn.Conv2d(out_dim, dim, 1, **dd),
-            GlobalResponseNorm(dim, eps=1e-6, channels_last=False, **dd),
+            GlobalResponseNorm2d(dim, eps=1e-6, **dd),
         )
         # ContMix groups: the official ``num_heads`` doubled
         self.contmix = ContMix(dim, ctx_dim, kernel_size, small_kernel_size, num_groups=2 * num_heads, **dd)
@@ -244,6 +244,7 @@ class FocusStage(nn.Module):
         super().__init__()
         self.grad_checkpointing = False
         self.dim = dim
+        self.in_dim = in_dim  # channels of the fused input map that are features (the rest is context)
         self.downsample = CtxDownsample(in_dim, dim, ctx_dim, dd) if downsample else None
         self.blocks = nn.ModuleList([
             DynamicConvBlock(
@@ -331,7 +332,8 @@ class OverLoCK(nn.Module):
         ctx_dim = C4 // 4
         self.embed_dims = tuple(embed_dims)
         self.ctx_dim = ctx_dim
-        dpr = torch.linspace(0, drop_path_rate, sum(depths) + sum(sub_depths)).tolist()
+        n_blocks = sum(depths) + sum(sub_depths)
+        dpr = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]  # no tensor: meta-safe
         dpr_stages, start = [], 0
         for d in tuple(depths) + tuple(sub_depths):
             dpr_stages.append(dpr[start:start + d])
@@ -419,9 +421,9 @@ class OverLoCK(nn.Module):
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = global_pool
-        self.head.reset(num_classes, global_pool)
+        dd = get_device_dtype(self)  # the model's, also when the current classifier has no parameters
+        self.head.reset(num_classes, global_pool, **dd)
         if self.aux_head is not None:
-            dd = dict(device=self.aux_head.norm.weight.device, dtype=self.aux_head.norm.weight.dtype)
             self.aux_head.fc = nn.Linear(self.embed_dims[-1], num_classes, **dd) if num_classes > 0 else nn.Identity()
 
     @torch.no_grad()
@@ -435,15 +437,20 @@ class OverLoCK(nn.Module):
             if isinstance(m, DilatedReparamBlock):
                 m.reparameterize()
 
-    def _focus(self, x: torch.Tensor, ctx: torch.Tensor, last: int = 1) -> List[torch.Tensor]:
-        """Focus-Net on the stride-16 features x and the Overview-Net context -> fused maps (s16[, s32])."""
+    def _focus(self, x: torch.Tensor, ctx: torch.Tensor, num_stages: int = 2) -> List[torch.Tensor]:
+        """Focus-Net on the stride-16 features x and the Overview-Net context -> fused maps of the first
+        ``num_stages`` Focus stages (s16[, s32])."""
         prior = self.ctx_proj(ctx)
         prior_up = F.interpolate(prior, size=x.shape[-2:], mode='bilinear', align_corners=False)
-        z = self.focus_stages[0](x, prior_up, prior_up)
-        outs = [z]
-        if last >= 1:
-            C = self.embed_dims[2]
-            outs.append(self.focus_stages[1](z[:, :C], z[:, C:], prior))
+        outs: List[torch.Tensor] = []
+        z = x
+        for i, stage in enumerate(self.focus_stages):
+            if i < num_stages:
+                if i == 0:
+                    z = stage(x, prior_up, prior_up)
+                else:
+                    z = stage(z[:, :stage.in_dim], z[:, stage.in_dim:], prior)
+                outs.append(z)
         return outs
 
     def _dense_out(self, idx: int, feat: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
@@ -473,6 +480,8 @@ class OverLoCK(nn.Module):
         check_in_chans(x, self.in_chans)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         last = max_index if stop_early or intermediates_only else 3
+        # levels left after prune_intermediate_layers
+        last = min(last, (1 + len(self.focus_stages)) if len(self.focus_stages) > 0 else len(self.stages) - 1)
         intermediates = []
         x = self.stem(x)
         for i in range(min(last, 1) + 1):  # Base-Net, strides 4 and 8
@@ -482,7 +491,7 @@ class OverLoCK(nn.Module):
         if last >= 2:
             x = self.stages[2](x)
             ctx = self.stages[3](x)  # Overview-Net
-            zs = self._focus(x, ctx, last - 2)
+            zs = self._focus(x, ctx, last - 1)
             for i, z in enumerate(zs, start=2):
                 if i in take_indices:
                     intermediates.append(self._dense_out(i, z, ctx))
@@ -522,7 +531,8 @@ class OverLoCK(nn.Module):
         return take_indices
 
     def _forward_trunk(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """-> (fused stride-32 Focus-Net map, Overview-Net context)."""
+        """-> (last Focus-Net map, Overview-Net context); after ``prune_intermediate_layers`` the output of the
+        last kept stage."""
         check_in_chans(x, self.in_chans)
         x = self.stem(x)
         ctx = x
@@ -531,7 +541,9 @@ class OverLoCK(nn.Module):
                 x = stage(x)
             else:
                 ctx = stage(x)
-        return self._focus(x, ctx)[-1], ctx
+        if len(self.focus_stages) > 0:
+            x = self._focus(x, ctx, len(self.focus_stages))[-1]
+        return x, ctx
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x, _ = self._forward_trunk(x)
@@ -599,7 +611,7 @@ def _convert_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         else:
             k = _rename(k, _TOP_RENAMES)
         if k.endswith(('.grn.gamma', '.grn.beta', 'fusion.4.gamma', 'fusion.4.beta')):
-            # GRN: (1, C, 1, 1) gamma / beta -> timm GlobalResponseNorm (C,) weight / bias
+            # GRN: (1, C, 1, 1) gamma / beta -> GlobalResponseNorm2d (C,) weight / bias
             k = k[:-len('gamma')] + 'weight' if k.endswith('gamma') else k[:-len('beta')] + 'bias'
             v = v.reshape(-1)
         elif k in ('head.fc.weight', 'aux_head.fc.weight'):
