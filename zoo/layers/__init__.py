@@ -9,7 +9,7 @@ from .residual_attention import PreActBottleneck, ResidualAttentionModule, SoftM
 from .coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from .bra import BiLevelRoutingAttention
 from .lepe import AttentionLePE
-from .na2d import na2d_av, na2d_av_cf, na2d_rpb, na2d_window
+from .na2d import NeighbourhoodAggregation, na2d_av, na2d_av_cf, na2d_av_nhwc, na2d_rpb, na2d_window
 from .contmix import ContMix
-from .conv_mlp import ChannelAffine, ConvGrnMlp, ResDWConv
+from .conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d, ResDWConv
 from .dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
