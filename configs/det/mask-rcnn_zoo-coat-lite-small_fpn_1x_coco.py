@@ -1,34 +1,12 @@
 # Mask R-CNN 1x COCO, CoaT-Lite Small backbone.
-# Backbone: CoaT-Lite Small (`zoo_coat_lite_small`) through zoo.mm.ZooBackbone (timm features_only).
 # CoaT (Xu et al., ICCV 2021) official mmdet configs: drop path 0.0, AdamW lr 1e-4 wd 0.05 without per-parameter
 # decay rules. Paper Mask R-CNN 1x (multi-scale training): 45.2 / 40.7.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-    '../_base_/zoo_mm.py',
-]
+_base_ = ['../_base_/det/mask-rcnn_fpn_adamw_1x_coco.py']
+# ImageNet weights (zoo_coat_lite_small.in1k); pretrained='cls.pth' loads a local classification checkpoint
+# feature levels 0: stages.0 s4 64ch, 1: stages.1 s8 128ch, 2: stages.2 s16 320ch, 3: stages.3 s32 512ch
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='zoo_coat_lite_small',
-        # ImageNet weights (zoo_coat_lite_small.in1k); pretrained='cls.pth' loads a local classification checkpoint
-        pretrained=True,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.0,
-    ),
-    # feature levels 0: stages.0 s4 64ch, 1: stages.1 s8 128ch, 2: stages.2 s16 320ch, 3: stages.3 s32 512ch
+    backbone=dict(model_name='zoo_coat_lite_small', pretrained=True, out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
     neck=dict(in_channels=[64, 128, 320, 512]))
-# AdamW lr 0.0001, betas (0.9, 0.999), wd 0.05; 12 epochs, steps at 8 and 11, 1000-iteration warm-up
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1),
-]
 # CoaT's 1x results use DETR-style multi-scale training (as the official configs)
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

@@ -1,25 +1,9 @@
 # Mask R-CNN 1x COCO, Residual Attention Network-56 backbone.
-# Backbone: Residual Attention Network-56 (`zoo_resattnet56`) through zoo.mm.ZooBackbone (timm features_only).
 # The Residual Attention Network paper has no detection/segmentation results; this uses the standard mmdet/mmseg
 # ResNet recipe (SGD, frozen stem + stage 1, frozen BN for detection).
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-    '../_base_/zoo_mm.py',
-]
+_base_ = ['../_base_/det/mask-rcnn_fpn_1x_coco.py']
+# no released ImageNet weights; pretrained='cls.pth' loads your own classification checkpoint
+# feature levels 0: stages.0 s4 256ch, 1: stages.1 s8 512ch, 2: stages.2 s16 1024ch, 3: stages.3 s32 2048ch
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='zoo_resattnet56',
-        # no released ImageNet weights; pretrained='cls.pth' loads your own classification checkpoint
-        pretrained=False,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=0,
-        norm_eval=True,
-    ),
-    # feature levels 0: stages.0 s4 256ch, 1: stages.1 s8 512ch, 2: stages.2 s16 1024ch, 3: stages.3 s32 2048ch
+    backbone=dict(model_name='zoo_resattnet56', out_indices=(0, 1, 2, 3), frozen_stages=0, norm_eval=True),
     neck=dict(in_channels=[256, 512, 1024, 2048]))
-# mmdet's ResNet-50 Mask R-CNN recipe (schedule_1x): SGD lr 0.02, 12 epochs, steps at 8 and 11

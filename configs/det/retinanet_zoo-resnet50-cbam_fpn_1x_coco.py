@@ -1,28 +1,11 @@
 # RetinaNet 1x COCO, ResNet-50 + CBAM backbone.
-# Backbone: ResNet-50 + CBAM (`zoo_resnet50_cbam`) through zoo.mm.ZooBackbone (timm features_only).
 # CBAM (Woo et al., ECCV 2018) reports COCO detection with the standard mmdet ResNet-50 settings: SGD, frozen
 # stem + stage 1, frozen BN statistics.
-_base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-    '../_base_/zoo_mm.py',
-]
+_base_ = ['../_base_/det/retinanet_fpn_1x_coco.py']
+# ImageNet weights zoo_resnet50_cbam.in1k are a manual download (see its pretrained_cfg notes):
+# set pretrained='<downloaded file>' (converted on load)
+# only C3-C5 are requested (RetinaNet's FPN starts at C3); feature levels:
+# 2: layer2 s8 512ch, 3: layer3 s16 1024ch, 4: layer4 s32 2048ch
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='zoo_resnet50_cbam',
-        # ImageNet weights zoo_resnet50_cbam.in1k are a manual download (see its pretrained_cfg notes):
-        # set pretrained='<downloaded file>' (converted on load)
-        pretrained=False,
-        out_indices=(2, 3, 4),
-        frozen_stages=1,
-        norm_eval=True,
-    ),
-    # only C3-C5 are requested (RetinaNet's FPN starts at C3); feature levels:
-    # 2: layer2 s8 512ch, 3: layer3 s16 1024ch, 4: layer4 s32 2048ch
-    neck=dict(in_channels=[512, 1024, 2048], start_level=0, add_extra_convs='on_input', num_outs=5))
-# mmdet's ResNet-50 RetinaNet recipe (retinanet_r50_fpn_1x_coco): SGD lr 0.01
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
+    backbone=dict(model_name='zoo_resnet50_cbam', out_indices=(2, 3, 4), frozen_stages=1, norm_eval=True),
+    neck=dict(in_channels=[512, 1024, 2048]))

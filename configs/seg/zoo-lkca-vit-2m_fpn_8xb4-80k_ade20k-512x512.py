@@ -1,34 +1,9 @@
 # Semantic FPN 80k ADE20K (512x512 crops), LKCA ViT-2M backbone.
-# Backbone: LKCA ViT-2M (`zoo_lkca_vit_2m`) through zoo.mm.ZooBackbone (timm features_only).
 # LKCA (Li et al., 2024) is an isotropic ViT; zoo_lkca_* expose a parameter-free ViTDet-style pyramid (strides
-# 4-32, patch 8). No official dense configs: AdamW recipe of the table in configs/README.md.
-_base_ = [
-    'mmseg::_base_/models/fpn_r50.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_80k.py',
-    '../_base_/zoo_mm.py',
-]
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
+# 4-32, patch 8). No official segmentation configs: AdamW recipe of the table in configs/README.md.
+_base_ = ['../_base_/seg/fpn_adamw_80k_ade20k.py']
+# no released ImageNet weights; pretrained='cls.pth' loads your own classification checkpoint
+# feature levels 0: pyramid.0 s4 192ch, 1: pyramid.1 s8 192ch, 2: pyramid.2 s16 192ch, 3: pyramid.3 s32 192ch
 model = dict(
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='zoo_lkca_vit_2m',
-        # no released ImageNet weights; pretrained='cls.pth' loads your own classification checkpoint
-        pretrained=False,
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-    ),
-    # feature levels 0: pyramid.0 s4 192ch, 1: pyramid.1 s8 192ch, 2: pyramid.2 s16 192ch, 3: pyramid.3 s32 192ch
-    neck=dict(in_channels=[192, 192, 192, 192], num_outs=4),
-    decode_head=dict(num_classes=150))
-sync_bn = 'torch'  # backbone BatchNorm -> SyncBatchNorm in multi-GPU training (heads already use SyncBN)
-# AdamW lr 1e-4, wd 1e-4 (PVT / Twins Semantic FPN recipe), poly decay to 0 over 80k iterations
-# (mmseg's schedule_80k has eta_min=1e-4, which would keep the lr constant), 8 GPUs x 4 images
-optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.0001))
-param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=80000, by_epoch=False)]
-train_dataloader = dict(batch_size=4)
+    backbone=dict(model_name='zoo_lkca_vit_2m', out_indices=(0, 1, 2, 3), drop_path_rate=0.1),
+    neck=dict(in_channels=[192, 192, 192, 192]))

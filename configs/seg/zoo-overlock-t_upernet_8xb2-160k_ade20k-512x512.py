@@ -1,44 +1,12 @@
 # UperNet 160k ADE20K (512x512 crops), OverLoCK-T backbone.
-# Backbone: OverLoCK-T (`zoo_overlock_t`) through zoo.mm.ZooBackbone (timm features_only).
-# OverLoCK (Lou & Yu, CVPR 2025) official configs: drop path 0.2 (T), Mask R-CNN AdamW lr 2e-4 wd 0.05;
-# dense_outputs=True adds the official dense output norms and context projection. Paper: Mask R-CNN 1x 48.3 /
-# 43.3, UperNet 160k 50.3 mIoU.
-_base_ = [
-    'mmseg::_base_/models/upernet_r50.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-    '../_base_/zoo_mm.py',
-]
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
+# OverLoCK (Lou & Yu, CVPR 2025) official segmentation configs: drop path 0.2 (T); dense_outputs=True adds the
+# official dense output norms and context projection. Paper: UperNet 160k 50.3 mIoU.
+_base_ = ['../_base_/seg/upernet_adamw_160k_ade20k.py']
+# ImageNet weights (zoo_overlock_t.in1k); pretrained='cls.pth' loads a local classification checkpoint
+# feature levels 0: stages.0 s4 64ch, 1: stages.1 s8 128ch, 2: focus_stages.0 s16 384ch, 3: focus_stages.1 s32 640ch
 model = dict(
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='ZooBackbone',
-        model_name='zoo_overlock_t',
-        # ImageNet weights (zoo_overlock_t.in1k); pretrained='cls.pth' loads a local classification checkpoint
-        pretrained=True,
-        out_indices=(0, 1, 2, 3),
-        dense_outputs=True,
-        drop_path_rate=0.2,
-    ),
-    # feature levels 0: stages.0 s4 64ch, 1: stages.1 s8 128ch, 2: focus_stages.0 s16 384ch, 3: focus_stages.1 s32 640ch
-    decode_head=dict(in_channels=[64, 128, 384, 640], in_index=[0, 1, 2, 3], num_classes=150),
-    auxiliary_head=dict(in_channels=384, in_index=2, num_classes=150))
-sync_bn = 'torch'  # backbone BatchNorm -> SyncBatchNorm in multi-GPU training (heads already use SyncBN)
-# AdamW lr 6e-5, wd 0.01, no decay on norms / position tables; 1500-iteration warm-up, then linear decay
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'absolute_pos_embed': dict(decay_mult=0.),
-                                     'relative_position_bias_table': dict(decay_mult=0.0),
-                                     'norm': dict(decay_mult=0.)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-train_dataloader = dict(batch_size=2)  # 8 GPUs x 2 images
+    backbone=dict(model_name='zoo_overlock_t', pretrained=True, out_indices=(0, 1, 2, 3), dense_outputs=True,
+        drop_path_rate=0.2),
+    decode_head=dict(in_channels=[64, 128, 384, 640]),
+    auxiliary_head=dict(in_channels=384))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
