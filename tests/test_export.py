@@ -157,3 +157,9 @@ def test_onnx_all_models(name, tmp_path):
         _record(name, False)
         raise
     _record(name, True)
+
+
+def test_time_limit_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match='did not finish within'):
+        export_model(_model('zoo_resnet18_cbam'), 'torch.export', (3, 32, 32), tmp_path / 'm.pt2', time_limit=0.01)
+    assert list(tmp_path.iterdir()) == []

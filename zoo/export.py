@@ -145,6 +145,32 @@ def _quiet():
             logging.disable(old)
 
 
+@contextlib.contextmanager
+def _time_limit(seconds: Optional[float], what: str):
+    import signal
+    import threading
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, 'SIGALRM'):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Timeout()
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    except _Timeout:
+        raise ExportError(f'{what} did not finish within {seconds:g} s (see --time-limit); the architecture is '
+                          f'not practical to export this way') from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+class _Timeout(BaseException):
+    pass
+
+
 # --- one exporter + runtime per format ------------------------------------------------------------------------------
 
 def _export_onnx(model, x, dynamic, path: Path):
@@ -225,14 +251,15 @@ _SUFFIX = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
 
 def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Union[str, os.PathLike], *,
                  dynamic: bool = False, atol: float = 1e-4, batch: int = 2, seed: int = 0,
-                 second_size: Optional[Sequence[int]] = None) -> ExportResult:
+                 second_size: Optional[Sequence[int]] = None, time_limit: Optional[float] = None) -> ExportResult:
     """Export ``model`` (eval mode, fp32, CPU) to ``out`` and verify it against eager logits.
 
     ``input_size`` is (C, H, W); the export traces a batch of ``batch`` random inputs. With ``dynamic``, batch,
     height and width are dynamic and the artifact is also verified at ``second_size`` (default
     :func:`second_input_size`) with batch 1. Raises :class:`ExportError` if the export fails, the spatial size is
     specialised although ``dynamic`` was asked for, or the max abs difference exceeds ``atol``; ``out`` is then
-    left untouched.
+    left untouched. ``time_limit`` (seconds, main thread only): give up on an exporter that does not finish
+    (dynamic-shape tracing of some architectures spends a very long time in symbolic shape reasoning).
     """
     if fmt not in FORMATS:
         raise ExportError(f'unknown format {fmt!r}; choose one of {", ".join(FORMATS)}')
@@ -258,7 +285,8 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
     tmp_dir = tempfile.mkdtemp(prefix=f'.{out.name}.', dir=str(out.parent))
     tmp = Path(tmp_dir) / out.name
     try:
-        run, method = _EXPORTERS[fmt](model, xs[0], dynamic, tmp)
+        with _time_limit(time_limit, f'{fmt} export{" with dynamic shapes" if dynamic else ""}'):
+            run, method = _EXPORTERS[fmt](model, xs[0], dynamic, tmp)
         diffs = {}
         for x, ref in zip(xs, refs):
             key = 'x'.join(str(v) for v in x.shape)
@@ -315,5 +343,6 @@ def merge_export_status(updates: Dict[str, Dict[str, Any]], path: Union[str, os.
     with os.fdopen(fd, 'w') as f:
         json.dump(data, f, indent=2)
         f.write('\n')
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path

@@ -35,6 +35,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--num-classes', type=int, default=None, help='classifier classes (random init only)')
     p.add_argument('--atol', type=float, default=1e-4, help='max abs difference to eager fp32 logits')
     p.add_argument('--batch', type=int, default=2, help='batch of the traced/verified inputs')
+    p.add_argument('--time-limit', type=float, default=1800., help='give up on an export that takes longer (s, 0: '
+                   'no limit)')
     return p
 
 
@@ -45,7 +47,8 @@ def _main(argv: List[str]) -> int:
     kw = {} if args.num_classes is None else {'num_classes': args.num_classes}
     model = build_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, **kw)
     size = args.input_size or tuple(model.pretrained_cfg.get('input_size', (3, 224, 224)))
-    res = export_model(model, args.format, size, args.out, dynamic=args.dynamic, atol=args.atol, batch=args.batch)
+    res = export_model(model, args.format, size, args.out, dynamic=args.dynamic, atol=args.atol, batch=args.batch,
+                       time_limit=args.time_limit or None)
     print(res.summary())
     return 0
 

@@ -33,7 +33,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--target', type=int, default=None, help='Grad-CAM class (default: the top-1 class)')
     p.add_argument('--no-cam', dest='cam', action='store_false', help='skip the Grad-CAM panel')
     p.add_argument('--all-blocks', action='store_true', help='every block, not only the last block of each stage')
-    p.add_argument('--seed', type=int, default=0, help='seed of the generated image')
+    p.add_argument('--seed', type=int, default=0, help='seed of the generated image (and of a random init)')
     return p
 
 
@@ -45,6 +45,8 @@ def _main(argv: List[str]) -> int:
     from ..errors import UserError
     from ..export import build_model
     from ..viz import collect_maps, grad_cam, load_image, plot_maps
+    import torch
+    torch.manual_seed(args.seed)  # a randomly initialised model (no weights given) is the same on every run
     model = build_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
     x = load_image(args.image, model, size=tuple(args.size) if args.size else None, seed=args.seed)
     maps = collect_maps(model, x, last_per_stage=not args.all_blocks)

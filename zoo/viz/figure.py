@@ -85,7 +85,8 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
     import matplotlib.pyplot as plt
     from matplotlib import patches
 
-    img = _to_image(image, mean, std)
+    img_rgb = _to_image(image, mean, std)
+    img = np.repeat(img_rgb.mean(-1, keepdims=True), 3, -1)  # maps are drawn over the grey image: legible colours
     H, W = img.shape[:2]
     rows: List[List] = [[('image', None)] + ([('grad-cam', None)] if cam is not None else [])]
     stages: List[str] = []
@@ -102,7 +103,7 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
         for c, (what, m) in enumerate(row):
             ax = axes[r][c]
             if what == 'image':
-                ax.imshow(img)
+                ax.imshow(img_rgb)
                 ax.set_title('input', fontsize=8)
                 continue
             if what == 'grad-cam':
@@ -122,7 +123,12 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
             elif m.overlay:
                 h, w = d.shape
                 ax.imshow(img)
-                ax.imshow(_resize(d, H, W), cmap='jet', alpha=0.5, vmin=vmin, vmax=vmax)
+                if 'grid' in m.extra or m.normalize:  # sparse maps: zeros transparent, scaled to the max
+                    big = _resize(d, H, W)
+                    ax.imshow(np.ma.masked_where(big <= 0, big), cmap='autumn' if 'grid' in m.extra else 'jet',
+                              alpha=0.55, vmin=0, vmax=float(d.max()) or 1.)
+                else:
+                    ax.imshow(_resize(d, H, W), cmap='jet', alpha=0.5, vmin=vmin, vmax=vmax)
                 sy, sx = H / h, W / w
                 if 'grid' in m.extra:  # BiFormer regions
                     S = m.extra['grid']
@@ -142,7 +148,8 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
                     ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='magenta',
                                                    lw=1))
             else:
-                ax.imshow(d, cmap='viridis', vmin=vmin, vmax=vmax, interpolation='nearest')
+                ax.imshow(d, cmap='viridis', vmin=vmin, vmax=float(d.max()) if m.normalize else vmax,
+                          interpolation='nearest')
                 if m.query is not None:
                     ax.plot([m.query[1]], [m.query[0]], marker='+', color='magenta', ms=6)
             t = m.title + (f' ({m.note})' if m.note else '')

@@ -60,6 +60,7 @@ class AttnMap:
     unit: bool = True
     input_dependent: bool = True
     query: Optional[Tuple[float, float]] = None
+    normalize: bool = False  # draw scaled to the map's max (sparse probabilities), zeros transparent
     note: str = ''
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -176,11 +177,14 @@ def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]  # (N, H, W, C)
     H, W = x.shape[1], x.shape[2]
     S = int(getattr(m, 'n_win'))
-    topk = [o for fn, _, _, o in calls if fn == 'topk']
-    if not topk:
-        return []
-    r_idx = topk[0].indices[0]  # (R, k): routed key regions of every query region, best first
     R = S * S
+    topk = [o for fn, _, _, o in calls if fn == 'topk']
+    if topk:
+        r_idx = topk[0].indices[0]  # (R, k): routed key regions of every query region, best first
+    elif int(getattr(m, 'topk', 0)) >= R:  # every region routed: the layer may skip the top-k
+        r_idx = torch.arange(R, device=x.device).expand(R, R)
+    else:
+        return []
     rq = (S // 2) * S + S // 2  # the query region: the centre one
     routed = torch.zeros(R)
     routed[r_idx[rq].cpu()] = 1.  # 1 = routed key region of the query region (marked by `query`)
@@ -197,13 +201,18 @@ def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
     for fn, a, kw, o in calls:
         if fn == 'scaled_dot_product_attention' and a[0].dim() == 4 and a[1].shape[-2] == r_idx.shape[1] * T:
             q, k = a[0], a[1]
-            heads = q.shape[0] // x.shape[0]
-            sub_kw = dict(kw)
             mask = a[3] if len(a) > 3 else kw.get('attn_mask')
-            sub_args = (q[:heads, rq:rq + 1, t:t + 1], k[:heads, rq:rq + 1], None,
-                        None if mask is None else mask[:heads, rq:rq + 1])
-            sub_kw.pop('attn_mask', None)
-            probs = _sdpa_probs(sub_args, sub_kw).mean(0).reshape(-1)  # (k * T,)
+            N = x.shape[0]
+            heads = int(getattr(m, 'num_heads', q.shape[1]))
+            if q.shape[0] == N * R and q.shape[1] == heads:  # (N * R, heads, T, d): first image's rows come first
+                qh, kh, mh = q[rq, :, t:t + 1], k[rq], None if mask is None else mask[rq]
+            elif q.shape[0] == N * heads and q.shape[1] == R:  # (N * heads, R, T, d)
+                qh, kh = q[:heads, rq, t:t + 1], k[:heads, rq]
+                mh = None if mask is None else mask[:heads, rq]
+            else:
+                continue
+            sub_kw = {k_: v_ for k_, v_ in kw.items() if k_ != 'attn_mask'}
+            probs = _sdpa_probs((qh, kh, None, mh), sub_kw).reshape(-1, kh.shape[-2]).mean(0)  # (k * T,)
             break
         if fn == 'softmax' and o.dim() >= 3 and o.shape[-1] == r_idx.shape[1] * T:
             p = o.reshape(x.shape[0], -1, R, T, o.shape[-1]) if o.shape[-3] == R or o.shape[-2] == T else None
@@ -216,7 +225,7 @@ def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
             img[r // S, r % S] = probs[j * T:(j + 1) * T].reshape(rh, rw).cpu()
         img = img.permute(0, 2, 1, 3).reshape(Hp, Wp)[:H, :W]
         qy, qx = qr * rh + rh // 2, qc * rw + rw // 2
-        maps.append(AttnMap('biformer', 'token attention', name, stage, img, query=(qy, qx)))
+        maps.append(AttnMap('biformer', 'token attention', name, stage, img, query=(qy, qx), normalize=True))
     return maps
 
 
@@ -252,7 +261,7 @@ def _halonet(name, m, stage, inp, out, calls) -> List[AttnMap]:
     canvas[by * b:by * b + win, bx * b:bx * b + win] = p
     img = canvas[h:h + H, h:h + W]
     q = (by * b + (bq // 2) * stride, bx * b + (bq // 2) * stride)
-    return [AttnMap('halonet', f'halo attention ({b}+2x{h} window)', name, stage, img, query=q,
+    return [AttnMap('halonet', f'halo attention ({b}+2x{h} window)', name, stage, img, query=q, normalize=True,
                     extra={'block': (by * b, bx * b, b), 'window': (by * b - h, bx * b - h, win)})]
 
 
@@ -290,7 +299,8 @@ def _lkca(name, m, stage, inp, out, calls) -> List[AttnMap]:
         a = lkca_attention_matrix(m.kernel.detach().float(), H, W)
         c = (H // 2) * W + W // 2
         maps.append(AttnMap('lkca', 'attention row of centre token', name, stage,
-                            a[c].reshape(H, W).cpu(), unit=False, input_dependent=False, query=(H // 2, W // 2)))
+                            a[c].reshape(H, W).cpu(), unit=False, input_dependent=False, query=(H // 2, W // 2),
+                            normalize=True))
     except ImportError:
         pass
     maps.append(AttnMap('lkca', '|output|', name, stage, out[0].float().norm(dim=-1).cpu(), unit=False))
