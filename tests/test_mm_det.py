@@ -4,7 +4,6 @@ on generated shapes; ZooAlbu survives empty boxes; a short end-to-end train + CO
 Needs mmcv with compiled ops (``mmcv._ext``), mmdet and pycocotools; skipped with the reason otherwise.
 """
 import copy
-import importlib.util
 import json
 import os.path as osp
 
@@ -12,56 +11,16 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_missing
 
-def _missing():
-    for name in ('mmengine', 'mmcv', 'mmdet', 'pycocotools'):
-        if importlib.util.find_spec(name) is None:
-            return f'{name} is not installed'
-    try:
-        if importlib.util.find_spec('mmcv._ext') is None:
-            return 'mmcv has no compiled ops (mmcv._ext); run `make setup`'
-    except ImportError as e:
-        return f'mmcv._ext: {e}'
-    return None
-
-
-_REASON = _missing()
+_REASON = mm_missing('mmdet', 'pycocotools')
 pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmdet'),
               pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET = osp.join(ROOT, 'configs', 'det')
 
-# family -> (COCO config slug, small model of the family used in the test)
-FAMILIES = {
-    'cbam': ('zoo-resnet50-cbam', 'zoo_resnet18_cbam'),
-    'triplet': ('zoo-resnet50-triplet', 'zoo_resnet18_triplet'),
-    'biformer': ('zoo-biformer-small', 'zoo_biformer_tiny'),
-    'halonet': ('zoo-halonet-h1', 'zoo_halonet_h0'),
-    'coat': ('zoo-coat-lite-small', 'zoo_coat_lite_tiny'),
-    'lkca': ('zoo-lkca-vit-2m', 'zoo_lkca_vit_05m'),
-    'resattnet': ('zoo-resattnet56', 'zoo_resattnet56'),
-    'overlock': ('zoo-overlock-t', 'zoo_overlock_xt'),
-}
-SIZE = 64
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    from zoo.data.shapes import make_detection
-    return str(make_detection(tmp_path_factory.mktemp('shapes') / 'det', n_train=8, n_val=4, size=SIZE, seed=0,
-                              max_objects=3).root)
-
-
-@pytest.fixture
-def mmdet_scope():
-    """mmdet as the default registry scope for this test (the Runner and mmseg tests change the global one)."""
-    import zoo.mm  # noqa: F401  registers ZooBackbone / ZooAlbu
-    from mmdet.utils import register_all_modules
-    from mmengine.registry import DefaultScope
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        yield
+FAMILIES = MM_FAMILIES
+SIZE = MM_SIZE
 
 
 def _small_backbone(cfg, small):
@@ -132,7 +91,7 @@ def _step_and_predict(cfg, root, with_mask):
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 @pytest.mark.parametrize('algo', ['retinanet', 'mask-rcnn'])
-def test_coco_config_trains_and_predicts(family, algo, shapes_root, mmdet_scope):
+def test_coco_config_trains_and_predicts(family, algo, shapes_det_root, mmdet_scope):
     import timm
     from mmengine.config import Config
     slug, small = FAMILIES[family]
@@ -150,7 +109,7 @@ def test_coco_config_trains_and_predicts(family, algo, shapes_root, mmdet_scope)
         cfg.model.train_cfg.rcnn.sampler.num = 64  # tiny images: fewer RoIs keep the step fast
         cfg.model.train_cfg.rpn_proposal.update(nms_pre=300, max_per_img=100)
         cfg.model.test_cfg.rpn.update(nms_pre=300, max_per_img=100)
-    _step_and_predict(cfg, shapes_root, with_mask=algo == 'mask-rcnn')
+    _step_and_predict(cfg, shapes_det_root, with_mask=algo == 'mask-rcnn')
 
 
 # ------------------------------------------------------------------------------------------------------ ZooAlbu

@@ -5,62 +5,22 @@ Needs mmcv with compiled ops (``mmcv._ext``) and mmseg; skipped with the reason 
 """
 import copy
 import glob
-import importlib.util
 import os
 import os.path as osp
 
 import pytest
 import torch
 
+from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_missing
 
-def _missing():
-    for name in ('mmengine', 'mmcv', 'mmseg'):
-        if importlib.util.find_spec(name) is None:
-            return f'{name} is not installed'
-    try:
-        if importlib.util.find_spec('mmcv._ext') is None:
-            return 'mmcv has no compiled ops (mmcv._ext); run `make setup`'
-    except ImportError as e:
-        return f'mmcv._ext: {e}'
-    return None
-
-
-_REASON = _missing()
+_REASON = mm_missing('mmseg')
 pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmseg'),
               pytest.mark.skipif(_REASON is not None, reason=_REASON or '')]
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'seg')
-FAMILIES = {
-    'cbam': ('zoo-resnet50-cbam', 'zoo_resnet18_cbam'),
-    'triplet': ('zoo-resnet50-triplet', 'zoo_resnet18_triplet'),
-    'biformer': ('zoo-biformer-small', 'zoo_biformer_tiny'),
-    'halonet': ('zoo-halonet-h1', 'zoo_halonet_h0'),
-    'coat': ('zoo-coat-lite-small', 'zoo_coat_lite_tiny'),
-    'lkca': ('zoo-lkca-vit-2m', 'zoo_lkca_vit_05m'),
-    'resattnet': ('zoo-resattnet56', 'zoo_resattnet56'),
-    'overlock': ('zoo-overlock-t', 'zoo_overlock_xt'),
-}
-SIZE = 64
+FAMILIES = MM_FAMILIES
+SIZE = MM_SIZE
 NUM_CLASSES = 7  # background + 6 shapes
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    from zoo.data.shapes import make_segmentation
-    return str(make_segmentation(tmp_path_factory.mktemp('shapes') / 'seg', n_train=8, n_val=4, size=SIZE, seed=0,
-                                 max_objects=3).root)
-
-
-@pytest.fixture
-def mmseg_scope():
-    """mmseg as the default registry scope for this test (the Runner and mmdet tests change the global one)."""
-    import zoo.mm  # noqa: F401
-    from mmengine.registry import DefaultScope
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        yield
 
 
 def _config(head, slug):
@@ -89,7 +49,7 @@ def _shapes_dataset(root, test_mode):
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 @pytest.mark.parametrize('head', ['upernet', 'fpn'])
-def test_ade20k_config_trains_and_predicts(family, head, shapes_root, mmseg_scope):
+def test_ade20k_config_trains_and_predicts(family, head, shapes_seg_root, mmseg_scope):
     import timm
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
@@ -119,7 +79,7 @@ def test_ade20k_config_trains_and_predicts(family, head, shapes_root, mmseg_scop
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    batch = pseudo_collate([_shapes_dataset(shapes_root, False)[i] for i in range(2)])
+    batch = pseudo_collate([_shapes_dataset(shapes_seg_root, False)[i] for i in range(2)])
     data = model.data_preprocessor(batch, True)
     losses = model(**data, mode='loss')
     loss, log_vars = model.parse_losses(losses)
@@ -132,7 +92,7 @@ def test_ade20k_config_trains_and_predicts(family, head, shapes_root, mmseg_scop
     optim.zero_grad()
 
     model.eval()
-    val = _shapes_dataset(shapes_root, True)
+    val = _shapes_dataset(shapes_seg_root, True)
     with torch.no_grad():
         preds = model.test_step(pseudo_collate([val[0], val[1]]))
     for p in preds:
