@@ -23,9 +23,10 @@ identical.
 
 Memory: the official implementation expands the key/value tensor to one copy per (query region, key region)
 pair, gathers ``topk`` copies of every routed key/value region and then materialises the full attention
-matrix. Here the routed regions are gathered once with broadcast index tensors straight into the layout
-``F.scaled_dot_product_attention`` takes, so no attention matrix is ever materialised (fused kernels on CPU
-and GPU). ``zoo.layers._bra_reference.bra_gather_reference`` (not public API) keeps the straightforward
+matrix. Here the projection output is laid out region-major once (each region's tokens contiguous), the routed
+regions are gathered once with ``index_select`` of whole regions straight into the layout
+``F.scaled_dot_product_attention`` takes (heads and the k/v split are strided views), and no attention matrix is
+ever materialised (fused kernels on CPU and GPU). ``zoo.layers._bra_reference.bra_gather_reference`` (not public API) keeps the straightforward
 expand + gather + explicit softmax algorithm for benchmarks and tests.
 
 torch.fx: the module is a leaf (``register_notrace_module``), since padding and region sizes depend on the input
@@ -136,56 +137,54 @@ class BiLevelRoutingAttention(nn.Module):
         R = S * S
         rh, rw = Hp // S, Wp // S
         T = rh * rw
+        k_top = self.topk
         padded = Hp != H or Wp != W
         use_mask = self.mask_padding and padded
 
         lepe = self._lepe(qkv, H, W)
 
+        # region-major copies (one pass over the projection output): q (N, R, T, qk), [k | v] (N * R, T, qk + C);
+        # rows of a region are contiguous, so gathering a routed region below copies one contiguous block
+        qkv_r = qkv.view(N, S, rh, S, rw, -1).permute(0, 1, 3, 2, 4, 5)
+        q = qkv_r[..., :qk_dim].reshape(N, R, T, qk_dim)
+        kv = qkv_r[..., qk_dim:].reshape(N * R, T, qk_dim + C)
+        del qkv, qkv_r
+
         # region-level routing on detached region means of q and k (full qk width, all heads together)
-        qkv_r = qkv.view(N, S, rh, S, rw, -1)
-        qk_r = qkv_r[..., :2 * qk_dim].detach()
+        q_d, k_d = q.detach(), kv.view(N, R, T, -1)[..., :qk_dim].detach()
         valid: Optional[torch.Tensor] = None
         if use_mask:
-            valid = _valid_region_mask(H, W, Hp, Wp, S, qkv.device)  # (R, T)
-            valid_img = valid.view(S, S, rh, rw).permute(0, 2, 1, 3)  # (S, rh, S, rw)
-            count = valid_img.sum((1, 3)).reshape(1, R, 1).to(qkv.dtype)
-            qk_mean = (qk_r * valid_img[None, :, :, :, :, None].to(qkv.dtype)).sum((2, 4)).reshape(N, R, -1)
-            qk_mean = qk_mean / count.clamp(min=1.)
+            valid = _valid_region_mask(H, W, Hp, Wp, S, q.device)  # (R, T)
+            w_tok = valid.view(1, R, T, 1).to(q.dtype)
+            count = valid.sum(1).view(1, R, 1).to(q.dtype).clamp(min=1.)
+            q_mean = (q_d * w_tok).sum(2) / count
+            k_mean = (k_d * w_tok).sum(2) / count
         else:
-            qk_mean = qk_r.mean((2, 4)).reshape(N, R, -1)
-        q_mean, k_mean = qk_mean[..., :qk_dim], qk_mean[..., qk_dim:]
+            q_mean, k_mean = q_d.mean(2), k_d.mean(2)  # (N, R, qk)
         logits = (q_mean * self.scale) @ k_mean.transpose(-2, -1)  # (N, R, R)
         if valid is not None:
             empty = ~valid.any(1)  # key regions made only of padding
             logits = logits.masked_fill(empty.view(1, 1, R), float('-inf'))
-        r_idx = torch.topk(logits, k=self.topk, dim=-1).indices  # (N, R, k), best first
+        r_idx = torch.topk(logits, k=k_top, dim=-1).indices  # (N, R, k), best first
 
-        # head-first region views of q/k/v (no copy): (N, S, rh, S, rw, m, d) -> (N, m, S, S, rh, rw, d)
-        q = qkv_r[..., :qk_dim].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
-        k = qkv_r[..., qk_dim:2 * qk_dim].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
-        v = qkv_r[..., 2 * qk_dim:].reshape(N, S, rh, S, rw, m, -1).permute(0, 5, 1, 3, 2, 4, 6)
-        q = q.reshape(N * m, R, T, -1)
-
-        # gather the routed key/value regions once, straight from the projection output into attention layout:
-        # (N, m, R, k, rh, rw, d) -> (N * m, R, k * T, d); no per-pair expansion, no separate k/v relayout
-        n_idx = torch.arange(N, device=qkv.device).view(N, 1, 1, 1)
-        m_idx = torch.arange(m, device=qkv.device).view(1, m, 1, 1)
-        row_idx = torch.div(r_idx, S, rounding_mode='floor').view(N, 1, R, self.topk)
-        col_idx = (r_idx % S).view(N, 1, R, self.topk)
-        k_sel = k[n_idx, m_idx, row_idx, col_idx].reshape(N * m, R, self.topk * T, -1)
-        v_sel = v[n_idx, m_idx, row_idx, col_idx].reshape(N * m, R, self.topk * T, -1)
-        del qkv, qkv_r, qk_r, k, v  # release the projection output before attention
+        # gather the routed key/value regions once (index_select of whole contiguous regions) straight into the
+        # layout attention takes: (N * R, k * T, qk + C); heads and the k/v split are strided views of it
+        flat_idx = (r_idx + torch.arange(N, device=r_idx.device).view(N, 1, 1) * R).reshape(-1)
+        kv_sel = kv.index_select(0, flat_idx).view(N * R, k_top * T, qk_dim + C)
+        del kv
+        k_sel = kv_sel[..., :qk_dim].reshape(N * R, k_top * T, m, -1).transpose(1, 2)  # (N*R, m, k*T, d)
+        v_sel = kv_sel[..., qk_dim:].reshape(N * R, k_top * T, m, -1).transpose(1, 2)
+        q = q.view(N * R, T, m, -1).transpose(1, 2)  # (N*R, m, T, d)
 
         attn_mask: Optional[torch.Tensor] = None
         if valid is not None:
-            # (N, R, k, T) key validity -> broadcast over heads and queries: (N * m, R, 1, k * T)
-            key_valid = valid[r_idx].view(N, 1, R, 1, self.topk * T)
-            attn_mask = key_valid.expand(N, m, R, 1, self.topk * T).reshape(N * m, R, 1, self.topk * T)
+            # (N, R, k, T) key validity, broadcast over heads and queries: (N * R, 1, 1, k * T)
+            attn_mask = valid[r_idx].view(N * R, 1, 1, k_top * T)
 
-        out = F.scaled_dot_product_attention(q, k_sel, v_sel, attn_mask=attn_mask, scale=self.scale)  # (N*m, R, T, d)
-        del q, k_sel, v_sel
-        # (N, m, S, S, rh, rw, d) -> (N, S, rh, S, rw, m, d) -> (N, Hp, Wp, C), channel = head * d + c
-        out = out.view(N, m, S, S, rh, rw, -1).permute(0, 2, 4, 3, 5, 1, 6).reshape(N, Hp, Wp, C)
+        out = F.scaled_dot_product_attention(q, k_sel, v_sel, attn_mask=attn_mask, scale=self.scale)  # (N*R, m, T, d)
+        del q, k_sel, v_sel, kv_sel
+        # (N, S, S, rh, rw, m * d) -> (N, S, rh, S, rw, C) -> (N, Hp, Wp, C), channel = head * d + c
+        out = out.transpose(1, 2).reshape(N, S, S, rh, rw, C).permute(0, 1, 3, 2, 4, 5).reshape(N, Hp, Wp, C)
         if padded:
             out = out[:, :H, :W]
         if lepe is not None:
