@@ -124,7 +124,11 @@ def _dynamic_shapes(dynamic: bool):
 
 
 def _short(e: BaseException, limit: int = 400) -> str:
-    msg = ' '.join(str(e).split())
+    """One line: the innermost cause (the exporters wrap the real reason in pages of advice)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    msg = str(e).split('\nWhile executing')[0].split('\nOriginal traceback')[0]
+    msg = ' '.join(msg.split())
     return f'{type(e).__name__}: {msg[:limit]}{"..." if len(msg) > limit else ""}'
 
 
