@@ -161,6 +161,13 @@ def test_console_scripts(installed):
     bin_, work = installed['bin'], installed['work']
     for script in CONSOLE_SCRIPTS:
         assert (bin_ / script).is_file(), script
+    # every entry point loads (one process): the module exists and has a callable main
+    script = ('import json; from importlib.metadata import distribution; '
+              'eps = [e for e in distribution("zoo").entry_points if e.group == "console_scripts"]; '
+              'print(json.dumps({e.name: [e.value, callable(e.load())] for e in eps}))')
+    eps = json.loads(_run([installed['py'], '-c', script], cwd=work).stdout.strip().splitlines()[-1])
+    assert sorted(eps) == sorted(CONSOLE_SCRIPTS), eps
+    assert all(ok for _, ok in eps.values()), eps
     for script in ('zoo-train', 'zoo-benchmark', 'zoo-demo'):
         p = _run([bin_ / script, '--help'], cwd=work)
         assert 'usage' in p.stdout.lower(), (script, p.stdout[-500:])
