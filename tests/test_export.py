@@ -163,3 +163,12 @@ def test_time_limit_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match='did not finish within'):
         export_model(_model('zoo_resnet18_cbam'), 'torch.export', (3, 32, 32), tmp_path / 'm.pt2', time_limit=0.01)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+    import sys
+    from zoo.errors import UserError
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails as if not installed
+    with pytest.raises(UserError, match=r'pip install zoo\[export\]'):
+        export_model(_model('zoo_resnet18_cbam'), 'onnx', (3, 32, 32), tmp_path / 'm.onnx')
+    assert list(tmp_path.iterdir()) == []

@@ -83,3 +83,11 @@ def test_errors():
         create_model('Unet', 'zoo_biformer_tinyy')
     with pytest.raises(UserError, match='encoder_weights'):
         create_model('Unet', 'zoo_biformer_tiny', encoder_weights='imagenet')
+
+
+def test_missing_smp_names_the_extra(monkeypatch):
+    import sys
+    from zoo.errors import UserError
+    monkeypatch.setitem(sys.modules, 'segmentation_models_pytorch', None)
+    with pytest.raises(UserError, match=r'pip install zoo\[smp\]'):
+        create_model('Unet', 'zoo_resnet18_cbam')

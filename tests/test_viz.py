@@ -190,3 +190,13 @@ def test_visualize_user_errors(tmp_path, capsys):
     assert main(['zoo_resnet18_cbam', '--image', str(tmp_path / 'missing.jpg'), '--out',
                  str(tmp_path / 'a.png')]) == 2
     assert 'missing.jpg' in capsys.readouterr().err
+
+
+def test_missing_grad_cam_names_the_extra(monkeypatch):
+    import sys
+    from zoo.errors import UserError
+    from zoo.viz import grad_cam
+    monkeypatch.setitem(sys.modules, 'pytorch_grad_cam', None)
+    model, size = _model('cbam')
+    with pytest.raises(UserError, match=r'pip install zoo\[viz\]'):
+        grad_cam(model, load_image(None, model, size=(size, size)))
