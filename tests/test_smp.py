@@ -77,6 +77,19 @@ def test_deeplab_uses_native_stride_16():
     assert net.stride == 16 and net.model.encoder.output_stride == 16
 
 
+@pytest.mark.parametrize('name', ['zoo_biformer_tiny', pytest.param('zoo_halonet_h0', marks=pytest.mark.slow)])
+def test_encoder_stages_have_the_strides_smp_assumes(name):
+    """smp's decoders assume the i-th encoder output has stride 2 ** i (a zero-channel stand-in at stride 2 for
+    backbones that start at 4); the zoo encoder takes the stages from the model's full feature_info."""
+    net = create_model('Unet', name, classes=2).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        feats = net.model.encoder(x)
+    for i, f in enumerate(feats):
+        assert f.shape[-2:] == (64 // 2 ** i, 96 // 2 ** i), (i, f.shape)
+    assert [f.shape[1] for f in feats] == net.model.encoder.out_channels
+
+
 def test_errors():
     from zoo.errors import UserError
     with pytest.raises(UserError, match='unknown model'):

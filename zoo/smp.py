@@ -93,17 +93,29 @@ def native_reductions(name: str):
 
 
 def supports_output_stride(name: str, output_stride: int) -> bool:
+    """Whether smp's universal encoder can use the model dilated to ``output_stride`` (timm's ``output_stride=``):
+    the dilated model must keep the same feature stages (smp indexes them from the undilated model) and reach
+    the stride; measured on a small forward pass, since some models accept the argument without dilating."""
     import timm
 
     import zoo  # noqa: F401
+    base = name.split('.', 1)[0]
     try:
-        timm.create_model(name.split('.', 1)[0], features_only=True, output_stride=output_stride)
+        m = timm.create_model(base, features_only=True, output_stride=output_stride).eval()
     except TypeError:
         return False
-    return True
+    full = [int(f['reduction']) for f in timm.create_model(base).feature_info]
+    if native_reductions(base) != full or len(m.feature_info.reduction()) != len(full):
+        return False  # smp's tu- encoder indexes features_only's stages as if they were all the model's stages
+    size = 4 * output_stride
+    with torch.no_grad():
+        feats = m(torch.zeros(1, 3, size, size))
+    nhwc = getattr(m, 'output_fmt', 'NCHW') == 'NHWC'
+    smallest = min(min(f.shape[1:3]) if nhwc else min(f.shape[-2:]) for f in feats)
+    return size // smallest <= output_stride
 
 
-_REGISTERED = {}
+_REGISTERED: dict = {}
 
 
 def register_encoders() -> None:
@@ -131,14 +143,42 @@ def _encoder_class():
     from segmentation_models_pytorch.encoders import TimmUniversalEncoder
 
     class ZooEncoder(TimmUniversalEncoder):
-        """smp's timm universal encoder for a zoo model whose requested output stride is reached natively by the
-        first ``depth`` stages (no dilation); ``pretrained`` loads the zoo's default pretrained weights."""
+        """smp's timm universal encoder for a zoo model, built from the model's full ``feature_info`` (so the
+        stages smp gets are the ones it assumes: strides 2, 4, ... or 4, 8, ... whatever ``features_only``'s default
+        ``out_indices`` are), at its native strides: ``output_stride`` must be reached by the first ``depth``
+        stages (no dilation). ``pretrained`` loads the zoo's default pretrained weights."""
 
         def __init__(self, name: str, depth: int = 5, output_stride: int = 32, pretrained: bool = False,
                      in_channels: int = 3, **kwargs: Any):
-            super().__init__(name, pretrained=pretrained, in_channels=in_channels, depth=depth, output_stride=32,
-                             **kwargs)
-            native = self.output_stride  # min(32, 2 ** depth)
+            import timm
+            nn.Module.__init__(self)
+            if not 1 <= depth <= 5:
+                raise UserError(f'encoder_depth must be in 1..5, got {depth}')
+            self.name = name
+            probe = timm.create_model(name.split('.', 1)[0])  # the full feature_info (every stage)
+            red = [int(f['reduction']) for f in probe.feature_info]
+            del probe
+            self._is_vgg_style = False
+            if red[0] == 2:
+                self._is_transformer_style = False
+                want = [2 ** (i + 1) for i in range(depth)]
+            elif red[0] == 4:
+                self._is_transformer_style = True
+                want = [2 ** (i + 2) for i in range(depth - 1)]
+            else:
+                raise UserError(f'{name}: feature strides {red} do not fit smp encoders (need 2, 4, ... or 4, 8, ...)')
+            idx = [red.index(r) for r in want if r in red]
+            if len(idx) != len(want):
+                raise UserError(f'{name}: feature strides {red} lack {sorted(set(want) - set(red))} for '
+                                f'encoder_depth={depth}')
+            self.model = timm.create_model(name, features_only=True, out_indices=tuple(idx), pretrained=pretrained,
+                                           in_chans=in_channels, **kwargs)
+            self._is_channel_last = getattr(self.model, 'output_fmt', None) == 'NHWC'
+            chs = self.model.feature_info.channels()
+            self._out_channels = [in_channels] + ([0] if self._is_transformer_style else []) + list(chs)
+            self._in_channels = in_channels
+            self._depth = depth
+            native = min(32, 2 ** depth)
             if output_stride not in (32, native):
                 raise UserError(f'{name} cannot run at output stride {output_stride} (no dilated stages); with '
                                 f'encoder_depth={depth} its output stride is {native}')
@@ -146,7 +186,7 @@ def _encoder_class():
 
         def set_in_channels(self, in_channels: int, pretrained: bool = True):
             if in_channels != self._in_channels:
-                raise UserError('zoo-* smp encoders take in_channels only at construction; use tu-<model> '
+                raise UserError('zoo-* smp encoders take in_channels only at construction '
                                 f'(got in_channels={in_channels})')
 
         def make_dilated(self, output_stride: int):
@@ -159,39 +199,40 @@ def _encoder_class():
 
 def create_model(arch: str, encoder: str, encoder_weights: Optional[bool] = None, pad_mode: str = 'constant',
                  **kwargs: Any) -> PadToStride:
-    """``smp.create_model(arch, 'tu-' + encoder, ...)`` wrapped in :class:`PadToStride` (any input size).
+    """An smp model (``arch``: 'Unet', 'FPN', 'DeepLabV3Plus', ...) on a zoo backbone, wrapped in
+    :class:`PadToStride` (any input size).
 
-    ``encoder``: a zoo (or timm) model name, optionally with ``.tag``; ``encoder_weights``: None (random) or True
-    (the model's pretrained weights). For DeepLabV3+ on a backbone that cannot dilate to ``encoder_output_stride``
-    (default 16), the encoder uses its first four stages (native stride 16) through :func:`register_encoders`.
+    ``encoder``: a zoo model name, optionally with ``.tag`` (other timm models go through smp's ``tu-`` encoder);
+    ``encoder_weights``: None (random) or True (the model's pretrained weights). The encoder is
+    :class:`ZooEncoder` (registered as ``zoo-<model>``), which takes the stages from the model's full
+    ``feature_info``. DeepLabV3+/DeepLabV3 use a dilated backbone where the model supports ``output_stride``,
+    else its first ``log2(encoder_output_stride)`` stages at their native strides (stride 16: four stages).
     """
     smp = _smp()
-    import zoo  # noqa: F401
+    import zoo
     from .errors import check_model_name
     check_model_name(encoder)
     if encoder_weights not in (None, True, False):
         raise UserError(f'encoder_weights for zoo encoders is None or True (the pretrained tag goes in the name, '
                         f'{encoder}.<tag>), got {encoder_weights!r}')
     weights = True if encoder_weights else None
+    base = encoder.split('.', 1)[0]
+    if base not in zoo.list_models():
+        return PadToStride(smp.create_model(arch, f'tu-{encoder}', encoder_weights=weights, **kwargs), mode=pad_mode)
     if arch.lower().replace('_', '') in ('deeplabv3plus', 'deeplabv3+', 'deeplabv3'):
         os_ = int(kwargs.get('encoder_output_stride', 16 if 'plus' in arch.lower() or '+' in arch else 8))
-        if not supports_output_stride(encoder, os_):
-            red = native_reductions(encoder)
-            if os_ not in red:
-                raise UserError(f'{encoder} has no stride-{os_} stage (reductions {red}) and cannot dilate')
-            depth = kwargs.pop('encoder_depth', None)
-            need = int(math.log2(os_))  # smp: encoder_depth d ends at stride 2 ** d
-            if depth is not None and depth != need:
-                raise UserError(f'{encoder} reaches output stride {os_} only with encoder_depth={need}')
-            register_encoders()
-            if weights:
-                kwargs['encoder_weights'] = None
-                model = smp.create_model(arch, f'zoo-{encoder.split(".", 1)[0]}', encoder_depth=need, **kwargs)
-                pre = _encoder_class()(encoder, depth=need, output_stride=os_, pretrained=True)
-                model.encoder.load_state_dict(pre.state_dict())
-            else:
-                model = smp.create_model(arch, f'zoo-{encoder.split(".", 1)[0]}', encoder_depth=need,
-                                         encoder_weights=None, **kwargs)
+        if supports_output_stride(encoder, os_):  # dilated: smp's own universal encoder
+            model = smp.create_model(arch, f'tu-{encoder}', encoder_weights=weights, **kwargs)
             return PadToStride(model, mode=pad_mode)
-    model = smp.create_model(arch, f'tu-{encoder}', encoder_weights=weights, **kwargs)
+        depth = kwargs.pop('encoder_depth', None)
+        need = int(math.log2(os_))  # smp: encoder_depth d ends at stride 2 ** d
+        if depth is not None and depth != need:
+            raise UserError(f'{encoder} reaches output stride {os_} only with encoder_depth={need}')
+        kwargs['encoder_depth'] = need
+    register_encoders()
+    model = smp.create_model(arch, f'zoo-{base}', encoder_weights=None, **kwargs)
+    if weights:
+        depth = kwargs.get('encoder_depth', 5)
+        pre = _encoder_class()(encoder, depth=depth, output_stride=model.encoder._output_stride, pretrained=True)
+        model.encoder.load_state_dict(pre.state_dict())
     return PadToStride(model, mode=pad_mode)
