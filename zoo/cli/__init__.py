@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Sequence
 from ..errors import UserError
 
 __all__ = ['run', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'configs_root', 'config_path', 'list_configs',
-           'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress']
+           'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress', 'mm_runner']
 
 CONFIG_SCOPE = 'zoo::'  # by-name prefix of the packaged configs, as in mmengine's `mmdet::...`
 
@@ -91,6 +91,17 @@ def set_download_progress(enabled: bool = True) -> None:
             disable_progress_bars()
     except ImportError:
         pass
+
+
+def mm_runner(name: str):
+    """``zoo.mm.runner.<name>`` (main_train / main_eval), or a :class:`UserError` naming the missing OpenMMLab
+    package when the detection / segmentation stack is not installed."""
+    try:
+        from zoo.mm import runner
+    except ImportError as e:
+        raise UserError(f'detection / segmentation configs need the OpenMMLab stack ({e}); '
+                        'install it with `pip install "zoo[mm]"` plus mmcv with compiled ops (see README)') from e
+    return getattr(runner, name)
 
 
 # ------------------------------------------------------------------------------------------------- packaged configs

@@ -13,12 +13,11 @@ Detection / segmentation: ``python tools/eval.py configs/det/<file>.py <checkpoi
 ``zoo.mm.runner.main_eval``.
 """
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import ArgumentParser, run
+from . import ArgumentParser, mm_runner, run, set_download_progress
 
 __all__ = ['main', 'build_parser', 'EVAL_FIELDS']
 
@@ -78,12 +77,10 @@ def _img_size(given) -> Optional[object]:
 
 def _main(argv: List[str]) -> int:
     if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
-        from zoo.mm.runner import main_eval  # detection / segmentation (mmengine); imported only here
-        return int(main_eval(argv) or 0)
+        return int(mm_runner('main_eval')(argv) or 0)  # detection / segmentation (mmengine)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.quiet:
-        os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'
+    set_download_progress(not args.quiet)
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import validate
     from zoo.train.config import check_values, given_fields

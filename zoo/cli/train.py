@@ -19,12 +19,11 @@ Exit status: 0 done (or stopped by stop_after_epochs); 2 a mistake in the comman
 loss became NaN/inf (the last good checkpoint is kept); 1 anything else.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import ArgumentParser, run
+from . import ArgumentParser, mm_runner, run, set_download_progress
 
 __all__ = ['main', 'build_parser']
 
@@ -80,11 +79,9 @@ def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
 
 def _main(argv: List[str]) -> int:
     if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
-        from zoo.mm.runner import main_train  # detection / segmentation (mmengine); imported only here
-        return int(main_train(argv) or 0)
+        return int(mm_runner('main_train')(argv) or 0)  # detection / segmentation (mmengine)
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'
+    set_download_progress(not args.quiet)
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import load_config, train
     config_file = _config_file(args.config)
