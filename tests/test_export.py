@@ -78,12 +78,22 @@ def test_onnx_dynamic_hw(tmp_path):
 def test_torch_export_dynamic_roundtrip(tmp_path):
     m = _model('zoo_resnet18_cbam')
     out = tmp_path / 'r18.pt2'
-    res = export_model(m, 'torch.export', (3, 32, 32), out, dynamic=True)
+    res = export_model(m, 'torch.export', (3, 64, 64), out, dynamic=True)
     assert res.max_abs_diff <= 1e-4 and len(res.diffs) == 2
     loaded = torch.export.load(str(out)).module()
     x = torch.randn(1, 3, 80, 112)
     with torch.no_grad():
         assert float((loaded(x) - m(x)).abs().max()) <= 1e-4
+
+
+def test_dynamic_size_outside_the_exported_range_is_an_error(tmp_path):
+    """Traced at 32 px, torch.export bounds this model's height/width (a guard it cannot drop); the check at the
+    second size catches it, says which range the export allows, and writes nothing."""
+    out = tmp_path / 'r18.pt2'
+    with pytest.raises(ExportError, match='second input size') as e:
+        export_model(_model('zoo_resnet18_cbam'), 'torch.export', (3, 32, 32), out, dynamic=True)
+    assert 'allows only' in str(e.value)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize('name,size', [('zoo_resnet18_cbam', (3, 64, 64)),

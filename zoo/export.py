@@ -219,6 +219,13 @@ def _export_torch_export(model, x, dynamic, path: Path):
         if static:
             raise ExportError(f'the architecture does not allow a dynamic {"/".join(("height", "width")[i - 2] for i in static)}'
                               f' under torch.export: the input size was specialised to {[shape[i] for i in static]}')
+        ranges = []
+        for i, what in ((0, 'batch'), (2, 'height'), (3, 'width')):
+            vr = ep.range_constraints.get(getattr(shape[i], 'node', None) and shape[i].node.expr)
+            if vr is not None and (int(vr.lower) > 2 or str(vr.upper) not in ('int_oo', 'oo')):
+                ranges.append(f'{what} in [{vr.lower}, {vr.upper}]')
+        if ranges:
+            _RANGES[str(path)] = ', '.join(ranges)
     torch.export.save(ep, str(path))
     loaded = torch.export.load(str(path)).module()
 
@@ -249,6 +256,7 @@ def _export_torchscript(model, x, dynamic, path: Path):
     return run, method
 
 
+_RANGES: Dict[str, str] = {}  # artifact -> the dynamic ranges torch.export settled on (for error messages)
 _EXPORTERS = {'onnx': _export_onnx, 'torch.export': _export_torch_export, 'torchscript': _export_torchscript}
 _SUFFIX = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
 
@@ -298,7 +306,10 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
                 y = run(x)
             except Exception as e:
                 what = 'at the second input size ' if x is not xs[0] else ''
-                raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime: {_short(e)}') from e
+                rng = _RANGES.pop(str(tmp), '')
+                rng = f' (the export allows only {rng})' if rng else ''
+                raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime{rng}: '
+                                  f'{_short(e)}') from e
             if y.shape != ref.shape:
                 raise ExportError(f'{fmt} output shape {tuple(y.shape)} != eager {tuple(ref.shape)} at {key}')
             diffs[key] = float((y.float() - ref.float()).abs().max())
