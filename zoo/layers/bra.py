@@ -26,8 +26,8 @@ pair, gathers ``topk`` copies of every routed key/value region and then material
 matrix. Here the projection output is laid out region-major once (each region's tokens contiguous), the routed
 regions are gathered once with ``index_select`` of whole regions straight into the layout
 ``F.scaled_dot_product_attention`` takes (heads and the k/v split are strided views), and no attention matrix is
-ever materialised (fused kernels on CPU and GPU). ``zoo.layers._bra_reference.bra_gather_reference`` (not public API) keeps the straightforward
-expand + gather + explicit softmax algorithm for benchmarks and tests.
+ever materialised (fused kernels on CPU and GPU). ``zoo.layers._bra_reference.bra_gather_reference`` (not
+public API) keeps the straightforward expand + gather + explicit softmax algorithm for benchmarks and tests.
 
 torch.fx: the module is a leaf (``register_notrace_module``), since padding and region sizes depend on the input
 size; TorchScript compiles it as is.

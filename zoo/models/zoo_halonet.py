@@ -4,9 +4,10 @@ Paper: `Scaling Local Self-Attention for Parameter Efficient Visual Backbones` (
 Parmar, Hechtman, Shlens; CVPR 2021), arXiv:2103.12731. No official code and no official weights were released.
 
 Built from timm's machinery, reused where it matches the paper: ``ByobNet`` (7x7 stem + max-pool, four stages,
-optional final 1x1 conv of width d_f, classifier head), timm's ``HaloAttn`` (through ``zoo.layers.halo``, which pads
-and crops so that every H x W works) and timm's ``SelfAttnBlock`` (1x1 conv-BN-act -> attention -> BN-act -> 1x1
-conv-BN -> drop-path -> + shortcut -> act), extended by one thing timm lacks: the value multiplier r_v.
+optional final 1x1 conv of width d_f, classifier head), halo attention with timm's ``HaloAttn`` parameters and
+semantics computed by ``zoo.layers.halo`` (vectorised: one key/value window gather, batched relative logits,
+fused SDPA; pads and crops so that every H x W works) and timm's ``SelfAttnBlock`` (1x1 conv-BN-act -> attention ->
+BN-act -> 1x1 conv-BN -> drop-path -> + shortcut -> act), extended by one thing timm lacks: the value multiplier r_v.
 
 Mapping of the paper's knobs (stage base widths w = 64, 128, 256, 512; depths 3, 3, l_3, 3; strides 1, 2, 2, 2):
   * b, h: halo attention block and halo size (all stages; 8 heads; strided queries in the first block of stages 2-4),
@@ -45,7 +46,8 @@ H4 and H6).
 Any input size: ``PaddedHaloAttn`` zero-pads each attention input to a multiple of b and crops the output (see
 zoo/layers/halo.py for what the padded positions mean), so every stage serves any H x W; there is no minimum size
 (each stage's output is ceil(input / stride), down to 1 x 1, as for a ResNet). At sizes whose every stage divides by
-b (e.g. 256 for H0-H2) the computation is exactly timm's.
+b (e.g. 256 for H0-H2) the computation is timm's up to float summation order (zoo_halonet_h1 with halonet_h1
+weights: logits within 1e-5).
 
 No weights exist; the models are registered untagged and train from scratch (``drop_path_rate`` is ByobNet's
 stagewise stochastic depth).
