@@ -31,8 +31,8 @@ FAMILY_MODELS = [
 ]
 
 
-def _record(name, ok):
-    merge_export_status({name: {'onnx': bool(ok)}})
+def _record(name, ok, reason=''):
+    merge_export_status({name: {'onnx': bool(ok)}}, notes={name: reason})
 
 
 def _model(name):
@@ -47,8 +47,8 @@ def test_onnx_per_family(name, size, tmp_path):
     out = tmp_path / f'{name}.onnx'
     try:
         res = export_model(m, 'onnx', size, out)
-    except ExportError:
-        _record(name, False)
+    except ExportError as e:
+        _record(name, False, str(e)[:160])
         raise
     _record(name, True)
     assert out.is_file() and res.path == out and res.max_abs_diff <= 1e-4
@@ -139,15 +139,19 @@ def test_cli(tmp_path, capsys):
 def test_merge_export_status_preserves_other_fields(tmp_path, monkeypatch):
     path = tmp_path / 'export_status.json'
     path.write_text(json.dumps({'zoo_a': {'torchscript': True, 'fx': False, 'compile': True, 'onnx': None,
-                                          'notes': 'keep me'}}))
+                                          'notes': 'fx: keep me'}}))
     monkeypatch.delenv('ZOO_WRITE_EXPORT_STATUS', raising=False)
     assert merge_export_status({'zoo_a': {'onnx': True}}, path) is None  # off unless asked
     assert json.loads(path.read_text())['zoo_a']['onnx'] is None
     monkeypatch.setenv('ZOO_WRITE_EXPORT_STATUS', '1')
-    merge_export_status({'zoo_a': {'onnx': True, 'notes': 'not mine', 'fx': True}, 'zoo_b': {'onnx': False}}, path)
+    merge_export_status({'zoo_a': {'onnx': True, 'notes': 'not mine', 'fx': True}, 'zoo_b': {'onnx': False}}, path,
+                        notes={'zoo_b': 'exporter failed'})
     data = json.loads(path.read_text())
-    assert data['zoo_a'] == {'torchscript': True, 'fx': False, 'compile': True, 'onnx': True, 'notes': 'keep me'}
-    assert data['zoo_b'] == {'torchscript': None, 'fx': None, 'compile': None, 'onnx': False, 'notes': None}
+    assert data['zoo_a'] == {'torchscript': True, 'fx': False, 'compile': True, 'onnx': True, 'notes': 'fx: keep me'}
+    assert data['zoo_b'] == {'torchscript': None, 'fx': None, 'compile': None, 'onnx': False,
+                             'notes': 'onnx: exporter failed'}
+    merge_export_status({'zoo_b': {'onnx': True}}, path)  # fixed: the onnx note goes, others stay
+    assert json.loads(path.read_text())['zoo_b']['notes'] == ''
 
 
 def _small_size(name):
@@ -163,8 +167,8 @@ def test_onnx_all_models(name, tmp_path):
     size = _small_size(name)
     try:
         export_model(_model(name), 'onnx', size, tmp_path / 'm.onnx', batch=1)
-    except ExportError:
-        _record(name, False)
+    except ExportError as e:
+        _record(name, False, str(e)[:160])
         raise
     _record(name, True)
 

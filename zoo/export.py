@@ -335,29 +335,45 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
 # --- the README export column ---------------------------------------------------------------------------------------
 
 def merge_export_status(updates: Dict[str, Dict[str, Any]], path: Union[str, os.PathLike, None] = None,
-                        fields: Sequence[str] = ('onnx',)) -> Optional[Path]:
+                        fields: Sequence[str] = ('onnx',), notes: Optional[Dict[str, str]] = None) -> Optional[Path]:
     """Merge ``{model: {field: value}}`` into ``docs/export_status.json``, touching only ``fields``.
 
-    Other models and other fields of a model (``torchscript``, ``fx``, ``compile``, ``notes``, owned by other
-    tools) are preserved; a new model gets the other schema fields as ``None``. Writes only when the environment
-    sets ``ZOO_WRITE_EXPORT_STATUS=1`` (returns None otherwise); the file is replaced atomically.
+    Other models and other fields of a model (``torchscript``, ``fx``, ``compile``, owned by the timm-suite
+    checks) are preserved; a new model gets the other schema fields as ``None``. ``notes`` (model -> reason) sets
+    the ``onnx: <reason>`` segment of the model's ``'; '``-separated notes (other segments kept; no reason: the
+    segment is removed). Writes only when the environment sets ``ZOO_WRITE_EXPORT_STATUS=1`` (returns None
+    otherwise); under the same ``<file>.lock`` flock as the other writers, replaced atomically.
     """
     if os.environ.get('ZOO_WRITE_EXPORT_STATUS', '') != '1':
         return None
+    import fcntl
     path = Path(path) if path is not None else EXPORT_STATUS_PATH
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    for model, vals in updates.items():
-        entry = data.setdefault(model, {})
-        for k in ('torchscript', 'fx', 'compile', 'onnx', 'notes'):
-            entry.setdefault(k, None)
-        for k, v in vals.items():
-            if k in fields:
-                entry[k] = v
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=str(path.parent))
-    with os.fdopen(fd, 'w') as f:
-        json.dump(data, f, indent=2)
-        f.write('\n')
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    notes = notes or {}
+    with open(path.with_name(path.name + '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else {}
+            for model, vals in updates.items():
+                entry = data.setdefault(model, {})
+                for k in ('torchscript', 'fx', 'compile', 'onnx'):
+                    entry.setdefault(k, None)
+                entry.setdefault('notes', '')
+                for k, v in vals.items():
+                    if k in fields:
+                        entry[k] = v
+                mine = [f for f in fields if f in vals]
+                keep = [seg for seg in (entry.get('notes') or '').split('; ')
+                        if seg and seg.split(':', 1)[0] not in mine]
+                reason = notes.get(model)
+                entry['notes'] = '; '.join(keep + ([f'{mine[0]}: {reason}'] if reason and mine else []))
+            data = {k: data[k] for k in sorted(data)}
+            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=str(path.parent))
+            with os.fdopen(fd, 'w') as f:
+                json.dump(data, f, indent=2)
+                f.write('\n')
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return path
