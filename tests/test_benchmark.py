@@ -88,7 +88,7 @@ def test_matmul_peak_counts_2n3_flops():
 def test_profile_lists_the_ops():
     text = bench.profile('resnet10t', img_size=32, batch_size=1, warmup=1, repeats=1, row_limit=5)
     assert 'Self CPU' in text and 'aten::' in text and 'resnet10t' in text.splitlines()[0]
-    assert 'convolution' in text  # a conv net's convolutions are among its top ops
+    assert 'conv' in text  # a conv net's convolutions are among its top ops (aten::*conv*, e.g. _slow_conv2d_forward)
 
 
 def test_throughput_group_reports_ratio_and_errors():
@@ -138,3 +138,47 @@ def test_download_progress_switch(monkeypatch):
     for f in ('tools/benchmark.py', 'tools/demo.py', 'zoo/cli/benchmark.py', 'zoo/cli/demo.py'):
         assert 'HF_HUB_DISABLE_PROGRESS_BARS' not in (root / f).read_text(), f
     assert benchmark.main.__module__ == 'zoo.cli.benchmark'
+
+
+def test_pair_mode_runs_both_sides(tmp_path):
+    """--pair: the 'official' factory comes from a file of a checkout (here a stand-in written by the test, with a
+    relative import of its own package); both models run forward and train steps in the same rounds."""
+    root = tmp_path / 'checkout'
+    (root / 'models').mkdir(parents=True)
+    (root / 'README.md').write_text('stand-in official repo\n')
+    (root / 'models' / '_common.py').write_text('import torch.nn as nn\nWIDTH = 4\n')
+    (root / 'models' / 'net.py').write_text(
+        'import torch.nn as nn\nfrom ._common import WIDTH\n\n'
+        'def tiny_net(num_classes=1000, width=WIDTH):\n'
+        '    return nn.Sequential(nn.Conv2d(3, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))\n')
+    out = tmp_path / 'bench'
+    spec = f"resnet10t(num_classes=7)={root / 'models' / 'net.py'}:tiny_net(7, width=5)"
+    rc = benchmark.main(['--pair', spec, '--train', '--sizes', '32', '--batch-size', '2', '--rounds', '3',
+                         '--steps', '1', '--out-dir', str(out)])
+    assert rc == 0
+    recs = json.loads((out / 'pair.json').read_text())['results']
+    assert [r['mode'] for r in recs] == ['forward', 'train'] and not any('error' in r for r in recs)
+    fwd, train = recs
+    assert fwd['official'] == 'net.py:tiny_net(7, width=5)' and fwd['zoo'] == 'resnet10t(num_classes=7)'
+    assert fwd['official_params_m'] * 1e6 == 3 * 5 * 9 + 5 + 5 * 7 + 7
+    assert fwd['zoo_out_shape'] == fwd['official_out_shape'] == [2, 7]
+    # each side: 1 shape check, 1 warm-up and 3 rounds x 1 step per mode
+    assert fwd['zoo_calls'] == fwd['official_calls'] == 2 * (1 + 3) + 1
+    for r in recs:
+        assert r['rounds'] == 3 and r['img_size'] == 32 and r['batch_size'] == 2 and r['dtype'] == 'fp32'
+        assert r['zoo_ms'] > 0 and r['official_ms'] > 0
+        assert r['speed'] == pytest.approx(r['official_ms'] / r['zoo_ms'])
+        assert r['speed_min'] <= r['speed_max']
+    assert 'tiny_net' in (out / 'pair.md').read_text()
+
+
+def test_pair_spec_errors(tmp_path):
+    from zoo.errors import UserError
+    with pytest.raises(UserError, match='expected ZOO_MODEL'):
+        bench.parse_pair('zoo_biformer_tiny')
+    with pytest.raises(UserError, match='does not exist'):
+        bench.parse_pair(f'zoo_biformer_tiny={tmp_path}/nope.py:biformer_tiny')
+    f = tmp_path / 'm.py'
+    f.write_text('x = 1\n')
+    with pytest.raises(UserError, match='literal'):
+        bench.parse_pair(f'zoo_biformer_tiny={f}:make(os.getcwd())')

@@ -5,6 +5,8 @@
   python tools/benchmark.py --reference bra --sizes 224 512 1024          # BRA vs a straightforward gather
   python tools/benchmark.py --reference contmix --sizes 224 1024          # ContMix vs an unfold reference
   python tools/benchmark.py --reference train_loop                       # tools/train.py step vs a bare loop
+  python tools/benchmark.py --pair zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny --train
+                                          # zoo vs the official code of a checkout you have (alternating rounds)
   python tools/benchmark.py --readme                                     # regenerate the README model table
   python tools/benchmark.py zoo_coat_lite_tiny --profile                  # per-op profile (torch.profiler)
   python tools/benchmark.py 'zoo_coat_lite_*' coat_lite_tiny --sizes 224 384 512 768 1024 --plot   # one PNG per family
@@ -140,6 +142,13 @@ def _main(argv) -> int:
     p.add_argument('--no-flops', action='store_true')
     p.add_argument('--timeout', type=float, default=1800, help='per (model, size) measurement, seconds')
     p.add_argument('--reference', choices=sorted(bench.REFERENCES), help='compare an implementation with its reference')
+    p.add_argument('--pair', action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
+                   help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
+                        "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
+                        "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device")
+    p.add_argument('--train', action='store_true', help='with --pair: also time forward + backward + SGD step')
+    p.add_argument('--rounds', type=int, default=5, help='with --pair: alternating rounds (medians over them)')
+    p.add_argument('--steps', type=int, default=2, help='with --pair: calls of each side per round')
     p.add_argument('--plot', action='store_true',
                    help='PNGs of latency and peak memory against input size (all models, and one per family)')
     p.add_argument('--profile', action='store_true',
@@ -176,8 +185,17 @@ def _main(argv) -> int:
         table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
         print(table)
         return 0
+    if args.pair:
+        for spec in args.pair:
+            bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
+        records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
+                                      dtype=args.dtype, train=args.train, rounds=args.rounds, steps=args.steps,
+                                      warmup=max(1, args.warmup // 2), timeout=args.timeout)
+        table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
+        print(table)
+        return 0
     if not args.models and not args.baselines:
-        p.error('name models or baselines, or use --reference / --readme')
+        p.error('name models or baselines, or use --reference / --pair / --readme')
     if args.profile:
         from ..errors import check_model_name
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,24 @@
+"""Cost measurement for zoo and timm models, the same way for every model (used by ``tools/benchmark.py``).
+
+One concern per module: :mod:`.metrics` (params, GMACs, latency, throughput, train step, peak memory, each in a
+fresh process), :mod:`.machine` (matmul peak, per-op profile), :mod:`.references` (implementation vs reference:
+bra, contmix, train_loop), :mod:`.pair` (zoo model vs the official implementation from a user's checkout) and
+:mod:`.plots` (cost-vs-resolution PNGs). The names below are the package's interface.
+"""
+from .machine import add_peak_fraction, matmul_peak, matmul_peak_in_subprocess, profile
+from .metrics import (DTYPES, _rss_mb, _run_case_subprocess, _sync, add_ratios, build, count_gmacs, count_params,
+                      environment, markdown_table, measure, measure_in_subprocess, measure_throughput_group,
+                      measure_throughput_group_in_subprocess, time_fn)
+from .pair import PAIR_COLUMNS, compare_pairs, measure_pair, parse_pair
+from .plots import COUNTERPARTS, family_of, plot_families, plot_scaling
+from .references import (REFERENCE_COLUMNS, REFERENCES, _bra_reference, _na2d_ops, _reference_case,
+                         _train_loop_case, compare_reference, compare_train_loop)
+
+__all__ = [
+    'DTYPES', 'count_params', 'count_gmacs', 'time_fn', 'build', 'measure', 'measure_in_subprocess', 'add_ratios',
+    'environment', 'markdown_table', 'measure_throughput_group', 'measure_throughput_group_in_subprocess',
+    'matmul_peak', 'matmul_peak_in_subprocess', 'add_peak_fraction', 'profile',
+    'REFERENCE_COLUMNS', 'REFERENCES', 'compare_reference', 'compare_train_loop',
+    'PAIR_COLUMNS', 'measure_pair', 'compare_pairs', 'parse_pair',
+    'COUNTERPARTS', 'family_of', 'plot_scaling', 'plot_families',
+]

@@ -1,0 +1,66 @@
+"""How far each model is from what the machine's matmul can do, and the per-op profile of one model."""
+from typing import Any, Dict, List
+
+import torch
+
+from .metrics import DTYPES, _run_case_subprocess, _sync, build, time_fn
+
+# ---------------------------------------------------------------------------------------------------------
+# Machine peak: how far each model is from what the machine's matmul can do.
+
+def matmul_peak(device: str = 'cpu', dtype: str = 'fp32', n: int = 2048, repeats: int = 5) -> Dict[str, Any]:
+    """Measured ``torch.mm`` throughput of two ``n x n`` matrices (FLOP/s = 2 n^3 / median time): the practical
+    peak of this machine at this thread count, measured in the same run as the models."""
+    dev = torch.device(device)
+    dt = DTYPES[dtype]
+    g = torch.Generator(device='cpu').manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dev, dt)
+    b = torch.randn(n, n, generator=g).to(dev, dt)
+    t = time_fn(lambda: torch.mm(a, b), dev, warmup=2, repeats=repeats)
+    return dict(dtype=dtype, n=n, flops_s=2.0 * n ** 3 / t['median'], tflops=2.0 * n ** 3 / t['median'] / 1e12,
+                threads=torch.get_num_threads(), device=device)
+
+
+def matmul_peak_in_subprocess(device: str = 'cpu', dtype: str = 'fp32', timeout: float = 600, **kw) -> Dict[str, Any]:
+    """:func:`matmul_peak` in a fresh process, like the models (same threads, same process set-up)."""
+    return _run_case_subprocess(matmul_peak, dict(device=device, dtype=dtype, **kw), timeout=timeout)
+
+
+def add_peak_fraction(records: List[Dict[str, Any]], peaks: Dict[str, float]) -> None:
+    """``frac_peak_<dtype>`` = 2 x GMACs x img/s / matmul peak (inference at the record's batch): the fraction of
+    the machine's measured ``torch.mm`` FLOP/s the model's forward achieves. ``peaks``: dtype -> FLOP/s."""
+    for r in records:
+        if r.get('gmacs') is None or not r.get('infer_img_s'):
+            continue
+        for dtype, peak in peaks.items():
+            if peak:
+                r[f'frac_peak_{dtype}'] = 2.0 * r['gmacs'] * 1e9 * r['infer_img_s'] / peak
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-op profile of one model.
+
+def profile(name: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu', dtype: str = 'fp32',
+            warmup: int = 1, repeats: int = 3, row_limit: int = 25) -> str:
+    """torch.profiler table of a model's inference forward (``repeats`` calls after ``warmup``), top ops by self
+    CPU time (and CUDA time on a GPU)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as _profile
+    dev = torch.device(device)
+    model = build(name, dev).eval()
+    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev)
+    autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    with torch.no_grad(), torch.autocast(**autocast):
+        for _ in range(warmup):
+            model(x)
+        _sync(dev)
+        with _profile(activities=activities, record_shapes=False) as prof:
+            for _ in range(repeats):
+                model(x)
+            _sync(dev)
+    sort = 'self_cuda_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
+    head = (f'{name}: {repeats} forward(s) of batch {batch_size} at {img_size} px on {device} ({dtype}), '
+            f'{torch.get_num_threads()} threads; top {row_limit} ops by {sort}\n')
+    return head + prof.key_averages().table(sort_by=sort, row_limit=row_limit)

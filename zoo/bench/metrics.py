@@ -1,0 +1,255 @@
+"""Cost figures of one model, the same way for every model: parameters, GMACs (torch's own FLOP counter,
+``torch.utils.flop_counter.FlopCounterMode``; GMACs = FLOPs / 2), inference latency (batch 1) and throughput
+(larger batch), training-step throughput (forward + backward + optimizer step) and peak memory (CUDA allocator
+peak on GPU; on CPU the resident-set high-water mark of a fresh worker process, so every measurement runs in its
+own subprocess and one model's failure cannot stop the run). Timings are medians over repeats with their spread;
+compare models by the ratios of one run.
+"""
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gmacs(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> float:
+    """Multiply-accumulates (in G) of one forward pass, from torch's FLOP counter (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.randn(batch_size, *input_size, device=next(model.parameters()).device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 2 / 1e9 / batch_size
+
+
+def _sync(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> Dict[str, float]:
+    """Median and spread (IQR/2 and min) of ``fn``'s wall time in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
+    return {'median': statistics.median(times), 'spread': (q[2] - q[0]) / 2, 'min': times[0], 'n': len(times)}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def build(name: str, device: torch.device, channels_last: bool = False, compile: bool = False,
+          **kwargs) -> nn.Module:
+    import timm
+    import zoo  # noqa: F401  (registers zoo models)
+    model = timm.create_model(name, **kwargs).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
+def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 'cpu', dtype: str = 'fp32',
+            channels_last: bool = False, compile: bool = False, warmup: int = 2, repeats: int = 5,
+            train: bool = True, infer: bool = True, flops: bool = True) -> Dict[str, Any]:
+    """All figures for one model at one input size (run it in a fresh process for a clean memory peak)."""
+    dev = torch.device(device)
+    amp_dtype = DTYPES[dtype]
+    rec: Dict[str, Any] = dict(model=name, img_size=img_size, batch_size=batch_size, device=device, dtype=dtype,
+                               channels_last=channels_last, compile=compile)
+    rss0 = _rss_mb()
+    model = build(name, dev, channels_last=channels_last)
+    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    rec['params_m'] = count_params(model) / 1e6
+    if flops:
+        rec['gmacs'] = count_gmacs(model.eval(), (in_chans, img_size, img_size))
+    if compile:
+        model = torch.compile(model)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    autocast = dict(device_type=dev.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
+    if infer:
+        model.eval()
+        for bs, key in ((1, 'latency_ms'), (batch_size, 'infer_img_s')):
+            x = torch.randn(bs, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
+
+            def step():
+                with torch.no_grad(), torch.autocast(**autocast):
+                    model(x)
+            t = time_fn(step, dev, warmup, repeats)
+            if key == 'latency_ms':
+                rec['latency_ms'], rec['latency_spread_ms'] = t['median'] * 1e3, t['spread'] * 1e3
+            else:
+                rec['infer_img_s'] = bs / t['median']
+                rec['infer_spread_img_s'] = bs * t['spread'] / t['median'] ** 2
+    if train:
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
+        target = torch.randint(0, max(getattr(model, 'num_classes', 1000), 1), (batch_size,), device=dev)
+
+        def train_step():
+            with torch.autocast(**autocast):
+                loss = nn.functional.cross_entropy(model(x).float(), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        t = time_fn(train_step, dev, max(1, warmup // 2), max(2, repeats // 2))
+        rec['train_img_s'] = batch_size / t['median']
+        rec['train_spread_img_s'] = batch_size * t['spread'] / t['median'] ** 2
+    if dev.type == 'cuda':
+        rec['peak_mem_mb'] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
+        rec['mem_kind'] = 'cuda_allocator_peak'
+    else:
+        rec['peak_mem_mb'] = _rss_mb() - rss0
+        rec['mem_kind'] = 'cpu_rss_high_water_delta'
+    return rec
+
+
+def measure_in_subprocess(timeout: float = 1800, **kwargs) -> Dict[str, Any]:
+    """``measure`` in a fresh Python process; a failure becomes ``{'error': ...}`` in the record."""
+    code = ('import json, sys; from zoo.bench.metrics import measure; '
+            'print("@@" + json.dumps(measure(**json.loads(sys.argv[1]))))')
+    failed = dict(model=kwargs.get('name'), img_size=kwargs.get('img_size'), batch_size=kwargs.get('batch_size'))
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        return dict(failed, error=f'timed out after {timeout:.0f}s')
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
+    return dict(failed, error=err[:500])
+
+
+def add_ratios(records: List[Dict[str, Any]], baseline: str,
+               keys: Sequence[str] = ('latency_ms', 'infer_img_s', 'train_img_s', 'peak_mem_mb', 'gmacs')) -> None:
+    """Add ``<key>_ratio`` = value / baseline's value at the same size (the first baseline of the run)."""
+    ref = {(r['img_size'], r.get('batch_size')): r for r in records if r.get('model') == baseline and 'error' not in r}
+    for r in records:
+        b = ref.get((r.get('img_size'), r.get('batch_size')))
+        for k in keys:
+            if b is not None and r.get(k) is not None and b.get(k):
+                r[k + '_ratio'] = r[k] / b[k]
+
+
+def environment(device: str = 'cpu') -> Dict[str, Any]:
+    import platform
+
+    import timm
+    env = dict(torch=torch.__version__, timm=timm.__version__, python=platform.python_version(),
+               threads=torch.get_num_threads(), device=device, machine=platform.machine(),
+               processor=platform.processor() or platform.machine(), cpu_count=os.cpu_count())
+    if device.startswith('cuda') and torch.cuda.is_available():
+        env['gpu'] = torch.cuda.get_device_name(0)
+    return env
+
+
+def markdown_table(records: List[Dict[str, Any]], columns: Sequence[str]) -> str:
+    def fmt(v):
+        if v is None:
+            return ''
+        if isinstance(v, float):
+            if math.isnan(v):
+                return ''
+            return f'{v:.3g}' if abs(v) < 100 else f'{v:.1f}'
+        return str(v)
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    for r in records:
+        lines.append('| ' + ' | '.join(fmt(r.get(c)) for c in columns) + ' |')
+    return '\n'.join(lines)
+
+
+
+def _run_case_subprocess(fn: Callable[..., Any], kwargs: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
+    """``fn(**kwargs)`` (a module-level function of zoo.bench) in a fresh process; a failure becomes ``error``."""
+    code = (f'import json, sys; from {fn.__module__} import {fn.__name__} as fn; '
+            'print("@@" + json.dumps(fn(**json.loads(sys.argv[1]))))')
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(kwargs, error=f'timed out after {timeout:.0f}s')
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
+    return dict(kwargs, error=err[:500])
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cheap throughput of many models: one process per group (family), models measured back to back.
+
+def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = None, img_sizes: Optional[Dict[str, int]] = None,
+                             batch_size: int = 8, device: str = 'cpu', warmup: int = 1, repeats: int = 3) -> List[Dict[str, Any]]:
+    """Batch inference img/s of each model (its own default size from ``img_sizes``, else 224) in this process;
+    ``baseline`` (e.g. resnet50 at 224 px) is measured first, and each model's ``infer_img_s_ratio`` is to it.
+    A model that fails gets ``error`` and does not stop the group."""
+    import gc
+    dev = torch.device(device)
+    out = []
+    base = None
+    items = ([(baseline, True)] if baseline else []) + [(n, False) for n in names]
+    for name, is_base in items:
+        size = 224 if is_base else (img_sizes or {}).get(name, 224)
+        rec: Dict[str, Any] = dict(model=name, img_size=size, batch_size=batch_size)
+        try:
+            model = build(name, dev).eval()
+            in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+            x = torch.randn(batch_size, in_chans, size, size, device=dev)
+            with torch.no_grad():
+                t = time_fn(lambda: model(x), dev, warmup, repeats)
+            rec['infer_img_s'] = batch_size / t['median']
+            del model, x
+        except Exception as e:  # reported, not fatal
+            rec['error'] = f'{type(e).__name__}: {e}'[:300]
+        gc.collect()
+        if is_base:
+            base = rec
+            rec['role'] = 'baseline'
+        elif base and base.get('infer_img_s') and rec.get('infer_img_s'):
+            rec['infer_img_s_ratio'] = rec['infer_img_s'] / base['infer_img_s']
+        out.append(rec)
+    return out
+
+
+def measure_throughput_group_in_subprocess(timeout: float = 3600, **kwargs) -> List[Dict[str, Any]]:
+    code = ('import json, sys; from zoo.bench.metrics import measure_throughput_group; '
+            'print("@@" + json.dumps(measure_throughput_group(**json.loads(sys.argv[1]))))')
+    names = list(kwargs.get('names', []))
+    try:
+        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [dict(model=n, error=f'group timed out after {timeout:.0f}s') for n in names]
+    for line in r.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1][:300]
+    return [dict(model=n, error=err) for n in names]

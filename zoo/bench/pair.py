@@ -1,0 +1,189 @@
+"""Zoo model vs its official implementation, from a checkout the user supplies (never downloaded, never committed).
+
+``tools/benchmark.py --pair zoo_biformer_tiny=/path/BiFormer/models/biformer.py:biformer_tiny --train`` imports the
+factory from that file (the checkout root, the nearest folder above it with a README / LICENSE / setup file, goes
+on ``sys.path`` so the file's own imports resolve; a file inside a folder of the checkout is imported as
+``folder.module`` so its relative imports work), builds both models and times forward (and with ``--train`` a
+forward + backward + SGD step) in alternating rounds in one process, at the same batch, size and dtype. Each round
+times ``steps`` calls of each side (which side goes first alternates); figures are medians over rounds, with the
+range of the per-round ratios. ``speed`` = official time / zoo time: above 1.0 the zoo model is faster.
+
+A side is ``name`` or ``name(key=literal, ...)`` (zoo: a timm/zoo model name; official: ``file.py:factory`` with
+literal positional or keyword arguments, e.g. ``model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')``).
+"""
+import ast
+import importlib
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from .metrics import DTYPES, _run_case_subprocess, _sync, count_params
+
+PAIR_COLUMNS = ['zoo', 'official', 'mode', 'img_size', 'batch_size', 'dtype', 'zoo_ms', 'official_ms', 'speed',
+                'speed_min', 'speed_max', 'rounds', 'zoo_params_m', 'official_params_m', 'error']
+_ROOT_MARKERS = ('README.md', 'README.rst', 'README', 'LICENSE', 'LICENSE.md', 'LICENSE.txt', 'setup.py',
+                 'pyproject.toml', '.git')
+
+
+def parse_call(text: str) -> Tuple[str, list, dict]:
+    """``name`` or ``name(literal args)`` -> (name, args, kwargs); only literals are accepted."""
+    text = text.strip()
+    if '(' not in text:
+        return text, [], {}
+    try:
+        node = ast.parse(text, mode='eval').body
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            raise ValueError
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except (SyntaxError, ValueError) as e:
+        raise UserError(f'--pair: cannot read {text!r} as name(literal arguments)') from e
+    return node.func.id, args, kwargs
+
+
+def parse_pair(spec: str) -> Dict[str, str]:
+    """``zoo_side=path/to/file.py:factory[(args)]`` -> dict(zoo=..., path=..., factory=...)."""
+    depth, cut = 0, -1
+    for i, c in enumerate(spec):  # the first '=' outside the zoo side's parentheses
+        depth += (c == '(') - (c == ')')
+        if c == '=' and depth == 0:
+            cut = i
+            break
+    zoo_side, sep, official = (spec[:cut], '=', spec[cut + 1:]) if cut >= 0 else (spec, '', '')
+    path, sep2, factory = official.partition('.py:')
+    if not sep or not sep2 or not zoo_side or not factory:
+        raise UserError(f'--pair {spec!r}: expected ZOO_MODEL=/path/to/official_file.py:factory')
+    path = path + '.py'
+    if not os.path.isfile(path):
+        raise UserError(f'--pair: {path} does not exist (give a file of an official checkout)')
+    parse_call(zoo_side), parse_call(factory)  # fail early on a malformed side
+    return dict(zoo=zoo_side, path=os.path.abspath(path), factory=factory)
+
+
+def checkout_root(path: str) -> Path:
+    """The nearest folder above ``path`` that looks like a repository root, else the file's folder."""
+    here = Path(path).resolve().parent
+    for d in [here, *here.parents]:
+        if any((d / m).exists() for m in _ROOT_MARKERS):
+            return d
+    return here
+
+
+def load_factory(path: str, factory: str):
+    """The callable ``factory`` (a name) of the official file ``path``, imported with its checkout on sys.path."""
+    root = checkout_root(path)
+    for d in (str(Path(path).resolve().parent), str(root)):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    rel = Path(path).resolve().relative_to(root).with_suffix('')
+    module = importlib.import_module('.'.join(rel.parts))
+    if not hasattr(module, factory):
+        raise UserError(f'--pair: {path} has no {factory!r}')
+    return getattr(module, factory)
+
+
+def build_pair(zoo: str, path: str, factory: str, device: torch.device) -> Tuple[nn.Module, nn.Module]:
+    import timm
+
+    import zoo as _zoo  # noqa: F401  (registers zoo models)
+    name, args, kwargs = parse_call(zoo)
+    zoo_model = timm.create_model(name, *args, **kwargs).to(device)
+    fname, fargs, fkwargs = parse_call(factory)
+    official = load_factory(path, fname)(*fargs, **fkwargs).to(device)
+    return zoo_model, official
+
+
+def _in_chans(model: nn.Module) -> int:
+    return getattr(model, 'in_chans', None) or getattr(model, 'pretrained_cfg', {}).get('input_size', (3,))[0]
+
+
+def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu',
+                 dtype: str = 'fp32', train: bool = False, rounds: int = 5, steps: int = 2,
+                 warmup: int = 1) -> List[Dict[str, Any]]:
+    """Forward (and with ``train`` the training step) of the zoo model and the official one, alternating rounds."""
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    models = dict(zip(('zoo', 'official'), build_pair(zoo, path, factory, dev)))
+    x = torch.randn(batch_size, _in_chans(models['zoo']), img_size, img_size, device=dev)
+    autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
+    calls = {'zoo': 0, 'official': 0}
+    fns = {}
+    for side, model in models.items():
+        def forward(model=model, side=side):
+            calls[side] += 1
+            with torch.no_grad(), torch.autocast(**autocast):
+                return model(x)
+        fns[(side, 'forward')] = forward
+        if train:
+            opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+            def train_step(model=model, opt=opt, side=side):
+                calls[side] += 1
+                with torch.autocast(**autocast):
+                    out = model(x)
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                loss = nn.functional.cross_entropy(out.float(), torch.zeros(out.shape[0], dtype=torch.long, device=dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            fns[(side, 'train')] = train_step
+    shapes = {}
+    for side in models:
+        models[side].eval()
+        out = fns[(side, 'forward')]()
+        shapes[side] = list((out[0] if isinstance(out, (tuple, list)) else out).shape)
+    records = []
+    for mode in ('forward', 'train') if train else ('forward',):
+        for m in models.values():
+            m.train(mode == 'train')
+        for side in models:
+            for _ in range(warmup):
+                fns[(side, mode)]()
+        times: Dict[str, List[float]] = {'zoo': [], 'official': []}
+        for r in range(rounds):
+            for side in (('zoo', 'official') if r % 2 == 0 else ('official', 'zoo')):
+                _sync(dev)
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    fns[(side, mode)]()
+                _sync(dev)
+                times[side].append((time.perf_counter() - t0) / steps)
+        per_round = [o / z for z, o in zip(times['zoo'], times['official'])]
+        zm, om = statistics.median(times['zoo']), statistics.median(times['official'])
+        records.append(dict(zoo=zoo, official=f'{Path(path).name}:{factory}', mode=mode, img_size=img_size,
+                            batch_size=batch_size, dtype=dtype, device=device, zoo_ms=zm * 1e3, official_ms=om * 1e3,
+                            speed=om / zm, speed_min=min(per_round), speed_max=max(per_round), rounds=rounds,
+                            steps=steps, threads=torch.get_num_threads(),
+                            zoo_params_m=count_params(models['zoo']) / 1e6,
+                            official_params_m=count_params(models['official']) / 1e6,
+                            zoo_out_shape=shapes['zoo'], official_out_shape=shapes['official']))
+    for rec in records:
+        rec['zoo_calls'], rec['official_calls'] = calls['zoo'], calls['official']
+    return records
+
+
+def _measure_pair_json(**kwargs) -> Dict[str, Any]:
+    return dict(records=measure_pair(**kwargs))
+
+
+def compare_pairs(specs: Sequence[str], sizes: Sequence[int] = (224,), timeout: float = 3600,
+                  **kwargs) -> List[Dict[str, Any]]:
+    """Every ``--pair`` spec at every size, each pair in a fresh process (the official code's modules stay there)."""
+    records = []
+    for spec in specs:
+        p = parse_pair(spec)
+        for size in sizes:
+            out = _run_case_subprocess(_measure_pair_json, dict(p, img_size=size, **kwargs), timeout=timeout)
+            if 'error' in out:
+                records.append(dict(zoo=p['zoo'], official=f"{Path(p['path']).name}:{p['factory']}", img_size=size,
+                                    error=out['error']))
+            else:
+                records += out['records']
+    return records
