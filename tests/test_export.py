@@ -6,7 +6,6 @@ dynamic height/width; atomic writes; the export-status merge.
 field). ``-m slow -k all_models`` exports every zoo model (the README export column).
 """
 import json
-import os
 
 import pytest
 import timm

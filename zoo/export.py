@@ -63,12 +63,11 @@ class ExportResult:
 
 def _require_onnxruntime():
     try:
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
+        import onnxruntime
+        import onnxscript  # noqa: F401  (the dynamo exporter's backend)
     except ImportError as e:
         raise UserError(f'ONNX export needs onnxruntime and onnxscript ({e.name} is missing): '
                         f'pip install zoo[export]') from None
-    import onnxruntime
     return onnxruntime
 
 
@@ -192,8 +191,9 @@ def _export_onnx(model, x, dynamic, path: Path):
         dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
         static = [i for i in (2, 3) if dims[i].HasField('dim_value')]
         if static:
-            raise ExportError(f'the architecture does not allow a dynamic {"/".join(("height", "width")[i - 2] for i in static)} '
-                              f'in ONNX: the exporter specialised it to {[dims[i].dim_value for i in static]}')
+            what = '/'.join(('height', 'width')[i - 2] for i in static)
+            raise ExportError(f'the architecture does not allow a dynamic {what} in ONNX: the exporter '
+                              f'specialised it to {[dims[i].dim_value for i in static]}')
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, min(4, torch.get_num_threads()))
     opts.log_severity_level = 3
@@ -217,8 +217,9 @@ def _export_torch_export(model, x, dynamic, path: Path):
             and n.name == ep.graph_signature.user_inputs[0]][0]
         static = [i for i in (2, 3) if isinstance(shape[i], int)]
         if static:
-            raise ExportError(f'the architecture does not allow a dynamic {"/".join(("height", "width")[i - 2] for i in static)}'
-                              f' under torch.export: the input size was specialised to {[shape[i] for i in static]}')
+            what = '/'.join(('height', 'width')[i - 2] for i in static)
+            raise ExportError(f'the architecture does not allow a dynamic {what} under torch.export: the input '
+                              f'size was specialised to {[shape[i] for i in static]}')
         ranges = []
         for i, what in ((0, 'batch'), (2, 'height'), (3, 'width')):
             vr = ep.range_constraints.get(getattr(shape[i], 'node', None) and shape[i].node.expr)

@@ -138,7 +138,7 @@ def _sdpa_probs(args: tuple, kwargs: dict) -> torch.Tensor:
     return logits.softmax(-1)
 
 
-# --- one extractor per family: (name, module, stage, inputs, output, calls) -> [AttnMap] -------------------------------
+# --- one extractor per family: (name, module, stage, inputs, output, calls) -> [AttnMap] --------------------------
 
 def _cbam(name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]
