@@ -11,11 +11,10 @@ fp32 logits on random inputs.
 model's largest stride); an architecture whose export fixes the size fails with ``error: ...``. Nothing is written
 to --out unless the artifact verified (max abs diff <= --atol, default 1e-4).
 """
-import os
 import sys
 from typing import List
 
-from . import ArgumentParser, run
+from . import ArgumentParser, add_quiet_argument, run, set_download_progress
 
 __all__ = ['main', 'build_parser']
 
@@ -37,12 +36,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--batch', type=int, default=2, help='batch of the traced/verified inputs')
     p.add_argument('--time-limit', type=float, default=1800., help='give up on an export that takes longer (s, 0: '
                    'no limit)')
+    add_quiet_argument(p)
     return p
 
 
 def _main(argv: List[str]) -> int:
-    os.environ.setdefault('HF_HUB_DISABLE_PROGRESS_BARS', '1')
     args = build_parser().parse_args(argv)
+    set_download_progress(not args.quiet)
     from ..export import build_model, export_model
     kw = {} if args.num_classes is None else {'num_classes': args.num_classes}
     model = build_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, **kw)

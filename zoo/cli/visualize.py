@@ -11,11 +11,10 @@ attention of the centre query block; CoaT's factorized-attention key softmax and
 kernel; the Residual Attention soft masks; OverLoCK's context-guided dynamic kernels. Without --image the input is
 a generated shapes scene (zoo.data.shapes).
 """
-import os
 import sys
 from typing import List
 
-from . import ArgumentParser, run
+from . import ArgumentParser, add_quiet_argument, run, set_download_progress
 
 __all__ = ['main', 'build_parser']
 
@@ -34,12 +33,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--no-cam', dest='cam', action='store_false', help='skip the Grad-CAM panel')
     p.add_argument('--all-blocks', action='store_true', help='every block, not only the last block of each stage')
     p.add_argument('--seed', type=int, default=0, help='seed of the generated image (and of a random init)')
+    add_quiet_argument(p)
     return p
 
 
 def _main(argv: List[str]) -> int:
-    os.environ.setdefault('HF_HUB_DISABLE_PROGRESS_BARS', '1')
     args = build_parser().parse_args(argv)
+    set_download_progress(not args.quiet)
     if not args.out.lower().endswith('.png'):
         raise SystemExit(build_parser().error('--out must be a .png file'))
     from ..errors import UserError
