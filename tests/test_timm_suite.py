@@ -23,11 +23,12 @@ Not run: ``test_model_load_pretrained`` and ``test_model_features_pretrained`` d
 internet; they are kept but skipped for every zoo model, with that reason in the report (the zoo's weights are tested
 offline in tests/test_weights.py and tests/test_hub.py).
 
-Export status: the TorchScript (``test_model_forward_torchscript``) and FX (``test_model_forward_fx`` and
-``test_model_backward_fx``) outcomes per model are recorded, and ``test_export_status[<model>]`` (run after them, in
-the same xdist group) checks that docs/export_status.json says the same for the fields it observed. With
-``ZOO_WRITE_EXPORT_STATUS=1`` it writes them instead (only the ``torchscript`` / ``fx`` fields and their ``notes``
-segments; ``compile`` and ``onnx`` belong to other tests).
+Export status: each TorchScript (``test_model_forward_torchscript``) and FX (``test_model_forward_fx``,
+``test_model_backward_fx``) outcome is checked against docs/export_status.json as the test runs (a passing test the
+file lists as failing, or the reverse, fails with "regenerate"), so the file cannot drift; with
+``ZOO_WRITE_EXPORT_STATUS=1`` the outcomes are written instead. A field is false while any of its tests is listed as
+failing in the model's ``notes`` ('<field>: <test>: <reason>' segments); ``compile`` and ``onnx`` belong to
+tests/test_compile.py and the export tests. Every check works per test, in whichever xdist worker runs it.
 """
 import contextlib
 import fcntl
@@ -141,31 +142,28 @@ def _is_zoo(model_name) -> bool:
     return isinstance(model_name, str) and model_name.split('.')[0] in ZOO_MODELS
 
 
-def _base(model_name: str) -> str:
-    return model_name.split('.')[0]
-
-
 # ---------------------------------------------------------------------------------------------- outcomes
 
-# (timm test, model) -> True (passed) / False (failed), in this process
-OUTCOMES = {}
-FAILURES = {}
 _EXPORT_TEST_FIELD = {t: f for f, tests in EXPORT_TESTS.items() for t in tests}
 
 
 def _recording(fn):
+    """The timm test, then its outcome checked against (or, with ZOO_WRITE_EXPORT_STATUS=1, written to) the status."""
     @functools.wraps(fn)
     def wrapper(**kwargs):
-        key = (fn.__name__, kwargs.get('model_name'))
+        model = kwargs['model_name']
         try:
             fn(**kwargs)
         except pytest.skip.Exception:
             raise
         except BaseException as e:
-            OUTCOMES[key] = False
-            FAILURES[key] = f'{fn.__name__}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:300]
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
+            stale = record_outcome(model, fn.__name__, False, f'{type(e).__name__}: {msg}')
+            if stale:
+                e.add_note(stale)
             raise
-        OUTCOMES[key] = True
+        stale = record_outcome(model, fn.__name__, True)
+        assert not stale, stale
     return wrapper
 
 
@@ -179,8 +177,6 @@ def _zoo_only(fn):
             if not values:
                 return None
             found = True
-            if fn.__name__ in _EXPORT_TEST_FIELD:  # same worker as test_export_status[<model>] under --dist loadgroup
-                values = [pytest.param(v, marks=pytest.mark.xdist_group(f'export-{_base(v)}')) for v in values]
             m = pytest.mark.parametrize('model_name', values, **m.kwargs).mark
         new_marks.append(m)
     if not found:
@@ -245,10 +241,21 @@ def read_status(path: Path = STATUS_PATH) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _atomic_write_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    with os.fdopen(fd, 'w') as f:
+        json.dump({k: data[k] for k in sorted(data)}, f, indent=2)
+        f.write('\n')
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
+    """Serialise read-modify-write of ``path`` across xdist workers (the lock file lives in the temp folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + '.lock'), 'w') as lock:
+    lock_name = 'zoo-' + str(path.resolve()).strip('/').replace('/', '_') + '.lock'
+    with open(Path(tempfile.gettempdir()) / lock_name, 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -256,66 +263,86 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _merge_notes(notes: str, fields, new_notes: dict) -> str:
-    """Notes are '; '-separated '<field>: <reason>' segments; replace those of ``fields``, keep the others."""
-    keep = [seg for seg in (notes or '').split('; ') if seg and seg.split(':', 1)[0] not in fields]
-    return '; '.join(keep + [f'{f}: {new_notes[f]}' for f in fields if new_notes.get(f)])
+def _segments(notes):
+    """Notes are '; '-separated segments; ours read '<field>: <failing timm test>: <reason>'."""
+    return [seg for seg in (notes or '').split('; ') if seg]
+
+
+def failing_tests(entry: dict, field: str) -> set:
+    return {seg.split(': ', 2)[1] for seg in _segments(entry.get('notes')) if seg.startswith(field + ': ') and
+            len(seg.split(': ', 2)) > 1 and seg.split(': ', 2)[1] in EXPORT_TESTS[field]}
+
+
+def write_outcome(model: str, test: str, ok: bool, reason: str = '', path: Path = STATUS_PATH) -> None:
+    """Record one timm test's outcome for ``model``: the field is False while any of its tests is listed as failing
+    in the notes; every other field, note and model is left as it is."""
+    field = _EXPORT_TEST_FIELD[test]
+    with _locked(path):
+        data = read_status(path)
+        entry = data.setdefault(model, {})
+        for k in STATUS_FIELDS:
+            entry.setdefault(k, '' if k == 'notes' else None)
+        segs = [seg for seg in _segments(entry['notes']) if not seg.startswith(f'{field}: {test}: ')]
+        if not ok:
+            segs.append(f'{field}: {test}: ' + reason.replace(';', ',')[:200])
+        entry['notes'] = '; '.join(segs)
+        entry[field] = not failing_tests(entry, field)
+        _atomic_write_json(path, data)
+
+
+def expected_outcome(model: str, test: str, path: Path = STATUS_PATH):
+    """What docs/export_status.json says ``test`` does for ``model``: True / False, or None if not recorded."""
+    entry = read_status(path).get(model) or {}
+    field = _EXPORT_TEST_FIELD[test]
+    if entry.get(field) is None:
+        return None
+    return test not in failing_tests(entry, field) if entry[field] is False else True
+
+
+def record_outcome(model: str, test: str, ok: bool, reason: str = '', path: Path = STATUS_PATH) -> str:
+    """Write (ZOO_WRITE_EXPORT_STATUS=1) or check one outcome; returns a message when the file disagrees."""
+    if os.environ.get('ZOO_WRITE_EXPORT_STATUS') == '1':
+        write_outcome(model, test, ok, reason, path)
+        return ''
+    expected = expected_outcome(model, test, path)
+    if expected is ok:
+        return ''
+    return (f'{path.name} says {test} {"passes" if expected else "fails" if expected is False else "is not recorded"} '
+            f'for {model}, this run: {"passed" if ok else "failed"}; regenerate with '
+            'ZOO_WRITE_EXPORT_STATUS=1 pytest tests/test_timm_suite.py -k "torchscript or fx"')
+
+
+def test_status_records_per_test_and_keeps_other_fields(tmp_path):
+    path = tmp_path / 'status.json'
+    path.write_text(json.dumps({'m': {'torchscript': None, 'fx': None, 'compile': True, 'onnx': False,
+                                      'notes': 'onnx: no kernel'}}))
+    write_outcome('m', 'test_model_forward_fx', True, path=path)
+    assert read_status(path)['m']['fx'] is True
+    write_outcome('m', 'test_model_backward_fx', False, 'TraceError: x; y', path=path)
+    write_outcome('m', 'test_model_forward_torchscript', True, path=path)
+    write_outcome('n', 'test_model_forward_torchscript', False, 'RuntimeError: z', path=path)
+    data = read_status(path)
+    assert data['m'] == {'torchscript': True, 'fx': False, 'compile': True, 'onnx': False,
+                         'notes': 'onnx: no kernel; fx: test_model_backward_fx: TraceError: x, y'}
+    assert data['n'] == {'torchscript': False, 'fx': None, 'compile': None, 'onnx': None,
+                         'notes': 'torchscript: test_model_forward_torchscript: RuntimeError: z'}
+    assert expected_outcome('m', 'test_model_forward_fx', path) is True
+    assert expected_outcome('m', 'test_model_backward_fx', path) is False
+    assert expected_outcome('n', 'test_model_forward_fx', path) is None
+    assert record_outcome('m', 'test_model_backward_fx', False, path=path) == ''
+    assert 'says test_model_backward_fx fails' in record_outcome('m', 'test_model_backward_fx', True, path=path)
+    write_outcome('m', 'test_model_backward_fx', True, path=path)
+    assert read_status(path)['m']['fx'] is True and read_status(path)['m']['notes'] == 'onnx: no kernel'
 
 
 def write_status(model: str, values: dict, notes: dict, path: Path = STATUS_PATH) -> None:
-    """Set ``values`` (field -> bool) and their notes for ``model``, leaving every other field and model as it is."""
+    """Set whole fields (e.g. ``compile``, from tests/test_compile.py) and their '<field>: <reason>' notes."""
     with _locked(path):
         data = read_status(path)
         entry = data.setdefault(model, {})
         for k in STATUS_FIELDS:
             entry.setdefault(k, '' if k == 'notes' else None)
         entry.update(values)
-        entry['notes'] = _merge_notes(entry['notes'], list(values), notes)
-        data = {k: data[k] for k in sorted(data)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
-        os.replace(tmp, path)
-
-
-def observed_status(model: str):
-    """field -> True / False from this process's outcomes, for the fields whose tests all ran; and failure notes."""
-    values, notes = {}, {}
-    for field, tests in EXPORT_TESTS.items():
-        got = [OUTCOMES.get((t, model)) for t in tests]
-        if any(g is None for g in got):
-            continue
-        values[field] = all(got)
-        notes[field] = ' / '.join(FAILURES[(t, model)] for t in tests if (t, model) in FAILURES)
-    return values, notes
-
-
-def test_status_merge_keeps_other_fields(tmp_path):
-    path = tmp_path / 'status.json'
-    path.write_text(json.dumps({'m': {'torchscript': None, 'fx': None, 'compile': True, 'onnx': False,
-                                      'notes': 'onnx: no kernel; fx: old'}}))
-    write_status('m', {'fx': False, 'torchscript': True}, {'fx': 'TraceError: x'}, path)
-    write_status('n', {'torchscript': True}, {}, path)
-    data = read_status(path)
-    assert data['m'] == {'torchscript': True, 'fx': False, 'compile': True, 'onnx': False,
-                         'notes': 'onnx: no kernel; fx: TraceError: x'}
-    assert data['n'] == {'torchscript': True, 'fx': None, 'compile': None, 'onnx': None, 'notes': ''}
-
-
-@pytest.mark.parametrize('model_name', [pytest.param(n, marks=pytest.mark.xdist_group(f'export-{n}'))
-                                        for n in sorted(ZOO_MODELS)])
-def test_export_status(model_name):
-    """docs/export_status.json agrees with this run's TorchScript / FX outcomes (ZOO_WRITE_EXPORT_STATUS=1: writes them)."""
-    values, notes = observed_status(model_name)
-    if not values:
-        pytest.skip(f'no TorchScript / FX outcome of {model_name} in this process (tests deselected, or run on another '
-                    'xdist worker: use --dist loadgroup)')
-    if os.environ.get('ZOO_WRITE_EXPORT_STATUS') == '1':
-        write_status(model_name, values, notes)
-        return
-    recorded = read_status().get(model_name)
-    assert recorded is not None, f'{model_name} missing from {STATUS_PATH.name}; regenerate with ZOO_WRITE_EXPORT_STATUS=1'
-    wrong = {f: (recorded.get(f), v) for f, v in values.items() if recorded.get(f) is not v}
-    assert not wrong, (f'{STATUS_PATH.name} disagrees with this run for {model_name} (field: (recorded, observed)): '
-                       f'{wrong}; regenerate with ZOO_WRITE_EXPORT_STATUS=1 pytest tests/test_timm_suite.py')
+        keep = [seg for seg in _segments(entry['notes']) if seg.split(':', 1)[0] not in values]
+        entry['notes'] = '; '.join(keep + [f'{f}: {notes[f]}'.replace(';', ',') for f in values if notes.get(f)])
+        _atomic_write_json(path, data)
