@@ -113,8 +113,15 @@ def halo_attention(
     rw = width_rel[idx].to(q.dtype)  # (j, kc, d)
     table = torch.cat([rh[:, None].expand(bq, bq, w, dqk), rw[None].expand(bq, bq, w, dqk)], 2)  # (i, j, 2w, d)
     a = torch.einsum('nhijd,ijkd->nhijk', q, table).reshape(n, nh, bq * bq, 2, w)
-    # logit bias of query t for key (kr, kc): a_h[t, kr] + a_w[t, kc]
-    bias = (a[..., 0, :, None] + a[..., 1, None, :]).reshape(n, nh, bq * bq, w * w)
+    # logit bias of query t for key (kr, kc): a_h[t, kr] + a_w[t, kc]; a broadcast add in float32, a product with
+    # the constant (w*w, 2w) one-hot pair matrix in reduced precision (bf16 elementwise ops are slow on CPU, its
+    # matmuls fast; the product adds the same two terms, accumulated in float32)
+    if a.dtype == torch.float32 or a.dtype == torch.float64:
+        bias = (a[..., 0, :, None] + a[..., 1, None, :]).reshape(n, nh, bq * bq, w * w)
+    else:
+        eye = torch.eye(w, dtype=a.dtype, device=a.device)
+        pairs = torch.cat([eye[:, None, :].expand(w, w, w), eye[None, :, :].expand(w, w, w)], -1)
+        bias = torch.matmul(a.reshape(n, nh, bq * bq, 2 * w), pairs.reshape(w * w, 2 * w).t())
     q = q.reshape(n, nh, bq * bq, dqk)
     if scale_pos_embed:
         bias = bias * scale
