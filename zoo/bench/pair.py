@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -104,6 +104,13 @@ def _in_chans(model: nn.Module) -> int:
     return getattr(model, 'in_chans', None) or getattr(model, 'pretrained_cfg', {}).get('input_size', (3,))[0]
 
 
+def _tensors(out) -> List[torch.Tensor]:
+    """The tensors of a model output: a tensor, a tuple / list of them, or a dict (e.g. ``main`` and ``aux``)."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
 def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu',
                  dtype: str = 'fp32', train: bool = False, rounds: int = 5, steps: int = 2,
                  warmup: int = 1) -> List[Dict[str, Any]]:
@@ -128,8 +135,9 @@ def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_s
                 calls[side] += 1
                 with torch.autocast(**autocast):
                     out = model(x)
-                out = out[0] if isinstance(out, (tuple, list)) else out
-                loss = nn.functional.cross_entropy(out.float(), torch.zeros(out.shape[0], dtype=torch.long, device=dev))
+                outs = _tensors(out)  # every logits output (an official model may add auxiliary heads)
+                target = torch.zeros(outs[0].shape[0], dtype=torch.long, device=dev)
+                loss = sum(nn.functional.cross_entropy(o.float(), target) for o in outs)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -137,8 +145,7 @@ def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_s
     shapes = {}
     for side in models:
         models[side].eval()
-        out = fns[(side, 'forward')]()
-        shapes[side] = list((out[0] if isinstance(out, (tuple, list)) else out).shape)
+        shapes[side] = list(_tensors(fns[(side, 'forward')]())[0].shape)
     records = []
     for mode in ('forward', 'train') if train else ('forward',):
         for m in models.values():
@@ -174,9 +181,11 @@ def _measure_pair_json(**kwargs) -> Dict[str, Any]:
 
 
 def compare_pairs(specs: Sequence[str], sizes: Sequence[int] = (224,), timeout: float = 3600,
-                  **kwargs) -> List[Dict[str, Any]]:
-    """Every ``--pair`` spec at every size, each pair in a fresh process (the official code's modules stay there)."""
-    records = []
+                  report: Optional[Callable[[Dict[str, Any]], None]] = None, **kwargs) -> List[Dict[str, Any]]:
+    """Every ``--pair`` spec at every size, each pair in a fresh process (the official code's modules stay there);
+    ``report`` is called with each record as it comes."""
+    records: List[Dict[str, Any]] = []
+    n = 0
     for spec in specs:
         p = parse_pair(spec)
         for size in sizes:
@@ -186,4 +195,7 @@ def compare_pairs(specs: Sequence[str], sizes: Sequence[int] = (224,), timeout: 
                                     error=out['error']))
             else:
                 records += out['records']
+            for rec in records[n:] if report else ():
+                report(rec)
+            n = len(records)
     return records

@@ -190,7 +190,8 @@ def _main(argv) -> int:
             bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
         records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
                                       dtype=args.dtype, train=args.train, rounds=args.rounds, steps=args.steps,
-                                      warmup=max(1, args.warmup // 2), timeout=args.timeout)
+                                      warmup=max(1, args.warmup // 2), timeout=args.timeout,
+                                      report=lambda rec: print(json.dumps(rec), flush=True))
         table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
         print(table)
         return 0
