@@ -128,7 +128,10 @@ def halo_attention(
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)  # (n, heads, bq*bq, dv)
 
     # (B, nby, nbx, bq, bq, heads, dv) -> (B, heads * dv, nby * bq, nbx * bq)
-    out = out.transpose(1, 2).reshape(B, nby, nbx, bq, bq, nh * dv).permute(0, 5, 1, 3, 2, 4)
+    # an explicit copy: the eager SDPA output is already in this layout, but exporters (ONNX dynamo) decompose SDPA
+    # into a standard-layout result that a plain view of the transposed strides cannot reshape
+    out = out.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+    out = out.reshape(B, nby, nbx, bq, bq, nh * dv).permute(0, 5, 1, 3, 2, 4)
     return out.reshape(B, nh * dv, nby * bq, nbx * bq)
 
 
