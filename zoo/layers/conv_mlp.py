@@ -6,10 +6,12 @@ Parameter names follow the zoo OverLoCK layout (``weight`` / ``bias`` of the off
 """
 import torch
 import torch.nn as nn
+from timm.layers import register_notrace_module
 
 __all__ = ['ChannelAffine', 'ResDWConv', 'GlobalResponseNorm2d', 'ConvGrnMlp']
 
 
+@register_notrace_module  # one node under FX (keeps OverLoCK's traced graph small enough for timm's limits)
 class ChannelAffine(nn.Module):
     """OverLoCK's LayerScale: per-channel scale *and* bias (official: a depthwise 1x1 conv, hence the
     (C, 1, 1, 1) weight)."""
@@ -35,6 +37,7 @@ class ResDWConv(nn.Conv2d):
         return x + self._conv_forward(x, self.weight, self.bias)
 
 
+@register_notrace_module  # one node under FX (keeps OverLoCK's traced graph small enough for timm's limits)
 class GlobalResponseNorm2d(nn.Module):
     """Global Response Normalization (ConvNeXt-V2) on NCHW maps: the math and ``weight`` / ``bias`` tensors of
     ``timm.layers.GlobalResponseNorm(channels_last=False)``, computed in the input's dtype (under autocast a
@@ -54,6 +57,7 @@ class GlobalResponseNorm2d(nn.Module):
         return x + torch.addcmul(b, w, x * x_n)
 
 
+@register_notrace_module  # one node under FX (keeps OverLoCK's traced graph small enough for timm's limits)
 class ConvGrnMlp(nn.Module):
     """1x1 conv -> GELU -> x + DW3x3(x) -> GRN -> 1x1 conv."""
 

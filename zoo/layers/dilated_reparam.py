@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 
 __all__ = ['DilatedReparamBlock', 'dilated_branches', 'fuse_conv_bn_weights', 'dilated_to_dense_kernel',
            'merge_dilated_reparam_state']
@@ -88,6 +89,7 @@ def _merge(origin: Tuple[torch.Tensor, torch.Tensor], branches: List[Tuple[torch
     return weight, bias
 
 
+@register_notrace_module  # one node under FX (no shape-dependent Python inside; keeps traced graphs small)
 class DilatedReparamBlock(nn.Module):
     """Depthwise large-kernel conv with parallel dilated small-kernel branches (UniRepLKNet)."""
 
