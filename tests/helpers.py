@@ -4,6 +4,8 @@ import importlib.util
 import os.path as osp
 from typing import Optional
 
+import torch
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 
@@ -36,3 +38,25 @@ def mm_missing(*packages: str) -> Optional[str]:
 
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class DtypeLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records, while ``active``, every op that turns a bfloat16 input into a float32 output (a fp32 round trip)
+    and the dtypes of the fused attention's q/k/v."""
+
+    def __init__(self):
+        super().__init__()
+        self.active, self.upcasts, self.sdpa = False, [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.active:
+            ins = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+            # the op's result (fused attention also returns its float32 log-sum-exp statistics: not a result)
+            res = out[0] if isinstance(out, (tuple, list)) else out
+            if any(a.dtype == torch.bfloat16 for a in ins) and isinstance(res, torch.Tensor) \
+                    and res.dtype == torch.float32:
+                self.upcasts.append(str(func))
+            if 'scaled_dot_product' in str(func):
+                self.sdpa.append(tuple(a.dtype for a in ins[:3]))
+        return out

@@ -10,6 +10,7 @@ from zoo.layers._bra_reference import bra_gather_reference
 from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.models._helpers import CheckpointError
 
+from helpers import DtypeLog
 from official import load_golden, official_state_dict
 
 # golden -> (json name of the official keys, zoo architecture); produced by rayleizhu/BiFormer, see
@@ -217,28 +218,6 @@ def test_region_grid_topk_and_drop_path_args():
         assert model(torch.randn(1, 3, 96, 80)).shape == (1, 1000)
 
 
-class _DtypeLog(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records, while ``active``, every op that turns a bfloat16 input into a float32 output (a fp32 round trip)
-    and the dtypes of the fused attention's q/k/v."""
-
-    def __init__(self):
-        super().__init__()
-        self.active, self.upcasts, self.sdpa = False, [], []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if self.active:
-            ins = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-            # the op's result (fused attention also returns its float32 log-sum-exp statistics: not a result)
-            res = out[0] if isinstance(out, (tuple, list)) else out
-            if any(a.dtype == torch.bfloat16 for a in ins) and isinstance(res, torch.Tensor) \
-                    and res.dtype == torch.float32:
-                self.upcasts.append(str(func))
-            if 'scaled_dot_product' in str(func):
-                self.sdpa.append(tuple(a.dtype for a in ins[:3]))
-        return out
-
-
 @pytest.mark.parametrize('mask_padding', [False, True])
 def test_bf16_autocast_close_finite_and_no_fp32_round_trip(mask_padding):
     """Under CPU bf16 autocast: logits within bf16 tolerance of fp32, finite forward and backward, and inside BRA
@@ -249,7 +228,7 @@ def test_bf16_autocast_close_finite_and_no_fp32_round_trip(mask_padding):
     x = torch.randn(2, 3, 96, 136, generator=torch.Generator().manual_seed(0))  # padded in stages 1-3
     with torch.no_grad():
         ref = model(x)
-    log = _DtypeLog()
+    log = DtypeLog()
     for m in model.modules():
         if isinstance(m, (BiLevelRoutingAttention, AttentionLePE)):
             m.register_forward_pre_hook(lambda *_: setattr(log, 'active', True))

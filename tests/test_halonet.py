@@ -18,6 +18,8 @@ from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_halonet import checkpoint_filter_fn
 
+from helpers import DtypeLog
+
 # paper (arXiv:2103.12731) parameter counts in millions, and the zoo's exact counts (module docstring table)
 PARAMS = {
     'zoo_halonet_h0': (5.5, 5_500_952),
@@ -290,28 +292,6 @@ def test_torchscript_odd_size():
 # bfloat16 autocast
 
 
-class _DtypeLog(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records, while ``active``, every op that turns a bfloat16 input into a float32 output (a fp32 round trip)
-    and the dtypes of the fused attention's q/k/v."""
-
-    def __init__(self):
-        super().__init__()
-        self.active, self.upcasts, self.sdpa = False, [], []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if self.active:
-            ins = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-            # the op's result (fused attention also returns its float32 log-sum-exp statistics: not a result)
-            res = out[0] if isinstance(out, (tuple, list)) else out
-            if any(a.dtype == torch.bfloat16 for a in ins) and isinstance(res, torch.Tensor) \
-                    and res.dtype == torch.float32:
-                self.upcasts.append(str(func))
-            if 'scaled_dot_product' in str(func):
-                self.sdpa.append(tuple(a.dtype for a in ins[:3]))
-        return out
-
-
 def _log_attention(model, log, cls):
     for m in model.modules():
         if isinstance(m, cls):
@@ -326,7 +306,7 @@ def test_bf16_autocast_close_finite_and_no_fp32_round_trip():
     x = _randn(2, 3, 72, 88)  # padded in every stage
     with torch.no_grad():
         ref = model(x)
-    log = _DtypeLog()
+    log = DtypeLog()
     _log_attention(model, log, PaddedHaloAttn)
     with log, torch.autocast('cpu', dtype=torch.bfloat16):
         with torch.no_grad():

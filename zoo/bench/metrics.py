@@ -64,9 +64,8 @@ def build(name: str, device: torch.device, channels_last: bool = False, compile:
           **kwargs) -> nn.Module:
     import timm
     import zoo  # noqa: F401  (registers zoo models)
-    model = timm.create_model(name, **kwargs).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    model = timm.create_model(name, **kwargs).to(device, memory_format=fmt)
     if compile:
         model = torch.compile(model)
     return model

@@ -162,7 +162,7 @@ class LkcaVit(nn.Module):
         # head: mean over tokens -> LayerNorm -> Linear (the author's mlp_head)
         self.fc_norm = nn.LayerNorm(embed_dim, **dd)
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
+        self.head = nn.Identity() if num_classes <= 0 else nn.Linear(embed_dim, num_classes, **dd)
 
         # dense features: parameter-free pyramid of the final stride-p map; forward_features returns level
         # ``feature_level`` (1 = the map itself; moved to the deepest kept level by prune_intermediate_layers)
