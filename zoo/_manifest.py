@@ -125,6 +125,20 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
     def bad(msg):
         errs.append(f'{name}: {msg}')
 
+    def mapping_field(field, what, verb, allowed):
+        """``e[field]`` when it is a mapping, else None; complains when it is not one or has keys outside
+        ``allowed``."""
+        value = e.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            bad(f'{field} must be {what}')
+            return None
+        extra = set(value) - allowed
+        if extra:
+            bad(f'{field} may only {verb} {sorted(allowed)}; got {sorted(extra)}')
+        return value
+
     if not _NAME_RE.match(name):
         bad('key must be zoo_<arch>.<tag> (lowercase letters, digits, underscores; one dot)')
     if not isinstance(e, dict):
@@ -182,31 +196,18 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
         bad(f'published must be true/false, got {published!r}')
     elif published and not hub:
         bad('published: true needs `hub`')
-    cfg = e.get('cfg')
-    if cfg is not None:
-        if not isinstance(cfg, dict):
-            bad('cfg must be a mapping')
-        else:
-            extra = set(cfg) - _CFG_FIELDS
-            if extra:
-                bad(f'cfg may only override {sorted(_CFG_FIELDS)}; got {sorted(extra)}')
+    mapping_field('cfg', 'a mapping', 'override', _CFG_FIELDS)
     for f in ('notes', 'description', 'paper_name', 'citation', 'file', 'layout'):
         if e.get(f) is not None and not isinstance(e.get(f), str):
             bad(f'{f} must be a string')
-    params = e.get('params')
+    params = mapping_field('params', 'a mapping of form / paper_m / paper_form', 'have', _PARAMS_FIELDS)
     if params is not None:
-        if not isinstance(params, dict):
-            bad('params must be a mapping of form / paper_m / paper_form')
-        else:
-            extra = set(params) - _PARAMS_FIELDS
-            if extra:
-                bad(f'params may only have {sorted(_PARAMS_FIELDS)}; got {sorted(extra)}')
-            pm = params.get('paper_m')
-            if pm is not None and (isinstance(pm, bool) or not isinstance(pm, (int, float))):
-                bad(f'params.paper_m must be a number (millions), got {pm!r}')
-            for f in ('form', 'paper_form'):
-                if params.get(f) is not None and not isinstance(params.get(f), str):
-                    bad(f'params.{f} must be a string')
+        pm = params.get('paper_m')
+        if pm is not None and (isinstance(pm, bool) or not isinstance(pm, (int, float))):
+            bad(f'params.paper_m must be a number (millions), got {pm!r}')
+        for f in ('form', 'paper_form'):
+            if params.get(f) is not None and not isinstance(params.get(f), str):
+                bad(f'params.{f} must be a string')
     return errs
 
 

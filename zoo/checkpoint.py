@@ -253,12 +253,10 @@ class StateDictDiff:
 
     def message(self, source: str, target: str) -> str:
         parts = [f'{source} does not match {target}:']
-        if self.missing:
-            parts.append(f'missing {len(self.missing)} tensors: {_fmt(self.missing)}')
-        if self.unexpected:
-            parts.append(f'unexpected {len(self.unexpected)} tensors: {_fmt(self.unexpected)}')
-        if self.wrong_shape:
-            parts.append(f'wrongly shaped {len(self.wrong_shape)} tensors: {_fmt(self.wrong_shape)}')
+        for what, names in (('missing', self.missing), ('unexpected', self.unexpected),
+                            ('wrongly shaped', self.wrong_shape)):
+            if names:
+                parts.append(f'{what} {len(names)} tensors: {_fmt(names)}')
         return '\n  '.join(parts)
 
 

@@ -2,13 +2,15 @@
 
 Every entry point runs through :func:`run`, which gives all tools one convention: a user mistake
 (:class:`zoo.errors.UserError`, an argparse error, a missing file) ends with one line ``error: ...`` on stderr and
-exit status 2, without a traceback; ``--debug`` (or ``ZOO_DEBUG=1``) re-raises it with the traceback.
+exit status 2, without a traceback; ``--debug`` (or ``ZOO_DEBUG=1``) re-raises it with the traceback. An entry
+point's ``main(argv)`` gets this by the decorator :func:`command`.
 
 :func:`config_path` finds the configs shipped with the package (``zoo::det/<file>.py``, ``zoo::cls/<file>.yaml``)
 in an installed wheel as in a source checkout; the tools accept these names wherever they take a config file.
 """
 import argparse
 import difflib
+import functools
 import os
 import sys
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import Callable, List, Optional, Sequence
 
 from ..errors import UserError
 
-__all__ = ['run', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'configs_root', 'config_path', 'list_configs',
-           'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress', 'mm_runner']
+__all__ = ['run', 'command', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'configs_root', 'config_path',
+           'list_configs', 'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress',
+           'mm_runner']
 
 CONFIG_SCOPE = 'zoo::'  # by-name prefix of the packaged configs, as in mmengine's `mmdet::...`
 
@@ -66,6 +69,15 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]
         if debug_enabled(argv):
             raise
         return _fail('interrupted')
+
+
+def command(main: Callable[[List[str]], Optional[int]]) -> Callable[[Optional[Sequence[str]]], int]:
+    """Decorator for an entry point's ``main(argv)``: calls go through :func:`run` (``main()`` reads
+    ``sys.argv[1:]``; user errors end as ``error: ...`` and exit status 2)."""
+    @functools.wraps(main)
+    def entry(argv: Optional[Sequence[str]] = None) -> int:
+        return run(main, argv)
+    return entry
 
 
 # ------------------------------------------------------------------------------------------------ download progress

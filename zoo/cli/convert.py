@@ -15,12 +15,13 @@ tools/push_to_hub.py NAME --checkpoint OUT --repo ORG/NAME.TAG.
 """
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
-from . import ArgumentParser, run
+from . import ArgumentParser, command
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     ap = ArgumentParser(prog='zoo-convert', description=__doc__.split('\n\n')[0])
     ap.add_argument('--model', required=True, help='zoo model name, arch or arch.tag')
     ap.add_argument('--checkpoint', required=True, help='checkpoint file (.pth, .pth.tar, .bin, .safetensors)')
@@ -50,10 +51,6 @@ def _main(argv: List[str]) -> int:
     if args.verify:
         print(f'  verified: reloads strictly, all {hub.verify_export(out, model)} tensors equal')
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

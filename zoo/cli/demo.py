@@ -21,8 +21,9 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import List
 
-from . import ArgumentParser, add_quiet_argument, config_path, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command, config_path, set_download_progress
 
 DEFAULT_CONFIG = 'zoo::cls/shapes_resnet18_cbam.yaml'
 
@@ -35,11 +36,8 @@ def _fmt_table(rows):
     return '\n'.join(lines)
 
 
-def main(argv=None) -> int:
-    return run(_main, argv)
-
-
-def _main(argv) -> int:
+@command
+def main(argv: List[str]) -> int:
     p = ArgumentParser(prog='zoo-demo', description=__doc__)
     p.add_argument('--config', default=DEFAULT_CONFIG, help='training config (YAML file, or a packaged zoo::cls/... name)')
     p.add_argument('--model', default=None, help='override the model of the config')
@@ -71,12 +69,8 @@ def _main(argv) -> int:
 
     out = Path(args.output)
     overrides = [f'output={out}', 'experiment=train', 'resume=', 'progress=log'] + list(args.set)
-    if args.data_dir:
-        overrides.append(f'data_dir={args.data_dir}')
-    if args.model:
-        overrides.append(f'model={args.model}')
-    if args.epochs:
-        overrides.append(f'epochs={args.epochs}')
+    overrides += [f'{key}={value}' for key, value in
+                  (('data_dir', args.data_dir), ('model', args.model), ('epochs', args.epochs)) if value]
     cfg = load_config(args.config, overrides)
     if cfg['dataset'] != 'shapes':
         p.error('the demo trains on the generated shapes dataset (dataset: shapes)')

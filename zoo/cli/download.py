@@ -21,10 +21,10 @@ links, are downloaded from it and cached under their manifest `file` name.)
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from ..errors import UserError
-from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command, set_download_progress
 
 
 def _parser() -> ArgumentParser:
@@ -49,7 +49,8 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     from .. import _manifest, hub
     ap = _parser()
     args = ap.parse_args(argv)
@@ -97,10 +98,6 @@ def _main(argv: List[str]) -> int:
         return 1
     # naming a manual-only tag explicitly is an error (nothing was produced); --all just reports them
     return 2 if manual and not args.all else 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

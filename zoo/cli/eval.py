@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import ArgumentParser, mm_runner, run, set_download_progress
+from . import ArgumentParser, command, mm_runner, set_download_progress
 
 __all__ = ['main', 'build_parser', 'EVAL_FIELDS']
 
@@ -75,7 +75,8 @@ def _img_size(given) -> Optional[object]:
     return v[0] if len(v) == 1 else tuple(v)
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
         return int(mm_runner('main_eval')(argv) or 0)  # detection / segmentation (mmengine)
     parser = build_parser()
@@ -116,10 +117,6 @@ def _main(argv: List[str]) -> int:
         atomic_write_text(args.output, json.dumps(res, indent=2, default=str))
         print(f'wrote {args.output}')
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

@@ -16,9 +16,9 @@ Upload progress bars are huggingface_hub's (--quiet: none).
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
-from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command, set_download_progress
 
 
 def _metric(text: str):
@@ -57,7 +57,8 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     args = _parser().parse_args(argv)
     from .. import _manifest, hub
     from ..errors import check_model_name
@@ -92,10 +93,6 @@ def _main(argv: List[str]) -> int:
         print(f'note: set `published: true` for {target.repo_name} in {_manifest.manifest_path()} (or pass '
               f"--mark-published) so that timm.create_model('{target.repo_name}', pretrained=True) loads from the Hub")
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import ArgumentParser, mm_runner, run, set_download_progress
+from . import ArgumentParser, command, mm_runner, set_download_progress
 
 __all__ = ['main', 'build_parser']
 
@@ -77,7 +77,8 @@ def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
                            f'add --dataset shapes)')
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
         return int(mm_runner('main_train')(argv) or 0)  # detection / segmentation (mmengine)
     args = build_parser().parse_args(argv)
@@ -96,10 +97,6 @@ def _main(argv: List[str]) -> int:
         print(f'best {cfg["eval_metric"]} {results["best_metric"]:.3f} at epoch {results["best_epoch"]}; '
               f'results in {results["output_dir"]}')
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

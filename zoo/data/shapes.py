@@ -273,44 +273,42 @@ def _cached(root: Optional[Union[str, Path]], default_name: str, meta: dict, bui
 # ---------------------------------------------------------------- public API
 
 @dataclass
-class ClassificationData:
-    """Paths of a generated classification dataset (ImageFolder layout)."""
+class _GeneratedData:
+    """Where a generated dataset lies (``root``; the subclasses add their folders and files)."""
     root: Path
-    train_dir: Path
-    val_dir: Path
-    classes: Tuple[str, ...]
 
     def as_dict(self) -> Dict[str, object]:
+        """The fields, paths as strings (JSON-ready)."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
-class DetectionData:
+class ClassificationData(_GeneratedData):
+    """Paths of a generated classification dataset (ImageFolder layout)."""
+    train_dir: Path
+    val_dir: Path
+    classes: Tuple[str, ...]
+
+
+@dataclass
+class DetectionData(_GeneratedData):
     """Paths of a generated COCO-style detection dataset (category ids are ``1..len(classes)``)."""
-    root: Path
     train_img_dir: Path
     train_ann_file: Path
     val_img_dir: Path
     val_ann_file: Path
     classes: Tuple[str, ...]
 
-    def as_dict(self) -> Dict[str, object]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-
 
 @dataclass
-class SegmentationData:
+class SegmentationData(_GeneratedData):
     """Paths of a generated semantic segmentation dataset (label maps: 0 = background, k = ``classes[k]``)."""
-    root: Path
     train_img_dir: Path
     train_ann_dir: Path
     val_img_dir: Path
     val_ann_dir: Path
     classes: Tuple[str, ...]
     palette: Tuple[Tuple[int, int, int], ...]
-
-    def as_dict(self) -> Dict[str, object]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 def make_classification(root: Optional[Union[str, Path]] = None, n_train: int = 3000, n_val: int = 600,

@@ -287,14 +287,28 @@ def _build_runner(cfg):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
-def run_train(argv: Optional[List[str]] = None):
-    """Train; returns the mmengine Runner after ``runner.train()`` (``main_train`` is the CLI wrapper)."""
-    args = _train_parser().parse_args(argv)
+def _run_config(args):
+    """The config a train / eval command runs: ``--cfg-options``, ``--launcher`` and the work dir applied (and
+    ``LOCAL_RANK`` set for mmengine when no launcher set it)."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = _work_dir(cfg, args.work_dir, args.config)
+    return cfg
+
+
+def _check_and_fit(cfg, args, loaders: Sequence[str]) -> None:
+    """Check the config (generating its data), then fit it to this machine and its data loaders."""
+    check_config(cfg, loaders, generate=True)
+    _adapt_to_machine(cfg, args.launcher != 'none')
+    _fix_loaders(cfg)
+
+
+def run_train(argv: Optional[List[str]] = None):
+    """Train; returns the mmengine Runner after ``runner.train()`` (``main_train`` is the CLI wrapper)."""
+    args = _train_parser().parse_args(argv)
+    cfg = _run_config(args)
     existed = osp.exists(cfg.work_dir)
     if args.resume is None and _checkpoints(cfg.work_dir):
         raise ConfigError(f'work dir {cfg.work_dir} already holds checkpoints ({_checkpoints(cfg.work_dir)[0]}); '
@@ -322,10 +336,7 @@ def run_train(argv: Optional[List[str]] = None):
             raise ConfigError(f'--resume {args.resume}: checkpoint file does not exist')
         cfg.resume = True
         cfg.load_from = args.resume
-    check_config(cfg, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader',),
-                 generate=True)
-    _adapt_to_machine(cfg, args.launcher != 'none')
-    _fix_loaders(cfg)
+    _check_and_fit(cfg, args, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader',))
     try:
         runner = _build_runner(cfg)
         runner.train()
@@ -350,16 +361,10 @@ def _checkpoints(work_dir: str) -> List[str]:
 def run_eval(argv: Optional[List[str]] = None) -> dict:
     """Evaluate a checkpoint on the config's test set; returns the metrics (also written to work_dir/metrics.json)."""
     args = _eval_parser().parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = _work_dir(cfg, args.work_dir, args.config)
+    cfg = _run_config(args)
     if not osp.isfile(args.checkpoint) and not _is_remote(args.checkpoint):
         raise ConfigError(f'checkpoint {args.checkpoint} does not exist')
-    check_config(cfg, ('test_dataloader',), generate=True)
-    _adapt_to_machine(cfg, args.launcher != 'none')
-    _fix_loaders(cfg)
+    _check_and_fit(cfg, args, ('test_dataloader',))
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.out:
