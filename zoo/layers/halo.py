@@ -9,10 +9,11 @@ its forward is not used.
 
 The computation (:func:`halo_attention`) is written here instead of timm's:
 
-* the 1x1 projections run as channels-last matmuls; the key/value map gets its zero halo border once and every
-  block's window is gathered ONCE, straight into the layout attention takes (window rows of ``w * channels``
-  contiguous floats); keys and values are strided views of that one copy (timm makes an unfold copy, then
-  permuted/split copies per block and expanded relative-logit copies);
+* the 1x1 projections run as channels-last matmuls; the key/value rows get one zero row per image (the halo
+  border and the block padding) and every block's window is gathered ONCE by row index, straight into the layout
+  attention takes; keys and values are strided views of that one copy (timm makes an unfold copy, then
+  permuted/split copies per block and expanded relative-logit copies); the queries are gathered in block order
+  the same way (input pixels, then projected), and the output is gathered back to the query grid;
 * the relative position logits are computed as timm's ``PosEmbedRel`` defines them (query . height table row
   ``w - 1 + key_row - query_row`` plus the same along the width), batched in one einsum against a gathered table,
   and enter ``F.scaled_dot_product_attention`` as its additive mask; the fused kernel never materialises the
@@ -21,20 +22,25 @@ At sizes that divide by b the result equals timm's ``HaloAttn`` up to float roun
 
 timm's ``HaloAttn`` asserts that H and W divide by the block size b. :class:`PaddedHaloAttn` removes that limit:
 
-1. the input is zero-padded at the bottom and right to the next multiple of b,
-2. halo attention runs on the padded map,
-3. the output is cropped back to ``ceil(H / stride) x ceil(W / stride)`` (the size a strided 1x1 shortcut gives).
+1. the map is treated as zero-padded at the bottom and right to the next multiple of b (no padded copy is made:
+   window positions off the map gather the zero row),
+2. halo attention runs block by block as on the padded map,
+3. only the ``ceil(H / stride) x ceil(W / stride)`` real query positions are gathered back (the size a strided 1x1
+   shortcut gives).
+
+The index arithmetic is built from flat ``arange`` s, without shape-dependent Python branches and without tensors
+that have a block-count dimension, so a dynamic-shape ``torch.export`` (batch, height and width) does not
+specialise on ``H % b`` or on a map being a single block.
 
 What the padded positions mean: the query and key/value projections are bias-free 1x1 convolutions, so a zero
 input position yields a zero key and a zero value - exactly what the halo border holds (the projected keys/values
 are zero-padded by h on every side). Real queries near the bottom/right edge therefore see the block padding as a
 wider stretch of that same border: a logit made of the relative-position term alone and a zero value. Queries at
-padded positions are computed and discarded by the crop. (With ``qkv_bias=True`` the padded keys/values would carry
-the biases, i.e. behave like zero-valued *features* rather than like the zero halo border; no zoo model uses that
-option.)
+padded positions are computed and dropped. (With ``qkv_bias=True`` the padded keys/values are zero too, i.e. they
+behave like the zero halo border, as timm's border does; no zoo model uses that option.)
 
 Downsampling (stride 2): with b divisible by 2, queries are subsampled (every second row/column, as timm's strided
-1x1 convolution); the padded map still divides by b, and the crop keeps the first ``ceil(H / 2)`` rows, the
+1x1 convolution); the padded map still divides by b, and the first ``ceil(H / 2)`` query rows are kept, the
 positions the strided shortcut samples. With an odd b (or ``avg_down=True``) attention runs at stride 1 and is
 average-pooled 2x2 after the crop, with ``ceil_mode=True``, so an odd-sized map's last row/column is averaged over
 its real positions only (identical to ``HaloAttn`` at even sizes).
@@ -55,6 +61,41 @@ def _rel_index(bq: int, w: int, device: torch.device) -> torch.Tensor:
     return (w - 1) + torch.arange(w, device=device)[None, :] - torch.arange(bq, device=device)[:, None]
 
 
+def _block_rows(B: int, nby: int, nbx: int, size: int, step: int, off: int, hs: int, ws: int, stride_b: int,
+                fill: int, device: torch.device, dilation: int = 1) -> torch.Tensor:
+    """Row indices, in (image, block row, block column, i, j) order, of every block's ``size x size`` window into
+    a row-major (H, W) map stored ``stride_b`` rows apart per image: window (by, bx) covers map rows
+    ``by * step - off + i * dilation`` and columns ``bx * step - off + j * dilation``; positions off the
+    ``hs x ws`` map get row ``fill``
+    of their image. Built from one flat ``arange`` (no tensor has a block-count dimension, so that a dynamic-shape
+    ``torch.export`` does not specialise on the block counts being 1)."""
+    t = torch.arange(B * nby * nbx * size * size, device=device)
+    j = t % size
+    t = torch.div(t, size, rounding_mode='floor')
+    i = t % size
+    t = torch.div(t, size, rounding_mode='floor')
+    bx = t % nbx
+    t = torch.div(t, nbx, rounding_mode='floor')
+    by = t % nby
+    bi = torch.div(t, nby, rounding_mode='floor')
+    r = by * step + (i * dilation - off)
+    c = bx * step + (j * dilation - off)
+    valid = (r >= 0) & (r < hs) & (c >= 0) & (c < ws)
+    return bi * stride_b + torch.where(valid, r * ws + c, fill)
+
+
+def _grid_rows(B: int, hq: int, wq: int, bq: int, nby: int, nbx: int, device: torch.device) -> torch.Tensor:
+    """For every (image, y, x) of the ``hq x wq`` grid, its row in the (image, block row, block column, i, j)
+    block layout of ``bq x bq`` blocks (the inverse of the query gather, without the padded positions)."""
+    t = torch.arange(B * hq * wq, device=device)
+    c = t % wq
+    t = torch.div(t, wq, rounding_mode='floor')
+    r = t % hq
+    bi = torch.div(t, hq, rounding_mode='floor')
+    blk = (bi * nby + torch.div(r, bq, rounding_mode='floor')) * nbx + torch.div(c, bq, rounding_mode='floor')
+    return (blk * bq + r % bq) * bq + c % bq
+
+
 def halo_attention(
         x: torch.Tensor,
         q_weight: torch.Tensor,
@@ -70,8 +111,10 @@ def halo_attention(
         q_bias: Optional[torch.Tensor] = None,
         kv_bias: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Blocked halo attention on an NCHW map whose H and W divide by ``block_size``; returns NCHW
-    ``(B, num_heads * dim_head_v, H / stride, W / stride)`` (heads-major channels, as timm's ``HaloAttn``).
+    """Blocked halo attention on an NCHW map of any size; returns NCHW
+    ``(B, num_heads * dim_head_v, ceil(H / stride), ceil(W / stride))`` (heads-major channels, as timm's
+    ``HaloAttn``). The map is treated as zero-padded at the bottom/right to a multiple of ``block_size`` (see the
+    module docstring); ``stride`` must divide ``block_size``.
 
     ``q_weight`` / ``kv_weight``: the 1x1 projections (``(out, in[, 1, 1])``, channels head-major; within a head
     of ``kv`` the key channels come first), ``height_rel`` / ``width_rel``: ``(2 * win - 1, dim_head_qk)`` tables.
@@ -81,38 +124,40 @@ def halo_attention(
     w = b + 2 * h
     bq = b // s
     nh, dqk = num_heads, dim_head_qk
-    nby, nbx = H // b, W // b
+    nby, nbx = (H + b - 1) // b, (W + b - 1) // b
+    hq, wq = (H + s - 1) // s, (W + s - 1) // s  # the query grid (strided queries)
     n = B * nby * nbx  # blocks in the batch
     scale = dqk ** -0.5
+    dev = x.device
 
-    # 1x1 projections as channels-last matmuls: (B, H*W, out); strided queries = queries at every s-th position
-    xs = x[:, :, ::s, ::s] if s > 1 else x
-    q = torch.matmul(xs.flatten(2).transpose(1, 2), q_weight.reshape(q_weight.shape[0], C).t())
+    # key/value projection (channels-last rows) with one zero row per image after its H*W pixels: the zero halo
+    # border and the block padding; every block's (w x w) window is then ONE row gather into attention's layout
     kv = torch.matmul(x.flatten(2).transpose(1, 2), kv_weight.reshape(kv_weight.shape[0], C).t())
-    if q_bias is not None:
-        q = q + q_bias
     if kv_bias is not None:
         kv = kv + kv_bias
+    kv = F.pad(kv, (0, 0, 0, 1)).reshape(B * (H * W + 1), kv.shape[-1])
     dch = kv.shape[-1] // nh  # dqk + dv per head
     dv = dch - dqk
-
-    # key/value windows: zero halo border on the channels-last map, then ONE gather of every block's (w x w)
-    # window (rows of w * channels contiguous), laid out (blocks, w*w, heads, dch); k and v are views of it
-    kv = F.pad(kv.reshape(B, H, W, -1), (0, 0, h, h, h, h))
-    kv = kv.unfold(1, w, b).unfold(2, w, b).permute(0, 1, 2, 4, 5, 3).reshape(n, w * w, nh, dch)
+    rows = _block_rows(B, nby, nbx, w, b, h, H, W, H * W + 1, H * W, dev)
+    kv = kv.index_select(0, rows).reshape(n, w * w, nh, dch)
     k = kv[..., :dqk].transpose(1, 2)  # (n, heads, w*w, dqk), last dim contiguous
     v = kv[..., dqk:].transpose(1, 2)
 
-    # query blocks: (n, heads, bq, bq, dqk)
-    q = q.reshape(B, nby, bq, nbx, bq, nh, dqk).permute(0, 1, 3, 2, 4, 5, 6).reshape(n, bq, bq, nh, dqk)
-    q = q.permute(0, 3, 1, 2, 4)
+    # queries at every s-th position: the input pixels gathered in block order (padded queries: pixel 0, dropped),
+    # then projected: (n, heads, bq*bq, dqk)
+    cols = _block_rows(1, nby, nbx, bq, bq * s, 0, H, W, 0, 0, dev, s)
+    q = torch.matmul(x.reshape(B, C, H * W).index_select(2, cols).transpose(1, 2),
+                     q_weight.reshape(q_weight.shape[0], C).t())
+    if q_bias is not None:
+        q = q + q_bias
+    q = q.reshape(B * nby * nbx * bq * bq, nh * dqk).reshape(n, bq * bq, nh, dqk).transpose(1, 2)
 
     # relative logits, batched: a[..., i, j, :w] = q . height_rel[w-1 + kr - i], a[..., i, j, w:] = q . width_rel[..]
-    idx = _rel_index(bq, w, x.device)
+    idx = _rel_index(bq, w, dev)
     rh = height_rel[idx].to(q.dtype)  # (i, kr, d)
     rw = width_rel[idx].to(q.dtype)  # (j, kc, d)
     table = torch.cat([rh[:, None].expand(bq, bq, w, dqk), rw[None].expand(bq, bq, w, dqk)], 2)  # (i, j, 2w, d)
-    a = torch.einsum('nhijd,ijkd->nhijk', q, table).reshape(n, nh, bq * bq, 2, w)
+    a = torch.einsum('nhtd,tkd->nhtk', q, table.reshape(bq * bq, 2 * w, dqk)).reshape(n, nh, bq * bq, 2, w)
     # logit bias of query t for key (kr, kc): a_h[t, kr] + a_w[t, kc]; a broadcast add in float32, a product with
     # the constant (w*w, 2w) one-hot pair matrix in reduced precision (bf16 elementwise ops are slow on CPU, its
     # matmuls fast; the product adds the same two terms, accumulated in float32)
@@ -122,20 +167,18 @@ def halo_attention(
         eye = torch.eye(w, dtype=a.dtype, device=a.device)
         pairs = torch.cat([eye[:, None, :].expand(w, w, w), eye[None, :, :].expand(w, w, w)], -1)
         bias = torch.matmul(a.reshape(n, nh, bq * bq, 2 * w), pairs.reshape(w * w, 2 * w).t())
-    q = q.reshape(n, nh, bq * bq, dqk)
     if scale_pos_embed:
         bias = bias * scale
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)  # (n, heads, bq*bq, dv)
 
-    # (B, nby, nbx, bq, bq, heads, dv) -> (B, heads * dv, nby * bq, nbx * bq)
-    # an explicit copy: the eager SDPA output is already in this layout, but exporters (ONNX dynamo) decompose SDPA
-    # into a standard-layout result that a plain view of the transposed strides cannot reshape
-    out = out.transpose(1, 2).clone(memory_format=torch.contiguous_format)
-    out = out.reshape(B, nby, nbx, bq, bq, nh * dv).permute(0, 5, 1, 3, 2, 4)
-    return out.reshape(B, nh * dv, nby * bq, nbx * bq)
+    # back to the query grid: one row gather (drops the padded queries), then NCHW
+    out = out.transpose(1, 2).reshape(n * bq * bq, nh * dv)
+    rows = _grid_rows(B, hq, wq, bq, nby, nbx, dev)
+    out = out.index_select(0, rows).reshape(B, hq * wq, nh * dv).transpose(1, 2).contiguous()
+    return out.reshape(B, nh * dv, hq, wq)
 
 
-@register_notrace_module  # shape-dependent padding: a leaf for torch.fx feature extraction
+@register_notrace_module  # shape arithmetic on the input size: a leaf for torch.fx feature extraction
 class PaddedHaloAttn(nn.Module):
     """Halo attention for any H x W: pad to a multiple of the block size, attend (:func:`halo_attention`), crop.
 
@@ -173,17 +216,11 @@ class PaddedHaloAttn(nn.Module):
         self.attn.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2], x.shape[-1]
-        pad_h = (self.block_size - H % self.block_size) % self.block_size
-        pad_w = (self.block_size - W % self.block_size) % self.block_size
-        if pad_h > 0 or pad_w > 0:
-            x = F.pad(x, [0, pad_w, 0, pad_h])
+        # halo_attention pads and crops itself (through its gathers, without shape-dependent branches, so that
+        # dynamic-shape torch.export does not specialise on H % b or on the block counts)
         x = halo_attention(
             x, self.attn.q.weight, self.attn.kv.weight, self.attn.pos_embed.height_rel,
             self.attn.pos_embed.width_rel, self.num_heads, self.dim_head_qk, self.block_size, self.halo_size,
             stride=self.attn_stride, scale_pos_embed=self.scale_pos_embed,
             q_bias=self.attn.q.bias, kv_bias=self.attn.kv.bias)
-        if pad_h > 0 or pad_w > 0:
-            s = self.attn_stride
-            x = x[:, :, :(H + s - 1) // s, :(W + s - 1) // s]
         return self.pool(x)
