@@ -119,7 +119,7 @@ def test_family_frozen_stages(name):
         sum(o.mean() for o in outs).backward()
     assert all(p.grad is None for p in b.parameters() if not p.requires_grad)
     # frozen modules and every BatchNorm stay in eval mode after train()
-    assert all(not m.training for m in b._frozen_modules)
+    assert b._frozen_modules and all(not m.training for m in b._frozen_modules)
     bns = [m for m in b.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(not m.training for m in bns)
     # a frozen level is exactly what the level's output depends on: later levels still train
@@ -145,17 +145,24 @@ def test_frozen_stages_matches_mmdet_resnet_convention():
     assert {n.split('.')[1] for n, p in b.named_parameters() if not p.requires_grad} == {'conv1', 'bn1'}
 
 
-def test_with_cp_same_output_and_grads():
-    torch.manual_seed(0)
-    a = ZooBackbone('resnet18', out_indices=(1, 2, 3, 4)).eval()
-    b = ZooBackbone('resnet18', out_indices=(1, 2, 3, 4), with_cp=True).eval()
+def _check_with_cp(a, b, x):
+    """``b`` (with_cp=True, eval mode) given ``a``'s weights gives ``a``'s outputs, and in train mode a gradient for
+    every parameter."""
     b.load_state_dict(a.state_dict())
-    x = torch.randn(1, 3, 64, 64, requires_grad=True)
-    for oa, ob in zip(a(x), b(x)):
+    outs_a, outs_b = a(x), b(x)
+    assert len(outs_a) == len(outs_b)
+    for oa, ob in zip(outs_a, outs_b):
         torch.testing.assert_close(oa, ob)
     b.train()
     sum(o.mean() for o in b(x)).backward()
     assert all(p.grad is not None for p in b.parameters())
+
+
+def test_with_cp_same_output_and_grads():
+    torch.manual_seed(0)
+    a = ZooBackbone('resnet18', out_indices=(1, 2, 3, 4)).eval()
+    b = ZooBackbone('resnet18', out_indices=(1, 2, 3, 4), with_cp=True).eval()
+    _check_with_cp(a, b, torch.randn(1, 3, 64, 64, requires_grad=True))
 
 
 def test_with_cp_getter_model():
@@ -165,14 +172,8 @@ def test_with_cp_getter_model():
     torch.manual_seed(0)
     a = ZooBackbone(name).eval()
     b = ZooBackbone(name, with_cp=True).eval()
-    b.load_state_dict(a.state_dict())
     assert any(getattr(m, 'grad_checkpointing', False) is True for m in b.modules())
-    x = torch.randn(1, 3, 64, 64)
-    for oa, ob in zip(a(x), b(x)):
-        torch.testing.assert_close(oa, ob)
-    b.train()
-    sum(o.mean() for o in b(x)).backward()
-    assert all(p.grad is not None for p in b.parameters())
+    _check_with_cp(a, b, torch.randn(1, 3, 64, 64))
 
 
 def test_drop_path_rate_reaches_model():

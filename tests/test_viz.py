@@ -68,6 +68,7 @@ def test_maps_shapes_ranges_and_input_dependence(fam):
     # one row per feature stage that holds attention modules, named after the stage
     assert len({m.stage for m in m1}) >= 2
     changed = set()
+    assert len(m1) == len(m2)
     for a, b in zip(m1, m2):
         assert (a.stage, a.kind) == (b.stage, b.kind) and a.data.shape == b.data.shape
         assert torch.isfinite(a.data).all()
@@ -95,34 +96,33 @@ def _io(model, cls_names, x):
     return rec
 
 
-def test_cbam_gates_reproduce_module_output():
-    model, size = _model('cbam')
+def _module_maps_and_io(fam, cls_name):
+    """``(maps, input, output)`` of each attention module of the family's model, in order: its maps from zoo.viz,
+    and its input and output recorded independently of zoo.viz."""
+    model, size = _model(fam)
     x = load_image(None, model, size=(size, size), seed=3)
     maps = collect_maps(model, x, last_per_stage=False)
-    io = _io(model, {'CBAM'}, x)
+    io = _io(model, {cls_name}, x)
     names = [n for n, _, f in find_attention_modules(model)]
-    assert len(io) == len(names)
-    for name, (mod, inp, out) in zip(names, io):
-        ch = next(m.data for m in maps if m.module == name and m.kind == 'channel gate')
-        sp = next(m.data for m in maps if m.module == name and m.kind == 'spatial gate')
-        xin = inp[0][0]
+    assert names and len(io) == len(names)
+    return [([m for m in maps if m.module == name], inp[0][0], out[0]) for name, (mod, inp, out) in zip(names, io)]
+
+
+def test_cbam_gates_reproduce_module_output():
+    for maps, xin, out in _module_maps_and_io('cbam', 'CBAM'):
+        ch = next(m.data for m in maps if m.kind == 'channel gate')
+        sp = next(m.data for m in maps if m.kind == 'spatial gate')
         assert ch.shape == (xin.shape[0],) and sp.shape == xin.shape[1:]
-        torch.testing.assert_close(out[0], xin * ch[:, None, None] * sp[None], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out, xin * ch[:, None, None] * sp[None], rtol=1e-4, atol=1e-5)
 
 
 def test_triplet_gates_reproduce_module_output():
-    model, size = _model('triplet')
-    x = load_image(None, model, size=(size, size), seed=3)
-    maps = collect_maps(model, x, last_per_stage=False)
-    io = _io(model, {'TripletAttention'}, x)
-    names = [n for n, _, f in find_attention_modules(model)]
-    for name, (mod, inp, out) in zip(names, io):
-        g = {m.kind.split(' ')[0]: m.data for m in maps if m.module == name}
-        xin = inp[0][0]
+    for maps, xin, out in _module_maps_and_io('triplet', 'TripletAttention'):
+        g = {m.kind.split(' ')[0]: m.data for m in maps}
         C, H, W = xin.shape
         assert g['C-W'].shape == (C, W) and g['H-C'].shape == (H, C) and g['H-W'].shape == (H, W)
         scale = (g['C-W'][:, None, :] + g['H-C'].t()[:, :, None] + g['H-W'][None]) / 3
-        torch.testing.assert_close(out[0], xin * scale, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out, xin * scale, rtol=1e-4, atol=1e-5)
 
 
 def test_biformer_routing_and_token_attention():
@@ -130,6 +130,7 @@ def test_biformer_routing_and_token_attention():
     x = load_image(None, model, size=(size, size), seed=4)
     maps = collect_maps(model, x)
     bras = {n: m for n, m, f in find_attention_modules(model)}
+    assert {m.kind.split(' ')[0] for m in maps} == {'routed', 'token'}
     for m in maps:
         bra = bras[m.module]
         if m.kind.startswith('routed'):
@@ -145,14 +146,18 @@ def test_biformer_routing_and_token_attention():
 
 def test_halo_and_kernels_are_distributions():
     model, size = _model('halonet')
-    for m in collect_maps(model, load_image(None, model, size=(size, size))):
+    maps = collect_maps(model, load_image(None, model, size=(size, size)))
+    assert maps
+    for m in maps:
         s = float(m.data.sum())
         assert 0. < s <= 1. + 1e-5
     model, size = _model('overlock')
-    for m in collect_maps(model, load_image(None, model, size=(size, size))):
-        if m.kind.startswith('dynamic'):
-            k = m.data.shape[0]
-            assert m.data.shape == (k, k) and abs(float(m.data.sum()) - 1.) < 1e-4
+    kernels = [m for m in collect_maps(model, load_image(None, model, size=(size, size)))
+               if m.kind.startswith('dynamic')]
+    assert kernels
+    for m in kernels:
+        k = m.data.shape[0]
+        assert m.data.shape == (k, k) and abs(float(m.data.sum()) - 1.) < 1e-4
 
 
 def test_resattnet_masks_match_stages():
