@@ -3,7 +3,8 @@ fp32 logits; torch.export (saved/loaded, ``.module()``) and TorchScript (``torch
 dynamic height/width; atomic writes; the export-status merge.
 
 ``ZOO_WRITE_EXPORT_STATUS=1`` records each tested model's ``onnx`` result in docs/export_status.json (only that
-field). ``-m slow -k all_models`` exports every zoo model (the README export column).
+field), and ``dynamic`` (torch.export with a dynamic height/width, verified at two sizes) for the models exported
+that way. ``-m slow -k all_models`` exports every zoo model (the README export column).
 """
 import os
 import json
@@ -80,8 +81,36 @@ def test_torch_export_dynamic_roundtrip(tmp_path):
     out = tmp_path / 'r18.pt2'
     res = export_model(m, 'torch.export', (3, 64, 64), out, dynamic=True)
     assert res.max_abs_diff <= 1e-4 and len(res.diffs) == 2
+    merge_export_status({'zoo_resnet18_cbam': {'dynamic': True}}, fields=('dynamic',))
     loaded = torch.export.load(str(out)).module()
     x = torch.randn(1, 3, 80, 112)
+    with torch.no_grad():
+        assert float((loaded(x) - m(x)).abs().max()) <= 1e-4
+
+
+# the attention families whose padding depends on the input size; the smallest variant at a small size where every
+# attention stage still has >= 2 regions/blocks per side (torch.export specialises a size of 1): BiFormer's BRA
+# (7 x 7 regions) on its stride-16 stage needs > 112 px
+DYNAMIC_MODELS = [('zoo_biformer_tiny', (3, 128, 128), (3, 176, 144)),
+                  ('zoo_halonet_h0', (3, 64, 64), (3, 88, 72))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,size,third', DYNAMIC_MODELS)
+def test_torch_export_dynamic_attention_padding(name, size, third, tmp_path):
+    """BRA / halo attention pad to their regions / blocks: with a dynamic height/width one exported program serves
+    sizes that need different padding (verified at the traced and the second size, then at a third, odd one)."""
+    m = _model(name)
+    out = tmp_path / 'm.pt2'
+    try:
+        res = export_model(m, 'torch.export', size, out, dynamic=True)
+    except ExportError:
+        merge_export_status({name: {'dynamic': False}}, fields=('dynamic',))
+        raise
+    merge_export_status({name: {'dynamic': True}}, fields=('dynamic',))
+    assert len(res.diffs) == 2 and res.max_abs_diff <= 1e-4
+    loaded = torch.export.load(str(out)).module()
+    x = torch.randn(1, *third)
     with torch.no_grad():
         assert float((loaded(x) - m(x)).abs().max()) <= 1e-4
 

@@ -12,7 +12,8 @@ after re-parameterisation too.
 
 The export column comes from ``docs/export_status.json`` when it exists (written by the export checks:
 ``{"<model>": {"torchscript": true|false|null, "fx": ..., "compile": ..., "onnx": ..., "notes": "..."}}``; null =
-not checked), else from ``TORCHSCRIPT``.
+not checked), else from ``TORCHSCRIPT``. An optional ``"dynamic"`` (torch.export with a dynamic height/width,
+verified at two input sizes) adds ``dynamic H×W ✓/✗`` where it was checked.
 
 The CPU-throughput column is cheap enough for every model on a small machine: batch-8 inference at the model's
 default size, 1 warm-up and 3 timed rounds, one fresh process per family in which the baseline (resnet50 at
@@ -74,11 +75,15 @@ def load_export_status(path: Optional[Path] = None) -> Dict[str, Dict[str, Any]]
 
 
 def export_cell(status: Optional[Dict[str, Any]], torchscript_attr: bool) -> str:
-    """'TorchScript ✓ / FX ✓ / compile ✓ / ONNX ✗' from the status file (? = not checked), else the attribute."""
+    """'TorchScript ✓ / FX ✓ / compile ✓ / ONNX ✗' from the status file (? = not checked), plus
+    ' / dynamic H×W ✓' where a dynamic-shape torch.export was checked; else the attribute."""
     if not status:
         return 'TorchScript + compile' if torchscript_attr else 'torch.compile'
     marks = {True: '✓', False: '✗', None: '?'}
-    return ' / '.join(f'{label} {marks.get(status.get(key), "?")}' for key, label in EXPORT_KEYS)
+    cell = ' / '.join(f'{label} {marks.get(status.get(key), "?")}' for key, label in EXPORT_KEYS)
+    if status.get('dynamic') is not None:  # recorded for the models tests/test_export.py exports that way
+        cell += f' / dynamic H×W {marks[bool(status["dynamic"])]}'
+    return cell
 
 
 def _params_note(arch: str, model) -> str:

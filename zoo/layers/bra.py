@@ -30,7 +30,9 @@ ever materialised (fused kernels on CPU and GPU). ``zoo.layers._bra_reference.br
 public API) keeps the straightforward expand + gather + explicit softmax algorithm for benchmarks and tests.
 
 torch.fx: the module is a leaf (``register_notrace_module``), since padding and region sizes depend on the input
-size; TorchScript compiles it as is.
+size; TorchScript compiles it as is. ``torch.export`` with a dynamic height/width: sizes are symbolic there, and
+the padding, cropping and (with ``mask_padding``) masking run unconditionally with amounts that may be 0, so one
+exported graph serves every size whose region side is at least 2 tokens (torch.export specialises a size of 1).
 """
 from typing import Optional, Tuple
 
@@ -42,17 +44,41 @@ from timm.layers import register_notrace_module
 __all__ = ['BiLevelRoutingAttention']
 
 
+def _is_symbolic(size: int) -> bool:
+    """True for a symbolic size (``torch.export`` / ``torch.compile`` with dynamic shapes), False for an int."""
+    if torch.jit.is_scripting():
+        return False
+    return not isinstance(size, int)
+
+
+def _may_be_padded(H: int, W: int, Hp: int, Wp: int) -> bool:
+    """Whether the padded/crop path is needed: the sizes differ, or they are symbolic (dynamic-shape export,
+    where one graph serves every size and padding amounts may be 0). Never compares symbolic sizes."""
+    if _is_symbolic(H) or _is_symbolic(W):
+        return True
+    return Hp != H or Wp != W
+
+
 def _pad_amounts(size: int, n_win: int) -> int:
     return (n_win - size % n_win) % n_win
 
 
-def _valid_region_mask(
-        H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device,
-) -> torch.Tensor:
+def _region_size(size: int, n_win: int) -> int:
+    """Tokens per region along one side, ``ceil(size / n_win)``; the padded size is ``n_win`` times it.
+
+    One expression without ``%`` or branches, so that under ``torch.export`` with a dynamic height/width the
+    padded size is provably a multiple of ``n_win`` and no guard on the input size is needed."""
+    return (size + n_win - 1) // n_win
+
+
+def _valid_image_mask(H: int, W: int, Hp: int, Wp: int, device: torch.device) -> torch.Tensor:
+    """(Hp, Wp) bool, True inside the unpadded H x W image."""
+    return (torch.arange(Hp, device=device) < H)[:, None] & (torch.arange(Wp, device=device) < W)[None, :]
+
+
+def _valid_region_mask(H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device) -> torch.Tensor:
     """(n_win**2, tokens per region) bool, True where a token lies inside the unpadded H x W image."""
-    rows = torch.arange(Hp, device=device) < H
-    cols = torch.arange(Wp, device=device) < W
-    valid = rows[:, None] & cols[None, :]  # (Hp, Wp)
+    valid = _valid_image_mask(H, W, Hp, Wp, device)
     rh, rw = Hp // n_win, Wp // n_win
     # (S, rh, S, rw) -> (S, S, rh, rw): region index j * S + i (row-major), tokens row-major inside a region
     return valid.view(n_win, rh, n_win, rw).permute(0, 2, 1, 3).reshape(n_win * n_win, rh * rw)
@@ -111,41 +137,48 @@ class BiLevelRoutingAttention(nn.Module):
                 f'scale={self.scale:.4g}, mask_padding={self.mask_padding}')
 
     def _qkv_regions(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int, int, int]:
-        """Pad (official auto_pad), project; returns qkv (N, Hp, Wp, D) and the unpadded/padded sizes."""
-        N, H, W, C = x.shape
-        pad_b = _pad_amounts(H, self.n_win)
-        pad_r = _pad_amounts(W, self.n_win)
-        if pad_b > 0 or pad_r > 0:
-            # zero-pad the normalised input before the projection, as the official auto_pad mode
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        return self.qkv(x), H, W, H + pad_b, W + pad_r
+        """Pad (official auto_pad), project; returns qkv (N, Hp, Wp, D), the unpadded size and the region size.
 
-    def _lepe(self, qkv: torch.Tensor, H: int, W: int) -> Optional[torch.Tensor]:
-        """LePE on the values laid out as the full image; NHWC, cropped to H x W."""
+        With symbolic sizes (``torch.export`` with a dynamic height/width) the zero-padding is unconditional (the
+        amounts may be 0), so one graph serves every input size; eager skips it where nothing is to be padded."""
+        N, H, W, C = x.shape
+        rh, rw = _region_size(H, self.n_win), _region_size(W, self.n_win)
+        if _may_be_padded(H, W, rh * self.n_win, rw * self.n_win):
+            # zero-pad the normalised input right/bottom before the projection, as the official auto_pad mode
+            x = F.pad(x, (0, 0, 0, rw * self.n_win - W, 0, rh * self.n_win - H))
+        return self.qkv(x), H, W, rh, rw
+
+    def _lepe(self, qkv: torch.Tensor, valid_img: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """LePE on the values laid out as the full (padded) image; NHWC, padded size (cropped with the output).
+
+        With ``valid_img`` ((Hp, Wp), padding masked) the padded values are zeroed first, so the conv sees zeros
+        beyond the image, as if it ran on the unpadded values."""
         if self.lepe is None:
             return None
         v = qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)
-        if self.mask_padding:
-            v = v[:, :, :H, :W]  # padded values stay out: the conv sees zeros beyond the image
-        return self.lepe(v)[:, :, :H, :W].permute(0, 2, 3, 1)
+        if valid_img is not None:
+            v = v * valid_img.to(v.dtype)
+        return self.lepe(v).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, H, W, C) -> (N, H, W, C)."""
-        qkv, H, W, Hp, Wp = self._qkv_regions(x)
+        qkv, H, W, rh, rw = self._qkv_regions(x)
         N = qkv.shape[0]
         S, m, qk_dim, C = self.n_win, self.num_heads, self.qk_dim, self.dim
         R = S * S
-        rh, rw = Hp // S, Wp // S
+        Hp, Wp = S * rh, S * rw
         T = rh * rw
         k_top = self.topk
-        padded = Hp != H or Wp != W
+        # masks only where tokens were added; a symbolic size (torch.export, dynamic H/W) takes the masked path for
+        # every size, which computes the same as the unmasked one when nothing was padded (all tokens valid)
+        padded = _may_be_padded(H, W, Hp, Wp)
         use_mask = self.mask_padding and padded
 
-        lepe = self._lepe(qkv, H, W)
+        lepe = self._lepe(qkv, _valid_image_mask(H, W, Hp, Wp, qkv.device) if use_mask else None)
 
         # region-major copies (one pass over the projection output): q (N, R, T, qk), [k | v] (N * R, T, qk + C);
         # rows of a region are contiguous, so gathering a routed region below copies one contiguous block
-        qkv_r = qkv.view(N, S, rh, S, rw, -1).permute(0, 1, 3, 2, 4, 5)
+        qkv_r = qkv.view(N, S, rh, S, rw, 2 * qk_dim + C).permute(0, 1, 3, 2, 4, 5)
         q = qkv_r[..., :qk_dim].reshape(N, R, T, qk_dim)
         kv = qkv_r[..., qk_dim:].reshape(N * R, T, qk_dim + C)
         del qkv, qkv_r
@@ -185,8 +218,11 @@ class BiLevelRoutingAttention(nn.Module):
         del q, k_sel, v_sel, kv_sel
         # (N, S, S, rh, rw, m * d) -> (N, S, rh, S, rw, C) -> (N, Hp, Wp, C), channel = head * d + c
         out = out.transpose(1, 2).reshape(N, S, S, rh, rw, C).permute(0, 1, 3, 2, 4, 5).reshape(N, Hp, Wp, C)
-        if padded:
-            out = out[:, :H, :W]
         if lepe is not None:
             out = out + lepe
-        return self.proj(out)
+        # the projection is per token: project the padded map, then crop once, as a copy (F.pad with negative
+        # amounts) rather than a strided view, so that a dynamic-shape export does not depend on whether it padded
+        out = self.proj(out)
+        if padded:
+            out = F.pad(out, (0, 0, 0, W - Wp, 0, H - Hp))
+        return out
