@@ -10,7 +10,7 @@ from zoo.layers._bra_reference import bra_gather_reference
 from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.models._helpers import CheckpointError
 
-from helpers import DtypeLog
+from helpers import check_bf16_autocast, load_pretrained, n_params, randn, save_checkpoint
 from official import load_golden, official_state_dict
 
 # golden -> (json name of the official keys, zoo architecture); produced by rayleizhu/BiFormer, see
@@ -30,23 +30,13 @@ BUDGET = {
 }
 
 
-def _save(obj, tmp_path, name='ckpt.pth'):
-    path = tmp_path / name
-    torch.save(obj, path)
-    return str(path)
-
-
-def _load(arch, path, **kwargs):
-    return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=path), **kwargs).eval()
-
-
 @pytest.mark.parametrize('golden_name', list(PARITY))
 def test_parity_with_official_code(golden_name, tmp_path):
     golden = load_golden(golden_name)
     assert golden is not None, f'missing golden tests/data/parity/{golden_name}.pt'
     json_name, arch = PARITY[golden_name]
     # the official release format: weights under 'model'
-    model = _load(arch, _save({'model': official_state_dict(json_name, seed=0)}, tmp_path))
+    model = load_pretrained(arch, save_checkpoint({'model': official_state_dict(json_name, seed=0)}, tmp_path))
     with torch.no_grad():
         out = model(golden['input'])
     # Random official-layout weights give |logits| up to ~170 (T) and ~14000 (S/B, deeper); float32 rounding
@@ -64,16 +54,17 @@ def test_parity_with_official_code(golden_name, tmp_path):
 
 def test_bare_and_zoo_layout_checkpoints_load(tmp_path):
     golden = load_golden('biformer_tiny_autopad')
-    model = _load('zoo_biformer_tiny', _save(official_state_dict('biformer_tiny', seed=0), tmp_path, 'bare.pth'))
-    again = _load('zoo_biformer_tiny', _save({'state_dict': model.state_dict()}, tmp_path, 'zoo.pth'))
+    path = save_checkpoint(official_state_dict('biformer_tiny', seed=0), tmp_path, 'bare.pth')
+    model = load_pretrained('zoo_biformer_tiny', path)
+    again = load_pretrained('zoo_biformer_tiny',
+                            save_checkpoint({'state_dict': model.state_dict()}, tmp_path, 'zoo.pth'))
     with torch.no_grad():
         torch.testing.assert_close(model(golden['input']), golden['logits'], rtol=0, atol=1e-4)
         torch.testing.assert_close(again(golden['input']), golden['logits'], rtol=0, atol=1e-4)
     # head dropped / stem adapted by timm on top of the converted checkpoint
-    path = str(tmp_path / 'bare.pth')
-    m5 = _load('zoo_biformer_tiny', path, num_classes=5, in_chans=1)
+    m5 = load_pretrained('zoo_biformer_tiny', path, num_classes=5, in_chans=1)
     assert m5(torch.randn(1, 1, 64, 64)).shape == (1, 5)
-    feats = _load('zoo_biformer_tiny', path, features_only=True)
+    feats = load_pretrained('zoo_biformer_tiny', path, features_only=True)
     assert [f.shape[1] for f in feats(torch.randn(1, 3, 64, 64))] == [64, 128, 256, 512]
 
 
@@ -83,20 +74,20 @@ def test_strict_loading_names_tensors(tmp_path):
     sd['stages.0.0.attn.router.emb.weight'] = torch.zeros(64, 64)
     sd['stages.3.1.attn.qkv.weight'] = torch.zeros(512 * 3, 256)
     with pytest.raises(CheckpointError) as err:
-        _load('zoo_biformer_tiny', _save({'model': sd}, tmp_path))
+        load_pretrained('zoo_biformer_tiny', save_checkpoint({'model': sd}, tmp_path))
     msg = str(err.value)
     assert 'stages.2.blocks.3.attn.lepe.weight' in msg  # missing, under its zoo name
     assert 'stages.0.blocks.0.attn.router.emb.weight' in msg  # unexpected
     assert 'stages.3.blocks.1.attn.qkv.weight' in msg and '(1536, 256)' in msg  # wrongly shaped
     with pytest.raises(CheckpointError, match='not a state dict'):
-        _load('zoo_biformer_tiny', _save({'model': {'epoch': 3}}, tmp_path, 'bad.pth'))
+        load_pretrained('zoo_biformer_tiny', save_checkpoint({'model': {'epoch': 3}}, tmp_path, 'bad.pth'))
 
 
 @pytest.mark.parametrize('arch', list(BUDGET))
 def test_params_and_macs_match_paper(arch):
     params_m, gmacs = BUDGET[arch]
     model = timm.create_model(arch).eval()
-    n = sum(p.numel() for p in model.parameters()) / 1e6
+    n = n_params(model) / 1e6
     assert abs(n - params_m) / params_m < 0.01, n
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.randn(1, 3, 224, 224))
@@ -225,24 +216,5 @@ def test_bf16_autocast_close_finite_and_no_fp32_round_trip(mask_padding):
     from zoo.layers.lepe import AttentionLePE
     torch.manual_seed(0)
     model = timm.create_model('zoo_biformer_tiny', num_classes=10, mask_padding=mask_padding).eval()
-    x = torch.randn(2, 3, 96, 136, generator=torch.Generator().manual_seed(0))  # padded in stages 1-3
-    with torch.no_grad():
-        ref = model(x)
-    log = DtypeLog()
-    for m in model.modules():
-        if isinstance(m, (BiLevelRoutingAttention, AttentionLePE)):
-            m.register_forward_pre_hook(lambda *_: setattr(log, 'active', True))
-            m.register_forward_hook(lambda *_: setattr(log, 'active', False))
-    with log, torch.autocast('cpu', dtype=torch.bfloat16), torch.no_grad():
-        out = model(x)
-    assert torch.isfinite(out).all()
-    assert log.upcasts == [], log.upcasts
-    assert len(log.sdpa) == 14 and all(d == (torch.bfloat16,) * 3 for d in log.sdpa)
-    rel = (out.float() - ref).abs().max() / ref.abs().max()
-    assert rel < 0.05, rel
-    model.train()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = model(x).float().logsumexp(-1).mean()
-    loss.backward()
-    assert torch.isfinite(loss)
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    x = randn(2, 3, 96, 136)  # padded in stages 1-3
+    check_bf16_autocast(model, x, (BiLevelRoutingAttention, AttentionLePE), n_sdpa=14)

@@ -8,6 +8,7 @@ import zoo  # noqa: F401
 from zoo.layers import CBAM, TripletAttention
 from zoo.models._helpers import CheckpointError
 
+from helpers import load_pretrained, n_params, save_checkpoint
 from official import load_golden, official_state_dict, parity_input
 
 # paper / official README parameter counts (M)
@@ -28,16 +29,12 @@ OFFICIAL = {
 }
 
 
-def _distributed(sd):
-    """Wrap a state dict as the official training scripts save it: DataParallel prefix inside a .pth.tar dict."""
-    return {'epoch': 100, 'arch': 'resnet', 'best_prec1': 77.6,
-            'state_dict': {'module.' + k: v for k, v in sd.items()}, 'optimizer': {'state': {}, 'param_groups': []}}
-
-
-def _load(name, tmp_path, ckpt, **kwargs):
-    path = tmp_path / 'official.pth.tar'
-    torch.save(ckpt, path)
-    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs).eval()
+def _official_file(sd, tmp_path):
+    """Save a state dict as the official training scripts do (DataParallel prefix inside a .pth.tar dict); returns
+    the file's path."""
+    return save_checkpoint({'epoch': 100, 'arch': 'resnet', 'best_prec1': 77.6,
+                            'state_dict': {'module.' + k: v for k, v in sd.items()},
+                            'optimizer': {'state': {}, 'param_groups': []}}, tmp_path, 'official.pth.tar')
 
 
 def _root_file_names(sd):
@@ -52,14 +49,14 @@ def _root_file_names(sd):
 
 @pytest.mark.parametrize('name', sorted(PARAMS))
 def test_param_counts_match_paper(name):
-    n = sum(p.numel() for p in timm.create_model(name).parameters()) / 1e6
+    n = n_params(timm.create_model(name)) / 1e6
     assert abs(n - PARAMS[name]) / PARAMS[name] < 0.005, f'{name}: {n:.3f}M vs paper {PARAMS[name]}M'
 
 
 @pytest.mark.parametrize('name', sorted(OFFICIAL))
 def test_official_layout_loads_strictly(name, tmp_path):
     sd = official_state_dict(OFFICIAL[name])
-    model = _load(name, tmp_path, _distributed(sd))
+    model = load_pretrained(name, _official_file(sd, tmp_path))
     # every official tensor landed somewhere: values survive the renaming
     ours = model.state_dict()
     assert len(ours) == len(sd)
@@ -73,7 +70,7 @@ def test_parity_with_official_code(name, tmp_path):
     """Logits equal the official code's on the same (seeded) weights; goldens from tests/data/parity."""
     golden = load_golden(OFFICIAL[name])
     assert golden is not None, 'missing parity golden'
-    model = _load(name, tmp_path, _distributed(official_state_dict(OFFICIAL[name])))
+    model = load_pretrained(name, _official_file(official_state_dict(OFFICIAL[name]), tmp_path))
     x = parity_input(golden['input_shape'], seed=golden['input_seed'])
     with torch.no_grad():
         y = model(x)
@@ -83,10 +80,10 @@ def test_parity_with_official_code(name, tmp_path):
 @pytest.mark.parametrize('name', ['zoo_resnet18_triplet', 'zoo_mobilenetv2_triplet'])
 def test_triplet_root_file_names_load_identically(name, tmp_path):
     sd = official_state_dict(OFFICIAL[name])
-    legacy = _load(name, tmp_path, _distributed(sd))
+    legacy = load_pretrained(name, _official_file(sd, tmp_path))
     renamed = _root_file_names(sd)
     assert renamed.keys() != sd.keys()
-    modern = _load(name, tmp_path, _distributed(renamed))
+    modern = load_pretrained(name, _official_file(renamed, tmp_path))
     x = parity_input((1, 3, 64, 64))
     with torch.no_grad():
         torch.testing.assert_close(modern(x), legacy(x), rtol=0, atol=0)
@@ -97,15 +94,16 @@ def test_triplet_k3_official_layout(name, tmp_path):
     base = OFFICIAL[name.replace('_k3', '')]
     sd = {k: (v[..., 2:5, 2:5].contiguous() if k.endswith('spatial.conv.weight') else v)
           for k, v in official_state_dict(base).items()}
-    model = _load(name, tmp_path, _distributed(sd))
-    assert all(m.conv.kernel_size == (3, 3) for m in model.modules() if type(m).__name__ == 'AttentionGate')
+    model = load_pretrained(name, _official_file(sd, tmp_path))
+    gates = [m for m in model.modules() if type(m).__name__ == 'AttentionGate']
+    assert gates and all(m.conv.kernel_size == (3, 3) for m in gates)
 
 
 def test_new_class_count_and_in_chans_from_official(tmp_path):
-    ckpt = _distributed(official_state_dict('cbam_resnet18'))
-    model = _load('zoo_resnet18_cbam', tmp_path, ckpt, num_classes=5, in_chans=1)
+    path = _official_file(official_state_dict('cbam_resnet18'), tmp_path)
+    model = load_pretrained('zoo_resnet18_cbam', path, num_classes=5, in_chans=1)
     assert model(torch.randn(2, 1, 64, 64)).shape == (2, 5)
-    feats = _load('zoo_resnet18_cbam', tmp_path, ckpt, features_only=True, out_indices=(1, 2, 3, 4))
+    feats = load_pretrained('zoo_resnet18_cbam', path, features_only=True, out_indices=(1, 2, 3, 4))
     assert feats.feature_info.channels() == [64, 128, 256, 512]
 
 
@@ -114,18 +112,19 @@ def test_bad_checkpoints_name_the_problem(tmp_path):
     missing = dict(sd)
     del missing['layer1.0.cbam.ChannelGate.mlp.1.weight']
     with pytest.raises(CheckpointError, match=r'missing 1 tensors: layer1\.0\.se\.channel\.fc1\.weight'):
-        _load('zoo_resnet18_cbam', tmp_path, _distributed(missing))
+        load_pretrained('zoo_resnet18_cbam', _official_file(missing, tmp_path))
     extra = dict(sd, **{'layer9.0.foo.weight': torch.zeros(3)})
     with pytest.raises(CheckpointError, match=r'unexpected 1 tensors: layer9\.0\.foo\.weight'):
-        _load('zoo_resnet18_cbam', tmp_path, _distributed(extra))
+        load_pretrained('zoo_resnet18_cbam', _official_file(extra, tmp_path))
     wrong = dict(sd, **{'layer2.0.conv1.weight': torch.zeros(128, 64, 5, 5)})
     with pytest.raises(CheckpointError, match=r'wrongly shaped 1 tensors: layer2\.0\.conv1\.weight \(checkpoint \(128, 64, 5, 5\), model \(128, 64, 3, 3\)\)'):
-        _load('zoo_resnet18_cbam', tmp_path, _distributed(wrong))
+        load_pretrained('zoo_resnet18_cbam', _official_file(wrong, tmp_path))
     with pytest.raises(CheckpointError, match='not a state dict'):
-        _load('zoo_resnet18_cbam', tmp_path, {'epoch': 3, 'arch': 'resnet18', 'note': 'no weights here'})
+        load_pretrained('zoo_resnet18_cbam',
+                        save_checkpoint({'epoch': 3, 'arch': 'resnet18', 'note': 'no weights here'}, tmp_path))
     # a triplet checkpoint is not a CBAM checkpoint
     with pytest.raises(CheckpointError, match=r'(?s)missing .*unexpected'):
-        _load('zoo_resnet18_cbam', tmp_path, _distributed(official_state_dict('triplet_resnet18')))
+        load_pretrained('zoo_resnet18_cbam', _official_file(official_state_dict('triplet_resnet18'), tmp_path))
 
 
 def test_cbam_block_matches_its_definition():
@@ -157,4 +156,4 @@ def test_triplet_block_matches_permuted_definition():
     y_hc = gate(m.hc, x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)
     y_hw = gate(m.hw, x)
     torch.testing.assert_close(m(x), (y_cw + y_hc + y_hw) / 3, rtol=1e-5, atol=1e-6)
-    assert sum(p.numel() for p in m.parameters()) == 3 * (2 * 49 + 2)
+    assert n_params(m) == 3 * (2 * 49 + 2)

@@ -14,6 +14,7 @@ from zoo.layers.coat_attn import ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_coat import checkpoint_filter_fn
 
+from helpers import load_pretrained, n_params, randn, save_checkpoint
 from official import load_golden, official_state_dict
 
 # zoo name -> (timm name, params in M as printed in the official README, GFLOPs (MACs) at 224 from
@@ -30,20 +31,6 @@ VARIANTS = {
 PARITY = {'coat_lite_tiny': 'zoo_coat_lite_tiny', 'coat_tiny': 'zoo_coat_tiny'}
 
 
-def _nparams(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def _save(obj, tmp_path, name='ckpt.pth'):
-    path = tmp_path / name
-    torch.save(obj, path)
-    return str(path)
-
-
-def _load(name, path, **kwargs):
-    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path), **kwargs).eval()
-
-
 def _timm_model(timm_name, seed=0, **kwargs):
     """timm's CoaT with non-trivial weights: the official-layout random checkpoint through timm's own filter."""
     model = timm.create_model(timm_name, **kwargs).eval()
@@ -54,7 +41,7 @@ def _timm_model(timm_name, seed=0, **kwargs):
 
 
 def _x(h, w=None, batch=1, seed=1):
-    return torch.randn(batch, 3, h, w or h, generator=torch.Generator().manual_seed(seed))
+    return randn(batch, 3, h, w or h, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------- parity
@@ -64,10 +51,10 @@ def test_parity_with_official_code(json_name, tmp_path):
     golden = load_golden(json_name)
     assert golden is not None, f'missing golden tests/data/parity/{json_name}.pt'
     # the official file as distributed: weights under 'model', aliased shared modules, unused norm1 (and norm2/3)
-    path = _save({'model': official_state_dict(json_name, seed=0), 'epoch': 299}, tmp_path)
+    path = save_checkpoint({'model': official_state_dict(json_name, seed=0), 'epoch': 299}, tmp_path)
     # the random checkpoint's aliases differ; the official model keeps the one it loads last, so does the filter
     with pytest.warns(UserWarning, match='aliases of .* shared tensors differ'):
-        model = _load(PARITY[json_name], path)
+        model = load_pretrained(PARITY[json_name], path)
     with torch.no_grad():
         out = model(golden['input'])
         out_odd = model(golden['input_odd'])
@@ -81,10 +68,10 @@ def test_timm_checkpoint_matches_timm(zoo_name, pool, tmp_path):
     """timm's coat_* state dict (timm/coat_*.in1k layout) loads; logits equal timm's on the same weights."""
     ref = _timm_model(VARIANTS[zoo_name][0], global_pool=pool)
     sd = ref.state_dict()
-    path = _save(sd, tmp_path)
+    path = save_checkpoint(sd, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # timm's aliases are the same tensors: nothing to warn about
-        model = _load(zoo_name, path, global_pool=pool)
+        model = load_pretrained(zoo_name, path, global_pool=pool)
     x = _x(224, batch=2)
     with torch.no_grad():
         expected = ref(x)
@@ -109,7 +96,7 @@ def test_timm_checkpoint_matches_timm(zoo_name, pool, tmp_path):
             for k in keys:
                 if k != keys[keep]:
                     del dedup[k]
-        model = _load(zoo_name, _save(dedup, tmp_path, f'dedup{keep}.pth'), global_pool=pool)
+        model = load_pretrained(zoo_name, save_checkpoint(dedup, tmp_path, f'dedup{keep}.pth'), global_pool=pool)
         with torch.no_grad():
             torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-4)
 
@@ -121,10 +108,10 @@ def test_official_file_with_identical_aliases_loads_silently(tmp_path):
     g = torch.Generator().manual_seed(3)
     for n, dim in (('norm1', 64), ('norm2', 128), ('norm3', 256)):  # present in the official Lite files, never used
         sd[f'{n}.weight'], sd[f'{n}.bias'] = torch.randn(dim, generator=g), torch.randn(dim, generator=g)
-    path = _save({'model': sd, 'optimizer': {'state': {}}, 'epoch': 299}, tmp_path)
+    path = save_checkpoint({'model': sd, 'optimizer': {'state': {}}, 'epoch': 299}, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        model = _load('zoo_coat_lite_tiny', path)
+        model = load_pretrained('zoo_coat_lite_tiny', path)
     x = _x(96)
     with torch.no_grad():
         # timm needs its size fixed at build time; rebuild it at 96 px with the same weights
@@ -141,9 +128,9 @@ def test_zoo_layout_has_no_aliases_and_round_trips(tmp_path):
     assert not [k for k in sd if re.search(r'blocks\.\d+\.(cpe|attn\.crpe|attn\.\d\.crpe)\.', k)]
     assert [k for k in sd if k.startswith('parallel_blocks.0.mlp')] == [
         f'parallel_blocks.0.mlp.fc{i}.{p}' for i in (1, 2) for p in ('weight', 'bias')]
-    assert sum(v.numel() for v in sd.values()) == _nparams(model)
-    path = _save({'state_dict': sd}, tmp_path)
-    loaded = _load('zoo_coat_tiny', path)
+    assert sum(v.numel() for v in sd.values()) == n_params(model)
+    path = save_checkpoint({'state_dict': sd}, tmp_path)
+    loaded = load_pretrained('zoo_coat_tiny', path)
     x = _x(64)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
@@ -167,11 +154,11 @@ def test_strict_loading_names_offending_tensors(tmp_path):
                  'stages.2.patch_embed.proj.weight'):
         assert name in msg, (name, msg)
     # the same through timm's pretrained path
-    path = _save({'model': sd}, tmp_path)
+    path = save_checkpoint({'model': sd}, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with pytest.raises(CheckpointError, match='stages.1.blocks.1.norm1.weight'):
-            _load('zoo_coat_tiny', path)
+            load_pretrained('zoo_coat_tiny', path)
 
 
 def test_wrong_family_member_is_rejected():
@@ -183,12 +170,12 @@ def test_wrong_family_member_is_rejected():
 
 
 def test_new_head_and_in_chans(tmp_path):
-    path = _save({'model': official_state_dict('coat_lite_tiny')}, tmp_path)
+    path = save_checkpoint({'model': official_state_dict('coat_lite_tiny')}, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         for kwargs, shape in ((dict(num_classes=10), (1, 10)), (dict(num_classes=0), (1, 320))):
-            assert _load('zoo_coat_lite_tiny', path, **kwargs)(_x(64)).shape == shape
-        m1 = _load('zoo_coat_lite_tiny', path, in_chans=1)
+            assert load_pretrained('zoo_coat_lite_tiny', path, **kwargs)(_x(64)).shape == shape
+        m1 = load_pretrained('zoo_coat_lite_tiny', path, in_chans=1)
     assert m1(torch.randn(1, 1, 64, 64)).shape == (1, 1000)
 
 
@@ -354,8 +341,8 @@ def test_params_and_flops_match_paper(name):
         model = timm.create_model(name).eval()
         ref = timm.create_model(timm_name)
         x = torch.empty(1, 3, 224, 224)
-    n = _nparams(model)
-    assert n == _nparams(ref), 'parameter count differs from timm (= official without its unused norms)'
+    n = n_params(model)
+    assert n == n_params(ref), 'parameter count differs from timm (= official without its unused norms)'
     decimals = len(params_m.split('.')[1]) if '.' in params_m else 0
     assert round(n / 1e6, decimals) == float(params_m), (n, params_m)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:

@@ -18,7 +18,7 @@ from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_halonet import checkpoint_filter_fn
 
-from helpers import DtypeLog
+from helpers import check_bf16_autocast, load_pretrained, n_params, randn, save_checkpoint
 
 # paper (arXiv:2103.12731) parameter counts in millions, and the zoo's exact counts (module docstring table)
 PARAMS = {
@@ -36,10 +36,6 @@ IMAGE_SIZE = {'zoo_halonet_h0': 256, 'zoo_halonet_h1': 256, 'zoo_halonet_h2': 25
               'zoo_halonet_h4': 384, 'zoo_halonet_h5': 448, 'zoo_halonet_h6': 512, 'zoo_halonet_h7': 600}
 
 
-def _randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 def _eval_model(name, **kwargs):
     torch.manual_seed(0)
     return timm.create_model(name, **kwargs).eval()
@@ -52,7 +48,7 @@ def _eval_model(name, **kwargs):
 def test_param_count_and_cfg(name):
     paper_m, exact = PARAMS[name]
     model = timm.create_model(name, device='meta')
-    n = sum(p.numel() for p in model.parameters())
+    n = n_params(model)
     assert n == exact, f'{name}: {n} parameters, the recorded table says {exact}'
     assert abs(n / 1e6 / paper_m - 1) < 0.004, f'{name}: {n / 1e6:.2f}M vs the paper\'s {paper_m}M'
     cfg = model.pretrained_cfg
@@ -150,7 +146,7 @@ def test_padded_attn_equals_timm_when_divisible(dim, kwargs):
     """Same computation as timm's HaloAttn (its weights), up to float summation order; float64 agrees to ~1e-15."""
     padded, plain = _pair(dim, kwargs)
     b = kwargs['block_size'] * 2
-    x = _randn(2, dim, 2 * b, 3 * b)
+    x = randn(2, dim, 2 * b, 3 * b)
     with torch.no_grad():
         torch.testing.assert_close(padded(x), plain(x), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(padded.double()(x.double()), plain.double()(x.double()), rtol=0, atol=1e-12)
@@ -161,7 +157,7 @@ def test_padded_attn_equals_timm_when_divisible(dim, kwargs):
 def test_padded_attn_matches_definition(dim, kwargs, size):
     """Padding acts as more zero border: the result equals the definition with zero keys/values off the map."""
     padded, _ = _pair(dim, kwargs)
-    x = _randn(2, dim, *size, seed=1)
+    x = randn(2, dim, *size, seed=1)
     with torch.no_grad():
         out = padded(x)
         ref = reference_halo_attn(padded.attn, x)
@@ -173,7 +169,7 @@ def test_padded_attn_matches_definition(dim, kwargs, size):
 def test_padded_attn_avg_pool_odd_size():
     """Odd b at stride 2: the 2x2 pooling runs on the cropped map, the last odd row/column averages real positions."""
     padded, _ = _pair(16, dict(block_size=7, halo_size=2, num_heads=2, stride=2))
-    x = _randn(1, 16, 13, 9, seed=2)
+    x = randn(1, 16, 13, 9, seed=2)
     with torch.no_grad():
         ref = padded.attn(F.pad(x, [0, 5, 0, 1]))[..., :13, :9]  # stride-1 attention (pool removed), cropped
         out = padded(x)
@@ -189,7 +185,7 @@ def test_padded_attn_avg_pool_odd_size():
 def test_any_input_size(size):
     """No minimum size: every stage serves any H x W (ceil(H / stride) outputs, down to 1 x 1)."""
     model = _eval_model('zoo_halonet_h0', num_classes=10)
-    x = _randn(1, 3, *size)
+    x = randn(1, 3, *size)
     with torch.no_grad():
         feat = model.forward_features(x)
         out = model.forward_head(feat)
@@ -203,7 +199,7 @@ def test_features_at_detection_size(name):
     model = _eval_model(name, features_only=True)
     info = model.feature_info
     assert info.reduction() == [4, 8, 16, 32]
-    x = _randn(1, 3, 333, 517)
+    x = randn(1, 3, 333, 517)
     with torch.no_grad():
         feats = model(x)
     for f, c, r in zip(feats, info.channels(), info.reduction()):
@@ -216,7 +212,7 @@ def test_features_at_detection_size(name):
 
 def test_forward_intermediates_odd_size():
     model = _eval_model('zoo_halonet_h0')
-    x = _randn(1, 3, 97, 75)
+    x = randn(1, 3, 97, 75)
     with torch.no_grad():
         final, inters = model.forward_intermediates(x)
         torch.testing.assert_close(final, model.forward_features(x))
@@ -231,15 +227,15 @@ def test_loads_timm_halonet_h1_layout(tmp_path):
     and the zoo model also serves sizes timm's asserts on."""
     torch.manual_seed(0)
     ref = timm.create_model('halonet_h1').eval()
-    path = tmp_path / 'halonet_h1.pth'
-    torch.save({'state_dict': {'module.' + k: v for k, v in ref.state_dict().items()}, 'epoch': 1}, path)
-    model = timm.create_model('zoo_halonet_h1', pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
-    x = _randn(1, 3, 256, 256)
+    path = save_checkpoint({'state_dict': {'module.' + k: v for k, v in ref.state_dict().items()}, 'epoch': 1},
+                           tmp_path, 'halonet_h1.pth')
+    model = load_pretrained('zoo_halonet_h1', path)
+    x = randn(1, 3, 256, 256)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x), rtol=0, atol=1e-5)
         with pytest.raises(AssertionError):
-            ref(_randn(1, 3, 224, 224))
-        assert model(_randn(1, 3, 224, 224)).shape == (1, 1000)
+            ref(randn(1, 3, 224, 224))
+        assert model(randn(1, 3, 224, 224)).shape == (1, 1000)
 
 
 def test_zoo_layout_passes_through():
@@ -273,7 +269,7 @@ def test_drop_path_trains():
     rates = [blk.drop_path.drop_prob for stage in model.stages for blk in stage
              if isinstance(blk.drop_path, timm.layers.DropPath)]
     assert len(rates) > 10 and max(rates) == pytest.approx(0.2, abs=0.02)
-    out = model(_randn(2, 3, 72, 88))
+    out = model(randn(2, 3, 72, 88))
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
 
@@ -283,7 +279,7 @@ def test_torchscript_odd_size():
     with set_layer_config(scriptable=True):
         model = _eval_model('zoo_halonet_h0')
     scripted = torch.jit.script(model)
-    x = _randn(1, 3, 37, 45)
+    x = randn(1, 3, 37, 45)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x), rtol=1e-5, atol=1e-5)
 
@@ -292,33 +288,9 @@ def test_torchscript_odd_size():
 # bfloat16 autocast
 
 
-def _log_attention(model, log, cls):
-    for m in model.modules():
-        if isinstance(m, cls):
-            m.register_forward_pre_hook(lambda *_: setattr(log, 'active', True))
-            m.register_forward_hook(lambda *_: setattr(log, 'active', False))
-
-
 def test_bf16_autocast_close_finite_and_no_fp32_round_trip():
     """Under CPU bf16 autocast: logits within bf16 tolerance of fp32, finite forward and backward, and inside the
     halo attention every op stays in bf16 (no op takes a bf16 tensor and returns fp32; fused SDPA runs in bf16)."""
     model = _eval_model('zoo_halonet_h0', num_classes=10)
-    x = _randn(2, 3, 72, 88)  # padded in every stage
-    with torch.no_grad():
-        ref = model(x)
-    log = DtypeLog()
-    _log_attention(model, log, PaddedHaloAttn)
-    with log, torch.autocast('cpu', dtype=torch.bfloat16):
-        with torch.no_grad():
-            out = model(x)
-    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
-    assert log.upcasts == [], log.upcasts
-    assert len(log.sdpa) == 16 and all(d == (torch.bfloat16,) * 3 for d in log.sdpa)
-    rel = (out.float() - ref).abs().max() / ref.abs().max()
-    assert rel < 0.05, rel  # bf16 keeps 8 bits of mantissa; 16 attention blocks deep
-    model.train()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = model(x).float().logsumexp(-1).mean()
-    loss.backward()
-    assert torch.isfinite(loss)
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    x = randn(2, 3, 72, 88)  # padded in every stage
+    check_bf16_autocast(model, x, PaddedHaloAttn, n_sdpa=16)  # 16 attention blocks deep

@@ -9,6 +9,7 @@ import zoo  # noqa: F401
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel, lkca_use_matrix
 from zoo.models._helpers import CheckpointError
 
+from helpers import load_pretrained, n_params, randn, save_checkpoint
 from official import load_golden, official_keys, official_state_dict
 
 # golden (json name) -> zoo architecture; goldens from the author's Large_ViT_cnn, see tests/data/parity/README.md
@@ -32,16 +33,6 @@ VARIANTS = {
 }
 
 
-def _nparams(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def _save(obj, tmp_path, name='ckpt.pth'):
-    path = tmp_path / name
-    torch.save(obj, path)
-    return str(path)
-
-
 def _trainer_checkpoint(sd):
     """The author's main.py checkpoint: model, optimizer and scheduler state."""
     return {'model_state_dict': sd, 'epoch': 7, 'optimizer_state_dict': {'state': {}, 'param_groups': [{'lr': 1e-3}]},
@@ -54,10 +45,9 @@ def test_parity_with_author_code(json_name, tmp_path):
     assert golden is not None, f'missing golden tests/data/parity/{json_name}.pt'
     # the author's two views agree with each other in the golden itself
     torch.testing.assert_close(golden['logits_vit_view'], golden['logits'], rtol=0, atol=1e-4)
-    path = _save(_trainer_checkpoint(official_state_dict(json_name, seed=0)), tmp_path)
+    path = save_checkpoint(_trainer_checkpoint(official_state_dict(json_name, seed=0)), tmp_path)
     for view in ('auto', 'conv', 'matrix'):
-        model = timm.create_model(
-            PARITY[json_name], pretrained=True, pretrained_cfg_overlay=dict(file=path), attn_view=view).eval()
+        model = load_pretrained(PARITY[json_name], path, attn_view=view)
         with torch.no_grad():
             out = model(golden['input'])
         assert (out - golden['logits']).abs().max().item() < 1e-4, view
@@ -66,11 +56,10 @@ def test_parity_with_author_code(json_name, tmp_path):
 def test_bare_official_state_dict_and_zoo_layout_load(tmp_path):
     golden = load_golden('lkca_vit_05m')
     sd = official_state_dict('lkca_vit_05m', seed=0)
-    model = timm.create_model(
-        'zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=_save(sd, tmp_path, 'bare.pth'))).eval()
+    model = load_pretrained('zoo_lkca_vit_05m', save_checkpoint(sd, tmp_path, 'bare.pth'))
     # zoo layout (our own published weights) passes through unchanged
-    path = _save({'state_dict': model.state_dict()}, tmp_path, 'zoo.pth')
-    again = timm.create_model('zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval()
+    path = save_checkpoint({'state_dict': model.state_dict()}, tmp_path, 'zoo.pth')
+    again = load_pretrained('zoo_lkca_vit_05m', path)
     with torch.no_grad():
         torch.testing.assert_close(model(golden['input']), golden['logits'], rtol=0, atol=1e-4)
         torch.testing.assert_close(again(golden['input']), golden['logits'], rtol=0, atol=1e-4)
@@ -82,17 +71,17 @@ def test_strict_loading_names_tensors(tmp_path):
     del broken['transformer.layers.3.0.fn.to_v.weight']
     broken['transformer.layers.0.0.fn.to_qkv.weight'] = torch.zeros(300, 100)
     broken['transformer.layers.2.1.fn.net.0.weight'] = torch.zeros(100, 100)
-    path = _save(_trainer_checkpoint(broken), tmp_path)
+    path = save_checkpoint(_trainer_checkpoint(broken), tmp_path)
     with pytest.raises(CheckpointError) as err:
-        timm.create_model('zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=path))
+        load_pretrained('zoo_lkca_vit_05m', path)
     msg = str(err.value)
     assert 'missing 1 tensors: blocks.3.attn.v.weight' in msg
     assert 'unexpected 1 tensors: transformer.layers.0.0.fn.to_qkv.weight' in msg
     assert 'blocks.2.mlp.fc1.weight (checkpoint (100, 100), model (200, 100))' in msg
     # a checkpoint of another variant is refused, not silently mis-loaded
-    path = _save(official_state_dict('lkca_vit_1m', seed=0), tmp_path, 'other.pth')
+    path = save_checkpoint(official_state_dict('lkca_vit_1m', seed=0), tmp_path, 'other.pth')
     with pytest.raises(CheckpointError, match='wrongly shaped'):
-        timm.create_model('zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=path))
+        load_pretrained('zoo_lkca_vit_05m', path)
 
 
 @pytest.mark.parametrize('name', list(VARIANTS))
@@ -104,9 +93,9 @@ def test_param_counts_match_author_definitions(name):
     with torch.device('meta'):
         model = timm.create_model(name)
         model32 = timm.create_model(name, img_size=32, num_classes=100)
-    assert _nparams(model) == author - cls_token
+    assert n_params(model) == author - cls_token
     assert round(author / 1e6, 2) == m64
-    assert round((_nparams(model32) + cls_token) / 1e6, 2) == m32
+    assert round((n_params(model32) + cls_token) / 1e6, 2) == m32
     assert model32.patch_embed.patch_size == (4, 4) and model.patch_embed.patch_size == (8, 8)
     assert tuple(model32.blocks[0].attn.kernel.shape) == (1, 1, 15, 15)
 
@@ -127,15 +116,14 @@ def _naive_matrix(kernel, height, width):
 
 @pytest.mark.parametrize('grid', [(8, 8), (3, 5), (11, 9)])
 def test_attention_matrix_definition(grid):
-    g = torch.Generator().manual_seed(0)
-    kernel = torch.randn(15, 15, generator=g)
+    kernel = randn(15, 15, seed=0)
     torch.testing.assert_close(lkca_attention_matrix(kernel, *grid), _naive_matrix(kernel, *grid))
 
 
 def test_attention_matrix_is_author_window_construction():
     """The author's expand_window: row i*n+j is the n x n crop K[n-1-i : 2n-1-i, n-1-j : 2n-1-j] flattened."""
     n = 8
-    kernel = torch.randn(2 * n - 1, 2 * n - 1, generator=torch.Generator().manual_seed(1))
+    kernel = randn(2 * n - 1, 2 * n - 1, seed=1)
     rows = [kernel[n - 1 - i:2 * n - 1 - i, n - 1 - j:2 * n - 1 - j].reshape(-1) for i in range(n) for j in range(n)]
     torch.testing.assert_close(lkca_attention_matrix(kernel, n, n), torch.stack(rows))
 
@@ -244,11 +232,9 @@ def test_padding_and_position_embedding_resampling():
 
 def test_checkpoint_from_training_grid_loads_into_larger_grid(tmp_path):
     """Loading adapts pos-embed / kernel exactly like the forward pass adapts them at run time."""
-    path = _save(_trainer_checkpoint(official_state_dict('lkca_vit_05m', seed=0)), tmp_path)
-    m64 = timm.create_model('zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval()
-    m128 = timm.create_model(
-        'zoo_lkca_vit_05m', pretrained=True, pretrained_cfg_overlay=dict(file=path), img_size=128,
-        patch_size=8).eval()
+    path = save_checkpoint(_trainer_checkpoint(official_state_dict('lkca_vit_05m', seed=0)), tmp_path)
+    m64 = load_pretrained('zoo_lkca_vit_05m', path)
+    m128 = load_pretrained('zoo_lkca_vit_05m', path, img_size=128, patch_size=8)
     assert tuple(m128.blocks[0].attn.kernel.shape) == (1, 1, 31, 31)
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """OverLoCK: NATTEN-exact neighbourhood aggregation, ContMix export/compile, parity with the official code,
 re-parameterisation, checkpoint layouts, parameter / GMAC counts, small and odd inputs, dense features."""
 import io
+import itertools
 import math
 import warnings
 
@@ -17,6 +18,7 @@ from zoo.layers.dilated_reparam import DilatedReparamBlock
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_overlock import _convert_official, checkpoint_filter_fn
 
+from helpers import load_pretrained, n_params, randn, save_checkpoint
 from official import load_golden, official_keys, official_state_dict, parity_input
 
 VARIANTS = ('xt', 't', 's', 'b')
@@ -54,30 +56,28 @@ def _natten_pb_start(i, length, k, dilation):
     return ns
 
 
+def _taps(H, W, k, dilation, start):
+    """``(i, j, a, b, start row, start column)`` for every pixel (i, j) and kernel tap (a, b), the starts given by
+    ``start(i, length, k, dilation)``."""
+    for i, j in itertools.product(range(H), range(W)):
+        si, sj = start(i, H, k, dilation), start(j, W, k, dilation)
+        for a, b in itertools.product(range(k), range(k)):
+            yield i, j, a, b, si, sj
+
+
 def _reference_av(attn, value, k, dilation):
-    B, G, H, W, D = value.shape
+    H, W = value.shape[2:4]
     out = torch.zeros_like(value)
-    for i in range(H):
-        si = _natten_window_start(i, H, k, dilation)
-        for j in range(W):
-            sj = _natten_window_start(j, W, k, dilation)
-            for a in range(k):
-                for b in range(k):
-                    key = value[:, :, si + a * dilation, sj + b * dilation]
-                    out[:, :, i, j] += attn[:, :, i, j, a * k + b, None] * key
+    for i, j, a, b, si, sj in _taps(H, W, k, dilation, _natten_window_start):
+        key = value[:, :, si + a * dilation, sj + b * dilation]
+        out[:, :, i, j] += attn[:, :, i, j, a * k + b, None] * key
     return out
 
 
 def _reference_rpb(rpb, H, W, k, dilation):
-    G = rpb.shape[0]
-    out = torch.zeros(G, k * k, H, W)
-    for i in range(H):
-        pi = _natten_pb_start(i, H, k, dilation)
-        for j in range(W):
-            pj = _natten_pb_start(j, W, k, dilation)
-            for a in range(k):
-                for b in range(k):
-                    out[:, a * k + b, i, j] = rpb[:, pi + a, pj + b]
+    out = torch.zeros(rpb.shape[0], k * k, H, W)
+    for i, j, a, b, pi, pj in _taps(H, W, k, dilation, _natten_pb_start):
+        out[:, a * k + b, i, j] = rpb[:, pi + a, pj + b]
     return out
 
 
@@ -165,11 +165,12 @@ def test_contmix_onnx_export():
 # ---------------------------------------------------------------------------------------------------------------
 # parity with the official code (goldens: tests/data/parity/README.md)
 
-def _save(sd, path, wrap):
+def _wrapped(sd, wrap):
+    """A state dict as the official checkpoint files hold it: 'bare', under 'state_dict' (with 'meta'), or 'module'
+    (the same with DataParallel's prefix)."""
     if wrap == 'module':
         sd = {'module.' + k: v for k, v in sd.items()}
-    torch.save({'state_dict': sd, 'meta': {'epoch': 300}} if wrap in ('state_dict', 'module') else sd, path)
-    return str(path)
+    return {'state_dict': sd, 'meta': {'epoch': 300}} if wrap in ('state_dict', 'module') else sd
 
 
 PARITY = [  # golden, model name (tag), checkpoint wrapping, kwargs
@@ -188,8 +189,8 @@ def test_parity_with_official(golden, name, wrap, kwargs, tmp_path):
     x = ref['input']
     assert torch.equal(x, parity_input(tuple(x.shape), seed=1))
     json_name = 'overlock_xt_reparam' if 'reparam' in golden else 'overlock_xt'
-    path = _save(official_state_dict(json_name, seed=0), tmp_path / 'ck.pth', wrap)
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path), **kwargs).eval()
+    model = load_pretrained(name, save_checkpoint(_wrapped(official_state_dict(json_name, seed=0), wrap), tmp_path),
+                            **kwargs)
     assert model.stages[0].blocks[0].lk_conv.deploy == ('reparam' in golden)
     with torch.no_grad():
         y32 = model(x)
@@ -202,18 +203,18 @@ def test_parity_with_official(golden, name, wrap, kwargs, tmp_path):
 
 def test_deploy_model_merges_training_checkpoint(tmp_path):
     ref = load_golden('overlock_xt_64')
-    path = _save(official_state_dict('overlock_xt', seed=0), tmp_path / 'ck.pth', 'bare')
-    model = timm.create_model('zoo_overlock_xt', deploy=True, pretrained=True, pretrained_cfg_overlay=dict(file=path))
+    model = load_pretrained('zoo_overlock_xt', save_checkpoint(official_state_dict('overlock_xt', seed=0), tmp_path),
+                            deploy=True)
     assert not any(k.endswith('origin_bn.weight') for k in model.state_dict())
     with torch.no_grad():
-        y = model.eval().double()(ref['input'].double())
+        y = model.double()(ref['input'].double())
     assert (y - ref['logits']).abs().max().item() < 1e-4
 
 
 def test_training_form_refuses_reparam_checkpoint(tmp_path):
-    path = _save(official_state_dict('overlock_xt_reparam', seed=0), tmp_path / 'ck.pth', 'bare')
+    path = save_checkpoint(official_state_dict('overlock_xt_reparam', seed=0), tmp_path)
     with pytest.raises(CheckpointError, match='deploy=True'):
-        timm.create_model('zoo_overlock_xt', pretrained=True, pretrained_cfg_overlay=dict(file=path))
+        load_pretrained('zoo_overlock_xt', path)
 
 
 def test_reparameterize_keeps_outputs_and_gives_official_deploy_layout():
@@ -230,7 +231,8 @@ def test_reparameterize_keeps_outputs_and_gives_official_deploy_layout():
     # exact in float64; in float32 the re-associated sums move logits of size ~100 by float rounding only
     assert (after - before).abs().max().item() < 1e-4
     assert (after32 - before32).abs().max().item() < 1e-5 * before.abs().max().item()
-    assert all(m.deploy for m in model.modules() if isinstance(m, DilatedReparamBlock))
+    reparam = [m for m in model.modules() if isinstance(m, DilatedReparamBlock)]
+    assert reparam and all(m.deploy for m in reparam)
     torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
     # the merged model has exactly the layout of the official _reparam checkpoint
     official_deploy = _convert_official(official_state_dict('overlock_xt_reparam'))
@@ -270,7 +272,7 @@ def test_zoo_layout_passes_through_and_aux_head_is_optional(tmp_path):
         manual = with_aux.aux_head.fc(with_aux.aux_head.norm(ctx).mean((2, 3)))
         torch.testing.assert_close(aux, manual)
     # a new class count keeps a fresh auxiliary classifier instead of failing on its shape
-    path = _save(official, tmp_path / 'ck.pth', 'bare')
+    path = save_checkpoint(official, tmp_path)
     m7 = timm.create_model('zoo_overlock_xt', aux_head=True, num_classes=7, pretrained=True,
                            pretrained_cfg_overlay=dict(file=path))
     assert [t.shape for t in m7.forward_with_aux(x)] == [(1, 7), (1, 7)]
@@ -290,9 +292,9 @@ def test_param_counts_match_official(variant):
     for deploy in (False, True):
         json_name = f'overlock_{variant}' + ('_reparam' if deploy else '')
         model = timm.create_model(f'zoo_overlock_{variant}', aux_head=True, deploy=deploy, device='meta')
-        n = sum(p.numel() for p in model.parameters())
+        n = n_params(model)
         assert n == _official_param_count(json_name)
-        aux = sum(p.numel() for p in model.aux_head.parameters())
+        aux = n_params(model.aux_head)
         if deploy:  # the paper's params (16 / 33 / 56 / 95 M) are those of the deploy form without the aux head
             assert round((n - aux) / 1e6) == {'xt': 16, 't': 33, 's': 56, 'b': 95}[variant]
 
@@ -380,7 +382,7 @@ def test_na2d_bf16_stays_bf16_and_matches_fp32():
 def test_autocast_bf16_forward_backward_finite():
     model = timm.create_model('zoo_overlock_xt')
     model.load_state_dict(checkpoint_filter_fn(official_state_dict('overlock_xt', seed=3), model))
-    x = torch.randn(2, 3, 64, 80, generator=torch.Generator().manual_seed(2))
+    x = randn(2, 3, 64, 80, seed=2)
     model.eval()
     with torch.no_grad():
         y32 = model(x)

@@ -12,6 +12,7 @@ from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionMod
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_resattnet import ResidualAttentionNet, _cifar_args
 
+from helpers import load_pretrained, n_params, save_checkpoint
 from official import official_state_dict
 
 # (num_output, kernel_size, stride) of every Convolution layer in the official deploy prototxts
@@ -40,10 +41,6 @@ def _meta(name, **kwargs):
         return timm.create_model(name, **kwargs)
 
 
-def _nparams(model):
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.mark.parametrize('name', list(PROTOTXT))
 def test_graph_matches_official_prototxt(name):
     model = _meta(name)
@@ -63,7 +60,7 @@ def test_params_and_macs(name):
     the paper's Attention-92 row is smaller than its official prototxt (documented in the model docstring)."""
     params, macs, paper_params, paper_flops = COUNTS[name]
     model = _meta(name)
-    n = _nparams(model)
+    n = n_params(model)
     with FlopCounterMode(display=False) as counter:
         model(torch.empty(1, 3, 224, 224, device='meta'))
     m = counter.get_total_flops() / 2
@@ -76,12 +73,12 @@ def test_params_and_macs(name):
 
 def test_cifar_param_counts_vs_paper():
     """The CIFAR reconstruction reproduces the paper's sizes: Attention-92 1.9M, Attention-236 5.1M (within 4%)."""
-    n92 = _nparams(_meta('zoo_resattnet92_cifar'))
+    n92 = n_params(_meta('zoo_resattnet92_cifar'))
     with torch.device('meta'):
-        n236 = _nparams(ResidualAttentionNet(**_cifar_args(6), num_classes=10))
+        n236 = n_params(ResidualAttentionNet(**_cifar_args(6), num_classes=10))
     assert abs(n92 - 1.9e6) / 1.9e6 < 0.04
     assert abs(n236 - 5.1e6) / 5.1e6 < 0.04
-    n164 = _nparams(_meta('zoo_resattnet164_cifar'))
+    n164 = n_params(_meta('zoo_resattnet164_cifar'))
     assert n92 < n164 < n236
     # depth = 36 m + 20 weighted layers on the trunk path (3 per unit, plus stem conv and FC)
     for name, depth in [('zoo_resattnet92_cifar', 92), ('zoo_resattnet164_cifar', 164)]:
@@ -180,20 +177,18 @@ def test_zoo_layout_round_trip_and_strict_errors(tmp_path):
     for m in model.modules():
         if isinstance(m, PreActBottleneck):
             torch.nn.init.normal_(m.conv3.weight, std=0.02)
-    path = tmp_path / 'ours.pth'
-    torch.save({'state_dict': {'module.' + k: v for k, v in model.state_dict().items()}}, path)
-    loaded = timm.create_model('zoo_resattnet92_cifar', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    loaded = load_pretrained('zoo_resattnet92_cifar', save_checkpoint(
+        {'state_dict': {'module.' + k: v for k, v in model.state_dict().items()}}, tmp_path, 'ours.pth'))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.eval()(x), model(x))
+        torch.testing.assert_close(loaded(x), model(x))
 
     sd = dict(model.state_dict())
     del sd['stages.1.blocks.1.mask.skip.0.conv2.weight']
     sd['stages.0.blocks.1.mask.extra.weight'] = torch.zeros(1)
     sd['stages.2.blocks.0.downsample.weight'] = torch.zeros(256, 128, 3, 3)
-    torch.save(sd, path)
     with pytest.raises(CheckpointError) as err:
-        timm.create_model('zoo_resattnet92_cifar', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        load_pretrained('zoo_resattnet92_cifar', save_checkpoint(sd, tmp_path, 'ours.pth'))
     msg = str(err.value)
     assert 'missing 1 tensors: stages.1.blocks.1.mask.skip.0.conv2.weight' in msg
     assert 'unexpected 1 tensors: stages.0.blocks.1.mask.extra.weight' in msg
@@ -202,10 +197,9 @@ def test_zoo_layout_round_trip_and_strict_errors(tmp_path):
 
 def test_third_party_layout_is_refused_with_reason(tmp_path):
     """tengshaofeng's re-implementation is a different network: refused, never silently converted."""
-    path = tmp_path / 'tsf.pth'
-    torch.save(official_state_dict('resattn56', seed=0), path)
+    path = save_checkpoint(official_state_dict('resattn56', seed=0), tmp_path, 'tsf.pth')
     with pytest.raises(CheckpointError, match='different network'):
-        timm.create_model('zoo_resattnet56', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        load_pretrained('zoo_resattnet56', path)
 
 
 def test_grad_checkpointing_train_mode_matches():
