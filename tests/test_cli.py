@@ -1,5 +1,6 @@
 """tools/train.py / tools/eval.py (zoo.cli.train / zoo.cli.eval): timm's flag spellings, grouped --help, an
-ImageFolder --data-dir, one-line user errors (exit 2, no traceback, nothing written), odd batches with mixup."""
+ImageFolder --data-dir, one-line user errors (exit 2, no traceback, nothing written; also zoo-push, zoo-convert and
+zoo-demo), odd batches with mixup."""
 import json
 import os
 import subprocess
@@ -166,6 +167,21 @@ def test_eval_user_errors_are_one_line(tmp_path, capsys):
     assert "'batch_size' must be >= 1" in line
     line = _user_error(capsys, cli_eval.main, ['--model', 'resnet10t'])
     assert '--checkpoint and/or --pretrained' in line
+
+
+@pytest.mark.parametrize('module,argv,expected', [
+    ('push', ['zoo_resnet18_cbamm', '--checkpoint', 'x.pth'], "unknown model 'zoo_resnet18_cbamm'"),
+    ('convert', ['--model', 'zoo_resnet18_cbamm', '--checkpoint', 'x.pth', '--out', 'o'],
+     "unknown model 'zoo_resnet18_cbamm'"),
+    ('demo', ['--config', 'zoo::cls/no_such_config.yaml'], 'no packaged config zoo::cls/no_such_config.yaml'),
+])
+def test_other_entry_points_report_user_errors_through_run(module, argv, expected, capsys):
+    """zoo.cli.command: the entry point returns 2 (raised by zoo.cli.run, not by argparse) with one error line."""
+    import importlib
+    main = importlib.import_module(f'zoo.cli.{module}').main
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: ') and expected in err[0], err
 
 
 def test_user_error_end_to_end_subprocess(tmp_path):
