@@ -11,7 +11,10 @@ inputs (max abs difference <= ``atol``, default 1e-4):
 
 ``dynamic=True`` makes batch, height and width dynamic (``torch.export.Dim.DYNAMIC`` for torch.export and the dynamo
 ONNX exporter) and verifies at a second input size as well; an architecture whose export specialises the spatial
-size raises :class:`ExportError` with the reason.
+size raises :class:`ExportError` with the reason. BiFormer (BRA regions) and HaloNet (halo blocks) pad without
+branches on the size, so one program serves sizes that pad differently; torch.export still fixes a size that is 1 at
+the traced input (e.g. one 7 x 7-region side), so trace at a size where every attention stage has at least two
+regions / blocks per side (BiFormer: > 112 px, e.g. the default 224).
 
 The artifact is written to a temporary file next to ``out`` and moved into place only after it verified, so a
 failed export or verification never leaves a (half-written) file at ``out``.
@@ -308,7 +311,8 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
             except Exception as e:
                 what = 'at the second input size ' if x is not xs[0] else ''
                 rng = _RANGES.pop(str(tmp), '')
-                rng = f' (the export allows only {rng})' if rng else ''
+                rng = (f' (the export allows only {rng}; torch.export fixes a size that is 1 at the traced input, '
+                       f'e.g. one attention region or block per side: trace at a larger --input-size)') if rng else ''
                 raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime{rng}: '
                                   f'{_short(e)}') from e
             if y.shape != ref.shape:

@@ -8,7 +8,11 @@ fp32 logits on random inputs.
         --checkpoint output/train/<run>/best.pth
 
 ``--dynamic`` makes batch, height and width dynamic and verifies at a second input size too (H + r, W + 2r, r the
-model's largest stride); an architecture whose export fixes the size fails with ``error: ...``. Nothing is written
+model's largest stride); an architecture whose export fixes the size fails with ``error: ...``. BiFormer and HaloNet
+export with a dynamic height/width when traced at a size where each attention stage has at least two regions /
+blocks per side (the default 224 / 256 px do):
+
+    python tools/export.py zoo_biformer_tiny --format torch.export --input-size 3 224 224 --dynamic --out bf.pt2 Nothing is written
 to --out unless the artifact verified (max abs diff <= --atol, default 1e-4).
 """
 import sys
