@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_missing
+from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_family, mm_missing
 
 _REASON = mm_missing('mmdet', 'pycocotools')
 pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmdet'),
@@ -92,11 +92,8 @@ def _step_and_predict(cfg, root, with_mask):
 @pytest.mark.parametrize('family', list(FAMILIES))
 @pytest.mark.parametrize('algo', ['retinanet', 'mask-rcnn'])
 def test_coco_config_trains_and_predicts(family, algo, shapes_det_root, mmdet_scope):
-    import timm
     from mmengine.config import Config
-    slug, small = FAMILIES[family]
-    if not timm.is_model(small):
-        pytest.skip(f'{small} is not registered')
+    slug, small = mm_family(family)
     cfg = Config.fromfile(osp.join(DET, f'{algo}_{slug}_fpn_1x_coco.py'))
     assert cfg.model.backbone.type == 'ZooBackbone'
     cfg = _small_backbone(cfg, small)

@@ -11,7 +11,7 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_missing
+from helpers import MM_FAMILIES, MM_SIZE, ROOT, mm_family, mm_missing
 
 _REASON = mm_missing('mmseg')
 pytestmark = [pytest.mark.mm, pytest.mark.xdist_group('mmseg'),
@@ -55,9 +55,7 @@ def test_ade20k_config_trains_and_predicts(family, head, shapes_seg_root, mmseg_
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
-    slug, small = FAMILIES[family]
-    if not timm.is_model(small):
-        pytest.skip(f'{small} is not registered')
+    slug, small = mm_family(family)
     cfg = Config.fromfile(_config(head, slug))
     bb = cfg.model.backbone
     assert bb.type == 'ZooBackbone' and cfg.model.pretrained is None
