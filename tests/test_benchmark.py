@@ -182,3 +182,63 @@ def test_pair_spec_errors(tmp_path):
     f.write_text('x = 1\n')
     with pytest.raises(UserError, match='literal'):
         bench.parse_pair(f'zoo_biformer_tiny={f}:make(os.getcwd())')
+
+
+def test_family_plot_draws_only_its_own_counterparts():
+    """Each family's plot: its models, the timm implementation of its design and the official code measured for
+    it (--pair --plot), never the other baselines of the run."""
+    recs = [dict(model=m, img_size=s, latency_ms=1.0, peak_mem_mb=1.0, **extra) for s in (224, 512)
+            for m, extra in (('zoo_resnet50_cbam', {}), ('zoo_coat_lite_tiny', {}), ('coat_lite_tiny', {}),
+                             ('resnet50', {}), ('/x/model_resnet.py:ResidualNet()', dict(counterpart_of='zoo_resnet50_cbam')))]
+    recs.append(dict(model='zoo_halonet_h1', img_size=256, error='boom'))
+    groups = {fam: sorted({r['model'] for r in rs}) for fam, rs in bench.family_groups(recs).items()}
+    assert groups == {'zoo_cbam': ['/x/model_resnet.py:ResidualNet()', 'zoo_resnet50_cbam'],
+                      'zoo_coat': ['coat_lite_tiny', 'zoo_coat_lite_tiny']}
+
+
+def test_pair_plot_measures_both_sides(tmp_path):
+    """--pair with --plot: the official side is measured like a model at every size and drawn in its zoo family's
+    plot (labelled, tagged with its zoo counterpart)."""
+    root = tmp_path / 'checkout'
+    root.mkdir()
+    (root / 'README.md').write_text('stand-in\n')
+    (root / 'net.py').write_text(
+        'import torch.nn as nn\n\n'
+        'def tiny_net(num_classes=1000):\n'
+        '    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n')
+    out = tmp_path / 'bench'
+    rc = benchmark.main(['--pair', f"zoo_resnet18_cbam(num_classes=10)={root / 'net.py'}:tiny_net(10)", '--plot',
+                         '--sizes', '32', '48', '--batch-size', '1', '--repeats', '1', '--warmup', '0', '--no-train',
+                         '--no-flops', '--no-peak', '--out-dir', str(out)])
+    assert rc == 0
+    recs = json.loads((out / 'results.json').read_text())['results']
+    assert not any('error' in r for r in recs)
+    official = [r for r in recs if r.get('counterpart_of') == 'zoo_resnet18_cbam']
+    assert [r['img_size'] for r in official] == [32, 48] and official[0]['label'] == 'official net.py:tiny_net(10)'
+    assert official[0]['params_m'] * 1e6 == 3 * 4 * 9 + 4 + 4 * 10 + 10
+    zoo_recs = [r for r in recs if r['model'] == 'zoo_resnet18_cbam']
+    assert len(zoo_recs) == 2 and all(r['latency_ms_ratio'] > 0 for r in zoo_recs)  # ratio to the official side
+    assert (out / 'scaling_zoo_cbam.png').stat().st_size > 0
+
+
+def test_profile_below_profiles_the_slow_models(tmp_path):
+    """--profile-below FRAC: a per-op profile for each model under FRAC of the matmul peak (every model under 1.0)."""
+    out = tmp_path / 'bench'
+    rc = benchmark.main(['resnet10t', '--sizes', '32', '--batch-size', '2', '--repeats', '2', '--warmup', '1',
+                         '--no-train', '--peak-alternate', '--profile-below', '1.0', '--out-dir', str(out)])
+    assert rc == 0
+    rec = json.loads((out / 'results.json').read_text())['results'][0]
+    assert rec['frac_peak_fp32_alt_min'] <= rec['frac_peak_fp32_alt'] <= rec['frac_peak_fp32_alt_max']
+    assert rec['matmul_peak_fp32_alt_tflops'] > 0
+    text = (out / 'profile_resnet10t_32.txt').read_text()
+    assert 'of the matmul peak' in text.splitlines()[0] and 'aten::' in text
+
+
+def test_train_loop_case_alternates_on_one_model():
+    """--reference train_loop: the trainer's loop and the bare loop in alternating rounds in one process, on the
+    same model and batches, with the same optimizer (plain SGD with momentum on both sides)."""
+    out = bench._train_loop_case('alternate', img_size=32, steps=1, rounds=2, batch_size=2)
+    z, r = out['records']
+    assert (z['impl'], r['impl']) == ('zoo', 'reference') and z['same_optimizer'] is True
+    assert "'nesterov': False" in z['optimizer'] and z['rounds'] == r['rounds'] == 2
+    assert z['img_s_ratio_min'] <= z['img_s_ratio_max'] and z['ms'] > 0 and r['ms'] > 0

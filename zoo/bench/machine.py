@@ -3,7 +3,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .metrics import DTYPES, _run_case_subprocess, _sync, build, time_fn
+from .metrics import DTYPES, _in_chans, _run_case_subprocess, _sync, build, time_fn
 
 # ---------------------------------------------------------------------------------------------------------
 # Machine peak: how far each model is from what the machine's matmul can do.
@@ -19,6 +19,40 @@ def matmul_peak(device: str = 'cpu', dtype: str = 'fp32', n: int = 2048, repeats
     t = time_fn(lambda: torch.mm(a, b), dev, warmup=2, repeats=repeats)
     return dict(dtype=dtype, n=n, flops_s=2.0 * n ** 3 / t['median'], tflops=2.0 * n ** 3 / t['median'] / 1e12,
                 threads=torch.get_num_threads(), device=device)
+
+
+def peak_fraction_alternating(fn, flops_per_call: float, device: str = 'cpu', dtype: str = 'fp32', rounds: int = 5,
+                              n: int = 2048) -> Dict[str, Any]:
+    """Fraction of the matmul peak that ``fn`` (``flops_per_call`` FLOPs) reaches, timed in alternating rounds with
+    the ``n x n`` ``torch.mm`` of :func:`matmul_peak` in this process (which goes first alternates), so both see
+    the same machine load. Returns the median of the per-round fractions, their range, and the median peak."""
+    import statistics
+    import time
+    dev = torch.device(device)
+    g = torch.Generator(device='cpu').manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dev, DTYPES[dtype])
+    b = torch.randn(n, n, generator=g).to(dev, DTYPES[dtype])
+    mm = lambda: torch.mm(a, b)  # noqa: E731
+    for f in (fn, mm, mm):
+        f()
+
+    def timed(f):
+        _sync(dev)
+        t0 = time.perf_counter()
+        f()
+        _sync(dev)
+        return time.perf_counter() - t0
+    fracs, peaks = [], []
+    for r in range(rounds):
+        if r % 2 == 0:
+            t_fn, t_mm = timed(fn), timed(mm)
+        else:
+            t_mm, t_fn = timed(mm), timed(fn)
+        peak = 2.0 * n ** 3 / t_mm
+        peaks.append(peak)
+        fracs.append(flops_per_call / t_fn / peak)
+    return dict(frac=statistics.median(fracs), frac_min=min(fracs), frac_max=max(fracs),
+                peak_flops_s=statistics.median(peaks), rounds=rounds)
 
 
 def matmul_peak_in_subprocess(device: str = 'cpu', dtype: str = 'fp32', timeout: float = 600, **kw) -> Dict[str, Any]:
@@ -48,7 +82,7 @@ def profile(name: str, img_size: int = 224, batch_size: int = 8, device: str = '
     from torch.profiler import profile as _profile
     dev = torch.device(device)
     model = build(name, dev).eval()
-    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    in_chans = _in_chans(model)
     x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev)
     autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])

@@ -56,16 +56,38 @@ def time_fn(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: i
     return {'median': statistics.median(times), 'spread': (q[2] - q[0]) / 2, 'min': times[0], 'n': len(times)}
 
 
+def _in_chans(model: nn.Module) -> int:
+    return getattr(model, 'in_chans', None) or (getattr(model, 'pretrained_cfg', None) or {}).get('input_size', (3,))[0]
+
+
+def _tensors(out) -> List[torch.Tensor]:
+    """The tensors of a model output: a tensor, a tuple / list of them, or a dict (e.g. ``main`` and ``aux``)."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def is_official(name: str) -> bool:
+    """``/path/file.py:factory(...)``: an official implementation's factory, not a timm / zoo name."""
+    return '.py:' in name
+
+
 def build(name: str, device: torch.device, channels_last: bool = False, compile: bool = False,
           **kwargs) -> nn.Module:
+    """A timm / zoo model by name, or an official one from ``/path/file.py:factory(literal args)`` (a checkout
+    the user has; see :mod:`.pair`)."""
     import timm
     import zoo  # noqa: F401  (registers zoo models)
     fmt = torch.channels_last if channels_last else torch.preserve_format
-    model = timm.create_model(name, **kwargs).to(device, memory_format=fmt)
+    if is_official(name):
+        from .pair import build_official
+        model = build_official(name).to(device, memory_format=fmt)
+    else:
+        model = timm.create_model(name, **kwargs).to(device, memory_format=fmt)
     if compile:
         model = torch.compile(model)
     return model
@@ -73,15 +95,19 @@ def build(name: str, device: torch.device, channels_last: bool = False, compile:
 
 def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 'cpu', dtype: str = 'fp32',
             channels_last: bool = False, compile: bool = False, warmup: int = 2, repeats: int = 5,
-            train: bool = True, infer: bool = True, flops: bool = True) -> Dict[str, Any]:
-    """All figures for one model at one input size (run it in a fresh process for a clean memory peak)."""
+            train: bool = True, infer: bool = True, flops: bool = True,
+            model_kwargs: Optional[Dict[str, Any]] = None, peak_alternate: bool = False) -> Dict[str, Any]:
+    """All figures for one model at one input size (run it in a fresh process for a clean memory peak). ``name``:
+    a timm / zoo model (built with ``model_kwargs``) or an official ``/path/file.py:factory(args)``.
+    ``peak_alternate`` (needs ``flops``): also ``frac_peak_<dtype>_alt``, the batch forward's fraction of the
+    matmul peak timed in alternating rounds with the matmul in this process (robust to a shared machine's load)."""
     dev = torch.device(device)
     amp_dtype = DTYPES[dtype]
     rec: Dict[str, Any] = dict(model=name, img_size=img_size, batch_size=batch_size, device=device, dtype=dtype,
-                               channels_last=channels_last, compile=compile)
+                               channels_last=channels_last, compile=compile, threads=torch.get_num_threads())
     rss0 = _rss_mb()
-    model = build(name, dev, channels_last=channels_last)
-    in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+    model = build(name, dev, channels_last=channels_last, **(model_kwargs or {}))
+    in_chans = _in_chans(model)
     rec['params_m'] = count_params(model) / 1e6
     if flops:
         rec['gmacs'] = count_gmacs(model.eval(), (in_chans, img_size, img_size))
@@ -94,12 +120,23 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
     if infer:
         model.eval()
         for bs, key in ((1, 'latency_ms'), (batch_size, 'infer_img_s')):
+            if key == 'infer_img_s' and bs == 1:  # batch 1: the latency run is the throughput run
+                rec['infer_img_s'] = 1e3 / rec['latency_ms']
+                rec['infer_spread_img_s'] = rec['latency_spread_ms'] * 1e3 / rec['latency_ms'] ** 2
+                continue
             x = torch.randn(bs, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
 
             def step():
                 with torch.no_grad(), torch.autocast(**autocast):
                     model(x)
             t = time_fn(step, dev, warmup, repeats)
+            if key == 'infer_img_s' and peak_alternate and rec.get('gmacs'):
+                from .machine import peak_fraction_alternating
+                alt = peak_fraction_alternating(step, 2.0 * rec['gmacs'] * 1e9 * bs, device=device, dtype=dtype,
+                                                rounds=max(repeats, 3))
+                k = f'frac_peak_{dtype}_alt'
+                rec[k], rec[k + '_min'], rec[k + '_max'] = alt['frac'], alt['frac_min'], alt['frac_max']
+                rec[f'matmul_peak_{dtype}_alt_tflops'] = alt['peak_flops_s'] / 1e12
             if key == 'latency_ms':
                 rec['latency_ms'], rec['latency_spread_ms'] = t['median'] * 1e3, t['spread'] * 1e3
             else:
@@ -113,7 +150,9 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
 
         def train_step():
             with torch.autocast(**autocast):
-                loss = nn.functional.cross_entropy(model(x).float(), target)
+                out = model(x)
+            # every logits output (an official model may return auxiliary heads in a tuple / dict)
+            loss = sum(nn.functional.cross_entropy(o.float(), target) for o in _tensors(out))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -131,19 +170,8 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
 
 def measure_in_subprocess(timeout: float = 1800, **kwargs) -> Dict[str, Any]:
     """``measure`` in a fresh Python process; a failure becomes ``{'error': ...}`` in the record."""
-    code = ('import json, sys; from zoo.bench.metrics import measure; '
-            'print("@@" + json.dumps(measure(**json.loads(sys.argv[1]))))')
     failed = dict(model=kwargs.get('name'), img_size=kwargs.get('img_size'), batch_size=kwargs.get('batch_size'))
-    try:
-        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
-                           timeout=timeout, env=dict(os.environ))
-    except subprocess.TimeoutExpired:
-        return dict(failed, error=f'timed out after {timeout:.0f}s')
-    for line in r.stdout.splitlines():
-        if line.startswith('@@'):
-            return json.loads(line[2:])
-    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
-    return dict(failed, error=err[:500])
+    return _run_case_subprocess(measure, kwargs, timeout=timeout, failed=failed)
 
 
 def add_ratios(records: List[Dict[str, Any]], baseline: str,
@@ -185,21 +213,23 @@ def markdown_table(records: List[Dict[str, Any]], columns: Sequence[str]) -> str
 
 
 
-def _run_case_subprocess(fn: Callable[..., Any], kwargs: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
-    """``fn(**kwargs)`` (a module-level function of zoo.bench) in a fresh process; a failure becomes ``error``."""
+def _run_case_subprocess(fn: Callable[..., Any], kwargs: Dict[str, Any], timeout: float = 1800,
+                         failed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``fn(**kwargs)`` (a module-level function of zoo.bench returning a JSON-able dict) in a fresh process; a
+    failure (exception, crash, timeout) becomes ``failed`` (default: ``kwargs``) with an ``error`` message."""
     code = (f'import json, sys; from {fn.__module__} import {fn.__name__} as fn; '
             'print("@@" + json.dumps(fn(**json.loads(sys.argv[1]))))')
+    failed = dict(kwargs) if failed is None else failed
     try:
         r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
-                           timeout=timeout)
+                           timeout=timeout, env=dict(os.environ))
     except subprocess.TimeoutExpired:
-        return dict(kwargs, error=f'timed out after {timeout:.0f}s')
+        return dict(failed, error=f'timed out after {timeout:.0f}s')
     for line in r.stdout.splitlines():
         if line.startswith('@@'):
             return json.loads(line[2:])
     err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
-    return dict(kwargs, error=err[:500])
-
+    return dict(failed, error=err[:500])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -220,7 +250,7 @@ def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = Non
         rec: Dict[str, Any] = dict(model=name, img_size=size, batch_size=batch_size)
         try:
             model = build(name, dev).eval()
-            in_chans = getattr(model, 'in_chans', None) or model.pretrained_cfg.get('input_size', (3,))[0]
+            in_chans = _in_chans(model)
             x = torch.randn(batch_size, in_chans, size, size, device=dev)
             with torch.no_grad():
                 t = time_fn(lambda: model(x), dev, warmup, repeats)
@@ -238,17 +268,13 @@ def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = Non
     return out
 
 
+def _throughput_group_json(**kwargs) -> Dict[str, Any]:
+    return dict(records=measure_throughput_group(**kwargs))
+
+
 def measure_throughput_group_in_subprocess(timeout: float = 3600, **kwargs) -> List[Dict[str, Any]]:
-    code = ('import json, sys; from zoo.bench.metrics import measure_throughput_group; '
-            'print("@@" + json.dumps(measure_throughput_group(**json.loads(sys.argv[1]))))')
-    names = list(kwargs.get('names', []))
-    try:
-        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [dict(model=n, error=f'group timed out after {timeout:.0f}s') for n in names]
-    for line in r.stdout.splitlines():
-        if line.startswith('@@'):
-            return json.loads(line[2:])
-    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1][:300]
-    return [dict(model=n, error=err) for n in names]
+    """:func:`measure_throughput_group` in a fresh process; a failure of the whole group is an error per model."""
+    out = _run_case_subprocess(_throughput_group_json, kwargs, timeout=timeout, failed={})
+    if 'error' in out:
+        return [dict(model=n, error=f"group: {out['error'][:300]}") for n in kwargs.get('names', [])]
+    return out['records']

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .metrics import DTYPES, _run_case_subprocess, _sync, count_params
+from .metrics import DTYPES, _in_chans, _run_case_subprocess, _sync, _tensors, count_params
 
 PAIR_COLUMNS = ['zoo', 'official', 'mode', 'img_size', 'batch_size', 'dtype', 'zoo_ms', 'official_ms', 'speed',
                 'speed_min', 'speed_max', 'rounds', 'zoo_params_m', 'official_params_m', 'error']
@@ -89,26 +89,29 @@ def load_factory(path: str, factory: str):
     return getattr(module, factory)
 
 
+def build_official(spec: str) -> nn.Module:
+    """The official model of ``/path/file.py:factory(literal args)`` (as the right side of a ``--pair``)."""
+    path, _, factory = spec.partition('.py:')
+    path += '.py'
+    if not os.path.isfile(path):
+        raise UserError(f'{path} does not exist (give a file of an official checkout)')
+    fname, fargs, fkwargs = parse_call(factory)
+    return load_factory(path, fname)(*fargs, **fkwargs)
+
+
+def official_label(spec: str) -> str:
+    """``file.py:factory(...)`` of an official spec, without its folder (table and plot label)."""
+    path, _, factory = spec.partition('.py:')
+    return f'{Path(path).name}.py:{factory}'
+
+
 def build_pair(zoo: str, path: str, factory: str, device: torch.device) -> Tuple[nn.Module, nn.Module]:
     import timm
 
     import zoo as _zoo  # noqa: F401  (registers zoo models)
     name, args, kwargs = parse_call(zoo)
     zoo_model = timm.create_model(name, *args, **kwargs).to(device)
-    fname, fargs, fkwargs = parse_call(factory)
-    official = load_factory(path, fname)(*fargs, **fkwargs).to(device)
-    return zoo_model, official
-
-
-def _in_chans(model: nn.Module) -> int:
-    return getattr(model, 'in_chans', None) or getattr(model, 'pretrained_cfg', {}).get('input_size', (3,))[0]
-
-
-def _tensors(out) -> List[torch.Tensor]:
-    """The tensors of a model output: a tensor, a tuple / list of them, or a dict (e.g. ``main`` and ``aux``)."""
-    if isinstance(out, dict):
-        out = list(out.values())
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    return zoo_model, build_official(f'{path}:{factory}').to(device)
 
 
 def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu',

@@ -1,5 +1,6 @@
-"""Cost-vs-resolution plots (matplotlib PNGs): every model of a run, and one per zoo family next to its timm
-counterparts."""
+"""Cost-vs-resolution plots (matplotlib PNGs): every model of a run, and one per zoo family next to its own
+counterparts only (timm implementations of the same design, and official implementations measured with
+``--pair ... --plot``)."""
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -9,14 +10,15 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.5))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6))
     axes = [axes] if len(keys) == 1 else axes
     models = sorted({r['model'] for r in records})
+    labels = {r['model']: r.get('label') or r['model'] for r in records}
     for ax, key in zip(axes, keys):
         for m in models:
             pts = sorted((r['img_size'], r[key]) for r in records if r['model'] == m and r.get(key) is not None)
             if pts:
-                ax.plot(*zip(*pts), marker='o', label=m)
+                ax.plot(*zip(*pts), marker='o', label=labels[m])
         ax.set_xlabel('input size (px)')
         ax.set_ylabel(key)
         if key != 'peak_mem_mb':
@@ -24,9 +26,9 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
@@ -34,11 +36,12 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
 # ---------------------------------------------------------------------------------------------------------
 # Cost-vs-resolution plots, one PNG per family, zoo models next to their timm / official counterparts.
 
-# timm models that implement the same design (or the design it extends), plotted with each zoo family
+# timm models that implement the same design as a zoo family (the same architecture where timm has it), plotted
+# with that family when they are in the run; official code comes in through ``--pair`` (``counterpart_of``)
 COUNTERPARTS = {
-    'zoo_cbam': ['resnet50', 'resnet18'], 'zoo_triplet': ['resnet50', 'resnet18'], 'zoo_halonet': ['halonet26t'],
-    'zoo_coat': ['coat_lite_tiny', 'coat_lite_small'], 'zoo_biformer': ['swin_tiny_patch4_window7_224'],
-    'zoo_lkca': ['vit_tiny_patch16_224'], 'zoo_resattnet': ['resnet50'], 'zoo_overlock': ['convnext_tiny'],
+    'zoo_cbam': [], 'zoo_triplet': [], 'zoo_halonet': ['halonet_h1', 'halonet26t'],
+    'zoo_coat': ['coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'], 'zoo_biformer': [],
+    'zoo_lkca': [], 'zoo_resattnet': [], 'zoo_overlock': [],
 }
 
 
@@ -55,25 +58,53 @@ def family_of(name: str) -> Optional[str]:
     return None
 
 
-def plot_families(records: List[Dict[str, Any]], out_dir: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb')) -> List[str]:
-    """``scaling_<family>.png`` per zoo family in ``records``: its models and the counterparts (COUNTERPARTS, or
-    any non-zoo model of the run) against input size. Returns the written paths."""
+def _setting(records: List[Dict[str, Any]]) -> str:
+    """What the curves measured: latency at batch 1; peak memory of the whole measurement (batch-N inference,
+    and the training step when it ran)."""
+    bs = sorted({r['batch_size'] for r in records if r.get('batch_size')})
+    dtypes = sorted({r['dtype'] for r in records if r.get('dtype')})
+    threads = sorted({r['threads'] for r in records if r.get('threads')})
+    train = any(r.get('train_img_s') for r in records)
+    mem = f'peak memory: batch-{"/".join(map(str, bs))} inference' + (' + train step' if train else '')
+    th = f', {"/".join(map(str, threads))} thread(s)' if threads else ''
+    return f'{"/".join(dtypes) or "fp32"}{th}, latency at batch 1, {mem}'
+
+
+def family_groups(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    """The records of each zoo family's plot (error records dropped): the family's models and only its own
+    counterparts -- the timm models of ``COUNTERPARTS[family]`` in the run and the records whose ``counterpart_of``
+    is one of the family's models (official code, ``--pair ... --plot``). Other baselines of the run are in no
+    family's group."""
     ok = [r for r in records if 'error' not in r]
     fams: Dict[str, List[str]] = {}
-    others = sorted({r['model'] for r in ok if family_of(r['model']) is None})
     for r in ok:
-        f = family_of(r['model'])
-        if f:
-            fams.setdefault(f, [])
-            if r['model'] not in fams[f]:
-                fams[f].append(r['model'])
-    paths = []
+        f = family_of(r['model']) if not r.get('counterpart_of') else None
+        if f and r['model'] not in fams.setdefault(f, []):
+            fams[f].append(r['model'])
+    groups = {}
     for fam, models in sorted(fams.items()):
-        refs = [m for m in others if m in COUNTERPARTS.get(fam, [])] or others
-        sub = [r for r in ok if r['model'] in set(models) | set(refs)]
-        if len({r['img_size'] for r in sub}) < 2:
+        own = set(models) | set(COUNTERPARTS.get(fam, []))
+        groups[fam] = [r for r in ok if (r['model'] in own and not r.get('counterpart_of'))
+                       or r.get('counterpart_of') in models]
+    return groups
+
+
+def plot_families(records: List[Dict[str, Any]], out_dir: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb')) -> List[str]:
+    """``scaling_<family>.png`` per zoo family in ``records`` (:func:`family_groups`: its models and its own
+    counterparts) against input size; a family measured at fewer than two sizes gets none. Returns the paths."""
+    paths = []
+    for fam, sub in family_groups(records).items():
+        if len({r['img_size'] for r in sub if family_of(r['model']) == fam}) < 2:
             continue
         path = os.path.join(out_dir, f'scaling_{fam}.png')
-        plot_scaling(sub, path, keys=keys, title=f'{fam}: cost vs input size (batch 1 latency, peak memory)')
+        others = sorted({r.get('label') or r['model'] for r in sub if r.get('counterpart_of') or family_of(r['model']) != fam})
+        vs = f' vs {", ".join(others)}' if others else ' (no timm / official counterpart measured)'
+        names = {r['model'] for r in sub}
+        failed: Dict[str, List[int]] = {}
+        for r in records:  # the sizes where a drawn model failed (e.g. an official model built for 224 px only)
+            if 'error' in r and r.get('model') in names:
+                failed.setdefault(r.get('label') or r['model'], []).append(r.get('img_size'))
+        note = ''.join(f'\nfailed (not drawn): {m} at {", ".join(map(str, sorted(v)))} px' for m, v in failed.items())
+        plot_scaling(sub, path, keys=keys, title=f'{fam}: cost vs input size{vs}\n{_setting(sub)}{note}')
         paths.append(path)
     return paths

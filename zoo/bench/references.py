@@ -13,7 +13,8 @@ from .metrics import _rss_mb, _run_case_subprocess, _sync, time_fn
 # Implementation-vs-reference comparisons (the references the family issues ask for), each case measured in
 # a fresh process: forward time (median of repeats) and peak memory.
 
-REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'img_s', 'img_s_ratio', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
+REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'img_s', 'img_s_ratio', 'img_s_ratio_min',
+                     'img_s_ratio_max', 'peak_mem_mb', 'peak_mem_mb_ratio', 'max_abs_diff', 'error']
 
 
 def _bra_reference():
@@ -83,10 +84,15 @@ def _reference_case(case: str, impl: str, img_size: int, device: str = 'cpu', re
                 checksum=float(out.double().abs().sum()), first=out.flatten()[:256].tolist())
 
 
-def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats: int = 3, steps: int = 10,
-                     model_name: str = 'zoo_resnet18_cbam', batch_size: int = 32) -> Dict[str, Any]:
-    """Training-step throughput of the zoo trainer's loop vs a bare PyTorch loop on the same batches, and the
-    throughput of the data pipeline (generated shapes + albumentations train transforms) that feeds it."""
+def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats: int = 3, steps: int = 5,
+                     rounds: int = 6, model_name: str = 'zoo_resnet18_cbam', batch_size: int = 32) -> Dict[str, Any]:
+    """``impl='alternate'``: training-step time of the zoo trainer's loop (``run_train_steps``'s
+    ``train_one_epoch`` with what the config builds) vs a bare PyTorch loop, on the same model, the same batches in
+    memory and the same optimizer (SGD, momentum 0.9: the config's ``opt='momentum'`` is timm's plain SGD, checked),
+    in alternating rounds of ``steps`` steps (which side goes first alternates) in one process; medians over the
+    rounds and the range of the per-round ratios. ``impl='data'``: throughput of the trainer's own train loader
+    (generated shapes + albumentations train transforms, workers) that feeds the loop."""
+    import statistics
     import tempfile
 
     import timm
@@ -95,7 +101,6 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
     dev = torch.device(device)
     torch.manual_seed(0)
     if impl == 'data':
-        # the trainer's own train loader (generated shapes, albumentations train transforms, workers)
         from zoo.train.trainer import Trainer
         with tempfile.TemporaryDirectory() as d:
             trainer = Trainer(dict(model=model_name, dataset='shapes', shapes_train=max(steps + 2, 4) * batch_size,
@@ -111,32 +116,58 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
                 n += x.shape[0]
             dt = time.perf_counter() - t0
         return dict(case='train_loop', impl=impl, img_size=img_size, img_s=n / dt, ms=dt / steps * 1e3)
+    if impl != 'alternate':
+        raise ValueError(f'train_loop case: impl is alternate or data, not {impl!r}')
+    from zoo.train.build import build_training, wrap_model
+    from zoo.train.config import validate_config
+    from zoo.train.loop import train_one_epoch
+    from zoo.train.utils import DistInfo
     model = timm.create_model(model_name, num_classes=10).to(dev)
     batches = [(torch.randn(batch_size, 3, img_size, img_size), torch.randint(0, 10, (batch_size,))) for _ in range(4)]
-    if impl == 'zoo':
-        from zoo.train.engine import run_train_steps
-        cfg = dict(opt='sgd', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0, cutmix=0.0,
-                   model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1, channels_last=False)
-        stats = run_train_steps(model, batches, cfg, device=dev, num_steps=steps, num_classes=10, warmup_steps=2)
-        return dict(case='train_loop', impl=impl, img_size=img_size, img_s=stats['images_per_s'],
-                    ms=batch_size / stats['images_per_s'] * 1e3)
+    cfg = validate_config(dict(opt='momentum', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0,
+                               cutmix=0.0, model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1,
+                               channels_last=False, epochs=1, warmup_epochs=0, cooldown_epochs=0,
+                               sched_on_updates=True))
+    total = (rounds + 1) * steps
+    parts = build_training(model, cfg, 10, dev, updates_per_epoch=total)
+    state = parts.state(wrap_model(model, cfg, DistInfo(device=dev)), cfg, dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    model.train()
+    same_opt = type(state.optimizer) is type(opt) and all(
+        state.optimizer.defaults[k] == opt.defaults[k] for k in ('lr', 'momentum', 'nesterov', 'weight_decay'))
 
-    def step(i):
-        x, y = batches[i % len(batches)]
-        loss = nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    for i in range(2):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    _sync(dev)
-    dt = time.perf_counter() - t0
-    return dict(case='train_loop', impl=impl, img_size=img_size, img_s=steps * batch_size / dt, ms=dt / steps * 1e3)
+    def bare(k):
+        model.train()
+        for i in range(k):
+            x, y = batches[i % len(batches)]
+            loss = nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    def zoo_loop(k):
+        train_one_epoch(state, (batches[i % len(batches)] for i in range(k)), num_steps=k,
+                        log_interval=cfg['log_interval'])
+
+    sides = {'zoo': zoo_loop, 'reference': bare}
+    for fn in sides.values():  # warm-up
+        fn(2)
+    times: Dict[str, List[float]] = {'zoo': [], 'reference': []}
+    for r in range(rounds):
+        for side in (('zoo', 'reference') if r % 2 == 0 else ('reference', 'zoo')):
+            _sync(dev)
+            t0 = time.perf_counter()
+            sides[side](steps)
+            _sync(dev)
+            times[side].append((time.perf_counter() - t0) / steps)
+    per_round = [b / z for z, b in zip(times['zoo'], times['reference'])]
+    out = {}
+    for side in sides:
+        t = statistics.median(times[side])
+        out[side] = dict(case='train_loop', impl=side, img_size=img_size, model=model_name, batch_size=batch_size,
+                         rounds=rounds, steps=steps, ms=t * 1e3, img_s=batch_size / t)
+    out['zoo'].update(img_s_ratio_min=min(per_round), img_s_ratio_max=max(per_round), same_optimizer=same_opt,
+                      optimizer=repr(state.optimizer.defaults))
+    return dict(records=[out['zoo'], out['reference']])
 
 
 def compare_reference(case: str, sizes: Sequence[int] = (224,), device: str = 'cpu', repeats: int = 3) -> List[Dict[str, Any]]:
@@ -160,15 +191,18 @@ def compare_reference(case: str, sizes: Sequence[int] = (224,), device: str = 'c
 
 
 def compare_train_loop(sizes: Sequence[int] = (64,), device: str = 'cpu', repeats: int = 3) -> List[Dict[str, Any]]:
+    """Trainer loop vs bare loop (alternating rounds, one process per size), and the data loader's throughput."""
     records = []
     for size in sizes:
-        recs = {impl: _run_case_subprocess(_train_loop_case, dict(impl=impl, img_size=size, device=device))
-                for impl in ('zoo', 'reference', 'data')}
-        z, r = recs['zoo'], recs['reference']
-        if 'error' not in z and 'error' not in r:
+        both = _run_case_subprocess(_train_loop_case, dict(impl='alternate', img_size=size, device=device))
+        if 'error' in both:
+            records.append(dict(case='train_loop', impl='alternate', img_size=size, error=both['error']))
+        else:
+            z, r = both['records']
             z['img_s_ratio'] = z['img_s'] / r['img_s']
             z['ms_ratio'] = z['ms'] / r['ms']
-        records += list(recs.values())
+            records += [z, r]
+        records.append(_run_case_subprocess(_train_loop_case, dict(impl='data', img_size=size, device=device)))
     return records
 
 

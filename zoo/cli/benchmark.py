@@ -21,7 +21,9 @@ after the models (the higher of the two is the peak; both are in results.json's 
 Outputs go to --out-dir: results.csv, results.json (with the environment), results.md; with --plot scaling.png
 (every model) and scaling_<family>.png (each zoo family with its timm counterparts: latency and peak memory
 against input size); with --csv PATH the GPU-table columns (GPU_COLUMNS) to PATH; with --profile the per-op
-table to profile_<model>_<size>.txt.
+table to profile_<model>_<size>.txt; with --profile-below FRAC the same for every model of the run under FRAC
+of the matmul peak. With --pair and --plot, both sides of each pair are measured like models at every size
+(fresh processes: latency, peak memory) and the official side is drawn in its zoo family's plot.
 """
 import csv
 import json
@@ -29,10 +31,12 @@ import os
 from pathlib import Path
 
 from .. import bench
+from ..errors import UserError
 from . import ArgumentParser, add_quiet_argument, run, set_download_progress
 
 TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
-                 'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'train_img_s', 'train_img_s_ratio',
+                 'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'frac_peak_fp32_alt', 'frac_peak_fp32_alt_min',
+                 'frac_peak_fp32_alt_max', 'frac_peak_bf16_alt', 'train_img_s', 'train_img_s_ratio',
                  'peak_mem_mb', 'peak_mem_mb_ratio', 'error']
 # the GPU table (--csv): one row per (model, size), with the machine in every row
 GPU_COLUMNS = ['model', 'img_size', 'batch_size', 'device', 'gpu', 'dtype', 'channels_last', 'compile', 'params_m',
@@ -77,22 +81,43 @@ def measure_peaks(args, env) -> dict:
     return peaks
 
 
-def run_models(args, env=None):
+def pair_items(specs):
+    """``--pair`` specs as models to measure like any other (``--plot``): the zoo side, then the official side
+    (its record labelled ``official file.py:factory`` and tagged ``counterpart_of`` the zoo model)."""
+    items = []
+    for spec in specs:
+        p = bench.parse_pair(spec)
+        name, args, kwargs = bench.parse_call(p['zoo'])
+        if args:
+            raise UserError(f'--pair {spec!r}: give the zoo side keyword arguments only (name(key=value))')
+        items.append(dict(name=name, model_kwargs=kwargs))
+        items.append(dict(name=f"{p['path']}:{p['factory']}", record=dict(
+            label='official ' + bench.official_label(f"{p['path']}:{p['factory']}"), counterpart_of=name)))
+    return items
+
+
+def run_models(args, env=None, items=()):
+    """Every model (baselines first, then models, then ``items``: dicts of name, model_kwargs, record fields) at
+    every size, each in a fresh process; ratios to the first baseline (else the first official side, else the
+    first model); the matmul peak before and after."""
     env = {} if env is None else env
     baselines = expand(args.baselines)
-    models = [m for m in baselines + expand(args.models) if m]
+    todo = [dict(name=m) for m in baselines + expand(args.models) if m] + list(items)
     records = []
     peaks = {} if args.no_peak else measure_peaks(args, env)
     for size in args.sizes:
-        for name in models:
+        for item in todo:
             rec = bench.measure_in_subprocess(
-                name=name, img_size=size, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                name=item['name'], img_size=size, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                 channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
-                train=not args.no_train, flops=not args.no_flops, timeout=args.timeout)
+                train=not args.no_train, flops=not args.no_flops, timeout=args.timeout,
+                model_kwargs=item.get('model_kwargs') or None, peak_alternate=args.peak_alternate)
+            rec.update(item.get('record', {}))
             print(json.dumps(rec), flush=True)
             records.append(rec)
-    if models:
-        bench.add_ratios(records, baselines[0] if baselines else models[0])
+    if todo:
+        official = [i['name'] for i in todo if 'counterpart_of' in i.get('record', {})]
+        bench.add_ratios(records, baselines[0] if baselines else (official or [todo[0]['name']])[0])
     if not args.no_peak:
         for dtype, flops in measure_peaks(args, env).items():  # after the models too: the higher one is the peak
             peaks[dtype] = max(peaks.get(dtype, 0.0), flops)
@@ -113,6 +138,24 @@ def write_csv(records, path, env, columns=GPU_COLUMNS):
             w.writerow({**{k: env.get(k, '') for k in ('gpu', 'torch', 'timm', 'matmul_peak_fp32_tflops',
                                                        'matmul_peak_bf16_tflops')}, **r})
     return path
+
+
+def profile_slow(args, records, out_dir):
+    """profile_<model>_<size>.txt (printed too) for each record under ``args.profile_below`` of the fp32 peak."""
+    paths = []
+    for r in records:
+        frac = r.get(f'frac_peak_{args.dtype}_alt', r.get('frac_peak_fp32'))
+        if frac is None or frac >= args.profile_below:
+            continue
+        text = bench.profile(r['model'], img_size=r['img_size'], batch_size=args.batch_size, device=args.device,
+                             dtype=args.dtype, warmup=1, repeats=max(1, min(args.repeats, 3)),
+                             row_limit=args.profile_rows)
+        text = f'{r["model"]} reached {frac:.1%} of the matmul peak in this run\n' + text
+        path = Path(out_dir) / f'profile_{Path(r["model"]).name}_{r["img_size"]}.txt'
+        path.write_text(text + '\n')
+        print(text)
+        paths.append(path)
+    return paths
 
 
 def default_readme() -> Path:
@@ -145,7 +188,9 @@ def _main(argv) -> int:
     p.add_argument('--pair', action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
                    help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
                         "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
-                        "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device")
+                        "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device. "
+                        "With --plot: both sides measured like models (fresh process per size: latency, peak "
+                        "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")
     p.add_argument('--train', action='store_true', help='with --pair: also time forward + backward + SGD step')
     p.add_argument('--rounds', type=int, default=5, help='with --pair: alternating rounds (medians over them)')
     p.add_argument('--steps', type=int, default=2, help='with --pair: calls of each side per round')
@@ -154,8 +199,14 @@ def _main(argv) -> int:
     p.add_argument('--profile', action='store_true',
                    help='print a per-op profile (torch.profiler, top ops by self CPU time) of each model instead')
     p.add_argument('--profile-rows', type=int, default=25)
+    p.add_argument('--profile-below', type=float, default=None, metavar='FRAC',
+                   help='after a run of models: the per-op profile of every model whose fraction of the fp32 matmul '
+                        'peak (frac_peak_fp32_alt, else frac_peak_fp32) is under FRAC, e.g. 0.35')
     p.add_argument('--csv', metavar='PATH', help='also write the GPU-table columns to PATH')
     p.add_argument('--no-peak', action='store_true', help='skip the matmul-peak measurement')
+    p.add_argument('--peak-alternate', action='store_true',
+                   help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
+                        'rounds with the matmul, in its own process (for a machine shared with other jobs)')
     p.add_argument('--readme', action='store_true', help='regenerate the model table in README.md')
     p.add_argument('--readme-models', default='', metavar='PATTERN',
                    help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")
@@ -185,6 +236,13 @@ def _main(argv) -> int:
         table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
         print(table)
         return 0
+    if args.pair and args.plot:
+        for spec in args.pair:
+            bench.parse_pair(spec)
+        if len(args.sizes) < 2:
+            p.error('--pair with --plot: give two or more --sizes (cost against input size)')
+        records = run_models(args, env, items=pair_items(args.pair))
+        return _write_run(args, records, out_dir, env)
     if args.pair:
         for spec in args.pair:
             bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
@@ -209,14 +267,21 @@ def _main(argv) -> int:
                 (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
                 print(text)
         return 0
-    records = run_models(args, env)
+    return _write_run(args, run_models(args, env), out_dir, env)
+
+
+def _write_run(args, records, out_dir, env) -> int:
+    """results.csv / .json / .md, the GPU-table CSV (--csv) and the plots (--plot) of a run of models."""
     table = write_outputs(records, out_dir, env)
     if args.csv:
         print('csv:', write_csv(records, args.csv, env))
+    if args.profile_below is not None:
+        for path in profile_slow(args, records, out_dir):
+            print('profile:', path)
     if args.plot and len(args.sizes) > 1:
         ok = [r for r in records if 'error' not in r]
         print('plot:', bench.plot_scaling(ok, str(out_dir / 'scaling.png')))
-        for path in bench.plot_families(ok, str(out_dir)):
+        for path in bench.plot_families(records, str(out_dir)):
             print('plot:', path)
     print(table)
     return 0
