@@ -45,7 +45,8 @@ positions the strided shortcut samples. With an odd b (or ``avg_down=True``) att
 average-pooled 2x2 after the crop, with ``ceil_mode=True``, so an odd-sized map's last row/column is averaged over
 its real positions only (identical to ``HaloAttn`` at even sizes).
 """
-from typing import Optional
+from collections import OrderedDict
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -96,6 +97,44 @@ def _grid_rows(B: int, hq: int, wq: int, bq: int, nby: int, nbx: int, device: to
     return (blk * bq + r % bq) * bq + c % bq
 
 
+def _gather_indices(B: int, H: int, W: int, b: int, h: int, s: int,
+                    device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three index vectors of :func:`halo_attention` for a (B, ., H, W) input: key/value window rows, query
+    rows (stride 1) or input columns (stride s), output rows. They depend on the shape only."""
+    w, bq = b + 2 * h, b // s
+    nby, nbx = (H + b - 1) // b, (W + b - 1) // b
+    hq, wq = (H + s - 1) // s, (W + s - 1) // s
+    kv_rows = _block_rows(B, nby, nbx, w, b, h, H, W, H * W + 1, H * W, device)
+    if s == 1:
+        q_idx = _block_rows(B, nby, nbx, bq, bq, 0, H, W, H * W, 0, device)
+    else:
+        q_idx = _block_rows(1, nby, nbx, bq, bq * s, 0, H, W, 0, 0, device, s)
+    return kv_rows, q_idx, _grid_rows(B, hq, wq, bq, nby, nbx, device)
+
+
+_INDEX_CACHE: 'OrderedDict[Tuple, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]' = OrderedDict()
+_INDEX_CACHE_SIZE = 64
+
+
+@torch.jit.unused
+def _cached_gather_indices(B: int, H: int, W: int, b: int, h: int, s: int,
+                           device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_gather_indices`, memoised per shape and device in eager mode (building them costs about as much
+    as a key/value gather). Traced / exported / compiled calls (symbolic or traced sizes) build them in the graph."""
+    if torch.compiler.is_compiling() or not all(type(v) is int for v in (B, H, W)):
+        return _gather_indices(B, H, W, b, h, s, device)
+    key = (B, H, W, b, h, s, str(device))
+    hit = _INDEX_CACHE.get(key)
+    if hit is None:
+        with torch.inference_mode(False):  # normal tensors, usable later with autograd even if built in inference
+            hit = _INDEX_CACHE[key] = _gather_indices(B, H, W, b, h, s, device)
+        if len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+            _INDEX_CACHE.popitem(last=False)
+    else:
+        _INDEX_CACHE.move_to_end(key)
+    return hit
+
+
 def halo_attention(
         x: torch.Tensor,
         q_weight: torch.Tensor,
@@ -132,25 +171,35 @@ def halo_attention(
 
     # key/value projection (channels-last rows) with one zero row per image after its H*W pixels: the zero halo
     # border and the block padding; every block's (w x w) window is then ONE row gather into attention's layout
-    kv = torch.matmul(x.flatten(2).transpose(1, 2), kv_weight.reshape(kv_weight.shape[0], C).t())
-    if kv_bias is not None:
-        kv = kv + kv_bias
-    kv = F.pad(kv, (0, 0, 0, 1)).reshape(B * (H * W + 1), kv.shape[-1])
+    # (the zero pixel is appended to the input, half as wide as the keys/values; with a bias, to the output)
+    kvw = kv_weight.reshape(kv_weight.shape[0], C).t()
+    if kv_bias is None:
+        kv = torch.matmul(F.pad(x.reshape(B, C, H * W), (0, 1)).transpose(1, 2), kvw)
+    else:
+        kv = F.pad(torch.matmul(x.reshape(B, C, H * W).transpose(1, 2), kvw) + kv_bias, (0, 0, 0, 1))
+    kv = kv.reshape(B * (H * W + 1), kv.shape[-1])
     dch = kv.shape[-1] // nh  # dqk + dv per head
     dv = dch - dqk
-    rows = _block_rows(B, nby, nbx, w, b, h, H, W, H * W + 1, H * W, dev)
-    kv = kv.index_select(0, rows).reshape(n, w * w, nh, dch)
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        kv_rows, q_idx, out_rows = _gather_indices(B, H, W, b, h, s, dev)
+    else:
+        kv_rows, q_idx, out_rows = _cached_gather_indices(B, H, W, b, h, s, dev)
+    kv = kv.index_select(0, kv_rows).reshape(n, w * w, nh, dch)
     k = kv[..., :dqk].transpose(1, 2)  # (n, heads, w*w, dqk), last dim contiguous
     v = kv[..., dqk:].transpose(1, 2)
 
-    # queries at every s-th position: the input pixels gathered in block order (padded queries: pixel 0, dropped),
-    # then projected: (n, heads, bq*bq, dqk)
-    cols = _block_rows(1, nby, nbx, bq, bq * s, 0, H, W, 0, 0, dev, s)
-    q = torch.matmul(x.reshape(B, C, H * W).index_select(2, cols).transpose(1, 2),
-                     q_weight.reshape(q_weight.shape[0], C).t())
+    # queries in block order (n, heads, bq*bq, dqk); padded queries take pixel 0 and are dropped at the end.
+    # Stride 1: project, then gather rows; stride s: gather every s-th input pixel in block order, then project
+    qw = q_weight.reshape(q_weight.shape[0], C).t()
+    if s == 1:
+        q = torch.matmul(x.reshape(B, C, H * W).transpose(1, 2), qw).reshape(B * H * W, qw.shape[1])
+        q = q.index_select(0, q_idx)
+    else:
+        q = torch.matmul(x.reshape(B, C, H * W).index_select(2, q_idx).transpose(1, 2), qw)
+        q = q.reshape(B * nby * nbx * bq * bq, qw.shape[1])
     if q_bias is not None:
         q = q + q_bias
-    q = q.reshape(B * nby * nbx * bq * bq, nh * dqk).reshape(n, bq * bq, nh, dqk).transpose(1, 2)
+    q = q.reshape(n, bq * bq, nh, dqk).transpose(1, 2)
 
     # relative logits, batched: a[..., i, j, :w] = q . height_rel[w-1 + kr - i], a[..., i, j, w:] = q . width_rel[..]
     idx = _rel_index(bq, w, dev)
@@ -173,8 +222,7 @@ def halo_attention(
 
     # back to the query grid: one row gather (drops the padded queries), then NCHW
     out = out.transpose(1, 2).reshape(n * bq * bq, nh * dv)
-    rows = _grid_rows(B, hq, wq, bq, nby, nbx, dev)
-    out = out.index_select(0, rows).reshape(B, hq * wq, nh * dv).transpose(1, 2).contiguous()
+    out = out.index_select(0, out_rows).reshape(B, hq * wq, nh * dv).transpose(1, 2).contiguous()
     return out.reshape(B, nh * dv, hq, wq)
 
 
