@@ -71,7 +71,7 @@ class ContMix(nn.Module):
             device=None,
             dtype=None,
     ):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         if dim % (2 * num_groups):
             raise ValueError(f'dim ({dim}) must be divisible by 2 * num_groups ({2 * num_groups})')

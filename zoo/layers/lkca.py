@@ -130,7 +130,7 @@ class LargeKernelConvAttention(nn.Module):
             dtype=None,
     ):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         assert view in _VIEWS, f'view must be one of {_VIEWS}, got {view!r}'
         assert kernel_size[0] % 2 == 1 and kernel_size[1] % 2 == 1, 'kernel size must be odd'
         inner_dim = num_heads * head_dim

@@ -1,15 +1,30 @@
-"""Checkpoint plumbing shared by the family files: unwrap, validate, report clearly.
+"""What the family files share: the input check, the pretrained cfg base, model building, and the timm model surface
+(:class:`ZooModel`, :class:`StagedModel`).
 
 The checkpoint helpers live in :mod:`zoo.checkpoint`; they are re-exported here for the family files.
+
+FX and TorchScript: ``check_input`` is an FX leaf. torch.fx wraps a leaf only in the module globals of the traced
+``forward`` (and of the submodules' ``forward``), so every family keeps ``forward`` and ``forward_features`` (which
+runs the check) in its own file; the shared methods here never run the check on the traced path. The methods a
+scripted ``forward`` reaches (``forward_head``) and ``forward_intermediates`` are TorchScript-compatible; the others
+are ``@torch.jit.ignore``.
 """
-from typing import Dict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from timm.layers import register_notrace_function
+import torch.nn as nn
+from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function
+from timm.models import build_model_with_cfg, checkpoint_seq
+from timm.models._features import feature_take_indices
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..checkpoint import CheckpointError, check_state_dict, strip_prefix, unwrap_state_dict
 
-__all__ = ['CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input']
+__all__ = [
+    'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input',
+    'imagenet_cfg', 'build_zoo_model', 'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head',
+    'BlockStage', 'ZooModel', 'StagedModel',
+]
 
 
 @register_notrace_function  # a leaf under FX: the checks run when the traced graph runs
@@ -45,3 +60,201 @@ def imagenet_cfg(first_conv: str, classifier: str, paper: str, origin_url: str, 
                first_conv=first_conv, classifier=classifier, license=license, paper_ids=paper, origin_url=origin_url)
     cfg.update(overrides)
     return cfg
+
+
+def build_zoo_model(
+        model_cls: Callable[..., nn.Module],
+        variant: str,
+        pretrained: bool,
+        filter_fn: Callable,
+        model_args: Dict[str, Any],
+        kwargs: Dict[str, Any],
+        out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
+        feature_cls: Optional[str] = 'getter',
+        **build_args,
+) -> nn.Module:
+    """``build_model_with_cfg`` as every family calls it: the variant's ``model_args`` overridden by the caller's
+    ``kwargs``, the family's checkpoint filter ``filter_fn``, and ``features_only`` at ``out_indices`` (the
+    caller's ``out_indices`` win) through timm's getter (``forward_intermediates``), or with ``feature_cls=None``
+    through timm's hooks on the flattened stages. ``out_indices=None``: timm's default feature extraction."""
+    kwargs = dict(model_args, **kwargs)
+    feature_cfg = None
+    if out_indices is not None:
+        feature_cfg = dict(out_indices=kwargs.pop('out_indices', tuple(out_indices)))
+        if feature_cls:
+            feature_cfg['feature_cls'] = feature_cls
+        else:
+            feature_cfg['flatten_sequential'] = True
+    return build_model_with_cfg(
+        model_cls, variant, pretrained, pretrained_filter_fn=filter_fn, feature_cfg=feature_cfg, **build_args,
+        **kwargs)
+
+
+_RESNET_LAYOUTS = dict(
+    resnet18=dict(block=BasicBlock, layers=(2, 2, 2, 2)),
+    resnet34=dict(block=BasicBlock, layers=(3, 4, 6, 3)),
+    resnet50=dict(block=Bottleneck, layers=(3, 4, 6, 3)),
+    resnet101=dict(block=Bottleneck, layers=(3, 4, 23, 3)),
+    resnext50_32x4d=dict(block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4),
+)
+
+
+def resnet_args(arch: str, **extra) -> Dict[str, Any]:
+    """timm ``ResNet`` arguments of the standard layout ``arch`` (resnet18/34/50/101, resnext50_32x4d) + ``extra``."""
+    return dict(_RESNET_LAYOUTS[arch], **extra)
+
+
+def build_attention_resnet(
+        variant: str, pretrained: bool, filter_fn: Callable, attn_layer: Callable, kwargs: Dict[str, Any]) -> nn.Module:
+    """timm's ``ResNet`` with ``attn_layer`` in every residual block (after the last BN of the branch, before the
+    shortcut addition), initialised as the official CBAM and triplet-attention code (no zero-init of the last BN
+    unless ``zero_init_last``), with timm's ResNet feature extraction."""
+    return build_zoo_model(ResNet, variant, pretrained, filter_fn, dict(zero_init_last=False), kwargs, out_indices=None,
+                           block_args=dict(attn_layer=attn_layer))
+
+
+def stage_group_matcher(coarse: bool, stem: str = r'^stem', norm: Optional[str] = r'^norm', **groups) -> Dict[str, Any]:
+    """timm ``group_matcher`` of ``stages.<i>`` holding an optional ``downsample`` and ``blocks.<j>``, the final
+    ``norm`` last (``norm=None``: none), plus the family's own ``groups``."""
+    fine: List[Tuple[str, Optional[Tuple[int, ...]]]] = [
+        (r'^stages\.(\d+)\.downsample', (0,)),
+        (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+    ]
+    if norm:
+        fine.append((norm, (99999,)))
+    return dict(stem=stem, blocks=r'^stages\.(\d+)' if coarse else fine, **groups)
+
+
+def linear_head(model: nn.Module, in_features: int, num_classes: int) -> nn.Module:
+    """A new linear classifier (``nn.Identity`` for ``num_classes=0``) on ``model``'s device and dtype (also when
+    the current classifier holds no parameter), in ``model``'s train/eval mode."""
+    head = nn.Linear(in_features, num_classes, **get_device_dtype(model)) if num_classes > 0 else nn.Identity()
+    return head.train(model.training)
+
+
+class BlockStage(nn.Module):
+    """A stage ``downsample -> blocks`` with timm's grad checkpointing over ``blocks`` (an ``nn.Sequential``); the
+    subclass builds both after ``super().__init__()`` (``downsample``: ``nn.Identity`` where the stage has none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+
+class ZooModel:
+    """The timm model surface the zoo families share (a mixin: list it before ``nn.Module``).
+
+    A family defines ``_forward_levels`` (the work of ``forward_intermediates``), ``_prune_levels`` (of
+    ``prune_intermediate_layers``), ``forward_features`` and ``forward``; its feature levels are its ``stages``
+    unless it overrides ``_num_levels``. The defaults here fit a timm ``ClassifierHead`` named ``head``; a family
+    with another head overrides ``reset_classifier`` and ``forward_head``.
+    """
+
+    def _num_levels(self) -> int:
+        return len(self.stages)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Every ``grad_checkpointing`` flag in the model: the model's own and its stages'."""
+        for m in self.modules():
+            if hasattr(m, 'grad_checkpointing'):
+                m.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc if isinstance(self.head, ClassifierHead) else self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        # the new classifier takes the model's device/dtype (the head may hold no parameter to infer them from)
+        self.head.reset(num_classes, global_pool, **get_device_dtype(self))
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """timm's feature API: the feature maps of the levels ``indices`` selects (``feature_info`` order; all if
+        None, the last n if an int) and, unless ``intermediates_only``, the final features.
+
+        ``stop_early`` skips what only later levels need (the final features are then those of the last level
+        run), ``norm`` applies the final norm to the level it fits; the family's ``_forward_levels`` documents
+        its levels.
+        """
+        take_indices, max_index = feature_take_indices(self._num_levels(), indices)
+        final, intermediates = self._forward_levels(
+            x, take_indices, max_index, norm, stop_early, output_fmt, not intermediates_only)
+        if intermediates_only:
+            return intermediates
+        return final, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """timm's feature API: remove what the levels ``indices`` selects do not need (``prune_norm``: the final
+        norm too, ``prune_head``: the classifier); returns the selected level indices. The family's
+        ``_prune_levels`` documents what goes."""
+        take_indices, max_index = feature_take_indices(self._num_levels(), indices)
+        self._prune_levels(max_index, prune_norm, prune_head)
+        return take_indices
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+class StagedModel(ZooModel):
+    """A model ``stem -> stages -> norm -> head``: ``stages`` an ``nn.Sequential`` whose stage ``i`` gives feature
+    level ``i``, ``norm`` the final norm (of the last stage only), ``head`` a timm ``ClassifierHead``.
+
+    The family defines ``_check_input(x)`` (its input check), ``forward_features`` and ``forward``.
+    """
+
+    def _forward_levels(
+            self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
+            output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Stage outputs; ``norm`` applies the final norm to the last stage's output."""
+        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        self._check_input(x)
+        last_idx = len(self.stages) - 1
+        x = self.stem(x)
+        if torch.jit.is_scripting() or not stop_early:
+            stages = self.stages
+        else:
+            stages = self.stages[:max_index + 1]
+        intermediates = []
+        feat_idx = 0
+        for feat_idx, stage in enumerate(stages):
+            x = stage(x)
+            if feat_idx in take_indices:
+                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
+        """Keep the stages up to ``max_index``. The final norm (sized for the last stage) goes with ``prune_norm``
+        or when stages are removed; then the features end at the last kept stage and the head becomes a
+        pass-through (pooling and classifier removed)."""
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[:max_index + 1]
+        if prune_norm or prune_end:
+            self.norm = nn.Identity().train(self.training)
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+            self.head.reset(0, '', in_features=self.num_features)
+            self.num_classes = 0
+        elif prune_head:
+            self.reset_classifier(0, '')

@@ -16,19 +16,18 @@ Differences from the official code (numerics unchanged for the released models):
   * BRA gathers routed regions once and uses fused scaled-dot-product attention, so no attention matrix is
     materialised (see zoo/layers/bra.py).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
-from timm.layers.helpers import get_device_dtype
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.models import generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.layers.lepe import AttentionLePE
-from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import BlockStage, StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
+from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['BiFormer']
 
@@ -111,7 +110,7 @@ class BiFormerBlock(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
-class BiFormerStage(nn.Module):
+class BiFormerStage(BlockStage):
     def __init__(
             self,
             in_chs: int,
@@ -132,7 +131,6 @@ class BiFormerStage(nn.Module):
     ):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        self.grad_checkpointing = False
         self.downsample = Downsample(in_chs, dim, **dd) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[
             BiFormerBlock(
@@ -141,16 +139,8 @@ class BiFormerStage(nn.Module):
                 **dd)
             for i in range(depth)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
-        else:
-            x = self.blocks(x)
-        return x
 
-
-class BiFormer(nn.Module):
+class BiFormer(StagedModel, nn.Module):
     """BiFormer backbone + classifier.
 
     Args:
@@ -169,6 +159,9 @@ class BiFormer(nn.Module):
         mask_padding: BRA keeps padded tokens out of routing and attention (deviation; default = official auto_pad).
         drop_rate: Dropout before the classifier.
         drop_path_rate: Stochastic depth rate (linear over all blocks).
+
+    Feature levels are the stage outputs at strides 4/8/16/32 (``forward_intermediates(norm=True)`` applies the
+    final BatchNorm to the last one).
     """
 
     def __init__(
@@ -231,88 +224,15 @@ class BiFormer(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict:
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.downsample', (0,)),
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-                (r'^norm', (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for s in self.stages:
-            s.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        # the new classifier takes the model's device/dtype (the head may hold no parameter to infer them from)
-        self.head.reset(num_classes, global_pool, **get_device_dtype(self))
+        return stage_group_matcher(coarse)
 
     def _check_input(self, x: torch.Tensor) -> None:
         # an FX leaf: traced graphs keep the check; a map smaller than the total stride cannot be served
         check_input(x, self.in_chans, self.min_input_size, 'BiFormer')
 
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Stage outputs (strides 4/8/16/32); ``norm`` applies the final BatchNorm to the last stage's output."""
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
-        self._check_input(x)
-        intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        last_idx = len(self.stages) - 1
-
-        x = self.stem(x)
-        if torch.jit.is_scripting() or not stop_early:
-            stages = self.stages
-        else:
-            stages = self.stages[:max_index + 1]
-        feat_idx = 0
-        for feat_idx, stage in enumerate(stages):
-            x = stage(x)
-            if feat_idx in take_indices:
-                if norm and feat_idx == last_idx:
-                    intermediates.append(self.norm(x))
-                else:
-                    intermediates.append(x)
-
-        if intermediates_only:
-            return intermediates
-        if feat_idx == last_idx:
-            x = self.norm(x)
-        return x, intermediates
-
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        prune_end = max_index < len(self.stages) - 1
-        self.stages = self.stages[:max_index + 1]
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
+        super()._prune_levels(max_index, prune_norm, prune_head)
         self.min_input_size = self.feature_info[max_index]['reduction']
-        if prune_norm or prune_end:
-            self.norm = nn.Identity()  # sized for (and only applied to) the last stage
-        if prune_end:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
-            self.head.reset(0, '', in_features=self.num_features)
-            self.num_classes = 0
-        elif prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
@@ -321,13 +241,8 @@ class BiFormer(nn.Module):
         x = self.norm(x)
         return x
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=True) if pre_logits else self.head(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)
-        x = self.forward_head(x)
-        return x
+        return self.forward_head(self.forward_features(x))
 
 
 def _official_key(k: str) -> str:
@@ -356,43 +271,40 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: BiFormer) -
     return check_state_dict(sd, model)
 
 
+# each variant's hyper-parameters (official models/biformer.py)
+model_args = dict(
+    zoo_biformer_tiny=dict(
+        depths=(2, 2, 8, 2), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2)),
+    zoo_biformer_small=dict(
+        depths=(4, 4, 18, 4), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2)),
+    zoo_biformer_base=dict(
+        depths=(4, 4, 18, 4), embed_dims=(96, 192, 384, 768), head_dim=32, n_win=7, topks=(1, 4, 16, -2)),
+)
+
+
 def _create_biformer(variant: str, pretrained: bool = False, **kwargs) -> BiFormer:
-    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
-    return build_model_with_cfg(
-        BiFormer, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs)
+    return build_zoo_model(BiFormer, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs)
 
 
-def _cfg(**kwargs):
-    return imagenet_cfg('stem.conv1', 'head.fc', 'arXiv:2303.08810', 'https://github.com/rayleizhu/BiFormer',
-                        **{'license': 'mit', 'min_input_size': (3, 32, 32), **kwargs})
-
-
-default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_biformer_tiny': _cfg(),
-    'zoo_biformer_small': _cfg(),
-    'zoo_biformer_base': _cfg(),
-}))
+default_cfgs = generate_default_cfgs(pretrained_cfgs(dict.fromkeys(
+    ('zoo_biformer_tiny', 'zoo_biformer_small', 'zoo_biformer_base'),
+    imagenet_cfg('stem.conv1', 'head.fc', 'arXiv:2303.08810', 'https://github.com/rayleizhu/BiFormer', license='mit',
+                 min_input_size=(3, 32, 32)))))
 
 
 @register_model
 def zoo_biformer_tiny(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-T: 13.1M params, 2.2 GFLOPs, 81.4% IN-1k top-1."""
-    model_args = dict(depths=(2, 2, 8, 2), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
-    return _create_biformer('zoo_biformer_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_biformer('zoo_biformer_tiny', pretrained, **kwargs)
 
 
 @register_model
 def zoo_biformer_small(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-S: 25.5M params, 4.5 GFLOPs, 83.8% IN-1k top-1."""
-    model_args = dict(depths=(4, 4, 18, 4), embed_dims=(64, 128, 256, 512), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
-    return _create_biformer('zoo_biformer_small', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_biformer('zoo_biformer_small', pretrained, **kwargs)
 
 
 @register_model
 def zoo_biformer_base(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-B: 56.8M params, 9.8 GFLOPs, 84.3% IN-1k top-1."""
-    model_args = dict(depths=(4, 4, 18, 4), embed_dims=(96, 192, 384, 768), head_dim=32, n_win=7, topks=(1, 4, 16, -2))
-    return _create_biformer('zoo_biformer_base', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_biformer('zoo_biformer_base', pretrained, **kwargs)

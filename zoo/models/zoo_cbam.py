@@ -16,12 +16,13 @@ from functools import partial
 from typing import Any, Dict
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from timm.models import generate_default_cfgs, register_model
+from timm.models.resnet import ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
-from zoo.models._helpers import imagenet_cfg, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import build_attention_resnet, imagenet_cfg, resnet_args
+from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['checkpoint_filter_fn']
 
@@ -57,63 +58,54 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str,
     return check_state_dict(out, model, source='CBAM checkpoint')
 
 
+# each variant's ResNet layout
+model_args = dict(
+    zoo_resnet18_cbam=resnet_args('resnet18'),
+    zoo_resnet34_cbam=resnet_args('resnet34'),
+    zoo_resnet50_cbam=resnet_args('resnet50'),
+    zoo_resnet101_cbam=resnet_args('resnet101'),
+    zoo_resnext50_32x4d_cbam=resnet_args('resnext50_32x4d'),
+)
+
+
 def _create_cbam_resnet(variant: str, pretrained: bool = False, **kwargs) -> ResNet:
-    kernel_size = kwargs.pop('attn_kernel_size', 7)
-    reduction = kwargs.pop('attn_reduction', 16)
-    block_args = dict(attn_layer=partial(CBAM, reduction=reduction, kernel_size=kernel_size))
-    kwargs.setdefault('zero_init_last', False)  # official init: no zero-init of the last BN
-    return build_model_with_cfg(
-        ResNet, variant, pretrained,
-        block_args=block_args,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        **kwargs,
-    )
+    kwargs = dict(model_args[variant], **kwargs)
+    attn_layer = partial(
+        CBAM, reduction=kwargs.pop('attn_reduction', 16), kernel_size=kwargs.pop('attn_kernel_size', 7))
+    return build_attention_resnet(variant, pretrained, checkpoint_filter_fn, attn_layer, kwargs)
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    return imagenet_cfg('conv1', 'fc', 'arXiv:1807.06521', 'https://github.com/Jongchan/attention-module',
-                        **{'license': 'mit', 'interpolation': 'bilinear', **kwargs})
-
-
-default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_resnet18_cbam': _cfg(),
-    'zoo_resnet34_cbam': _cfg(),
-    'zoo_resnet50_cbam': _cfg(),
-    'zoo_resnet101_cbam': _cfg(),
-    'zoo_resnext50_32x4d_cbam': _cfg(),
-}))
+default_cfgs = generate_default_cfgs(pretrained_cfgs(dict.fromkeys(
+    ('zoo_resnet18_cbam', 'zoo_resnet34_cbam', 'zoo_resnet50_cbam', 'zoo_resnet101_cbam', 'zoo_resnext50_32x4d_cbam'),
+    imagenet_cfg('conv1', 'fc', 'arXiv:1807.06521', 'https://github.com/Jongchan/attention-module', license='mit',
+                 interpolation='bilinear'))))
 
 
 @register_model
 def zoo_resnet18_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-18 + CBAM (paper: 11.78M params)."""
-    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
-    return _create_cbam_resnet('zoo_resnet18_cbam', pretrained, **dict(model_args, **kwargs))
+    return _create_cbam_resnet('zoo_resnet18_cbam', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet34_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-34 + CBAM (paper: 21.96M params)."""
-    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
-    return _create_cbam_resnet('zoo_resnet34_cbam', pretrained, **dict(model_args, **kwargs))
+    return _create_cbam_resnet('zoo_resnet34_cbam', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet50_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-50 + CBAM (paper: 28.09M params; official weights 77.622 top-1)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
-    return _create_cbam_resnet('zoo_resnet50_cbam', pretrained, **dict(model_args, **kwargs))
+    return _create_cbam_resnet('zoo_resnet50_cbam', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet101_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-101 + CBAM (paper: 49.33M params)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
-    return _create_cbam_resnet('zoo_resnet101_cbam', pretrained, **dict(model_args, **kwargs))
+    return _create_cbam_resnet('zoo_resnet101_cbam', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnext50_32x4d_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNeXt-50 32x4d + CBAM (paper: 27.56M params)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
-    return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **dict(model_args, **kwargs))
+    return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **kwargs)

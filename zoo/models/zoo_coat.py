@@ -37,12 +37,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.models import checkpoint, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
-from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
+from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['CoaT']
 
@@ -220,7 +220,7 @@ class CoaTStage(nn.Module):
         return x, size
 
 
-class CoaT(nn.Module):
+class CoaT(ZooModel, nn.Module):
     """CoaT (with parallel blocks) and CoaT-Lite (serial only)."""
 
     def __init__(
@@ -328,25 +328,12 @@ class CoaT(nn.Module):
             parallel=r'^parallel_blocks' if coarse else r'^parallel_blocks\.(\d+)',
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         self.num_classes = num_classes
         if global_pool is not None:
             assert global_pool in ('token', 'avg'), f'CoaT global_pool must be token or avg, got {global_pool!r}'
             self.global_pool = global_pool
-        ref = self.stages[0].cls_token
-        self.head = nn.Linear(
-            self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0 else nn.Identity()
-        self.head.train(self.training)
+        self.head = linear_head(self, self.num_features, num_classes)
 
     def _forward_stages(
             self, x: torch.Tensor, num_stages: int) -> Tuple[List[torch.Tensor], List[Tuple[int, int]]]:
@@ -395,30 +382,19 @@ class CoaT(nn.Module):
         return out
 
     @torch.jit.ignore
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def _forward_levels(
+            self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
+            output_fmt: str, final: bool) -> Tuple[Union[torch.Tensor, List[torch.Tensor]], List[torch.Tensor]]:
         """Stage maps without class tokens (NCHW, strides 4/8/16/32).
 
-        Args:
-            indices: take the last n stages if int, all if None, these stages if a sequence.
-                For CoaT, stages 2-4 (indices 1-3) are taken after the parallel blocks.
-            norm: apply the final norm of the matching scale (CoaT-Lite: index 3 only; CoaT: indices 1-3).
-            stop_early: stop after the last stage needed (CoaT needs all stages for indices 1-3).
-        Returns:
-            ``(forward_features output, intermediates)``, or only the intermediates. When stopped early, the first
-            element is the token sequence of the last computed stage, without norm.
+        For CoaT, stages 2-4 (indices 1-3) are taken after the parallel blocks, so ``stop_early`` only saves work
+        for index 0. ``norm`` applies the final norm of the matching scale (CoaT-Lite: index 3 only; CoaT: indices
+        1-3). The final features are ``forward_features``' output; when stopped early, the token sequence of the
+        last computed stage, without norm.
         """
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
         check_input(x, self.in_chans, self.min_input_size, 'CoaT')
         num_stages = len(self.stages)
-        take_indices, max_index = feature_take_indices(num_stages, indices)
         run = num_stages
         if stop_early and (self.parallel_blocks is None or max_index == 0):
             run = max_index + 1
@@ -431,24 +407,17 @@ class CoaT(nn.Module):
             if norm and i >= first_head_scale:
                 t = self.norms[i - first_head_scale](t)
             intermediates.append(_tokens_to_map(t, sizes[i]).contiguous())
-        if intermediates_only:
-            return intermediates
-        final = self._final_tokens(xs, use_norms=run == num_stages)
-        return final, intermediates
+        if not final:
+            return xs[-1], intermediates
+        return self._final_tokens(xs, use_norms=run == num_stages), intermediates
 
     @torch.jit.ignore
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
         """Drop what the requested intermediates do not need.
 
         CoaT's parallel blocks need every stage, so only a request for stage 1 alone removes later stages there.
         When stages are removed the final features become the last kept stage (no norm, no head).
         """
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
         if max_index + 1 < len(self.stages) and (self.parallel_blocks is None or max_index == 0):
             self.stages = self.stages[:max_index + 1]
             self.parallel_blocks = None
@@ -461,7 +430,6 @@ class CoaT(nn.Module):
         if prune_head:
             self.aggregate = None  # part of the classifier; forward_head then reads the last scale only
             self.reset_classifier(0)
-        return take_indices
 
     def forward_features(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         """Normed token sequences with class token: (B, 1 + N, C) for CoaT-Lite, a list of scales 2-4 for CoaT."""
@@ -563,73 +531,70 @@ def checkpoint_filter_fn(state_dict, model: CoaT) -> Dict[str, torch.Tensor]:
     return check_state_dict(sd, model, source='CoaT checkpoint')
 
 
+# each variant's hyper-parameters (official src/models/coat.py)
+model_args = dict(
+    zoo_coat_lite_tiny=dict(embed_dims=(64, 128, 256, 320), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
+    zoo_coat_lite_mini=dict(embed_dims=(64, 128, 320, 512), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
+    zoo_coat_lite_small=dict(embed_dims=(64, 128, 320, 512), serial_depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4)),
+    zoo_coat_lite_medium=dict(embed_dims=(128, 256, 320, 512), serial_depths=(3, 6, 10, 8), mlp_ratios=(4, 4, 4, 4)),
+    zoo_coat_tiny=dict(
+        embed_dims=(152, 152, 152, 152), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4)),
+    zoo_coat_mini=dict(
+        embed_dims=(152, 216, 216, 216), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4)),
+    zoo_coat_small=dict(
+        embed_dims=(152, 320, 320, 320), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4)),
+)
+
+
 def _create_coat(variant: str, pretrained: bool = False, **kwargs) -> CoaT:
-    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
-    return build_model_with_cfg(
-        CoaT, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(CoaT, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs)
 
 
-def _cfg(**kwargs):
-    # official eval: resize 256/224 bicubic + centre crop; the class-token head has no fixed pooled map
-    return imagenet_cfg('stages.0.patch_embed.proj', 'head', 'arXiv:2104.06399', 'https://github.com/mlpc-ucsd/CoaT',
-                        **{'pool_size': None, 'min_input_size': (3, 32, 32), **kwargs})
-
-
-default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_coat_lite_tiny': _cfg(),
-    'zoo_coat_lite_mini': _cfg(),
-    'zoo_coat_lite_small': _cfg(),
-    'zoo_coat_lite_medium': _cfg(),
-    'zoo_coat_tiny': _cfg(),
-    'zoo_coat_mini': _cfg(),
-    'zoo_coat_small': _cfg(),
-}))
+# official eval: resize 256/224 bicubic + centre crop; the class-token head has no fixed pooled map
+default_cfgs = generate_default_cfgs(pretrained_cfgs(dict.fromkeys(
+    ('zoo_coat_lite_tiny', 'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_tiny',
+     'zoo_coat_mini', 'zoo_coat_small'),
+    imagenet_cfg('stages.0.patch_embed.proj', 'head', 'arXiv:2104.06399', 'https://github.com/mlpc-ucsd/CoaT',
+                 pool_size=None, min_input_size=(3, 32, 32)))))
 
 
 @register_model
-def zoo_coat_lite_tiny(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(embed_dims=(64, 128, 256, 320), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4))
-    return _create_coat('zoo_coat_lite_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_lite_tiny(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT-Lite Tiny (official ``coat_lite_tiny``)."""
+    return _create_coat('zoo_coat_lite_tiny', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_lite_mini(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(embed_dims=(64, 128, 320, 512), serial_depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4))
-    return _create_coat('zoo_coat_lite_mini', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_lite_mini(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT-Lite Mini (official ``coat_lite_mini``)."""
+    return _create_coat('zoo_coat_lite_mini', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_lite_small(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(embed_dims=(64, 128, 320, 512), serial_depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4))
-    return _create_coat('zoo_coat_lite_small', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_lite_small(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT-Lite Small (official ``coat_lite_small``)."""
+    return _create_coat('zoo_coat_lite_small', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_lite_medium(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(embed_dims=(128, 256, 320, 512), serial_depths=(3, 6, 10, 8), mlp_ratios=(4, 4, 4, 4))
-    return _create_coat('zoo_coat_lite_medium', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_lite_medium(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT-Lite Medium (official ``coat_lite_medium``)."""
+    return _create_coat('zoo_coat_lite_medium', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_tiny(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(
-        embed_dims=(152, 152, 152, 152), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
-    return _create_coat('zoo_coat_tiny', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_tiny(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT Tiny (official ``coat_tiny``)."""
+    return _create_coat('zoo_coat_tiny', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_mini(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(
-        embed_dims=(152, 216, 216, 216), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
-    return _create_coat('zoo_coat_mini', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_mini(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT Mini (official ``coat_mini``)."""
+    return _create_coat('zoo_coat_mini', pretrained, **kwargs)
 
 
 @register_model
-def zoo_coat_small(pretrained=False, **kwargs) -> CoaT:
-    model_args = dict(
-        embed_dims=(152, 320, 320, 320), serial_depths=(2, 2, 2, 2), parallel_depth=6, mlp_ratios=(4, 4, 4, 4))
-    return _create_coat('zoo_coat_small', pretrained=pretrained, **dict(model_args, **kwargs))
+def zoo_coat_small(pretrained: bool = False, **kwargs) -> CoaT:
+    """CoaT Small (official ``coat_small``)."""
+    return _create_coat('zoo_coat_small', pretrained, **kwargs)

@@ -55,17 +55,17 @@ stagewise stochastic depth).
 import re
 from dataclasses import replace
 from functools import partial
-from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from timm.layers import make_divisible
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
-from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import build_zoo_model, imagenet_cfg
+from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['HaloBlock', 'HaloNet']
 
@@ -91,7 +91,7 @@ class HaloBlock(SelfAttnBlock):
         super().__init__(in_chs, out_chs, bottle_ratio=bottle_ratio, layers=replace(layers, self_attn=self_attn),
                          **kwargs)
         if v_chs != qk_chs:
-            dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
+            dd = {'device': kwargs.get('device'), 'dtype': kwargs.get('dtype')}
             if not isinstance(self.post_attn, nn.Identity):
                 self.post_attn = layers.norm_act(v_chs, **dd)
             self.conv3_1x1 = layers.conv_norm_act(v_chs, out_chs, 1, apply_act=False, **dd)
@@ -101,26 +101,16 @@ class HaloNet(ByobNet):
     """ByobNet built from :class:`HaloBlock` stages (see ``_halonet_cfg``).
 
     The standard surface (``group_matcher``, ``set_grad_checkpointing``, ``get_classifier``, ``reset_classifier``,
-    ``prune_intermediate_layers``, ``forward_head``) is ByobNet's; this class adds the input check (an FX leaf) and
-    defines ``forward`` here so that torch.fx wraps that check (FX patches leaf functions in the traced
-    ``forward``'s module globals).
+    ``forward_intermediates``, ``prune_intermediate_layers``, ``forward_head``) is ByobNet's; this class adds the
+    input check (an FX leaf) and defines ``forward`` here so that torch.fx wraps that check (FX patches leaf
+    functions in the traced ``forward``'s module globals).
     """
 
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-            exclude_final_conv: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Features of the stem (stride 2), stages 1-3 and stage 4 + final conv (stride 32); see ByobNet."""
+    def forward_intermediates(self, x: torch.Tensor, *args, **kwargs):
+        """ByobNet's (same arguments), after the input check: features of the stem (stride 2), stages 1-3 and
+        stage 4 + final conv (stride 32)."""
         check_input(x, self.in_chans)
-        return super().forward_intermediates(
-            x, indices=indices, norm=norm, stop_early=stop_early, output_fmt=output_fmt,
-            intermediates_only=intermediates_only, exclude_final_conv=exclude_final_conv)
+        return super().forward_intermediates(x, *args, **kwargs)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_chans)
@@ -132,9 +122,7 @@ class HaloNet(ByobNet):
         return self.final_conv(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)
-        x = self.forward_head(x)
-        return x
+        return self.forward_head(self.forward_features(x))
 
 
 def checkpoint_filter_fn(state_dict, model: HaloNet):
@@ -179,80 +167,67 @@ model_cfgs = dict(
 
 def _create_halonet(variant: str, pretrained: bool = False, **kwargs) -> HaloNet:
     # features_only default: the four stage outputs at strides 4/8/16/32 (index 0 is the stride-2 stem)
-    out_indices = kwargs.pop('out_indices', (1, 2, 3, 4))
-    return build_model_with_cfg(
-        HaloNet, variant, pretrained,
-        model_cfg=model_cfgs[variant],
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, flatten_sequential=True),
-        **kwargs,
-    )
+    return build_zoo_model(HaloNet, variant, pretrained, checkpoint_filter_fn, {}, kwargs, out_indices=(1, 2, 3, 4),
+                           feature_cls=None, model_cfg=model_cfgs[variant])
 
 
-def _cfg(size: int, **kwargs):
+def _cfg(size: int) -> dict:
     pool = -(-size // 32)
     return imagenet_cfg('stem.conv1.conv', 'head.fc', 'arXiv:2103.12731',
                         'https://github.com/huggingface/pytorch-image-models',
-                        **{'input_size': (3, size, size), 'pool_size': (pool, pool), 'crop_pct': 0.95,
-                           'paper_name': 'Scaling Local Self-Attention for Parameter Efficient Visual Backbones',
-                           **kwargs})
+                        input_size=(3, size, size), pool_size=(pool, pool), crop_pct=0.95,
+                        paper_name='Scaling Local Self-Attention for Parameter Efficient Visual Backbones')
 
 
-default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_halonet_h0': _cfg(256),
-    'zoo_halonet_h1': _cfg(256),
-    'zoo_halonet_h2': _cfg(256),
-    'zoo_halonet_h3': _cfg(320),
-    'zoo_halonet_h4': _cfg(384),
-    'zoo_halonet_h5': _cfg(448),
-    'zoo_halonet_h6': _cfg(512),
-    'zoo_halonet_h7': _cfg(600),
-}))
+# the paper's image size of each model
+default_cfgs = generate_default_cfgs(pretrained_cfgs({name: _cfg(size) for name, size in dict(
+    zoo_halonet_h0=256, zoo_halonet_h1=256, zoo_halonet_h2=256, zoo_halonet_h3=320, zoo_halonet_h4=384,
+    zoo_halonet_h5=448, zoo_halonet_h6=512, zoo_halonet_h7=600).items()}))
 
 
 @register_model
 def zoo_halonet_h0(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H0 (5.5M, 256 px): b 8, h 3, r_v 1, r_b 0.5, l_3 7."""
-    return _create_halonet('zoo_halonet_h0', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h0', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h1(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H1 (8.1M, 256 px): b 8, h 3, r_v 1, r_b 1, l_3 10 (= timm's halonet_h1)."""
-    return _create_halonet('zoo_halonet_h1', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h1', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h2(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H2 (9.4M, 256 px): b 8, h 3, r_v 1, r_b 1.25, l_3 11."""
-    return _create_halonet('zoo_halonet_h2', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h2', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h3(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H3 (11.8M, 320 px): b 10, h 3, r_v 1, r_b 1.5, l_3 12, d_f 1024."""
-    return _create_halonet('zoo_halonet_h3', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h3', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h4(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H4 (19.1M, 384 px): b 12, h 2, r_v 1, r_b 3, l_3 12, d_f 1280."""
-    return _create_halonet('zoo_halonet_h4', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h4', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h5(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H5 (30.7M, 448 px): b 14, h 2, r_v 2.5, r_b 2, l_3 23, d_f 1536."""
-    return _create_halonet('zoo_halonet_h5', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h5', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h6(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H6 (43.4M, 512 px): b 8, h 4, r_v 3, r_b 2.75, l_3 24, d_f 1536."""
-    return _create_halonet('zoo_halonet_h6', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h6', pretrained, **kwargs)
 
 
 @register_model
 def zoo_halonet_h7(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H7 (67.4M, 600 px): b 10, h 3, r_v 4, r_b 3.5, l_3 26, d_f 2048."""
-    return _create_halonet('zoo_halonet_h7', pretrained=pretrained, **kwargs)
+    return _create_halonet('zoo_halonet_h7', pretrained, **kwargs)

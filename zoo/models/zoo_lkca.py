@@ -39,14 +39,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import DropPath, Mlp, PatchEmbed, get_device_dtype, resample_abs_pos_embed_nhwc, to_2tuple
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.layers import DropPath, Mlp, PatchEmbed, resample_abs_pos_embed_nhwc, to_2tuple
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
 from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
-from zoo.models._helpers import imagenet_cfg, CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
+from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['LkcaVit']
 
@@ -82,7 +82,7 @@ class LkcaBlock(nn.Module):
             dtype=None,
     ):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.norm1 = nn.LayerNorm(dim, **dd)
         self.attn = LargeKernelConvAttention(
             dim, num_heads=num_heads, head_dim=head_dim, kernel_size=kernel_size, proj_drop=proj_drop, view=attn_view,
@@ -98,7 +98,7 @@ class LkcaBlock(nn.Module):
         return x
 
 
-class LkcaVit(nn.Module):
+class LkcaVit(ZooModel, nn.Module):
     """Isotropic ViT with LKCA token mixing (ViT-LKCA)."""
 
     def __init__(
@@ -134,7 +134,7 @@ class LkcaVit(nn.Module):
             drop_path_rate: stochastic depth, the same rate in every block (author's ``stochastic_depth``).
         """
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         assert global_pool in ('', 'avg')
         img_size = to_2tuple(img_size)
         if patch_size is None:
@@ -201,70 +201,47 @@ class LkcaVit(nn.Module):
             blocks=[(r'^blocks\.(\d+)', None), (r'^fc_norm', (99999,))],
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is not None:
             assert global_pool in ('', 'avg')
             self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
-        self.head.train(self.training)
+        self.head = linear_head(self, self.embed_dim, num_classes)
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, H, W, C); resample the training-grid embedding to the current grid (no-op on the training grid)
         pos = resample_abs_pos_embed_nhwc(self.pos_embed, [x.shape[1], x.shape[2]])
         return self.pos_drop(x + pos)
 
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Final token map and pyramid levels (see the module docstring); ``indices`` select pyramid levels.
+    def _forward_levels(
+            self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
+            output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Final token map and pyramid levels (see the module docstring); ``indices`` select pyramid levels,
+        ``output_fmt`` may also be NHWC.
 
         All levels derive from the last block, so ``stop_early`` has nothing to skip; ``norm`` is accepted for
         API compatibility (the model's only final norm acts on the pooled vector, inside the head).
         """
         assert output_fmt in ('NCHW', 'NHWC'), 'Output format must be one of NCHW or NHWC.'
-        take_indices, _ = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
         x = self._forward_map(x)
         intermediates = self.pyramid(x, take_indices)
-        final = simple_pyramid_level(x, self.feature_level)
         if output_fmt == 'NHWC':
             intermediates = [y.permute(0, 2, 3, 1) for y in intermediates]
-        if intermediates_only:
-            return intermediates
-        return final, intermediates
+        return simple_pyramid_level(x, self.feature_level), intermediates
 
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+    def _num_levels(self) -> int:
+        return NUM_PYRAMID_LEVELS
+
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
         """Every pyramid level needs all blocks; only the classifier (and its pooled-vector norm) can go.
 
         With ``prune_head`` the model becomes a feature extractor and ``forward_features`` ends at the deepest
         kept pyramid level (as timm's pruned models end at their last tap).
         """
-        take_indices, max_index = feature_take_indices(NUM_PYRAMID_LEVELS, indices)
         if prune_head:
             self.fc_norm = nn.Identity().train(self.training)
             self.reset_classifier(0, '')
             self.feature_level = max_index
-        return take_indices
 
     def _forward_map(self, x: torch.Tensor) -> torch.Tensor:
         """The final token map, NCHW at stride p."""
@@ -292,9 +269,7 @@ class LkcaVit(nn.Module):
         return x.permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)
-        x = self.forward_head(x)
-        return x
+        return self.forward_head(self.forward_features(x))
 
 
 _OFFICIAL_BLOCK_KEYS = {
@@ -371,79 +346,70 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: LkcaVit) ->
     return check_state_dict(state_dict, model)
 
 
+# each variant's hyper-parameters (the author's models/create_model.py)
+model_args = dict(
+    zoo_lkca_vit_05m=dict(embed_dim=100, depth=8, num_heads=4, mlp_ratio=2),
+    zoo_lkca_vit_1m=dict(embed_dim=136, depth=9, num_heads=8, mlp_ratio=2),
+    zoo_lkca_vit_2m=dict(embed_dim=192, depth=9, num_heads=12, mlp_ratio=2),
+    zoo_lkca_vit_4m=dict(embed_dim=246, depth=11, num_heads=6, mlp_ratio=2),
+    zoo_lkca_vit_8m=dict(embed_dim=306, depth=14, num_heads=6, mlp_ratio=2),
+    zoo_lkca_vit_12m=dict(embed_dim=360, depth=12, num_heads=8, mlp_ratio=3),
+    zoo_lkca_vit=dict(embed_dim=210, depth=10, num_heads=10, mlp_ratio=2),
+)
+
+
 def _create_lkca(variant: str, pretrained: bool = False, **kwargs) -> LkcaVit:
-    out_indices = kwargs.pop('out_indices', tuple(range(NUM_PYRAMID_LEVELS)))
-    return build_model_with_cfg(
-        LkcaVit, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs)
+    return build_zoo_model(LkcaVit, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs,
+                           out_indices=range(NUM_PYRAMID_LEVELS))
 
 
-def _cfg(**kwargs) -> Dict[str, Any]:
-    # Tiny-ImageNet (64 px, 200 classes, 8x8 token grid) is the author's largest setting
-    return imagenet_cfg('patch_embed.proj', 'head', 'arXiv:2401.05738',
-                        'https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet',
-                        **{'num_classes': 200, 'input_size': (3, 64, 64), 'pool_size': (8, 8), 'crop_pct': 1.0,
-                           'interpolation': 'bilinear', 'mean': TINY_IMAGENET_MEAN, 'std': TINY_IMAGENET_STD,
-                           **kwargs})
-
-
-default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_lkca_vit_05m': _cfg(),
-    'zoo_lkca_vit_1m': _cfg(),
-    'zoo_lkca_vit_2m': _cfg(),
-    'zoo_lkca_vit_4m': _cfg(),
-    'zoo_lkca_vit_8m': _cfg(),
-    'zoo_lkca_vit_12m': _cfg(),
-    'zoo_lkca_vit': _cfg(),
-}))
+# Tiny-ImageNet (64 px, 200 classes, 8x8 token grid) is the author's largest setting
+default_cfgs = generate_default_cfgs(pretrained_cfgs(dict.fromkeys(
+    ('zoo_lkca_vit_05m', 'zoo_lkca_vit_1m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m', 'zoo_lkca_vit_12m',
+     'zoo_lkca_vit'),
+    imagenet_cfg('patch_embed.proj', 'head', 'arXiv:2401.05738',
+                 'https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet',
+                 num_classes=200, input_size=(3, 64, 64), pool_size=(8, 8), crop_pct=1.0, interpolation='bilinear',
+                 mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD))))
 
 
 @register_model
 def zoo_lkca_vit_05m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 0.5M (author's ``vit-05m-lkca``): 0.53M params at 64 px / 200 classes."""
-    model_args = dict(embed_dim=100, depth=8, num_heads=4, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit_05m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_05m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit_1m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 1M (``vit-1m-lkca``)."""
-    model_args = dict(embed_dim=136, depth=9, num_heads=8, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit_1m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_1m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit_2m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 2M (``vit-2m-lkca`` = ``largevit-cnn`` / ``largevit-vit``)."""
-    model_args = dict(embed_dim=192, depth=9, num_heads=12, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit_2m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_2m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit_4m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 4M (``vit-4m-lkca``)."""
-    model_args = dict(embed_dim=246, depth=11, num_heads=6, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit_4m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_4m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit_8m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 8M (``vit-8m-lkca``)."""
-    model_args = dict(embed_dim=306, depth=14, num_heads=6, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit_8m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_8m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit_12m(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA 12M (``vit-12m-lkca``)."""
-    model_args = dict(embed_dim=360, depth=12, num_heads=8, mlp_ratio=3)
-    return _create_lkca('zoo_lkca_vit_12m', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit_12m', pretrained, **kwargs)
 
 
 @register_model
 def zoo_lkca_vit(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA, the author's ``vit-lkca`` configuration (2.7M params)."""
-    model_args = dict(embed_dim=210, depth=10, num_heads=10, mlp_ratio=2)
-    return _create_lkca('zoo_lkca_vit', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_lkca('zoo_lkca_vit', pretrained, **kwargs)

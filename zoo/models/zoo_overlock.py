@@ -33,23 +33,22 @@ Differences from the official code, none of which changes the eval-mode outputs:
     the dense task; ``dense_outputs=True`` adds them (``dense_norms``, ``dense_ctx_norm``, ``dense_ctx_proj``)
     and applies them to the intermediates exactly as the official dense backbones do.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from timm.layers import ClassifierHead, DropPath, LayerNorm2d, SEModule, SelectAdaptivePool2d
-from timm.layers.helpers import get_device_dtype
 from torch.jit import Final
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.models import generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.contmix import ContMix
 from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d, ResDWConv
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
-from zoo.models._helpers import imagenet_cfg, CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import BlockStage, ZooModel, build_zoo_model, imagenet_cfg, linear_head, stage_group_matcher
+from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
 
@@ -62,7 +61,9 @@ PARITY = dict(
 )
 
 
-def _stem(in_chans: int, dim: int, dd: Dict[str, Any]) -> nn.Sequential:
+def _stem(in_chans: int, dim: int, device=None, dtype=None) -> nn.Sequential:
+    dd = {'device': device, 'dtype': dtype}
+
     def conv(i, o, s):
         return nn.Conv2d(i, o, 3, stride=s, padding=1, bias=False, **dd)
 
@@ -74,7 +75,8 @@ def _stem(in_chans: int, dim: int, dd: Dict[str, Any]) -> nn.Sequential:
     )
 
 
-def _downsample(in_dim: int, out_dim: int, dd: Dict[str, Any]) -> nn.Sequential:
+def _downsample(in_dim: int, out_dim: int, device=None, dtype=None) -> nn.Sequential:
+    dd = {'device': device, 'dtype': dtype}
     return nn.Sequential(nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1, bias=False, **dd),
                          nn.BatchNorm2d(out_dim, **dd))
 
@@ -94,7 +96,7 @@ class RepConvBlock(nn.Module):
             device=None,
             dtype=None,
     ):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         self.dwconv = ResDWConv(dim, **dd)
         self.norm = LayerNorm2d(dim, eps=1e-6, **dd)
@@ -134,7 +136,7 @@ class DynamicConvBlock(nn.Module):
             device=None,
             dtype=None,
     ):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         out_dim = dim + ctx_dim
         self.mix_prior = mix_prior
@@ -180,7 +182,7 @@ class DynamicConvBlock(nn.Module):
         return self.ls2(z) + self.drop_path(self.mlp(self.norm2(z)))
 
 
-class OverLoCKStage(nn.Module):
+class OverLoCKStage(BlockStage):
     """Base-/Overview-Net stage: optional stride-2 downsample + RepConv blocks."""
 
     def __init__(
@@ -194,29 +196,25 @@ class OverLoCKStage(nn.Module):
             ls_init_value: Optional[float],
             drop_path: Sequence[float],
             deploy: bool,
-            dd: Dict[str, Any],
+            device=None,
+            dtype=None,
     ):
         super().__init__()
-        self.grad_checkpointing = False
-        self.downsample = _downsample(in_dim, dim, dd) if downsample else nn.Identity()
+        dd = {'device': device, 'dtype': dtype}
+        self.downsample = _downsample(in_dim, dim, **dd) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[
             RepConvBlock(dim, kernel_size, mlp_ratio, ls_init_value, drop_path[i], deploy, **dd)
             for i in range(depth)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
 
 
 class CtxDownsample(nn.Module):
     """Stride-2 conv + BN of the features and, separately, of the context stream."""
 
-    def __init__(self, in_dim: int, dim: int, ctx_dim: int, dd: Dict[str, Any]):
+    def __init__(self, in_dim: int, dim: int, ctx_dim: int, device=None, dtype=None):
         super().__init__()
-        self.x_proj = _downsample(in_dim, dim, dd)
-        self.h_proj = _downsample(ctx_dim, ctx_dim, dd)
+        dd = {'device': device, 'dtype': dtype}
+        self.x_proj = _downsample(in_dim, dim, **dd)
+        self.h_proj = _downsample(ctx_dim, ctx_dim, **dd)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.x_proj(x), self.h_proj(ctx)
@@ -239,13 +237,15 @@ class FocusStage(nn.Module):
             ls_init_value: Optional[float],
             drop_path: Sequence[float],
             deploy: bool,
-            dd: Dict[str, Any],
+            device=None,
+            dtype=None,
     ):
         super().__init__()
+        dd = {'device': device, 'dtype': dtype}
         self.grad_checkpointing = False
         self.dim = dim
         self.in_dim = in_dim  # channels of the fused input map that are features (the rest is context)
-        self.downsample = CtxDownsample(in_dim, dim, ctx_dim, dd) if downsample else None
+        self.downsample = CtxDownsample(in_dim, dim, ctx_dim, **dd) if downsample else None
         self.blocks = nn.ModuleList([
             DynamicConvBlock(
                 dim, ctx_dim, kernel_size, small_kernel_size, num_heads, mlp_ratio, ls_init_value, drop_path[i],
@@ -270,9 +270,9 @@ class FocusStage(nn.Module):
 class AuxHead(nn.Module):
     """Official auxiliary (deep supervision) classifier on the Overview-Net output: BN -> pool -> linear."""
 
-    def __init__(self, dim: int, num_classes: int, pool_type: str = 'avg', dd: Optional[Dict[str, Any]] = None):
+    def __init__(self, dim: int, num_classes: int, pool_type: str = 'avg', device=None, dtype=None):
         super().__init__()
-        dd = dd or {}
+        dd = {'device': device, 'dtype': dtype}
         self.norm = nn.BatchNorm2d(dim, **dd)
         self.global_pool = SelectAdaptivePool2d(pool_type=pool_type or 'avg', flatten=True)
         self.fc = nn.Linear(dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
@@ -281,7 +281,7 @@ class AuxHead(nn.Module):
         return self.fc(self.global_pool(self.norm(x)))
 
 
-class OverLoCK(nn.Module):
+class OverLoCK(ZooModel, nn.Module):
     """OverLoCK: Base-Net + Overview-Net + Focus-Net with ContMix (see the module docstring)."""
 
     def __init__(
@@ -322,7 +322,7 @@ class OverLoCK(nn.Module):
             dense_outputs: add the dense-prediction output norms / context projection (new modules).
         """
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -340,11 +340,11 @@ class OverLoCK(nn.Module):
             start += d
 
         # Base-Net (stages 0-2) and Overview-Net (stage 3)
-        self.stem = _stem(in_chans, C1, dd)
+        self.stem = _stem(in_chans, C1, **dd)
         self.stages = nn.ModuleList([
             OverLoCKStage(
                 embed_dims[max(i - 1, 0)], embed_dims[i], depths[i], kernel_sizes[i], downsample=i > 0,
-                mlp_ratio=mlp_ratio, ls_init_value=ls_init_value[i], drop_path=dpr_stages[i], deploy=deploy, dd=dd)
+                mlp_ratio=mlp_ratio, ls_init_value=ls_init_value[i], drop_path=dpr_stages[i], deploy=deploy, **dd)
             for i in range(4)])
         # Focus-Net
         self.ctx_proj = nn.Conv2d(C4, ctx_dim, 1, **dd)
@@ -352,7 +352,7 @@ class OverLoCK(nn.Module):
             FocusStage(
                 embed_dims[2 + i - 1], embed_dims[2 + i], ctx_dim, sub_depths[i], kernel_sizes[2 + i],
                 small_kernel_size, sub_num_heads[i], downsample=i > 0, mlp_ratio=sub_mlp_ratio,
-                ls_init_value=ls_init_value[2 + i], drop_path=dpr_stages[4 + i], deploy=deploy, dd=dd)
+                ls_init_value=ls_init_value[2 + i], drop_path=dpr_stages[4 + i], deploy=deploy, **dd)
             for i in range(2)])
         fused_dim = C4 + ctx_dim
         self.feature_info = [
@@ -377,7 +377,7 @@ class OverLoCK(nn.Module):
         self.act_head = nn.SiLU()
         self.num_features = self.head_hidden_size = head_hidden_size
         self.head = ClassifierHead(head_hidden_size, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
-        self.aux_head = AuxHead(C4, num_classes, global_pool, dd) if aux_head else None
+        self.aux_head = AuxHead(C4, num_classes, global_pool, **dd) if aux_head else None
 
         self.apply(self._init_weights)
 
@@ -394,12 +394,8 @@ class OverLoCK(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.downsample', (0,)),
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-            ],
+        return stage_group_matcher(
+            coarse, norm=None,
             focus_blocks=[(r'^ctx_proj', (0,)), (r'^focus_stages\.(\d+)', None)] if coarse else [
                 (r'^ctx_proj', (0, 0)),
                 (r'^focus_stages\.(\d+)\.downsample', (0,)),
@@ -407,24 +403,12 @@ class OverLoCK(nn.Module):
             ],
         )
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for s in list(self.stages) + list(self.focus_stages):
-            s.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
+        super().reset_classifier(num_classes, global_pool)
         if global_pool is not None:
             self.global_pool = global_pool
-        dd = get_device_dtype(self)  # the model's, also when the current classifier has no parameters
-        self.head.reset(num_classes, global_pool, **dd)
         if self.aux_head is not None:
-            self.aux_head.fc = nn.Linear(self.embed_dims[-1], num_classes, **dd) if num_classes > 0 else nn.Identity()
+            self.aux_head.fc = linear_head(self, self.embed_dims[-1], num_classes)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
@@ -461,15 +445,9 @@ class OverLoCK(nn.Module):
             feat = feat + self.dense_ctx_proj(self.dense_ctx_norm(ctx))
         return feat
 
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def _forward_levels(
+            self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
+            output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Features at strides 4, 8, 16, 32 (indices 0-3; see ``feature_info``).
 
         Levels 2 and 3 are Focus-Net maps including the context stream. With ``dense_outputs=True`` the dense
@@ -478,8 +456,7 @@ class OverLoCK(nn.Module):
         """
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
         check_in_chans(x, self.in_chans)
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        last = max_index if stop_early or intermediates_only else 3
+        last = max_index if stop_early or not final else 3
         # levels left after prune_intermediate_layers
         last = min(last, (1 + len(self.focus_stages)) if len(self.focus_stages) > 0 else len(self.stages) - 1)
         intermediates = []
@@ -496,19 +473,16 @@ class OverLoCK(nn.Module):
                 if i in take_indices:
                     intermediates.append(self._dense_out(i, z, ctx))
             x = zs[-1]
-        if intermediates_only:
-            return intermediates
+        if not final:
+            return x, intermediates
         return self.act_head(self.norm_head(self.conv_head(x))), intermediates
 
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
+    def _num_levels(self) -> int:
+        return len(self.feature_info)
+
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
         """Drop the modules not needed for the requested intermediates (conv_head too, unless the last level
         is kept and ``prune_norm`` is False)."""
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         if max_index < 2:
             self.stages = self.stages[:max_index + 1]
             self.ctx_proj = nn.Identity()
@@ -528,7 +502,6 @@ class OverLoCK(nn.Module):
         if prune_head:
             self.reset_classifier(0, '')
             self.aux_head = None
-        return take_indices
 
     def _forward_trunk(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """-> (last Focus-Net map, Overview-Net context); after ``prune_intermediate_layers`` the output of the
@@ -548,9 +521,6 @@ class OverLoCK(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x, _ = self._forward_trunk(x)
         return self.act_head(self.norm_head(self.conv_head(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -648,19 +618,22 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: OverLoCK) -> Dict[st
     return check_state_dict(sd, model, source='OverLoCK checkpoint')
 
 
+# each variant's hyper-parameters (official models/overlock.py)
+model_args = dict(
+    zoo_overlock_xt=dict(depths=(2, 2, 3, 2), sub_depths=(6, 2), embed_dims=(56, 112, 256, 336), sub_num_heads=(4, 6)),
+    zoo_overlock_t=dict(depths=(4, 4, 6, 2), sub_depths=(12, 2), embed_dims=(64, 128, 256, 512), sub_num_heads=(4, 8)),
+    zoo_overlock_s=dict(depths=(6, 6, 8, 3), sub_depths=(16, 3), embed_dims=(64, 128, 320, 512), sub_num_heads=(8, 16)),
+    zoo_overlock_b=dict(depths=(8, 8, 10, 4), sub_depths=(20, 4), embed_dims=(80, 160, 384, 576), sub_num_heads=(6, 9)),
+)
+
+
 def _create_overlock(variant: str, pretrained: bool = False, **kwargs) -> OverLoCK:
-    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
     cfg = kwargs.get('pretrained_cfg')
     tag = cfg.get('tag') if isinstance(cfg, dict) else getattr(cfg, 'tag', cfg)
     if isinstance(tag, str) and tag.endswith('reparam'):
         # the official re-parameterised weights need the deploy form
         kwargs.setdefault('deploy', True)
-    return build_model_with_cfg(
-        OverLoCK, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs,
-    )
+    return build_zoo_model(OverLoCK, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs)
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
@@ -679,26 +652,22 @@ default_cfgs = generate_default_cfgs(pretrained_cfgs({
 @register_model
 def zoo_overlock_xt(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-XT (paper: 16M params, 2.6G FLOPs, 82.7 top-1)."""
-    model_args = dict(depths=(2, 2, 3, 2), sub_depths=(6, 2), embed_dims=(56, 112, 256, 336), sub_num_heads=(4, 6))
-    return _create_overlock('zoo_overlock_xt', pretrained, **dict(model_args, **kwargs))
+    return _create_overlock('zoo_overlock_xt', pretrained, **kwargs)
 
 
 @register_model
 def zoo_overlock_t(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-T (paper: 33M params, 5.5G FLOPs, 84.2 top-1)."""
-    model_args = dict(depths=(4, 4, 6, 2), sub_depths=(12, 2), embed_dims=(64, 128, 256, 512), sub_num_heads=(4, 8))
-    return _create_overlock('zoo_overlock_t', pretrained, **dict(model_args, **kwargs))
+    return _create_overlock('zoo_overlock_t', pretrained, **kwargs)
 
 
 @register_model
 def zoo_overlock_s(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-S (paper: 56M params, 9.7G FLOPs, 84.8 top-1)."""
-    model_args = dict(depths=(6, 6, 8, 3), sub_depths=(16, 3), embed_dims=(64, 128, 320, 512), sub_num_heads=(8, 16))
-    return _create_overlock('zoo_overlock_s', pretrained, **dict(model_args, **kwargs))
+    return _create_overlock('zoo_overlock_s', pretrained, **kwargs)
 
 
 @register_model
 def zoo_overlock_b(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-B (paper: 95M params, 16.7G FLOPs, 85.1 top-1)."""
-    model_args = dict(depths=(8, 8, 10, 4), sub_depths=(20, 4), embed_dims=(80, 160, 384, 576), sub_num_heads=(6, 9))
-    return _create_overlock('zoo_overlock_b', pretrained, **dict(model_args, **kwargs))
+    return _create_overlock('zoo_overlock_b', pretrained, **kwargs)

@@ -32,17 +32,17 @@ bilinear up-sampling with align_corners=True to the size of each reference tenso
 There is no stochastic depth in the architecture (no ``drop_path_rate``).
 """
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence
 
 import torch
 import torch.nn as nn
-from timm.layers import BatchNormAct2d, ClassifierHead, get_device_dtype
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
+from timm.layers import BatchNormAct2d, ClassifierHead
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
-from zoo.models._helpers import imagenet_cfg, CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
+from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['ResidualAttentionNet']
 
@@ -73,7 +73,7 @@ class ResAttStage(nn.Module):
             dtype=None,
     ):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.grad_checkpointing = False
         blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride, **dd)]
         blocks += [ResidualAttentionModule(out_chs, mask_levels, **dd) for _ in range(num_modules)]
@@ -88,8 +88,12 @@ class ResAttStage(nn.Module):
         return x
 
 
-class ResidualAttentionNet(nn.Module):
-    """Residual Attention Network with pre-activation bottleneck units."""
+class ResidualAttentionNet(StagedModel, nn.Module):
+    """Residual Attention Network with pre-activation bottleneck units.
+
+    Feature levels are the stage outputs, raw pre-activation sums (``forward_intermediates(norm=True)`` applies the
+    final BN-ReLU to the last one).
+    """
 
     def __init__(
             self,
@@ -120,7 +124,7 @@ class ResidualAttentionNet(nn.Module):
                 (activations otherwise grow ~5x per Attention Module at initialisation).
         """
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         assert stem_type in ('imagenet', 'cifar')
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -173,86 +177,19 @@ class ResidualAttentionNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-                (r'^norm', (99999,)),
-            ],
-        )
+        return stage_group_matcher(coarse)
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for s in self.stages:
-            s.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool, **get_device_dtype(self))  # the head may have no params left
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Stage outputs (raw pre-activation sums; ``norm`` applies the final BN-ReLU to the last stage)."""
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
-        check_input(x, self.in_chans)
-        intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        last_idx = len(self.stages) - 1
-
-        x = self.stem(x)
-        if torch.jit.is_scripting() or not stop_early:
-            stages = self.stages
-        else:
-            stages = self.stages[:max_index + 1]
-        feat_idx = 0
-        for feat_idx, stage in enumerate(stages):
-            x = stage(x)
-            if feat_idx in take_indices:
-                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
-        if intermediates_only:
-            return intermediates
-        if feat_idx == last_idx:
-            x = self.norm(x)
-        return x, intermediates
-
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity().train(self.training)
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
+    def _check_input(self, x: torch.Tensor) -> None:
+        check_input(x, self.in_chans)  # an FX leaf: traced graphs keep the check
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_chans)
+        self._check_input(x)
         x = self.stem(x)
         x = self.stages(x)
         return self.norm(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)
-        x = self.forward_head(x)
-        return x
+        return self.forward_head(self.forward_features(x))
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAttentionNet) -> Dict[str, torch.Tensor]:
@@ -266,32 +203,15 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAtt
     return check_state_dict(state_dict, model)
 
 
-def _create_resattnet(variant: str, pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
-    num_stages = len(kwargs.get('stage_chs', (0,) * 4))
-    out_indices = kwargs.pop('out_indices', tuple(range(num_stages)))
-    return build_model_with_cfg(
-        ResidualAttentionNet, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs)
-
-
 def _cfg(**kwargs) -> Dict[str, Any]:
     return imagenet_cfg('stem.conv', 'head.fc', 'arXiv:1704.06904',
                         'https://github.com/fwang91/residual-attention-network', **{'interpolation': 'bilinear', **kwargs})
 
 
-def _cfg_cifar(**kwargs) -> Dict[str, Any]:
-    return _cfg(
-        num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
-        mean=CIFAR10_MEAN, std=CIFAR10_STD, **kwargs)
-
-
 default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_resattnet56': _cfg(),
-    'zoo_resattnet92': _cfg(),
-    'zoo_resattnet92_cifar': _cfg_cifar(),
-    'zoo_resattnet164_cifar': _cfg_cifar(),
+    **dict.fromkeys(('zoo_resattnet56', 'zoo_resattnet92'), _cfg()),
+    **dict.fromkeys(('zoo_resattnet92_cifar', 'zoo_resattnet164_cifar'), _cfg(
+        num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, mean=CIFAR10_MEAN, std=CIFAR10_STD)),
 }))
 
 
@@ -301,27 +221,40 @@ def _cifar_args(m: int) -> Dict[str, Any]:
         stage_post_units=(0, 0, 3), stem_type='cifar', stem_chs=16)
 
 
+# each variant's stage plan
+model_args = dict(
+    zoo_resattnet56=dict(stage_modules=(1, 1, 1, 0)),
+    zoo_resattnet92=dict(stage_modules=(1, 2, 3, 0)),
+    zoo_resattnet92_cifar=_cifar_args(2),
+    zoo_resattnet164_cifar=_cifar_args(4),
+)
+
+
+def _create_resattnet(variant: str, pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
+    num_stages = len(dict(model_args[variant], **kwargs).get('stage_chs', (0,) * 4))
+    return build_zoo_model(ResidualAttentionNet, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs,
+                           out_indices=range(num_stages))
+
+
 @register_model
 def zoo_resattnet56(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-56 (ImageNet, official prototxt): 31.81M params, 6.27 GMACs at 224."""
-    model_args = dict(stage_modules=(1, 1, 1, 0))
-    return _create_resattnet('zoo_resattnet56', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_resattnet('zoo_resattnet56', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resattnet92(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-92 (ImageNet, official prototxt): 52.47M params, 10.53 GMACs at 224 (paper: 51.3M / 10.4)."""
-    model_args = dict(stage_modules=(1, 2, 3, 0))
-    return _create_resattnet('zoo_resattnet92', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_resattnet('zoo_resattnet92', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resattnet92_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-92 for 32 px CIFAR input (2 modules per stage): 1.96M params (paper: 1.9M)."""
-    return _create_resattnet('zoo_resattnet92_cifar', pretrained=pretrained, **dict(_cifar_args(2), **kwargs))
+    return _create_resattnet('zoo_resattnet92_cifar', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resattnet164_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-164 for 32 px CIFAR input (4 modules per stage): 3.58M params."""
-    return _create_resattnet('zoo_resattnet164_cifar', pretrained=pretrained, **dict(_cifar_args(4), **kwargs))
+    return _create_resattnet('zoo_resattnet164_cifar', pretrained, **kwargs)

@@ -16,18 +16,18 @@ The released weights were trained with the module names ``ChannelGateH`` / ``Cha
 checkpoint filter accepts both.
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from timm.layers import SelectAdaptivePool2d, get_device_dtype
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from timm.layers import SelectAdaptivePool2d
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
+from timm.models.resnet import ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
-from zoo.models._helpers import imagenet_cfg, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import ZooModel, build_attention_resnet, build_zoo_model, linear_head, resnet_args
+from zoo.models._helpers import check_input, check_state_dict, imagenet_cfg, strip_prefix, unwrap_state_dict
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
 
@@ -49,7 +49,7 @@ _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', '
 class ConvBnReLU6(nn.Sequential):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
                  device=None, dtype=None):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__(
             nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False, **dd),
             nn.BatchNorm2d(out_chs, **dd),
@@ -63,7 +63,7 @@ class InvertedResidualTriplet(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int, attn_kernel_size: int = 7,
                  device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         hidden = int(round(in_chs * expand_ratio))
         self.has_skip = stride == 1 and in_chs == out_chs
         self.conv_pw = ConvBnReLU6(in_chs, hidden, 1, **dd) if expand_ratio != 1 else nn.Identity()
@@ -87,7 +87,7 @@ _MBV2_STAGES = (
 )
 
 
-class TripletMobileNetV2(nn.Module):
+class TripletMobileNetV2(ZooModel, nn.Module):
     def __init__(
             self,
             num_classes: int = 1000,
@@ -101,7 +101,7 @@ class TripletMobileNetV2(nn.Module):
             dtype=None,
     ):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -142,34 +142,22 @@ class TripletMobileNetV2(nn.Module):
         return dict(stem=r'^conv_stem', blocks=r'^stages\.(\d+)' if coarse else r'^stages\.(\d+)\.(\d+)')
 
     @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
-        dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
             self.global_pool.train(self.training)
-        self.classifier = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
-        self.classifier.train(self.training)
+        self.classifier = linear_head(self, self.num_features, num_classes)
 
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    def _forward_levels(
+            self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
+            output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Stage outputs (strides 2-32); the final features add ``conv_head`` once all stages ran."""
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
         check_input(x, self.in_chans)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
         intermediates = []
         x = self.conv_stem(x)
         stages = self.stages if not stop_early else self.stages[:max_index + 1]
@@ -177,20 +165,15 @@ class TripletMobileNetV2(nn.Module):
             x = checkpoint_seq(stage, x) if self.grad_checkpointing and not torch.jit.is_scripting() else stage(x)
             if i in take_indices:
                 intermediates.append(x)
-        if intermediates_only:
-            return intermediates
-        if len(stages) == len(self.stages):
+        if final and len(stages) == len(self.stages):
             x = self.conv_head(x)
         return x, intermediates
 
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+    def _prune_levels(self, max_index: int, prune_norm: bool, prune_head: bool) -> None:
         self.stages = self.stages[:max_index + 1]
         if prune_head:
             self.conv_head = nn.Identity().train(self.training)
             self.reset_classifier(0, '')
-        return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_chans)
@@ -253,27 +236,28 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return check_state_dict(out, model, source='triplet attention checkpoint')
 
 
+# each variant's network arguments (ResNet layout; the gate kernel where it is not 7x7)
+model_args = dict(
+    zoo_resnet18_triplet=resnet_args('resnet18'),
+    zoo_resnet34_triplet=resnet_args('resnet34'),
+    zoo_resnet50_triplet=resnet_args('resnet50'),
+    zoo_resnet101_triplet=resnet_args('resnet101'),
+    zoo_mobilenetv2_triplet={},
+    zoo_resnet18_triplet_k3=resnet_args('resnet18', attn_kernel_size=3),
+    zoo_resnet50_triplet_k3=resnet_args('resnet50', attn_kernel_size=3),
+    zoo_mobilenetv2_triplet_k3=dict(attn_kernel_size=3),
+)
+
+
 def _create_triplet_resnet(variant: str, pretrained: bool = False, **kwargs) -> ResNet:
-    kernel_size = kwargs.pop('attn_kernel_size', 7)
-    block_args = dict(attn_layer=partial(TripletAttention, kernel_size=kernel_size))
-    kwargs.setdefault('zero_init_last', False)
-    model = build_model_with_cfg(
-        ResNet, variant, pretrained,
-        block_args=block_args,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        **kwargs,
-    )
-    return model
+    kwargs = dict(model_args[variant], **kwargs)
+    attn_layer = partial(TripletAttention, kernel_size=kwargs.pop('attn_kernel_size', 7))
+    return build_attention_resnet(variant, pretrained, checkpoint_filter_fn, attn_layer, kwargs)
 
 
 def _create_triplet_mobilenetv2(variant: str, pretrained: bool = False, **kwargs) -> TripletMobileNetV2:
-    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3, 4))
-    return build_model_with_cfg(
-        TripletMobileNetV2, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, flatten_sequential=True),
-        **kwargs,
-    )
+    return build_zoo_model(TripletMobileNetV2, variant, pretrained, checkpoint_filter_fn, model_args[variant], kwargs,
+                           out_indices=(0, 1, 2, 3, 4), feature_cls=None)
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:
@@ -282,46 +266,39 @@ def _cfg(**kwargs) -> Dict[str, Any]:
     return imagenet_cfg(paper='arXiv:2010.03045', origin_url='https://github.com/landskape-ai/triplet-attention', **cfg)
 
 
-_MBV2 = dict(first_conv='conv_stem.0', classifier='classifier')
+_MBV2 = _cfg(first_conv='conv_stem.0', classifier='classifier')
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs({
-    'zoo_resnet18_triplet': _cfg(),
-    'zoo_resnet34_triplet': _cfg(),
-    'zoo_resnet50_triplet': _cfg(),
-    'zoo_resnet101_triplet': _cfg(),
-    'zoo_mobilenetv2_triplet': _cfg(**_MBV2),
-    'zoo_resnet18_triplet_k3': _cfg(),
-    'zoo_resnet50_triplet_k3': _cfg(),
-    'zoo_mobilenetv2_triplet_k3': _cfg(**_MBV2),
+    **dict.fromkeys(('zoo_resnet18_triplet', 'zoo_resnet34_triplet', 'zoo_resnet50_triplet', 'zoo_resnet101_triplet'),
+                    _cfg()),
+    'zoo_mobilenetv2_triplet': _MBV2,
+    **dict.fromkeys(('zoo_resnet18_triplet_k3', 'zoo_resnet50_triplet_k3'), _cfg()),
+    'zoo_mobilenetv2_triplet_k3': _MBV2,
 }))
 
 
 @register_model
 def zoo_resnet18_triplet(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-18 + triplet attention, 7x7 gates (official: 11.69M params, 71.09 top-1)."""
-    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2))
-    return _create_triplet_resnet('zoo_resnet18_triplet', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet18_triplet', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet34_triplet(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-34 + triplet attention, 7x7 gates."""
-    model_args = dict(block=BasicBlock, layers=(3, 4, 6, 3))
-    return _create_triplet_resnet('zoo_resnet34_triplet', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet34_triplet', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet50_triplet(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-50 + triplet attention, 7x7 gates (official: 25.56M params, 77.48 top-1)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3))
-    return _create_triplet_resnet('zoo_resnet50_triplet', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet50_triplet', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet101_triplet(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-101 + triplet attention, 7x7 gates."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 23, 3))
-    return _create_triplet_resnet('zoo_resnet101_triplet', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet101_triplet', pretrained, **kwargs)
 
 
 @register_model
@@ -333,19 +310,16 @@ def zoo_mobilenetv2_triplet(pretrained: bool = False, **kwargs) -> TripletMobile
 @register_model
 def zoo_resnet18_triplet_k3(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-18 + triplet attention, 3x3 gates (official: 11.69M params, 70.33 top-1)."""
-    model_args = dict(block=BasicBlock, layers=(2, 2, 2, 2), attn_kernel_size=3)
-    return _create_triplet_resnet('zoo_resnet18_triplet_k3', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet18_triplet_k3', pretrained, **kwargs)
 
 
 @register_model
 def zoo_resnet50_triplet_k3(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet-50 + triplet attention, 3x3 gates (official: 25.56M params, 76.12 top-1)."""
-    model_args = dict(block=Bottleneck, layers=(3, 4, 6, 3), attn_kernel_size=3)
-    return _create_triplet_resnet('zoo_resnet50_triplet_k3', pretrained, **dict(model_args, **kwargs))
+    return _create_triplet_resnet('zoo_resnet50_triplet_k3', pretrained, **kwargs)
 
 
 @register_model
 def zoo_mobilenetv2_triplet_k3(pretrained: bool = False, **kwargs) -> TripletMobileNetV2:
     """MobileNetV2 + triplet attention, 3x3 gates (official: 3.506M params, 72.62 top-1)."""
-    return _create_triplet_mobilenetv2('zoo_mobilenetv2_triplet_k3', pretrained,
-                                       **dict(dict(attn_kernel_size=3), **kwargs))
+    return _create_triplet_mobilenetv2('zoo_mobilenetv2_triplet_k3', pretrained, **kwargs)
