@@ -221,7 +221,9 @@ def halo_attention(
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)  # (n, heads, bq*bq, dv)
 
     # back to the query grid: one row gather (drops the padded queries), then NCHW
-    out = out.transpose(1, 2).reshape(n * bq * bq, nh * dv)
+    # an explicit copy first: the eager SDPA output is already in (n, bq*bq, heads, dv) layout, but exporters (ONNX
+    # dynamo) decompose SDPA into a standard-layout result that a view of the transposed strides cannot flatten
+    out = out.transpose(1, 2).clone(memory_format=torch.contiguous_format).reshape(n * bq * bq, nh * dv)
     out = out.index_select(0, out_rows).reshape(B, hq * wq, nh * dv).transpose(1, 2).contiguous()
     return out.reshape(B, nh * dv, hq, wq)
 
