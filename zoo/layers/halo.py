@@ -13,7 +13,8 @@ The computation (:func:`halo_attention`) is written here instead of timm's:
   border and the block padding) and every block's window is gathered ONCE by row index, straight into the layout
   attention takes; keys and values are strided views of that one copy (timm makes an unfold copy, then
   permuted/split copies per block and expanded relative-logit copies); the queries are gathered in block order
-  the same way (input pixels, then projected), and the output is gathered back to the query grid;
+  the same way (projected rows at stride 1; input pixels, then projected, at stride 2), and the output is gathered
+  back to the query grid; the index vectors depend on the shape only and are memoised per shape in eager mode;
 * the relative position logits are computed as timm's ``PosEmbedRel`` defines them (query . height table row
   ``w - 1 + key_row - query_row`` plus the same along the width), batched in one einsum against a gathered table,
   and enter ``F.scaled_dot_product_attention`` as its additive mask; the fused kernel never materialises the
@@ -42,7 +43,7 @@ behave like the zero halo border, as timm's border does; no zoo model uses that 
 Downsampling (stride 2): with b divisible by 2, queries are subsampled (every second row/column, as timm's strided
 1x1 convolution); the padded map still divides by b, and the first ``ceil(H / 2)`` query rows are kept, the
 positions the strided shortcut samples. With an odd b (or ``avg_down=True``) attention runs at stride 1 and is
-average-pooled 2x2 after the crop, with ``ceil_mode=True``, so an odd-sized map's last row/column is averaged over
+average-pooled 2x2 after it, with ``ceil_mode=True``, so an odd-sized map's last row/column is averaged over
 its real positions only (identical to ``HaloAttn`` at even sizes).
 """
 from collections import OrderedDict
@@ -230,7 +231,8 @@ def halo_attention(
 
 @register_notrace_module  # shape arithmetic on the input size: a leaf for torch.fx feature extraction
 class PaddedHaloAttn(nn.Module):
-    """Halo attention for any H x W: pad to a multiple of the block size, attend (:func:`halo_attention`), crop.
+    """Halo attention for any H x W (:func:`halo_attention` treats the map as zero-padded to a multiple of the block
+    size and returns only the real query positions).
 
     Args:
         dim: input channels.
@@ -254,7 +256,7 @@ class PaddedHaloAttn(nn.Module):
         self.stride = stride
         self.dim_out = self.attn.dim_out_v
         if isinstance(self.attn.pool, nn.AvgPool2d):
-            # pool after the crop instead, so odd sizes average real positions only
+            # pool after halo_attention (real positions only), so odd sizes average real positions only
             self.attn.pool = nn.Identity()
             self.pool = nn.AvgPool2d(2, 2, ceil_mode=True)
             self.attn_stride = 1
