@@ -26,7 +26,7 @@ class ChannelGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, rd_ratio: Optional[float] = None,
                  act_layer: Optional[LayerType] = None, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         hidden = channels // reduction if rd_ratio is None else max(1, int(round(channels * rd_ratio)))
         self.fc1 = nn.Linear(channels, hidden, **dd)
         self.act = get_act_layer(act_layer or 'relu')()
@@ -64,7 +64,7 @@ class CBAM(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, spatial: bool = True,
                  rd_ratio: Optional[float] = None, act_layer: Optional[LayerType] = None, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.channel = ChannelGate(channels, reduction, rd_ratio=rd_ratio, act_layer=act_layer, **dd)
         self.spatial = SpatialGate(kernel_size, **dd) if spatial else nn.Identity()
 

@@ -62,7 +62,7 @@ class ConvGrnMlp(nn.Module):
     """1x1 conv -> GELU -> x + DW3x3(x) -> GRN -> 1x1 conv."""
 
     def __init__(self, dim: int, hidden_dim: int, out_dim: int, device=None, dtype=None):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden_dim, 1, **dd)
         self.act = nn.GELU()

@@ -94,7 +94,7 @@ class DilatedReparamBlock(nn.Module):
     """Depthwise large-kernel conv with parallel dilated small-kernel branches (UniRepLKNet)."""
 
     def __init__(self, channels: int, kernel_size: int, deploy: bool = False, device=None, dtype=None):
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         super().__init__()
         self.kernel_size = kernel_size
         self.branches = dilated_branches(kernel_size)

@@ -44,7 +44,7 @@ class AttentionGate(nn.Module):
 
     def __init__(self, kernel_size: int = 7, zero_init: bool = False, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, **dd)
         self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **dd)
         if zero_init:

@@ -47,7 +47,7 @@ class PreActBottleneck(nn.Module):
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         mid_chs = out_chs // 4
         self.norm1 = nn.BatchNorm2d(in_chs, **dd)
         self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, bias=False, **dd)
@@ -85,7 +85,7 @@ class SoftMaskBranch(nn.Module):
 
     def __init__(self, chs: int, num_levels: int, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         assert num_levels >= 1
         self.num_levels = num_levels
         down = []
@@ -128,7 +128,7 @@ class ResidualAttentionModule(nn.Module):
 
     def __init__(self, chs: int, num_levels: int, device=None, dtype=None):
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.pre = PreActBottleneck(chs, chs, **dd)
         self.trunk = nn.Sequential(PreActBottleneck(chs, chs, **dd), PreActBottleneck(chs, chs, **dd))
         self.mask = SoftMaskBranch(chs, num_levels, **dd)

@@ -33,7 +33,7 @@ class TripletAttention(nn.Module):
                  act_layer: Optional[LayerType] = None, device=None, dtype=None):
         # each branch: the shared Z-pool + conv-BN-sigmoid gate (zoo.layers.gates), BN scale at its default 1
         super().__init__()
-        dd = dict(device=device, dtype=dtype)
+        dd = {'device': device, 'dtype': dtype}
         self.cw = AttentionGate(kernel_size, **dd)
         self.hc = AttentionGate(kernel_size, **dd)
         self.no_spatial = no_spatial

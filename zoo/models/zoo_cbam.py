@@ -58,14 +58,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str,
     return check_state_dict(out, model, source='CBAM checkpoint')
 
 
-# each variant's ResNet layout
-model_args = dict(
-    zoo_resnet18_cbam=resnet_args('resnet18'),
-    zoo_resnet34_cbam=resnet_args('resnet34'),
-    zoo_resnet50_cbam=resnet_args('resnet50'),
-    zoo_resnet101_cbam=resnet_args('resnet101'),
-    zoo_resnext50_32x4d_cbam=resnet_args('resnext50_32x4d'),
-)
+# each variant's ResNet layout: zoo_<arch>_cbam
+model_args = {f'zoo_{arch}_cbam': resnet_args(arch)
+              for arch in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnext50_32x4d')}
 
 
 def _create_cbam_resnet(variant: str, pretrained: bool = False, **kwargs) -> ResNet:
@@ -76,7 +71,7 @@ def _create_cbam_resnet(variant: str, pretrained: bool = False, **kwargs) -> Res
 
 
 default_cfgs = generate_default_cfgs(pretrained_cfgs(dict.fromkeys(
-    ('zoo_resnet18_cbam', 'zoo_resnet34_cbam', 'zoo_resnet50_cbam', 'zoo_resnet101_cbam', 'zoo_resnext50_32x4d_cbam'),
+    model_args,
     imagenet_cfg('conv1', 'fc', 'arXiv:1807.06521', 'https://github.com/Jongchan/attention-module', license='mit',
                  interpolation='bilinear'))))
 
