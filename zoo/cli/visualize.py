@@ -14,7 +14,7 @@ a generated shapes scene (zoo.data.shapes).
 import sys
 from typing import List
 
-from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command, set_download_progress
 
 __all__ = ['main', 'build_parser']
 
@@ -37,7 +37,8 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def _main(argv: List[str]) -> int:
+@command
+def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     set_download_progress(not args.quiet)
     if not args.out.lower().endswith('.png'):
@@ -57,10 +58,6 @@ def _main(argv: List[str]) -> int:
     out = plot_maps(x, maps, args.out, cam=cam, title=args.model)
     print(f'{len(maps)} maps from {len({m.module for m in maps})} modules -> {out}')
     return 0
-
-
-def main(argv=None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':
