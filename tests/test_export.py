@@ -191,7 +191,7 @@ def _small_size(name):
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get('ZOO_EXPORT_ALL_MODELS', '') in ('', '0'),
-                    reason='ONNX export of all 46 models takes hours on a 2-core CPU: a tool run, not a CI check '
+                    reason='ONNX export of all 46 models takes about an hour on a shared 2-core CPU: a tool run, not a CI check '
                            '(ZOO_EXPORT_ALL_MODELS=1 ZOO_WRITE_EXPORT_STATUS=1 pytest tests/test_export.py -k all_models)')
 @pytest.mark.parametrize('name', zoo.list_models())
 def test_onnx_all_models(name, tmp_path):
