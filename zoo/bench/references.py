@@ -190,11 +190,14 @@ def compare_reference(case: str, sizes: Sequence[int] = (224,), device: str = 'c
     return records
 
 
-def compare_train_loop(sizes: Sequence[int] = (64,), device: str = 'cpu', repeats: int = 3) -> List[Dict[str, Any]]:
-    """Trainer loop vs bare loop (alternating rounds, one process per size), and the data loader's throughput."""
+def compare_train_loop(sizes: Sequence[int] = (64,), device: str = 'cpu', repeats: int = 3, rounds: int = 6,
+                       steps: int = 5) -> List[Dict[str, Any]]:
+    """Trainer loop vs bare loop (``rounds`` alternating rounds of ``steps`` steps, one process per size), and the
+    data loader's throughput."""
     records = []
     for size in sizes:
-        both = _run_case_subprocess(_train_loop_case, dict(impl='alternate', img_size=size, device=device))
+        both = _run_case_subprocess(_train_loop_case, dict(impl='alternate', img_size=size, device=device,
+                                                           rounds=rounds, steps=steps))
         if 'error' in both:
             records.append(dict(case='train_loop', impl='alternate', img_size=size, error=both['error']))
         else:
@@ -211,3 +214,5 @@ REFERENCES = {
     'contmix': lambda **kw: compare_reference('contmix', **kw),
     'train_loop': lambda sizes=(64,), **kw: compare_train_loop(sizes=[s for s in sizes if s <= 128] or [64], **kw),
 }
+# the comparisons that take --rounds / --steps (alternating rounds in one process)
+REFERENCE_ROUNDS = {'train_loop'}

@@ -192,8 +192,10 @@ def _main(argv) -> int:
                         "With --plot: both sides measured like models (fresh process per size: latency, peak "
                         "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")
     p.add_argument('--train', action='store_true', help='with --pair: also time forward + backward + SGD step')
-    p.add_argument('--rounds', type=int, default=5, help='with --pair: alternating rounds (medians over them)')
-    p.add_argument('--steps', type=int, default=2, help='with --pair: calls of each side per round')
+    p.add_argument('--rounds', type=int, default=5,
+                   help='with --pair / --reference train_loop: alternating rounds (medians over them)')
+    p.add_argument('--steps', type=int, default=2,
+                   help='with --pair / --reference train_loop: calls (training steps) of each side per round')
     p.add_argument('--plot', action='store_true',
                    help='PNGs of latency and peak memory against input size (all models, and one per family)')
     p.add_argument('--profile', action='store_true',
@@ -232,7 +234,8 @@ def _main(argv) -> int:
         print(table)
         return 0
     if args.reference:
-        records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats)
+        kw = dict(rounds=args.rounds, steps=args.steps) if args.reference in bench.REFERENCE_ROUNDS else {}
+        records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats, **kw)
         table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
         print(table)
         return 0
