@@ -195,10 +195,11 @@ def test_any_input_size(size):
 
 @pytest.mark.parametrize('name', ['zoo_halonet_h0', 'zoo_halonet_h3', 'zoo_halonet_h4'])
 def test_features_at_detection_size(name):
-    """features_only default: four maps at strides 4/8/16/32, here at 333x517 (b = 8, 10 and 12)."""
+    """features_only default: the stride-2 stem and the four stages (strides 2/4/8/16/32, as timm's HaloNets), here
+    at 333x517 (b = 8, 10 and 12)."""
     model = _eval_model(name, features_only=True)
     info = model.feature_info
-    assert info.reduction() == [4, 8, 16, 32]
+    assert info.reduction() == [2, 4, 8, 16, 32]
     x = randn(1, 3, 333, 517)
     with torch.no_grad():
         feats = model(x)

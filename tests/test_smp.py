@@ -62,21 +62,16 @@ def test_plain_smp_universal_encoder():
 # plain smp (``smp.Unet('tu-zoo_...')``, no zoo.smp): its TimmUniversalEncoder reads the strides of features_only's
 # DEFAULT out_indices (2..32: "traditional", or 4..32: "transformer" with a zero-channel stand-in at stride 2) and
 # then asks for out_indices=range(depth) (resp. range(depth - 1)), i.e. it assumes the default covers the model's
-# feature_info from index 0. One model per family; HaloNet's default out_indices (1, 2, 3, 4) skip its stride-2 stem,
-# so smp takes the stem as the stride-4 stage and every stage one level too shallow (FPN's mask comes out 2x, the
-# stride-32 stage is never used) until zoo_halonet's default becomes (0, 1, 2, 3, 4) as timm's byobnet HaloNets.
+# feature_info from index 0. One model per family (with a default that skipped HaloNet's stride-2 stem, smp took the
+# stem as the stride-4 stage and every stage one level too shallow: FPN's mask came out 2x).
 PLAIN = ['zoo_resnet18_cbam', 'zoo_biformer_tiny', 'zoo_mobilenetv2_triplet', 'zoo_coat_lite_tiny', 'zoo_lkca_vit_05m',
          'zoo_overlock_xt', 'zoo_resattnet56', 'zoo_halonet_h0']
-_HALO_XFAIL = pytest.mark.xfail(strict=True, reason='zoo_halonet features_only default out_indices=(1, 2, 3, 4): plain '
-                                                   'smp mistakes the stride-2 stem for the stride-4 stage')
 
 
 def _plain_params():
     out = []
     for n in PLAIN:
         marks = [pytest.mark.slow] if n not in FAST else []
-        if n.startswith('zoo_halonet'):
-            marks.append(_HALO_XFAIL)
         out.append(pytest.param(n, marks=marks))
     return out
 

@@ -14,11 +14,10 @@ Two routes, both without mmcv:
    -- (2, 4, 8, 16, 32) ("traditional", as timm's ResNets, whose stride-2 ``act1`` is a stage) or (4, 8, 16, 32)
    ("transformer", given a zero-channel stand-in at stride 2) -- and then builds the model with
    ``out_indices=range(depth)`` (resp. ``range(depth - 1)``): indices counted from the first entry of the model's
-   ``feature_info``. So the default out_indices must start at index 0. That holds for every zoo family except
-   HaloNet, whose default (1, 2, 3, 4) skips its stride-2 stem: plain smp then takes the stem as the stride-4
-   stage (every stage one level too shallow). Use route 2 for HaloNet (its encoder takes the stages from the full
-   ``feature_info``). Plain smp's DeepLabV3+ builds the encoder with ``output_stride=16`` (dilation), which only
-   the CBAM / triplet-attention ResNets accept; route 2 covers the others.
+   ``feature_info``. So the default out_indices must start at index 0, which holds for every zoo family (HaloNet's
+   default includes its stride-2 stem, as timm's own HaloNets). Plain smp's DeepLabV3+ builds the encoder with
+   ``output_stride=16`` (dilation), which only the CBAM / triplet-attention ResNets accept; route 2 covers the
+   others.
 
 2. :func:`create_model`, which also covers DeepLabV3+ for backbones that cannot dilate their last stages
    (smp's DeepLabV3+ wants an output stride of 8 or 16; the zoo's attention backbones only offer their native

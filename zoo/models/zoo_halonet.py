@@ -166,8 +166,9 @@ model_cfgs = dict(
 
 
 def _create_halonet(variant: str, pretrained: bool = False, **kwargs) -> HaloNet:
-    # features_only default: the four stage outputs at strides 4/8/16/32 (index 0 is the stride-2 stem)
-    return build_zoo_model(HaloNet, variant, pretrained, checkpoint_filter_fn, {}, kwargs, out_indices=(1, 2, 3, 4),
+    # features_only default: every level, the stride-2 stem first (as timm's byobnet HaloNets and ResNet's act1), so
+    # plain smp's universal encoder sees strides 2..32
+    return build_zoo_model(HaloNet, variant, pretrained, checkpoint_filter_fn, {}, kwargs, out_indices=(0, 1, 2, 3, 4),
                            feature_cls=None, model_cfg=model_cfgs[variant])
 
 
