@@ -32,10 +32,14 @@ def test_every_figure_is_produced():
     assert rec['params_m'] == pytest.approx(bench.count_params(__import__('timm').create_model('resnet10t')) / 1e6)
 
 
-def test_time_fn_statistics():
+def test_time_fn_statistics(monkeypatch):
+    # a clock whose timed rounds last 5, 1, 3, 2, 4 s: median 3, min 1, spread = IQR / 2 of [1..5] = (4.5 - 1.5) / 2
+    ticks = iter([0, 5, 10, 11, 20, 23, 30, 32, 40, 44])
+    import zoo.bench.metrics as metrics
+    monkeypatch.setattr(metrics.time, 'perf_counter', lambda: next(ticks))
     calls = []
     t = bench.time_fn(lambda: calls.append(1), torch.device('cpu'), warmup=2, repeats=5)
-    assert len(calls) == 7 and t['n'] == 5 and t['min'] <= t['median']
+    assert len(calls) == 7 and t == {'median': 3, 'min': 1, 'spread': 1.5, 'n': 5}
 
 
 def test_failing_model_is_reported_not_fatal(tmp_path):
