@@ -226,7 +226,7 @@ class StagedModel(ZooModel):
             self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
             output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Stage outputs; ``norm`` applies the final norm to the last stage's output."""
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        assert output_fmt == 'NCHW', 'forward_intermediates: only output_fmt=NCHW is supported'
         self._check_input(x)
         last_idx = len(self.stages) - 1
         x = self.stem(x)

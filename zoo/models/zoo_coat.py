@@ -392,7 +392,7 @@ class CoaT(ZooModel, nn.Module):
         1-3). The final features are ``forward_features``' output; when stopped early, the token sequence of the
         last computed stage, without norm.
         """
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        assert output_fmt == 'NCHW', 'forward_intermediates: only output_fmt=NCHW is supported'
         check_input(x, self.in_chans, self.min_input_size, 'CoaT')
         num_stages = len(self.stages)
         run = num_stages

@@ -454,7 +454,7 @@ class OverLoCK(ZooModel, nn.Module):
         output modules are applied (``norm`` is not needed for that). The final features (not intermediates-only)
         are ``forward_features(x)``.
         """
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        assert output_fmt == 'NCHW', 'forward_intermediates: only output_fmt=NCHW is supported'
         check_in_chans(x, self.in_chans)
         last = max_index if stop_early or not final else 3
         # levels left after prune_intermediate_layers

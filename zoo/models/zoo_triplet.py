@@ -156,7 +156,7 @@ class TripletMobileNetV2(ZooModel, nn.Module):
             self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
             output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Stage outputs (strides 2-32); the final features add ``conv_head`` once all stages ran."""
-        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        assert output_fmt == 'NCHW', 'forward_intermediates: only output_fmt=NCHW is supported'
         check_input(x, self.in_chans)
         intermediates = []
         x = self.conv_stem(x)
