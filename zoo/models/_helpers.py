@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from torch import Tensor
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function
 from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._features import feature_take_indices
@@ -116,13 +117,14 @@ def build_attention_resnet(
 def stage_group_matcher(coarse: bool, stem: str = r'^stem', norm: Optional[str] = r'^norm', **groups) -> Dict[str, Any]:
     """timm ``group_matcher`` of ``stages.<i>`` holding an optional ``downsample`` and ``blocks.<j>``, the final
     ``norm`` last (``norm=None``: none), plus the family's own ``groups``."""
+    stage = r'^stages\.(\d+)'
     fine: List[Tuple[str, Optional[Tuple[int, ...]]]] = [
-        (r'^stages\.(\d+)\.downsample', (0,)),
-        (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+        (stage + r'\.downsample', (0,)),
+        (stage + r'\.blocks\.(\d+)', None),  # a block's group is its (stage, block) pair
     ]
     if norm:
         fine.append((norm, (99999,)))
-    return dict(stem=stem, blocks=r'^stages\.(\d+)' if coarse else fine, **groups)
+    return dict(stem=stem, blocks=stage if coarse else fine, **groups)
 
 
 def linear_head(model: nn.Module, in_features: int, num_classes: int) -> nn.Module:
@@ -140,7 +142,7 @@ class BlockStage(nn.Module):
         super().__init__()
         self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         x = self.downsample(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
@@ -170,7 +172,7 @@ class ZooModel:
     def get_classifier(self) -> nn.Module:
         return self.head.fc if isinstance(self.head, ClassifierHead) else self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         self.num_classes = num_classes
         # the new classifier takes the model's device/dtype (the head may hold no parameter to infer them from)
         self.head.reset(num_classes, global_pool, **get_device_dtype(self))
@@ -183,7 +185,7 @@ class ZooModel:
             stop_early: bool = False,
             output_fmt: str = 'NCHW',
             intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
         """timm's feature API: the feature maps of the levels ``indices`` selects (``feature_info`` order; all if
         None, the last n if an int) and, unless ``intermediates_only``, the final features.
 
@@ -211,7 +213,7 @@ class ZooModel:
         self._prune_levels(max_index, prune_norm, prune_head)
         return take_indices
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         return self.head(x, pre_logits=pre_logits)
 
 
