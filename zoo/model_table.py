@@ -4,7 +4,8 @@
 ``<!-- model-table:start -->`` and ``<!-- model-table:end -->`` in README.md.
 
 Per family module (``zoo.models.zoo_<family>``) optional attributes are read:
-``TORCHSCRIPT`` (bool: ``torch.jit.script`` works; otherwise ``torch.compile`` is what is supported),
+``TORCHSCRIPT`` (bool, default True: ``torch.jit.script`` works; a family that cannot be scripted sets it to
+False, and then ``torch.compile`` is what is supported),
 ``PARITY`` (str, or dict arch -> str: how the model was checked against the official code) and
 ``PARAMS_FORM`` (str, or dict arch -> str: a note on the form the parameters are counted in).
 A model with ``reparameterize()`` (OverLoCK) is counted in its training form, and the table notes its parameters
@@ -12,8 +13,9 @@ after re-parameterisation too.
 
 The export column comes from ``docs/export_status.json`` when it exists (written by the export checks:
 ``{"<model>": {"torchscript": true|false|null, "fx": ..., "compile": ..., "onnx": ..., "notes": "..."}}``; null =
-not checked), else from ``TORCHSCRIPT``. An optional ``"dynamic"`` (torch.export with a dynamic height/width,
-verified at two input sizes) adds ``dynamic H×W ✓/✗`` where it was checked.
+not checked), else from ``TORCHSCRIPT`` (True unless the family says otherwise). An optional ``"dynamic"``
+(torch.export with a dynamic height/width, verified at two input sizes) adds ``dynamic H×W ✓/✗`` where it was
+checked.
 
 The CPU-throughput column is cheap enough for every model on a small machine: batch-8 inference at the model's
 default size, 1 warm-up and 3 timed rounds, one fresh process per family in which the baseline (resnet50 at
@@ -119,7 +121,7 @@ def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', bat
             row['error'] = f'{type(e).__name__}: {e}'[:200]
         row.update(_weights(arch))
         row['parity'] = _family_attr(arch, 'PARITY', 'not checked')
-        row['export'] = export_cell(status.get(arch), _family_attr(arch, 'TORCHSCRIPT', False))
+        row['export'] = export_cell(status.get(arch), _family_attr(arch, 'TORCHSCRIPT', True))
         if status.get(arch, {}).get('notes'):
             row['export_notes'] = status[arch]['notes']
         rows.append(row)

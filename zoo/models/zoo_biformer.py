@@ -31,7 +31,6 @@ from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unw
 
 __all__ = ['BiFormer']
 
-TORCHSCRIPT = True
 PARITY = dict(
     zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
     zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',

@@ -26,7 +26,6 @@ from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dic
 
 __all__ = ['checkpoint_filter_fn']
 
-TORCHSCRIPT = True
 PARITY = {
     'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
     'zoo_resnet50_cbam': 'yes: logits = official code (golden)',

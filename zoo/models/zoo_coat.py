@@ -47,7 +47,6 @@ from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unw
 __all__ = ['CoaT']
 
 # TorchScript-compatible: the shared CRPE reaches the blocks as (kernels, biases) tensors, not as a module argument
-TORCHSCRIPT = True
 PARITY = dict(
     {n: 'official-code path; = timm coat weights (exact)' for n in (
         'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},

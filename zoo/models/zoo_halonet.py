@@ -69,7 +69,6 @@ from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unw
 
 __all__ = ['HaloBlock', 'HaloNet']
 
-TORCHSCRIPT = True
 PARITY = dict(
     {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
     zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',

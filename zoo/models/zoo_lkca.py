@@ -50,7 +50,6 @@ from zoo.models._helpers import CheckpointError, check_input, check_state_dict, 
 
 __all__ = ['LkcaVit']
 
-TORCHSCRIPT = True
 PARITY = dict(
     {n: "same code path as golden-checked configs (author's definition)" for n in (
         'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},

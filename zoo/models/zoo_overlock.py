@@ -52,7 +52,6 @@ from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dic
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
 
-TORCHSCRIPT = True
 PARITY = dict(
     zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
     zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',

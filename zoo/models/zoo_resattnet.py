@@ -46,7 +46,6 @@ from zoo.models._helpers import CheckpointError, check_input, check_state_dict, 
 
 __all__ = ['ResidualAttentionNet']
 
-TORCHSCRIPT = True
 PARITY = dict(
     zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
     zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',

@@ -31,7 +31,6 @@ from zoo.models._helpers import check_input, check_state_dict, imagenet_cfg, str
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
 
-TORCHSCRIPT = True
 PARITY = {
     'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
     'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
