@@ -3,7 +3,9 @@
 Every entry point runs through :func:`run`, which gives all tools one convention: a user mistake
 (:class:`zoo.errors.UserError`, an argparse error, a missing file) ends with one line ``error: ...`` on stderr and
 exit status 2, without a traceback; ``--debug`` (or ``ZOO_DEBUG=1``) re-raises it with the traceback. An entry
-point's ``main(argv)`` gets this by the decorator :func:`command`.
+point's ``main(argv)`` gets this by the decorator :func:`command`; given the tool's parser
+(``@command(parser=build_parser)``), it also parses the arguments and applies ``--quiet`` to the download
+progress bars, in one place for all tools.
 
 :func:`config_path` finds the configs shipped with the package (``zoo::det/<file>.py``, ``zoo::cls/<file>.yaml``)
 in an installed wheel as in a source checkout; the tools accept these names wherever they take a config file.
@@ -71,13 +73,31 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]
         return _fail('interrupted')
 
 
-def command(main: Callable[[List[str]], Optional[int]]) -> Callable[[Optional[Sequence[str]]], int]:
-    """Decorator for an entry point's ``main(argv)``: calls go through :func:`run` (``main()`` reads
-    ``sys.argv[1:]``; user errors end as ``error: ...`` and exit status 2)."""
-    @functools.wraps(main)
-    def entry(argv: Optional[Sequence[str]] = None) -> int:
-        return run(main, argv)
-    return entry
+def command(main: Optional[Callable[..., Optional[int]]] = None, *,
+            parser: Optional[Callable[[], argparse.ArgumentParser]] = None, mm_main: Optional[str] = None):
+    """Decorator for an entry point: ``main(argv)`` calls go through :func:`run` (``main()`` reads
+    ``sys.argv[1:]``; user errors end as ``error: ...`` and exit status 2).
+
+    ``@command`` gives the decorated function the argument list. ``@command(parser=build_parser)`` gives it the
+    namespace of ``build_parser().parse_args(argv)``, with the download progress bars already switched by its
+    ``--quiet`` (:func:`add_quiet_argument`, :func:`set_download_progress`). With ``mm_main`` (``'main_train'``,
+    ``'main_eval'``), an argument list that starts with a ``.py`` file (an OpenMMLab detection / segmentation
+    config) goes unparsed to that function of ``zoo.mm.runner`` (:func:`mm_runner`) instead."""
+    def decorate(fn: Callable[..., Optional[int]]) -> Callable[[Optional[Sequence[str]]], int]:
+        def body(argv: List[str]) -> Optional[int]:
+            if mm_main and argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
+                return int(mm_runner(mm_main)(argv) or 0)  # detection / segmentation (mmengine)
+            if parser is None:
+                return fn(argv)
+            args = parser().parse_args(argv)
+            set_download_progress(not args.quiet)
+            return fn(args)
+
+        @functools.wraps(fn)
+        def entry(argv: Optional[Sequence[str]] = None) -> int:
+            return run(body, argv)
+        return entry
+    return decorate if main is None else decorate(main)
 
 
 # ------------------------------------------------------------------------------------------------ download progress

@@ -25,6 +25,7 @@ table to profile_<model>_<size>.txt; with --profile-below FRAC the same for ever
 of the matmul peak. With --pair and --plot, both sides of each pair are measured like models at every size
 (fresh processes: latency, peak memory) and the official side is drawn in its zoo family's plot.
 """
+import argparse
 import csv
 import json
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from .. import bench
 from ..errors import UserError
-from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command
 
 TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
                  'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'frac_peak_fp32_alt', 'frac_peak_fp32_alt_min',
@@ -165,11 +166,7 @@ def default_readme() -> Path:
     return repo if repo.is_file() else Path('README.md')
 
 
-def main(argv=None) -> int:
-    return run(_main, argv)
-
-
-def _main(argv) -> int:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog='zoo-benchmark', description=__doc__)
     p.add_argument('models', nargs='*', help='model names or wildcard patterns (zoo or timm)')
     p.add_argument('--baselines', nargs='*', default=[], help='comparison models; ratios are to the first')
@@ -216,8 +213,11 @@ def _main(argv) -> int:
     p.add_argument('--readme-file', default=None, help='README to rewrite with --readme (default: the checkout\'s)')
     p.add_argument('--out-dir', default=os.path.join('output', 'benchmark'))
     add_quiet_argument(p)
-    args = p.parse_args(argv)
-    set_download_progress(not args.quiet)
+    return p
+
+
+@command(parser=build_parser)
+def main(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     env = bench.environment(args.device)
 
@@ -228,7 +228,7 @@ def _main(argv) -> int:
         table = model_table.render(rows)
         readme = Path(args.readme_file) if args.readme_file else default_readme()
         if not readme.is_file():
-            p.error(f'--readme: {readme} does not exist (give --readme-file)')
+            build_parser().error(f'--readme: {readme} does not exist (give --readme-file)')
         model_table.write_readme(readme, table, env)
         write_outputs(rows, out_dir, env, columns=model_table.COLUMNS, stem='model_table')
         print(table)
@@ -243,7 +243,7 @@ def _main(argv) -> int:
         for spec in args.pair:
             bench.parse_pair(spec)
         if len(args.sizes) < 2:
-            p.error('--pair with --plot: give two or more --sizes (cost against input size)')
+            build_parser().error('--pair with --plot: give two or more --sizes (cost against input size)')
         records = run_models(args, env, items=pair_items(args.pair))
         return _write_run(args, records, out_dir, env)
     if args.pair:
@@ -257,7 +257,7 @@ def _main(argv) -> int:
         print(table)
         return 0
     if not args.models and not args.baselines:
-        p.error('name models or baselines, or use --reference / --pair / --readme')
+        build_parser().error('name models or baselines, or use --reference / --pair / --readme')
     if args.profile:
         from ..errors import check_model_name
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,9 @@ links, are downloaded from it and cached under their manifest `file` name.)
 import argparse
 import sys
 from pathlib import Path
-from typing import List
 
 from ..errors import UserError
-from . import ArgumentParser, add_quiet_argument, command, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command
 
 
 def _parser() -> ArgumentParser:
@@ -49,16 +48,13 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-@command
-def main(argv: List[str]) -> int:
+@command(parser=_parser)
+def main(args: argparse.Namespace) -> int:
     from .. import _manifest, hub
-    ap = _parser()
-    args = ap.parse_args(argv)
     if args.all == bool(args.names):
-        ap.error('give NAME.TAG ... or --all')
+        _parser().error('give NAME.TAG ... or --all')
     if (args.push or args.verify) and args.no_convert:
-        ap.error(f'--{"push" if args.push else "verify"} needs the conversion (drop --no-convert)')
-    set_download_progress(not args.quiet)
+        _parser().error(f'--{"push" if args.push else "verify"} needs the conversion (drop --no-convert)')
     if args.push:
         hub.require_online()
     entries = _manifest.entries()

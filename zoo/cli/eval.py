@@ -12,12 +12,13 @@ model's pretrained cfg. timm validate.py names: --checkpoint, --use-ema, --resul
 Detection / segmentation: ``python tools/eval.py configs/det/<file>.py <checkpoint> [mmengine args]`` runs
 ``zoo.mm.runner.main_eval``.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
-from . import ArgumentParser, command, mm_runner, set_download_progress
+from . import ArgumentParser, command
 
 __all__ = ['main', 'build_parser', 'EVAL_FIELDS']
 
@@ -75,13 +76,8 @@ def _img_size(given) -> Optional[object]:
     return v[0] if len(v) == 1 else tuple(v)
 
 
-@command
-def main(argv: List[str]) -> int:
-    if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
-        return int(mm_runner('main_eval')(argv) or 0)  # detection / segmentation (mmengine)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    set_download_progress(not args.quiet)
+@command(parser=build_parser, mm_main='main_eval')  # a .py config: detection / segmentation (mmengine)
+def main(args: argparse.Namespace) -> int:
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import validate
     from zoo.train.config import check_values, given_fields
@@ -91,7 +87,7 @@ def main(argv: List[str]) -> int:
     given = check_values({k: v for k, v in given.items() if k not in ('img_size', 'input_size')})
     setup_logging()
     if not (args.checkpoint or given.get('pretrained')):
-        parser.error('give --checkpoint and/or --pretrained')
+        build_parser().error('give --checkpoint and/or --pretrained')
     if args.checkpoint and not Path(args.checkpoint).expanduser().is_file():
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     g = lambda k: given.get(k, _DEFAULTS.get(k))  # noqa: E731

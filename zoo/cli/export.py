@@ -15,10 +15,10 @@ blocks per side (the default 224 / 256 px do):
     python tools/export.py zoo_biformer_tiny --format torch.export --input-size 3 224 224 --dynamic --out bf.pt2 Nothing is written
 to --out unless the artifact verified (max abs diff <= --atol, default 1e-4).
 """
+import argparse
 import sys
-from typing import List
 
-from . import ArgumentParser, add_quiet_argument, run, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command
 
 __all__ = ['main', 'build_parser']
 
@@ -44,9 +44,8 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def _main(argv: List[str]) -> int:
-    args = build_parser().parse_args(argv)
-    set_download_progress(not args.quiet)
+@command(parser=build_parser)
+def main(args: argparse.Namespace) -> int:
     from ..export import build_model, export_model
     kw = {} if args.num_classes is None else {'num_classes': args.num_classes}
     model = build_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, **kw)
@@ -55,10 +54,6 @@ def _main(argv: List[str]) -> int:
                        time_limit=args.time_limit or None)
     print(res.summary())
     return 0
-
-
-def main(argv=None) -> int:
-    return run(_main, argv)
 
 
 if __name__ == '__main__':

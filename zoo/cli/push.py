@@ -16,9 +16,8 @@ Upload progress bars are huggingface_hub's (--quiet: none).
 import argparse
 import sys
 from pathlib import Path
-from typing import List
 
-from . import ArgumentParser, add_quiet_argument, command, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command
 
 
 def _metric(text: str):
@@ -57,12 +56,10 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-@command
-def main(argv: List[str]) -> int:
-    args = _parser().parse_args(argv)
+@command(parser=_parser)
+def main(args: argparse.Namespace) -> int:
     from .. import _manifest, hub
     from ..errors import check_model_name
-    set_download_progress(not args.quiet)
     check_model_name(args.name)
     target = hub.publish_target(args.name, args.repo)
     repo = target.repo

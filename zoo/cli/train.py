@@ -21,9 +21,9 @@ loss became NaN/inf (the last good checkpoint is kept); 1 anything else.
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
-from . import ArgumentParser, command, mm_runner, set_download_progress
+from . import ArgumentParser, command
 
 __all__ = ['main', 'build_parser']
 
@@ -77,12 +77,8 @@ def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
                            f'add --dataset shapes)')
 
 
-@command
-def main(argv: List[str]) -> int:
-    if argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
-        return int(mm_runner('main_train')(argv) or 0)  # detection / segmentation (mmengine)
-    args = build_parser().parse_args(argv)
-    set_download_progress(not args.quiet)
+@command(parser=build_parser, mm_main='main_train')  # a .py config: detection / segmentation (mmengine)
+def main(args: argparse.Namespace) -> int:
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import load_config, train
     config_file = _config_file(args.config)

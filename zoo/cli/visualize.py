@@ -11,10 +11,10 @@ attention of the centre query block; CoaT's factorized-attention key softmax and
 kernel; the Residual Attention soft masks; OverLoCK's context-guided dynamic kernels. Without --image the input is
 a generated shapes scene (zoo.data.shapes).
 """
+import argparse
 import sys
-from typing import List
 
-from . import ArgumentParser, add_quiet_argument, command, set_download_progress
+from . import ArgumentParser, add_quiet_argument, command
 
 __all__ = ['main', 'build_parser']
 
@@ -37,10 +37,8 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-@command
-def main(argv: List[str]) -> int:
-    args = build_parser().parse_args(argv)
-    set_download_progress(not args.quiet)
+@command(parser=build_parser)
+def main(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith('.png'):
         raise SystemExit(build_parser().error('--out must be a .png file'))
     from ..errors import UserError
