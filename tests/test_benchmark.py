@@ -42,6 +42,39 @@ def test_time_fn_statistics(monkeypatch):
     assert len(calls) == 7 and t == {'median': 3, 'min': 1, 'spread': 1.5, 'n': 5}
 
 
+def test_alternating_rounds_order_and_speedup(monkeypatch):
+    # each call takes 1 s (fast) or 3 s (slow) on a fixed clock, except the slow side's last round (6 s)
+    import zoo.bench.machine as machine
+    clock, calls = [0.0], []
+    monkeypatch.setattr(machine.time, 'perf_counter', lambda: clock[0])
+
+    def side(name, seconds):
+        def f():
+            calls.append(name)
+            clock[0] += seconds.pop(0) if len(calls) > 2 else 0.0  # the untimed first call of each costs nothing
+        return f
+    ab = bench.speedup_alternating(side('fast', [1.0, 1.0, 1.0]), side('slow', [3.0, 3.0, 6.0]), rounds=3)
+    # one untimed call each, then rounds in alternating order: fast-slow, slow-fast, fast-slow
+    assert calls == ['fast', 'slow', 'fast', 'slow', 'slow', 'fast', 'fast', 'slow']
+    assert ab['speedup'] == 3.0 and ab['speedup_min'] == 3.0 and ab['speedup_max'] == 6.0
+    assert ab['fast_s'] == 1.0 and ab['slow_s'] == 3.0 and ab['rounds'] == 3
+
+
+def test_autocast_vs_fp32_fields(tmp_path, capsys):
+    rc = benchmark.main(['resnet10t', '--sizes', '32', '--batch-size', '2', '--warmup', '1', '--repeats', '2',
+                         '--dtype', 'bf16', '--vs-fp32', '--rounds', '2', '--no-train', '--no-peak',
+                         '--out-dir', str(tmp_path)])
+    rec = json.loads((tmp_path / 'results.json').read_text())['results'][0]
+    assert rc == 0 and rec['speedup_vs_fp32_rounds'] == 2 and rec['finite_bf16'] is True
+    assert rec['speedup_vs_fp32_min'] <= rec['speedup_vs_fp32'] <= rec['speedup_vs_fp32_max']
+    # bf16 logits differ from fp32 (an 8-bit mantissa), but not by more than a few percent of the largest logit
+    assert 0 < rec['rel_diff_vs_fp32'] < 0.1
+    assert 'speedup_vs_fp32' in (tmp_path / 'results.md').read_text()
+    capsys.readouterr()
+    assert benchmark.main(['resnet10t', '--vs-fp32', '--out-dir', str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith('error: --vs-fp32 compares an autocast dtype with fp32')
+
+
 def test_failing_model_is_reported_not_fatal(tmp_path):
     out = tmp_path / 'bench'
     rc = benchmark.main(['resnet10t', 'zoo_no_such_model', '--sizes', '32', '48', '--batch-size', '2',

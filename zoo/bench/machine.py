@@ -1,4 +1,5 @@
 """How far each model is from what the machine's matmul can do, and the per-op profile of one model."""
+import time
 from typing import Any, Dict, List
 
 import torch
@@ -21,38 +22,52 @@ def matmul_peak(device: str = 'cpu', dtype: str = 'fp32', n: int = 2048, repeats
                 threads=torch.get_num_threads(), device=device)
 
 
+def alternating_times(fns, device: str = 'cpu', rounds: int = 5) -> List[List[float]]:
+    """Wall times (s) of each of ``fns`` (no-argument callables) over ``rounds`` rounds in this process; every
+    round calls each once, and the order alternates between rounds (forward, then reversed), so all of them see
+    the same machine load. One untimed call of each first. Returns one list of per-round times per function."""
+    dev = torch.device(device)
+    for f in fns:
+        f()
+    times: List[List[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for r in range(rounds):
+        for i in (order if r % 2 == 0 else order[::-1]):
+            _sync(dev)
+            t0 = time.perf_counter()
+            fns[i]()
+            _sync(dev)
+            times[i].append(time.perf_counter() - t0)
+    return times
+
+
 def peak_fraction_alternating(fn, flops_per_call: float, device: str = 'cpu', dtype: str = 'fp32', rounds: int = 5,
                               n: int = 2048) -> Dict[str, Any]:
     """Fraction of the matmul peak that ``fn`` (``flops_per_call`` FLOPs) reaches, timed in alternating rounds with
-    the ``n x n`` ``torch.mm`` of :func:`matmul_peak` in this process (which goes first alternates), so both see
+    the ``n x n`` ``torch.mm`` of :func:`matmul_peak` in this process (:func:`alternating_times`), so both see
     the same machine load. Returns the median of the per-round fractions, their range, and the median peak."""
     import statistics
-    import time
     dev = torch.device(device)
     g = torch.Generator(device='cpu').manual_seed(0)
     a = torch.randn(n, n, generator=g).to(dev, DTYPES[dtype])
     b = torch.randn(n, n, generator=g).to(dev, DTYPES[dtype])
-    mm = lambda: torch.mm(a, b)  # noqa: E731
-    for f in (fn, mm, mm):
-        f()
-
-    def timed(f):
-        _sync(dev)
-        t0 = time.perf_counter()
-        f()
-        _sync(dev)
-        return time.perf_counter() - t0
-    fracs, peaks = [], []
-    for r in range(rounds):
-        if r % 2 == 0:
-            t_fn, t_mm = timed(fn), timed(mm)
-        else:
-            t_mm, t_fn = timed(mm), timed(fn)
-        peak = 2.0 * n ** 3 / t_mm
-        peaks.append(peak)
-        fracs.append(flops_per_call / t_fn / peak)
+    torch.mm(a, b)  # one more warm-up of the matmul
+    t_fn, t_mm = alternating_times([fn, lambda: torch.mm(a, b)], device=device, rounds=rounds)
+    peaks = [2.0 * n ** 3 / t for t in t_mm]
+    fracs = [flops_per_call / tf / peak for tf, peak in zip(t_fn, peaks)]
     return dict(frac=statistics.median(fracs), frac_min=min(fracs), frac_max=max(fracs),
                 peak_flops_s=statistics.median(peaks), rounds=rounds)
+
+
+def speedup_alternating(fast, slow, device: str = 'cpu', rounds: int = 5) -> Dict[str, Any]:
+    """How many times faster ``fast`` is than ``slow`` (both no-argument callables), timed in alternating rounds in
+    this process (:func:`alternating_times`): the median of the per-round ratios slow / fast, their range, and
+    each side's median time (s)."""
+    import statistics
+    t_fast, t_slow = alternating_times([fast, slow], device=device, rounds=rounds)
+    ratios = [s / f for f, s in zip(t_fast, t_slow)]
+    return dict(speedup=statistics.median(ratios), speedup_min=min(ratios), speedup_max=max(ratios),
+                fast_s=statistics.median(t_fast), slow_s=statistics.median(t_slow), rounds=rounds)
 
 
 def matmul_peak_in_subprocess(device: str = 'cpu', dtype: str = 'fp32', timeout: float = 600, **kw) -> Dict[str, Any]:

@@ -10,6 +10,7 @@
   python tools/benchmark.py --readme                                     # regenerate the README model table
   python tools/benchmark.py zoo_coat_lite_tiny --profile                  # per-op profile (torch.profiler)
   python tools/benchmark.py 'zoo_coat_lite_*' coat_lite_tiny --sizes 224 384 512 768 1024 --plot   # one PNG per family
+  python tools/benchmark.py zoo_biformer_tiny --dtype bf16 --vs-fp32 --no-train  # bf16 autocast vs fp32, same process
   python tools/benchmark.py 'zoo_*' --device cuda --dtype bf16 --csv docs/benchmark_gpu.csv        # the GPU table
 
 Every (model, size) is measured in a fresh process, so peak memory is per model and a model that fails
@@ -37,12 +38,13 @@ from . import ArgumentParser, add_quiet_argument, command
 
 TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
                  'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'frac_peak_fp32_alt', 'frac_peak_fp32_alt_min',
-                 'frac_peak_fp32_alt_max', 'frac_peak_bf16_alt', 'train_img_s', 'train_img_s_ratio',
+                 'frac_peak_fp32_alt_max', 'frac_peak_bf16_alt', 'speedup_vs_fp32', 'speedup_vs_fp32_min',
+                 'speedup_vs_fp32_max', 'rel_diff_vs_fp32', 'train_img_s', 'train_img_s_ratio',
                  'peak_mem_mb', 'peak_mem_mb_ratio', 'error']
 # the GPU table (--csv): one row per (model, size), with the machine in every row
 GPU_COLUMNS = ['model', 'img_size', 'batch_size', 'device', 'gpu', 'dtype', 'channels_last', 'compile', 'params_m',
                'gmacs', 'latency_ms', 'infer_img_s', 'train_img_s', 'peak_mem_mb', 'frac_peak_fp32', 'frac_peak_bf16',
-               'matmul_peak_fp32_tflops', 'matmul_peak_bf16_tflops', 'torch', 'timm', 'error']
+               'speedup_vs_fp32', 'matmul_peak_fp32_tflops', 'matmul_peak_bf16_tflops', 'torch', 'timm', 'error']
 
 
 def expand(patterns):
@@ -112,7 +114,8 @@ def run_models(args, env=None, items=()):
                 name=item['name'], img_size=size, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                 channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
                 train=not args.no_train, flops=not args.no_flops, timeout=args.timeout,
-                model_kwargs=item.get('model_kwargs') or None, peak_alternate=args.peak_alternate)
+                model_kwargs=item.get('model_kwargs') or None, peak_alternate=args.peak_alternate,
+                vs_fp32=args.vs_fp32, rounds=args.rounds or 0)
             rec.update(item.get('record', {}))
             print(json.dumps(rec), flush=True)
             records.append(rec)
@@ -189,8 +192,9 @@ def build_parser() -> ArgumentParser:
                         "With --plot: both sides measured like models (fresh process per size: latency, peak "
                         "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")
     p.add_argument('--train', action='store_true', help='with --pair: also time forward + backward + SGD step')
-    p.add_argument('--rounds', type=int, default=5,
-                   help='with --pair / --reference train_loop: alternating rounds (medians over them)')
+    p.add_argument('--rounds', type=int, default=None,
+                   help='with --pair / --reference train_loop (default 5), --vs-fp32 / --peak-alternate (default '
+                        'max(--repeats, 3)): alternating rounds (medians over them)')
     p.add_argument('--steps', type=int, default=2,
                    help='with --pair / --reference train_loop: calls (training steps) of each side per round')
     p.add_argument('--plot', action='store_true',
@@ -206,6 +210,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--peak-alternate', action='store_true',
                    help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
                         'rounds with the matmul, in its own process (for a machine shared with other jobs)')
+    p.add_argument('--vs-fp32', action='store_true',
+                   help='with --dtype bf16 / fp16: also speedup_vs_fp32 (with _min/_max): each model\'s autocast batch '
+                        'forward timed in alternating rounds with its fp32 forward, in its own process, and '
+                        'rel_diff_vs_fp32 (max |autocast - fp32| logit / max |fp32| logit) and finite_<dtype>')
     p.add_argument('--readme', action='store_true', help='regenerate the model table in README.md')
     p.add_argument('--readme-models', default='', metavar='PATTERN',
                    help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")
@@ -220,6 +228,8 @@ def build_parser() -> ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     env = bench.environment(args.device)
+    if args.vs_fp32 and args.dtype == 'fp32':
+        raise UserError('--vs-fp32 compares an autocast dtype with fp32: give --dtype bf16 or --dtype fp16')
 
     if args.readme:
         from zoo import model_table
@@ -234,7 +244,7 @@ def main(args: argparse.Namespace) -> int:
         print(table)
         return 0
     if args.reference:
-        kw = dict(rounds=args.rounds, steps=args.steps) if args.reference in bench.REFERENCE_ROUNDS else {}
+        kw = dict(rounds=args.rounds or 5, steps=args.steps) if args.reference in bench.REFERENCE_ROUNDS else {}
         records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats, **kw)
         table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
         print(table)
@@ -250,7 +260,7 @@ def main(args: argparse.Namespace) -> int:
         for spec in args.pair:
             bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
         records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
-                                      dtype=args.dtype, train=args.train, rounds=args.rounds, steps=args.steps,
+                                      dtype=args.dtype, train=args.train, rounds=args.rounds or 5, steps=args.steps,
                                       warmup=max(1, args.warmup // 2), timeout=args.timeout,
                                       report=lambda rec: print(json.dumps(rec), flush=True))
         table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
