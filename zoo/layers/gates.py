@@ -11,16 +11,38 @@ The gate modules keep the parameter names ``conv`` / ``bn`` of both official lay
 """
 import torch
 import torch.nn as nn
+from timm.layers import register_notrace_function
 
 __all__ = ['zpool', 'ZPool', 'AttentionGate']
 
 
+def _halving_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.amax(dim)`` by repeatedly taking the elementwise maximum of the axis's two (overlapping) halves: exact
+    (the maximum is idempotent, so the shared middle element of an odd length does no harm) and as NaN-propagating
+    as ``amax``, and vectorised on CPU, where PyTorch's single-axis max over a spatial axis is a strided
+    reduction costing several elementwise passes (more in bf16). log2(length) steps, not a loop over elements."""
+    n = x.shape[dim]
+    while n > 1:
+        k = (n + 1) // 2
+        x = torch.maximum(x.narrow(dim, 0, k), x.narrow(dim, n - k, k))
+        n = k
+    return x.squeeze(dim)
+
+
+@register_notrace_function  # one node under FX (the fast path's choice reads the input's device)
 def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Max and mean of ``x`` over ``dim``, stacked as a new axis 1 (max first).
 
     (B, C, H, W) with dim=1 -> (B, 2, H, W); dim=2 -> (B, 2, C, W); dim=3 -> (B, 2, C, H).
+    Eager CPU pools a spatial axis by :func:`_halving_amax` (same values); scripted, traced or compiled graphs and
+    other devices use ``amax``.
     """
-    return torch.stack([x.amax(dim=dim), x.mean(dim=dim)], dim=1)
+    if dim >= 2 and x.dim() == 4 and x.device.type == 'cpu' and not (
+            torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        x_max = _halving_amax(x, dim)
+    else:
+        x_max = x.amax(dim=dim)
+    return torch.stack([x_max, x.mean(dim=dim)], dim=1)
 
 
 class ZPool(nn.Module):

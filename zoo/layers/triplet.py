@@ -41,10 +41,13 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, H, W)
-        s_cw = self.cw(zpool(x, 2))                                       # (B,2,C,W) -> (B,1,C,W)
-        s_hc = self.hc(zpool(x, 3).transpose(2, 3))                       # (B,2,C,H)^T -> (B,1,H,C)
-        scale = s_cw.permute(0, 2, 1, 3) + s_hc.permute(0, 3, 2, 1)        # (B,C,1,W) + (B,C,H,1)
+        s_cw = self.cw(zpool(x, 2)).permute(0, 2, 1, 3)                   # (B,2,C,W) -> (B,1,C,W) -> (B,C,1,W)
+        # (B,2,C,H)^T -> (B,1,H,C) -> (B,C,H,1), made contiguous (small) so the broadcast sums below vectorise
+        s_hc = self.hc(zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1).contiguous()
+        scale = s_cw + s_hc                                               # (B,C,H,W)
         if self.no_spatial:
-            return x * scale * 0.5
-        s_hw = self.hw(zpool(x, 1))                                       # (B,2,H,W) -> (B,1,H,W)
-        return x * (scale + s_hw) * (1.0 / 3.0)
+            return (x * scale).mul_(0.5)
+        # the same sums and products in the same order as x * (scale + s_hw) / 3, in place where autograd allows
+        # (the in-place result is used, so an FX graph keeps the op)
+        scale = scale.add_(self.hw(zpool(x, 1)))                          # + (B,1,H,W)
+        return (x * scale).mul_(1.0 / 3.0)

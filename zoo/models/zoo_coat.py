@@ -46,7 +46,6 @@ from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unw
 
 __all__ = ['CoaT']
 
-# TorchScript-compatible: the shared CRPE reaches the blocks as (kernels, biases) tensors, not as a module argument
 PARITY = dict(
     {n: 'official-code path; = timm coat weights (exact)' for n in (
         'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
@@ -57,6 +56,7 @@ PARITY = dict(
 _BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
 
 # (kernels, biases) of a stage's shared CRPE, as ConvRelPosEnc.params() returns them
+# TorchScript-compatible: the shared CRPE reaches the blocks as (kernels, biases) tensors, not as a module argument
 CrpeParams = Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]
 
 
