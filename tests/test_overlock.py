@@ -8,6 +8,7 @@ import warnings
 import pytest
 import timm
 import torch
+import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
@@ -217,6 +218,33 @@ def test_training_form_refuses_reparam_checkpoint(tmp_path):
         load_pretrained('zoo_overlock_xt', path)
 
 
+@pytest.mark.parametrize('kernel_size', [7, 17])
+def test_eval_mode_merged_kernel_equals_the_branches(kernel_size):
+    """In eval mode a training-form block runs one conv with the merged kernel; it must equal the sum of its
+    BN'd branches (computed here module by module), in value and in the gradient of every parameter."""
+    torch.manual_seed(0)
+    block = DilatedReparamBlock(8, kernel_size)
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics and affine parameters
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    block.double().eval()
+    x = torch.randn(2, 8, 23, 19, dtype=torch.float64)
+
+    def branches():
+        out = block.origin_bn(block.lk_origin(x))
+        for k, r in block.branches:
+            out = out + getattr(block, f'dil_bn_k{k}_{r}')(getattr(block, f'dil_conv_k{k}_{r}')(x))
+        return out
+    merged, ref = block(x), branches()
+    torch.testing.assert_close(merged, ref, rtol=0, atol=1e-12)
+    g_merged = torch.autograd.grad(merged.square().sum(), list(block.parameters()))
+    g_ref = torch.autograd.grad(ref.square().sum(), list(block.parameters()))
+    for a, b in zip(g_merged, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    assert block.train()(x).shape == x.shape  # training mode: the branches, on batch statistics
+
+
 def test_reparameterize_keeps_outputs_and_gives_official_deploy_layout():
     model = timm.create_model('zoo_overlock_xt', aux_head=True)
     model.load_state_dict(checkpoint_filter_fn(official_state_dict('overlock_xt', seed=3), model))
@@ -306,17 +334,26 @@ def test_param_counts_match_official(variant):
 OFFICIAL_GMACS = {'xt': (2.8322, 2.6708), 't': (5.9324, 5.5854), 's': (10.3370, 9.7939), 'b': (17.8124, 16.9462)}
 
 
+def _gmacs_without_aggregation(model):
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.empty(1, 3, 224, 224, device='meta'))
+    per_module = fc.get_flop_counts()
+    agg = sum(sum(v.values()) for k, v in per_module.items() if k.endswith(('.aggregate_small', '.aggregate_large')))
+    n_agg = sum(1 for k in per_module if k.endswith(('.aggregate_small', '.aggregate_large')))
+    assert n_agg == 2 * sum(len(s.blocks) for s in model.focus_stages)
+    return (fc.get_total_flops() - agg) / 2e9
+
+
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_gmacs_match_official(variant):
-    for deploy, ref in zip((False, True), OFFICIAL_GMACS[variant]):
-        model = timm.create_model(f'zoo_overlock_{variant}', deploy=deploy, device='meta').eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            model(torch.empty(1, 3, 224, 224, device='meta'))
-        per_module = fc.get_flop_counts()
-        agg = sum(sum(v.values()) for k, v in per_module.items() if k.endswith(('.aggregate_small', '.aggregate_large')))
-        n_agg = sum(1 for k in per_module if k.endswith(('.aggregate_small', '.aggregate_large')))
-        assert n_agg == 2 * sum(len(s.blocks) for s in model.focus_stages)
-        assert (fc.get_total_flops() - agg) / 2e9 == pytest.approx(ref, rel=0.01)
+    train_form, deploy_form = OFFICIAL_GMACS[variant]
+    model = timm.create_model(f'zoo_overlock_{variant}', device='meta')
+    # the training form runs every dilated branch while training ...
+    assert _gmacs_without_aggregation(model.train()) == pytest.approx(train_form, rel=0.01)
+    # ... and in eval mode the merged kernel of each DilatedReparamBlock: the deploy form's cost
+    assert _gmacs_without_aggregation(model.eval()) == pytest.approx(deploy_form, rel=0.01)
+    deploy = timm.create_model(f'zoo_overlock_{variant}', deploy=True, device='meta').eval()
+    assert _gmacs_without_aggregation(deploy) == pytest.approx(deploy_form, rel=0.01)
 
 
 # ---------------------------------------------------------------------------------------------------------------
