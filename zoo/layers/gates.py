@@ -11,9 +11,10 @@ The gate modules keep the parameter names ``conv`` / ``bn`` of both official lay
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.layers import register_notrace_function
 
-__all__ = ['zpool', 'ZPool', 'AttentionGate']
+__all__ = ['zpool', 'global_max', 'ZPool', 'AttentionGate']
 
 
 def _halving_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -34,15 +35,29 @@ def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Max and mean of ``x`` over ``dim``, stacked as a new axis 1 (max first).
 
     (B, C, H, W) with dim=1 -> (B, 2, H, W); dim=2 -> (B, 2, C, W); dim=3 -> (B, 2, C, H).
-    Eager CPU pools a spatial axis by :func:`_halving_amax` (same values); scripted, traced or compiled graphs and
-    other devices use ``amax``.
+    Same values on every path. When a gradient is needed the max is ``max(dim)`` (its backward routes the gradient
+    through the argmax indices, as both official codes do; ``amax``'s backward compares the whole input with the
+    maximum and costs several times the forward). Otherwise eager CPU pools a spatial axis by
+    :func:`_halving_amax`; scripted, traced or compiled graphs and other devices use ``amax``.
     """
-    if dim >= 2 and x.dim() == 4 and x.device.type == 'cpu' and not (
+    if x.requires_grad and torch.is_grad_enabled():
+        x_max = x.max(dim=dim).values
+    elif dim >= 2 and x.dim() == 4 and x.device.type == 'cpu' and not (
             torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
         x_max = _halving_amax(x, dim)
     else:
         x_max = x.amax(dim=dim)
     return torch.stack([x_max, x.mean(dim=dim)], dim=1)
+
+
+@register_notrace_function  # one node under FX (the choice of path reads whether a gradient is needed)
+def global_max(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C): the max over the spatial axes. Index-based (``adaptive_max_pool2d``, the official
+    CBAM's ``max_pool2d`` over the whole map) when a gradient is needed, whose backward is a scatter; ``amax``
+    otherwise, the faster forward. Same values."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return F.adaptive_max_pool2d(x, 1).flatten(1)
+    return x.amax(dim=(2, 3))
 
 
 class ZPool(nn.Module):
