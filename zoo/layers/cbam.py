@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from timm.layers import LayerType, get_act_layer
 
-from .gates import AttentionGate, ZPool, global_max, zpool  # noqa: F401  (ZPool: old import path zoo.layers.cbam.ZPool)
+from .gates import AttentionGate, ZPool, global_max, global_mean, zpool  # noqa: F401  (ZPool: old import path)
 
 __all__ = ['ChannelGate', 'SpatialGate', 'CBAM']
 
@@ -34,7 +34,7 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        pooled = torch.cat([x.mean(dim=(2, 3)), global_max(x)], dim=0)  # (2B, C): one MLP pass for both
+        pooled = torch.cat([global_mean(x), global_max(x)], dim=0)  # (2B, C): one MLP pass for both
         logits = self.fc2(self.act(self.fc1(pooled)))
         scale = torch.sigmoid(logits[:b] + logits[b:])
         return x * scale[:, :, None, None]

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_function
 
-__all__ = ['zpool', 'global_max', 'ZPool', 'AttentionGate']
+__all__ = ['zpool', 'global_max', 'global_mean', 'ZPool', 'AttentionGate']
 
 
 def _halving_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -30,19 +30,21 @@ def _halving_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.squeeze(dim)
 
 
-@register_notrace_function  # one node under FX (the fast path's choice reads the input's device)
+@register_notrace_function  # one node under FX (the choice of path reads the input's device and grad mode)
 def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Max and mean of ``x`` over ``dim``, stacked as a new axis 1 (max first).
 
     (B, C, H, W) with dim=1 -> (B, 2, H, W); dim=2 -> (B, 2, C, W); dim=3 -> (B, 2, C, H).
-    Same values on every path. When a gradient is needed the max is ``max(dim)`` (its backward routes the gradient
-    through the argmax indices, as both official codes do; ``amax``'s backward compares the whole input with the
-    maximum and costs several times the forward). Otherwise eager CPU pools a spatial axis by
+    Same values on every path (on CPU). When a gradient is needed the max is ``max(dim)`` (its backward routes
+    the gradient through the argmax indices, as both official codes do; ``amax``'s backward compares the whole
+    input with the maximum and costs several times the forward). Otherwise eager CPU pools a spatial axis by
     :func:`_halving_amax`; scripted, traced or compiled graphs and other devices use ``amax``.
     """
     if x.requires_grad and torch.is_grad_enabled():
-        x_max = x.max(dim=dim).values
-    elif dim >= 2 and x.dim() == 4 and x.device.type == 'cpu' and not (
+        # the mean as sum / n, which is how CPU computes mean (same values), but whose backward is a broadcast view
+        # where mean's materialises the whole divided gradient
+        return torch.stack([x.max(dim=dim).values, x.sum(dim=dim) / x.shape[dim]], dim=1)
+    if dim >= 2 and x.dim() == 4 and x.device.type == 'cpu' and not (
             torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
         x_max = _halving_amax(x, dim)
     else:
@@ -58,6 +60,15 @@ def global_max(x: torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return F.adaptive_max_pool2d(x, 1).flatten(1)
     return x.amax(dim=(2, 3))
+
+
+@register_notrace_function  # one node under FX (the choice of path reads whether a gradient is needed)
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C): the mean over the spatial axes; as sum / (H * W) when a gradient is needed (the same
+    values on CPU, and a backward that broadcasts instead of materialising the divided gradient)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return x.sum(dim=(2, 3)) / (x.shape[2] * x.shape[3])
+    return x.mean(dim=(2, 3))
 
 
 class ZPool(nn.Module):
