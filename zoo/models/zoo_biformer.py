@@ -16,6 +16,7 @@ Differences from the official code (numerics unchanged for the released models):
   * BRA gathers routed regions once and uses fused scaled-dot-product attention, so no attention matrix is
     materialised (see zoo/layers/bra.py).
 """
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -67,8 +68,19 @@ class Downsample(nn.Module):
         return self.norm(self.conv(x))
 
 
+@dataclass(frozen=True)
+class BiFormerBlockCfg:
+    """What every block of a BiFormer shares: the model arguments of the same names (see :class:`BiFormer`)."""
+    mlp_ratio: float = 3.
+    lepe_kernel: int = 5
+    cpe_kernel: int = 3
+    dense_heads: int = 8
+    mask_padding: bool = False
+
+
 class BiFormerBlock(nn.Module):
-    """x + DWConv(x) (conditional position encoding), then pre-norm attention and MLP; NCHW in and out."""
+    """x + DWConv(x) (conditional position encoding), then pre-norm attention and MLP; NCHW in and out.
+    ``topk`` None or <= 0 selects dense attention (``cfg.dense_heads`` heads) instead of BRA."""
 
     def __init__(
             self,
@@ -76,29 +88,25 @@ class BiFormerBlock(nn.Module):
             num_heads: int,
             n_win: int = 7,
             topk: Optional[int] = 4,
-            mlp_ratio: float = 3.,
-            lepe_kernel: int = 5,
-            cpe_kernel: int = 3,
-            dense_heads: int = 8,
-            mask_padding: bool = False,
             drop_path: float = 0.,
+            cfg: BiFormerBlockCfg = BiFormerBlockCfg(),
             device=None,
             dtype=None,
     ):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        self.pos_embed = nn.Conv2d(dim, dim, cpe_kernel, padding=cpe_kernel // 2, groups=dim, **dd)
+        self.pos_embed = nn.Conv2d(dim, dim, cfg.cpe_kernel, padding=cfg.cpe_kernel // 2, groups=dim, **dd)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6, **dd)
         if topk is not None and topk > 0:
             self.attn = BiLevelRoutingAttention(
-                dim, num_heads=num_heads, n_win=n_win, topk=topk, lepe_kernel=lepe_kernel,
-                mask_padding=mask_padding, **dd)
+                dim, num_heads=num_heads, n_win=n_win, topk=topk, lepe_kernel=cfg.lepe_kernel,
+                mask_padding=cfg.mask_padding, **dd)
         else:
             # the released models pass no head count here: the dense stage always uses 8 heads
-            self.attn = AttentionLePE(dim, num_heads=dense_heads, lepe_kernel=lepe_kernel, **dd)
+            self.attn = AttentionLePE(dim, num_heads=cfg.dense_heads, lepe_kernel=cfg.lepe_kernel, **dd)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6, **dd)
-        self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=nn.GELU, **dd)
+        self.mlp = Mlp(dim, int(cfg.mlp_ratio * dim), act_layer=nn.GELU, **dd)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,12 +127,8 @@ class BiFormerStage(BlockStage):
             num_heads: int,
             n_win: int,
             topk: Optional[int],
-            mlp_ratio: float,
-            lepe_kernel: int,
-            cpe_kernel: int,
-            dense_heads: int,
-            mask_padding: bool,
             drop_path: Sequence[float],
+            cfg: BiFormerBlockCfg,
             device=None,
             dtype=None,
     ):
@@ -132,10 +136,7 @@ class BiFormerStage(BlockStage):
         dd = {'device': device, 'dtype': dtype}
         self.downsample = Downsample(in_chs, dim, **dd) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[
-            BiFormerBlock(
-                dim, num_heads=num_heads, n_win=n_win, topk=topk, mlp_ratio=mlp_ratio, lepe_kernel=lepe_kernel,
-                cpe_kernel=cpe_kernel, dense_heads=dense_heads, mask_padding=mask_padding, drop_path=drop_path[i],
-                **dd)
+            BiFormerBlock(dim, num_heads=num_heads, n_win=n_win, topk=topk, drop_path=drop_path[i], cfg=cfg, **dd)
             for i in range(depth)])
 
 
@@ -187,6 +188,8 @@ class BiFormer(StagedModel, nn.Module):
         dd = {'device': device, 'dtype': dtype}
         num_stages = len(depths)
         n_wins = to_ntuple(num_stages)(n_win)
+        block_cfg = BiFormerBlockCfg(mlp_ratio=mlp_ratio, lepe_kernel=lepe_kernel, cpe_kernel=cpe_kernel,
+                                     dense_heads=dense_heads, mask_padding=mask_padding)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -202,8 +205,7 @@ class BiFormer(StagedModel, nn.Module):
                 stride *= 2
             stages.append(BiFormerStage(
                 prev_chs, embed_dims[i], depth=depths[i], downsample=i > 0, num_heads=embed_dims[i] // head_dim,
-                n_win=n_wins[i], topk=topks[i], mlp_ratio=mlp_ratio, lepe_kernel=lepe_kernel, cpe_kernel=cpe_kernel,
-                dense_heads=dense_heads, mask_padding=mask_padding, drop_path=dpr[i], **dd))
+                n_win=n_wins[i], topk=topks[i], drop_path=dpr[i], cfg=block_cfg, **dd))
             prev_chs = embed_dims[i]
             self.feature_info.append(dict(num_chs=prev_chs, reduction=stride, module=f'stages.{i}'))
         self.stages = nn.Sequential(*stages)
