@@ -108,6 +108,7 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
     ``finite_<dtype>`` (no NaN / inf). ``rounds``: alternating rounds (default ``max(repeats, 3)``)."""
     dev = torch.device(device)
     amp_dtype = DTYPES[dtype]
+    alt_rounds = rounds or max(repeats, 3)  # --vs-fp32 / --peak-alternate
     rec: Dict[str, Any] = dict(model=name, img_size=img_size, batch_size=batch_size, device=device, dtype=dtype,
                                channels_last=channels_last, compile=compile, threads=torch.get_num_threads())
     rss0 = _rss_mb()
@@ -136,11 +137,11 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
                     model(x)
             t = time_fn(step, dev, warmup, repeats)
             if key == 'infer_img_s' and vs_fp32 and amp_dtype != torch.float32:
-                rec.update(_compare_fp32(model, x, autocast, device, rounds or max(repeats, 3), dtype))
+                rec.update(_compare_fp32(model, x, autocast, device, alt_rounds, dtype))
             if key == 'infer_img_s' and peak_alternate and rec.get('gmacs'):
                 from .machine import peak_fraction_alternating
                 alt = peak_fraction_alternating(step, 2.0 * rec['gmacs'] * 1e9 * bs, device=device, dtype=dtype,
-                                                rounds=rounds or max(repeats, 3))
+                                                rounds=alt_rounds)
                 k = f'frac_peak_{dtype}_alt'
                 rec[k], rec[k + '_min'], rec[k + '_max'] = alt['frac'], alt['frac_min'], alt['frac_max']
                 rec[f'matmul_peak_{dtype}_alt_tflops'] = alt['peak_flops_s'] / 1e12

@@ -140,28 +140,19 @@ class DilatedReparamBlock(nn.Module):
         """The (weight, bias) of the one biased KxK depthwise conv that equals this block in eval mode (BNs folded,
         dilated kernels spread to dense ones and summed into the large kernel); differentiable in the parameters.
         Computed in at least float32 (float64 parameters stay float64)."""
-        def fused(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
-            dt = torch.promote_types(conv.weight.dtype, torch.float32)
-            return fuse_conv_bn_weights(conv.weight.to(dt), None, bn.weight.to(dt), bn.bias.to(dt),
-                                        bn.running_mean.to(dt), bn.running_var.to(dt), bn.eps)
-        branches = [(*fused(getattr(self, f'dil_conv_k{k}_{r}'), getattr(self, f'dil_bn_k{k}_{r}')), r)
+        branches = [(*_fuse(getattr(self, f'dil_conv_k{k}_{r}'), getattr(self, f'dil_bn_k{k}_{r}')), r)
                     for k, r in self.branches]
-        return _merge(fused(self.lk_origin, self.origin_bn), branches)
+        return _merge(_fuse(self.lk_origin, self.origin_bn), branches)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Merge the branches and BNs into a single biased KxK depthwise conv (exact in eval mode)."""
         if self.deploy:
             return
-        origin = _fuse(self.lk_origin, self.origin_bn)
-        branches = []
-        for k, r in self.branches:
-            w, b = _fuse(getattr(self, f'dil_conv_k{k}_{r}'), getattr(self, f'dil_bn_k{k}_{r}'))
-            branches.append((w, b, r))
-        weight, bias = _merge(origin, branches)
+        weight, bias = self.merged_kernel()
         old = self.lk_origin
         merged = nn.Conv2d(old.in_channels, old.out_channels, self.kernel_size, padding=self.kernel_size // 2,
-                           groups=old.groups, bias=True, device=weight.device, dtype=weight.dtype)
+                           groups=old.groups, bias=True, device=weight.device, dtype=old.weight.dtype)
         merged.weight.copy_(weight)
         merged.bias.copy_(bias)
         self.lk_origin = merged
@@ -173,7 +164,11 @@ class DilatedReparamBlock(nn.Module):
 
 
 def _fuse(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
-    return fuse_conv_bn_weights(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+    """A bias-free conv and its BN -> one conv's (weight, bias), in at least float32."""
+    dt = torch.promote_types(conv.weight.dtype, torch.float32)
+    bias = None if conv.bias is None else conv.bias.to(dt)
+    return fuse_conv_bn_weights(conv.weight.to(dt), bias, bn.weight.to(dt), bn.bias.to(dt), bn.running_mean.to(dt),
+                                bn.running_var.to(dt), bn.eps)
 
 
 _BRANCH_KEY = re.compile(r'^(?P<prefix>.*\.|)dil_conv_k(?P<k>\d+)_(?P<r>\d+)\.weight$')

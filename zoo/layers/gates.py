@@ -17,6 +17,11 @@ from timm.layers import register_notrace_function
 __all__ = ['zpool', 'global_max', 'global_mean', 'ZPool', 'AttentionGate']
 
 
+def _grad_needed(x: torch.Tensor) -> bool:
+    """Whether autograd will need the gradient of an op on ``x`` (then the pools take their index / sum forms)."""
+    return x.requires_grad and torch.is_grad_enabled()
+
+
 def _halving_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``x.amax(dim)`` by repeatedly taking the elementwise maximum of the axis's two (overlapping) halves: exact
     (the maximum is idempotent, so the shared middle element of an odd length does no harm) and as NaN-propagating
@@ -40,7 +45,7 @@ def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     input with the maximum and costs several times the forward). Otherwise eager CPU pools a spatial axis by
     :func:`_halving_amax`; scripted, traced or compiled graphs and other devices use ``amax``.
     """
-    if x.requires_grad and torch.is_grad_enabled():
+    if _grad_needed(x):
         # the mean as sum / n, which is how CPU computes mean (same values), but whose backward is a broadcast view
         # where mean's materialises the whole divided gradient
         return torch.stack([x.max(dim=dim).values, x.sum(dim=dim) / x.shape[dim]], dim=1)
@@ -57,7 +62,7 @@ def global_max(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C): the max over the spatial axes. Index-based (``adaptive_max_pool2d``, the official
     CBAM's ``max_pool2d`` over the whole map) when a gradient is needed, whose backward is a scatter; ``amax``
     otherwise, the faster forward. Same values."""
-    if x.requires_grad and torch.is_grad_enabled():
+    if _grad_needed(x):
         return F.adaptive_max_pool2d(x, 1).flatten(1)
     return x.amax(dim=(2, 3))
 
@@ -66,7 +71,7 @@ def global_max(x: torch.Tensor) -> torch.Tensor:
 def global_mean(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C): the mean over the spatial axes; as sum / (H * W) when a gradient is needed (the same
     values on CPU, and a backward that broadcasts instead of materialising the divided gradient)."""
-    if x.requires_grad and torch.is_grad_enabled():
+    if _grad_needed(x):
         return x.sum(dim=(2, 3)) / (x.shape[2] * x.shape[3])
     return x.mean(dim=(2, 3))
 
