@@ -649,3 +649,44 @@ def test_overlock_entries_name_the_form_of_their_parameter_counts():
     assert round(n['in1k'], 2) == 16.97 and 'training form' in entries['zoo_overlock_xt.in1k']['params']['form']
     assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'paper_m': 'x'}})
     assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'size': 1}})
+
+
+# --- pretrained=True: one error that says what to do ----------------------------------------------------------
+
+def _one_error_line(capsys, main, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith('error: ') and not any('Traceback' in e for e in err), err
+    return err[-1]
+
+
+def test_pretrained_unavailable_says_what_to_do(cache, capsys):
+    """A manual-only tag: the page, the cache path it looks in, the overlay; a file of another model in that place
+    is refused; the official file saved there by hand loads. The CLI tools print the message as one error line."""
+    from zoo.cli import download as cli_download, eval as cli_eval
+    from zoo.errors import PretrainedUnavailable
+    name, e = 'zoo_resnet50_cbam.in1k', _manifest.entry('zoo_resnet50_cbam.in1k')
+    saved = cache / 'checkpoints' / e['file']
+    with pytest.raises(PretrainedUnavailable) as ei:
+        timm.create_model('zoo_resnet50_cbam', pretrained=True)
+    msg = str(ei.value)
+    assert ei.value.__context__ is None and ei.value.__cause__ is None
+    assert msg.startswith(f'{name}: no pretrained weights could be loaded.')
+    assert f'Hub {e["hub"]}: no copy published yet' in msg and f'cache {saved}: not there' in msg
+    assert e['page'] in msg and 'pretrained_cfg_overlay=dict(file=PATH)' in msg
+    for main, argv in ((cli_eval.main, ['--model', 'zoo_resnet50_cbam', '--pretrained']),
+                       (cli_download.main, [name, '--source', 'hub'])):
+        line = _one_error_line(capsys, main, argv)
+        assert name in line and e['page'] in line and str(saved) in line
+    # another model's file in that place
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    _official_checkpoint(saved)  # ResNet-18 + CBAM
+    with pytest.raises(PretrainedUnavailable, match='holds the weights of another model') as ei:
+        timm.create_model('zoo_resnet50_cbam', pretrained=True)
+    assert str(saved) in str(ei.value) and 'CBAM checkpoint does not match' in str(ei.value)
+    # the official file saved by hand
+    sd = official_state_dict('cbam_resnet50', seed=0)
+    torch.save({'state_dict': {'module.' + k: v for k, v in sd.items()}}, saved)
+    got = timm.create_model('zoo_resnet50_cbam', pretrained=True).state_dict()
+    want = timm.create_model('zoo_resnet50_cbam', pretrained=True, pretrained_cfg_overlay=dict(file=str(saved)))
+    assert all(torch.equal(v, got[k]) for k, v in want.state_dict().items()) and got.keys() == want.state_dict().keys()
