@@ -175,15 +175,17 @@ def weights(tmp_path_factory):
 @pytest.fixture
 def server(weights):
     good = weights['timm']
+    half = len(good) // 2
+    corrupt = good[:half] + bytes([good[half] ^ 0xFF]) + good[half + 1:]  # one byte flipped in the tensor data
     commits = {k: _commit(k) for k in ('pinned', 'newer', 'timm', 'bad')}
     repos = {
         ZOO_REPO: {'refs': {'main': commits['newer']},
                    'commits': {commits['pinned']: weights['pinned'], commits['newer']: weights['newer']}},
         TIMM_REPO: {'refs': {'main': commits['timm']}, 'commits': {commits['timm']: {'model.safetensors': good}}},
-        'zoo-test/coat_corrupt': {'refs': {'main': commits['bad']}, 'commits': {commits['bad']: {
-            'model.safetensors': good[:len(good) // 2] + bytes([good[len(good) // 2] ^ 0xFF]) + good[len(good) // 2 + 1:]}}},
-        'zoo-test/coat_truncated': {'refs': {'main': commits['bad']},
-                                    'commits': {commits['bad']: {'model.safetensors': good[:len(good) // 2]}}},
+        'zoo-test/coat_corrupt': {'refs': {'main': commits['bad']},
+                                  'commits': {commits['bad']: {'model.safetensors': corrupt}}},
+        'zoo-test/coat_truncated': {'refs': {'main': commits['bad']},  # served whole: the upload was truncated
+                                    'commits': {commits['bad']: {'model.safetensors': good[:half]}}},
     }
     srv = HubServer(repos)
     srv.blobs['coat_lite_tiny_official.pth'] = weights['official']

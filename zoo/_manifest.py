@@ -269,7 +269,8 @@ def hub_source(e: Optional[Dict[str, Any]]):
 def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """Build the ``default_cfgs`` input for a family: ``{arch: base_cfg}`` -> ``{arch[.tag]: cfg}``.
 
-    Tags come from the manifest in manifest order (the first one is timm's default tag).
+    Tags come from the manifest in manifest order (the first one is timm's default tag). ``hf_hub_id`` is the Hub
+    copy of :func:`hub_source`, ``url`` the official file (the fallback); :mod:`zoo.hub.pretrained` loads them.
     """
     models = _load().get('models') or {}
     out: Dict[str, Dict[str, Any]] = {}

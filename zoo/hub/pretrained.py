@@ -70,22 +70,22 @@ def _from_hub(hub_id: str, filename: Optional[str], expected: Optional[str], fie
     repo, revision = hf_split(hub_id)
     where = f'Hub {repo} (revision {revision or "main"})'
     names = [filename] if filename else list(HUB_FILES)
-    first: Optional[BaseException] = None
+    error: Optional[BaseException] = None
     for name in names:
         try:
             path = Path(download_from_hf(hub_id, name))
         except EntryNotFoundError as e:
             unreachable = isinstance(e, LocalEntryNotFoundError) and not _offline()
-            first = e if unreachable else first or e
+            error = e if unreachable else error or e
             if unreachable:  # nothing cached and the Hub could not be reached: the next file would fail alike
                 break
             continue  # not in the repo (or, offline, not cached): the next file, as timm does
         except Exception as e:  # unreachable, offline and not cached, no such repo or revision, a bad download
-            first = e
+            error = e
             break
         return _checked(path, expected, f'{where} {name}', field, tried)
     cache = Path(constants.HF_HUB_CACHE) / ('models--' + repo.replace('/', '--'))
-    tried.append(f'{where} {" / ".join(names)}: {_reason(first)} (cache: {cache})')
+    tried.append(f'{where} {" / ".join(names)}: {_reason(error)} (cache: {cache})')
     return None
 
 
@@ -95,13 +95,15 @@ def _from_url(url: str, entry: Dict[str, Any], tried: List[str]) -> Optional[Wei
     name = entry.get('file') or os.path.basename(url.split('?', 1)[0].rstrip('/'))
     expected = entry.get('sha256') if url == entry.get('url') else None
     dst = cache_dir() / name
-    for path in (dst, Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(url.split('?', 1)[0])):
-        if path.is_file():
-            return _checked(path, expected, f'cached copy of URL {url}', 'sha256', tried)
+    timm_cached = Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(url.split('?', 1)[0])
+    if entry.get('source') == 'url' and not dst.is_file() and timm_cached.is_file():  # by timm's URL loader before
+        return _checked(timm_cached, expected, f'cached copy of URL {url}', 'sha256', tried)
     if _offline():
+        if dst.is_file():
+            return _checked(dst, expected, f'cached copy of URL {url}', 'sha256', tried)
         tried.append(f'URL {url}: not downloaded (HF_HUB_OFFLINE is set) and not in the cache {dst}')
         return None
-    try:
+    try:  # a cached copy is reused when it matches the manifest's SHA-256, downloaded again when it does not
         d = download(url, sha256=expected, filename=name, cache=dst.parent,
                      progress=getattr(timm_builder, '_DOWNLOAD_PROGRESS', False))
     except Exception as e:  # URLError, HTTP errors, a checksum mismatch, a damaged or unsafe file
@@ -185,7 +187,7 @@ def _wrap_filter(name: str, weights: Weights, filter_fn: Optional[Callable]) -> 
             return filter_fn(state_dict, model) if filter_fn is not None else state_dict
         except CheckpointError as e:
             raise _unavailable(name, [f'{weights.origin}: {weights.path}: {_reason(e)}'], _fix_source(name, weights),
-                               'the downloaded file holds the weights of another model') from None
+                               'the file found holds the weights of another model') from None
     return convert
 
 
@@ -207,10 +209,10 @@ def build_model(model_cls: Callable, variant: str, pretrained: bool, pretrained_
                 obj = safe_load(weights.path)
             except CheckpointError as e:
                 raise _unavailable(name, [f'{weights.origin}: {_reason(e)}'], _fix_source(name, weights),
-                                   'the downloaded file cannot be loaded') from None
+                                   'the file found cannot be loaded') from None
             if not isinstance(obj, dict):
                 raise _unavailable(name, [f'{weights.origin}: {weights.path} holds a {type(obj).__name__}'],
-                                   _fix_source(name, weights), 'the downloaded file holds no state dict')
+                                   _fix_source(name, weights), 'the file found holds no state dict')
             kwargs['pretrained_cfg_overlay'] = dict(kwargs.get('pretrained_cfg_overlay') or {}, state_dict=obj)
             pretrained_filter_fn = _wrap_filter(name, weights, pretrained_filter_fn)
     return build_model_with_cfg(model_cls, variant, pretrained, pretrained_filter_fn=pretrained_filter_fn, **kwargs)
