@@ -123,14 +123,15 @@ def test_every_manifest_tag_resolves_to_a_registered_cfg():
         assert cfg.license == e['license']
         if e.get('paper'):
             assert cfg.paper_ids == e['paper']
+        # the Hub first: the zoo's published copy, else another Hub copy (timm's); the official URL as the fallback
         if e.get('published'):
             assert cfg.hf_hub_id == e['hub'], f'{name}: published entries load from their Hub repo'
-        elif e['source'] == 'url':
-            assert cfg.url == e['url'] and not cfg.hf_hub_id
         else:
-            assert not (cfg.url or cfg.file or cfg.hf_hub_id), f'{name}: nothing to load from yet'
-            if e['source'] == 'manual':
-                assert any(e['page'] in n for n in cfg.notes or ()), f'{name}: cfg notes must say where to fetch it'
+            assert cfg.hf_hub_id == e.get('hf_hub_id'), name
+        assert cfg.url == (e['url'] if e['source'] == 'url' else None), name
+        assert not cfg.file
+        if e['source'] == 'manual' and not cfg.hf_hub_id:
+            assert any(e['page'] in n for n in cfg.notes or ()), f'{name}: cfg notes must say where to fetch it'
         for k, v in (e.get('cfg') or {}).items():
             have = getattr(cfg, k)
             assert (tuple(have) if isinstance(have, (list, tuple)) else have) == (tuple(v) if isinstance(v, list) else v)
@@ -160,6 +161,9 @@ def test_every_zoo_cfg_with_weights_or_tag_is_in_the_manifest():
     ('cfg', {'url': 'http://x'}, 'cfg may only override'),
     ('published', 'yes', 'published'),
     ('bogus', 1, 'unknown fields'),
+    ('hub_sha256', 'ABC', 'hub_sha256'),
+    ('hf_hub_id', 'coat_lite_tiny.in1k', 'hf_hub_id must be'),
+    ('hf_hub_sha256', 'a' * 64, 'hf_hub_sha256 needs `hf_hub_id`'),
 ])
 def test_manifest_validation_rejects(field, value, match):
     good = _manifest.entries()['zoo_resnet50_cbam.in1k'] if 'zoo_resnet50_cbam.in1k' in _manifest.entries() else {
@@ -179,6 +183,24 @@ def test_manifest_validation_rules_between_fields():
     assert any('published' in e for e in _manifest.validate_entry('zoo_a.b', dict(base, source='hub')))
     assert any('key must be' in e for e in _manifest.validate_entry('resnet.b', dict(base, source='none')))
     assert _manifest.validate_entry('zoo_a.b', dict(base, source='hub', published=True, hub='o/zoo_a.b@v1.0')) == []
+    assert _manifest.validate_entry('zoo_a.b', dict(base, source='none', hf_hub_id='timm/a.in1k@0123abc',
+                                                    hf_hub_sha256='0' * 64)) == []
+
+
+def test_coat_loads_timms_hub_copies_first():
+    """Every CoaT / CoaT-Lite tag names timm's Hub copy of its official weights (timm's own default_cfgs), keeps the
+    authors' URL as the fallback, and the family filter converts timm's layout exactly."""
+    coat = {k: e for k, e in _manifest.entries().items() if k.startswith('zoo_coat')}
+    timm_ids = {f"timm/{k}" for k in timm.list_pretrained('coat_*')}
+    assert len(coat) == 8 and all(e['hf_hub_id'] in timm_ids and e['url'] for e in coat.values())
+    assert len({e['hf_hub_id'] for e in coat.values()}) == 8
+    torch.manual_seed(0)
+    ref = timm.create_model('coat_lite_tiny').eval()
+    x = torch.randn(1, 3, 224, 224)
+    model = timm.create_model('zoo_coat_lite_tiny', pretrained=True,
+                              pretrained_cfg_overlay=dict(state_dict=ref.state_dict())).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), rtol=0, atol=1e-5)
 
 
 def test_record_sha256_edits_one_line(tmp_path):
@@ -627,3 +649,44 @@ def test_overlock_entries_name_the_form_of_their_parameter_counts():
     assert round(n['in1k'], 2) == 16.97 and 'training form' in entries['zoo_overlock_xt.in1k']['params']['form']
     assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'paper_m': 'x'}})
     assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'size': 1}})
+
+
+# --- pretrained=True: one error that says what to do ----------------------------------------------------------
+
+def _one_error_line(capsys, main, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith('error: ') and not any('Traceback' in e for e in err), err
+    return err[-1]
+
+
+def test_pretrained_unavailable_says_what_to_do(cache, capsys):
+    """A manual-only tag: the page, the cache path it looks in, the overlay; a file of another model in that place
+    is refused; the official file saved there by hand loads. The CLI tools print the message as one error line."""
+    from zoo.cli import download as cli_download, eval as cli_eval
+    from zoo.errors import PretrainedUnavailable
+    name, e = 'zoo_resnet50_cbam.in1k', _manifest.entry('zoo_resnet50_cbam.in1k')
+    saved = cache / 'checkpoints' / e['file']
+    with pytest.raises(PretrainedUnavailable) as ei:
+        timm.create_model('zoo_resnet50_cbam', pretrained=True)
+    msg = str(ei.value)
+    assert ei.value.__context__ is None and ei.value.__cause__ is None
+    assert msg.startswith(f'{name}: no pretrained weights could be loaded.')
+    assert f'Hub {e["hub"]}: no copy published yet' in msg and f'cache {saved}: not there' in msg
+    assert e['page'] in msg and 'pretrained_cfg_overlay=dict(file=PATH)' in msg
+    for main, argv in ((cli_eval.main, ['--model', 'zoo_resnet50_cbam', '--pretrained']),
+                       (cli_download.main, [name, '--source', 'hub'])):
+        line = _one_error_line(capsys, main, argv)
+        assert name in line and e['page'] in line and str(saved) in line
+    # another model's file in that place
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    _official_checkpoint(saved)  # ResNet-18 + CBAM
+    with pytest.raises(PretrainedUnavailable, match='holds the weights of another model') as ei:
+        timm.create_model('zoo_resnet50_cbam', pretrained=True)
+    assert str(saved) in str(ei.value) and 'CBAM checkpoint does not match' in str(ei.value)
+    # the official file saved by hand
+    sd = official_state_dict('cbam_resnet50', seed=0)
+    torch.save({'state_dict': {'module.' + k: v for k, v in sd.items()}}, saved)
+    got = timm.create_model('zoo_resnet50_cbam', pretrained=True).state_dict()
+    want = timm.create_model('zoo_resnet50_cbam', pretrained=True, pretrained_cfg_overlay=dict(file=str(saved)))
+    assert all(torch.equal(v, got[k]) for k, v in want.state_dict().items()) and got.keys() == want.state_dict().keys()

@@ -10,7 +10,9 @@ Manifest entry fields (see the manifest's header for the full description):
   source   'url' (downloadable official file), 'manual' (must be fetched by hand from ``page``),
            'hub' (only our published copy), or 'none' (trained by the zoo, not yet published)
   url, page, file, sha256, layout, license, paper, origin_url, metrics, hub (repo id),
-  published (bool: the converted copy is on the Hub), cfg (overrides of the base cfg)
+  published (bool: the converted copy is on the Hub), hub_sha256 (of its model.safetensors),
+  hf_hub_id / hf_hub_sha256 (another Hub copy of the same weights, e.g. timm's, converted on load),
+  cfg (overrides of the base cfg)
   optional: notes, description, paper_name, citation (BibTeX for the model card),
            params (which form of the model the parameter counts refer to: ``form`` = the zoo model of this tag,
            ``paper_m`` / ``paper_form`` = the count the paper quotes and its form)
@@ -31,7 +33,8 @@ import yaml
 
 _ENTRY_FIELDS = {
     'source', 'url', 'page', 'file', 'sha256', 'layout', 'license', 'paper', 'origin_url', 'metrics',
-    'hub', 'published', 'cfg', 'notes', 'description', 'paper_name', 'citation', 'params',
+    'hub', 'published', 'cfg', 'notes', 'description', 'paper_name', 'citation', 'params', 'hub_sha256',
+    'hf_hub_id', 'hf_hub_sha256',
 }
 # keys of an entry's `params` mapping
 _PARAMS_FIELDS = {'form', 'paper_m', 'paper_form'}
@@ -149,9 +152,11 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
     source = e.get('source')
     if source not in SOURCES:
         bad(f'source {source!r} not in {list(SOURCES)}')
+    for f in ('sha256', 'hub_sha256', 'hf_hub_sha256'):
+        v = e.get(f)
+        if v is not None and not (isinstance(v, str) and _SHA256_RE.match(v)):
+            bad(f'{f} must be 64 lowercase hex digits or null, got {v!r}')
     sha = e.get('sha256')
-    if sha is not None and not (isinstance(sha, str) and _SHA256_RE.match(sha)):
-        bad(f'sha256 must be 64 lowercase hex digits or null, got {sha!r}')
     for f in ('url', 'page', 'origin_url'):
         v = e.get(f)
         if v is not None and not (isinstance(v, str) and _HTTP_RE.match(v)):
@@ -191,6 +196,15 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
                 bad(f'hub repo {hub!r} must be named after the entry: <org>/{name}')
         except ValueError as ex:
             bad(str(ex))
+    if e.get('hf_hub_id') is not None:
+        try:
+            split_hub_id(e['hf_hub_id'])
+        except (ValueError, TypeError):
+            bad(f"hf_hub_id must be <org>/<name>[@revision], got {e['hf_hub_id']!r}")
+    if e.get('hf_hub_sha256') and not e.get('hf_hub_id'):
+        bad('hf_hub_sha256 needs `hf_hub_id`')
+    if e.get('hub_sha256') and not hub:
+        bad('hub_sha256 needs `hub`')
     published = e.get('published', False)
     if not isinstance(published, bool):
         bad(f'published must be true/false, got {published!r}')
@@ -241,10 +255,22 @@ def cfg_overrides(e: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+def hub_source(e: Optional[Dict[str, Any]]):
+    """``(repo_id[@revision], sha256 or None)`` of the Hub copy ``pretrained=True`` loads first for an entry: the
+    zoo's published ``hub`` copy, else ``hf_hub_id`` (e.g. timm's); ``(None, None)`` when there is none."""
+    e = e or {}
+    if e.get('published') and e.get('hub'):
+        return e['hub'], e.get('hub_sha256')
+    if e.get('hf_hub_id'):
+        return e['hf_hub_id'], e.get('hf_hub_sha256')
+    return None, None
+
+
 def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """Build the ``default_cfgs`` input for a family: ``{arch: base_cfg}`` -> ``{arch[.tag]: cfg}``.
 
-    Tags come from the manifest in manifest order (the first one is timm's default tag).
+    Tags come from the manifest in manifest order (the first one is timm's default tag). ``hf_hub_id`` is the Hub
+    copy of :func:`hub_source`, ``url`` the official file (the fallback); :mod:`zoo.hub.pretrained` loads them.
     """
     models = _load().get('models') or {}
     out: Dict[str, Dict[str, Any]] = {}
@@ -258,11 +284,12 @@ def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str,
             cfg = dict(base)
             cfg.update(cfg_overrides(e))
             notes = []
-            if e.get('published') and e.get('hub'):
-                cfg['hf_hub_id'] = e['hub']
-            elif e.get('source') == 'url' and e.get('url'):
-                cfg['url'] = e['url']
-            elif e.get('source') == 'manual':
+            hub_id, _ = hub_source(e)
+            if hub_id:
+                cfg['hf_hub_id'] = hub_id
+            if e.get('source') == 'url' and e.get('url'):
+                cfg['url'] = e['url']  # the fallback when the Hub cannot be reached
+            elif e.get('source') == 'manual' and not hub_id:
                 notes.append(f"official weights must be downloaded by hand from {e.get('page')}; then "
                              f"pretrained_cfg_overlay=dict(file=PATH) or tools/convert.py")
             if e.get('notes'):

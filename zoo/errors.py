@@ -7,7 +7,7 @@ with status 2. Anything else is a bug and keeps its traceback.
 import difflib
 from typing import Iterable, List, Optional
 
-__all__ = ['UserError', 'UnknownModelError', 'closest_names', 'check_model_name']
+__all__ = ['UserError', 'UnknownModelError', 'PretrainedUnavailable', 'closest_names', 'check_model_name']
 
 
 class UserError(Exception):
@@ -16,6 +16,12 @@ class UserError(Exception):
 
 class UnknownModelError(UserError, RuntimeError):
     """A model name that neither timm nor the zoo registers (RuntimeError, as timm's own error, for callers)."""
+
+
+class PretrainedUnavailable(UserError, RuntimeError):
+    """``pretrained=True`` could not load a tag's weights (offline and not cached, fetched by hand only, a checksum
+    mismatch, a file of another model). The message names the tag, each source tried and the next step
+    (RuntimeError, as timm's "No pretrained weights exist", for callers)."""
 
 
 def closest_names(name: str, candidates: Iterable[str], n: int = 5) -> List[str]:

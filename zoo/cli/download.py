@@ -1,11 +1,18 @@
-"""``zoo-download`` / ``tools/download.py``: download the official weights listed in weights/manifest.yaml, verify,
-convert, export -- and, for maintainers, record checksums, check the export and publish it, in one command.
+"""``zoo-download`` / ``tools/download.py``: download the weights listed in weights/manifest.yaml and verify them --
+the files ``pretrained=True`` loads, or the official files converted and exported -- and, for maintainers, record
+checksums, check the export and publish it, in one command.
 
-    python tools/download.py zoo_coat_lite_tiny.in1k          # one tag: download, verify, convert, export
-    python tools/download.py --all                           # every tag with a downloadable official file
+    python tools/download.py zoo_coat_lite_tiny.in1k          # one tag: what pretrained=True loads, into its cache
+    python tools/download.py zoo_coat_lite_tiny.in1k --source url  # the official file: verify, convert, export
+    python tools/download.py --all                           # every tag with weights to download
     python tools/download.py --all --record --verify --push  # maintainer: record SHA-256s, check, publish, mark
 
-For each tag: the official file is fetched with a progress bar (``--quiet``: none) into the cache
+A tag with a Hub copy (the zoo's published one, or another such as timm's: `hf_hub_id`) is fetched by default as
+``timm.create_model(TAG, pretrained=True)`` fetches it: from the Hub into huggingface_hub's cache (HF_HOME), the
+authors' URL when the Hub cannot be reached, its SHA-256 checked against the manifest (--record writes it there when
+the manifest has none), and the model built with it once; afterwards pretrained=True also works offline. With
+--source url (implied by --verify and --push, and the default for tags without a Hub copy), for each tag: the
+official file is fetched with a progress bar (``--quiet``: none) into the cache
 ($ZOO_CACHE_DIR/checkpoints, default ~/.cache/zoo/checkpoints), its SHA-256 is checked against the manifest (or,
 when the manifest has none, printed and kept in the cache's sha256_records.json -- written into the manifest itself
 with --record), it is loaded safely (no pickled code runs), converted to the zoo layout by the model's checkpoint
@@ -19,17 +26,22 @@ convert those with tools/convert.py. (Tags marked manual that also list a direct
 links, are downloaded from it and cached under their manifest `file` name.)
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import PretrainedUnavailable, UserError
 from . import ArgumentParser, add_quiet_argument, command
 
 
 def _parser() -> ArgumentParser:
     ap = ArgumentParser(prog='zoo-download', description=__doc__.split('\n\n')[0])
     ap.add_argument('names', nargs='*', metavar='NAME.TAG', help='manifest entries (arch.tag)')
-    ap.add_argument('--all', action='store_true', help='every manifest entry with a downloadable official file')
+    ap.add_argument('--all', action='store_true', help='every manifest entry with weights to download')
+    ap.add_argument('--source', choices=('auto', 'hub', 'url'), default='auto',
+                    help='hub: what pretrained=True loads (the Hub copy, the URL as the fallback); url: the official '
+                         'file, converted and exported; auto (default): hub for tags with a Hub copy, unless '
+                         '--verify / --push')
     ap.add_argument('--out', default=None, help='export root (default: $ZOO_CACHE_DIR/export)')
     ap.add_argument('--cache-dir', default=None, help='cache root (default: $ZOO_CACHE_DIR or ~/.cache/zoo)')
     ap.add_argument('--no-convert', action='store_true', help='only download and verify the checksum')
@@ -57,17 +69,27 @@ def main(args: argparse.Namespace) -> int:
         _parser().error(f'--{"push" if args.push else "verify"} needs the conversion (drop --no-convert)')
     if args.push:
         hub.require_online()
+    if args.source == 'hub' and (args.push or args.verify):
+        _parser().error(f'--{"push" if args.push else "verify"} works on the official file (--source url)')
     entries = _manifest.entries()
+
+    def from_hub(name):
+        return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
+                                         and _manifest.hub_source(entries.get(name))[0] is not None)
+
     if args.all:
-        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual')]
-        print(f'{len(names)} official files listed in {_manifest.manifest_path()}', file=sys.stderr)
+        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or from_hub(n)]
+        print(f'{len(names)} tags with weights listed in {_manifest.manifest_path()}', file=sys.stderr)
     else:
         names = list(args.names)
     cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
     out_root = Path(args.out) if args.out else cache / 'export'
-    failed, manual, done = [], [], []
+    failed, manual, done, cached = [], [], [], []
     for name in names:
         try:
+            if from_hub(name):
+                cached.append(_fetch_pretrained(name, args.record, args.cache_dir))
+                continue
             r = hub.release(name, out_root, cache=cache, progress=not args.quiet, record=args.record,
                             convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
                             token=args.token, private=args.private, commit_message=args.commit_message,
@@ -76,11 +98,20 @@ def main(args: argparse.Namespace) -> int:
         except hub.ManualDownloadError as e:
             manual.append(name)
             print(f'{name}: SKIPPED: {e}', file=sys.stderr)
+        except PretrainedUnavailable as e:
+            if len(names) == 1:
+                raise
+            failed.append(name)
+            print(f'{name}: FAILED: {" ".join(str(e).split())}', file=sys.stderr)
         except (UserError, KeyError, OSError, RuntimeError, ValueError) as e:  # CheckpointError is a ValueError
             failed.append(name)
             print(f'{name}: FAILED: {type(e).__name__}: {e}', file=sys.stderr)
     if args.all or len(names) > 1:
         unverified = [r.name for r in done if not (r.verified or r.recorded)]
+        unverified += [n for n, w, recorded in cached if not (w.verified or recorded)]
+        if cached:
+            print(f'{len(cached)} fetched as pretrained=True loads them '
+                  f'({sum(w.verified or recorded for _, w, recorded in cached)} checksum-verified)', file=sys.stderr)
         print(f'{len(done)} done ({sum(r.verified or r.recorded for r in done)} checksum-verified, '
               f'{sum(bool(r.pushed) for r in done)} pushed, {sum(r.marked for r in done)} marked published), '
               f'{len(manual)} manual, {len(failed)} failed', file=sys.stderr)
@@ -94,6 +125,39 @@ def main(args: argparse.Namespace) -> int:
         return 1
     # naming a manual-only tag explicitly is an error (nothing was produced); --all just reports them
     return 2 if manual and not args.all else 0
+
+
+def _fetch_pretrained(name: str, record: bool, cache_root=None):
+    """Fetch tag ``name``'s weights as ``pretrained=True`` does (``cache_root``: the zoo cache root for its URL
+    fallback, as ``ZOO_CACHE_DIR``), build the model with them once, and record an unknown SHA-256 with
+    ``record``. Returns ``(name, Weights, recorded)``."""
+    import timm
+
+    from .. import _manifest
+    from ..hub import CACHE_ENV, pretrained
+    entry = _manifest.entry(name)
+    if entry is None:
+        raise UserError(f'{name} is not in the weights manifest ({_manifest.manifest_path()})')
+    before = os.environ.get(CACHE_ENV)
+    if cache_root:
+        os.environ[CACHE_ENV] = str(Path(cache_root).expanduser())
+    try:
+        w = pretrained.resolve(name)
+        timm.create_model(name, pretrained=True)  # the conversion and strict load users will run
+    finally:
+        if before is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = before
+    recorded = False
+    if w.expected_sha256 is None and record:
+        _manifest.set_entry_field(name, w.sha_field, w.sha256)
+        recorded = True
+    state = 'verified' if w.verified else f'recorded as {w.sha_field}' if recorded else \
+        f'NOT verified (no {w.sha_field} in the manifest; --record writes it)'
+    print(f'{name}: {w.origin} -> {w.path} sha256={w.sha256} [{state}]')
+    print(f"{name}: ready: import zoo; timm.create_model('{name}', pretrained=True) (also offline now)")
+    return name, w, recorded
 
 
 if __name__ == '__main__':

@@ -86,9 +86,11 @@ def build_zoo_model(
             feature_cfg['feature_cls'] = feature_cls
         else:
             feature_cfg['flatten_sequential'] = True
-    return build_model_with_cfg(
-        model_cls, variant, pretrained, pretrained_filter_fn=filter_fn, feature_cfg=feature_cfg, **build_args,
-        **kwargs)
+    build = build_model_with_cfg
+    if pretrained:
+        from ..hub.pretrained import build_model as build  # the Hub first, the URL fallback, checksums, one error
+    return build(model_cls, variant, pretrained, pretrained_filter_fn=filter_fn, feature_cfg=feature_cfg, **build_args,
+                 **kwargs)
 
 
 _RESNET_LAYOUTS = dict(
