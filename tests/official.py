@@ -20,15 +20,15 @@ PARITY = DATA / 'parity'
 _DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'int64': torch.int64, 'bool': torch.bool}
 
 
-def official_keys(name: str) -> Dict[str, list]:
-    """{key: [shape, dtype]} of the official model ``name``."""
-    return json.loads((KEYS / f'{name}.json').read_text())['keys']
+def official_keys(name: str, folder: Path = KEYS) -> Dict[str, list]:
+    """{key: [shape, dtype]} of the official model ``name`` (recorded in ``folder``)."""
+    return json.loads((Path(folder) / f'{name}.json').read_text())['keys']
 
 
-def official_state_dict(name: str, seed: int = 0) -> Dict[str, torch.Tensor]:
+def official_state_dict(name: str, seed: int = 0, folder: Path = KEYS) -> Dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = {}
-    for key, (shape, dtype) in official_keys(name).items():
+    for key, (shape, dtype) in official_keys(name, folder).items():
         dt = _DTYPES[dtype]
         leaf = key.rsplit('.', 1)[-1]
         if not dt.is_floating_point:

@@ -383,10 +383,19 @@ def test_features_and_dense_outputs():
         plain = timm.create_model('zoo_overlock_xt').eval()
         plain.load_state_dict(checkpoint_filter_fn(model.state_dict(), plain))
         raw = plain.forward_intermediates(x, intermediates_only=True)
-        ctx = plain.stages[3](plain.stages[2](plain.stages[1](plain.stages[0](plain.stem(x)))))
-    for i in range(3):
+        # the official dense backbone feeds the normed stride-8 map to stage 2
+        s16 = plain.stages[2](model.dense_norms[1](raw[1]))
+        ctx = plain.stages[3](s16)
+        focus = plain._focus(s16, ctx)
+        seg = timm.create_model('zoo_overlock_xt', dense_outputs='norms').eval()
+        seg.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith('dense_ctx')})
+        seg_feats = seg.forward_intermediates(x, intermediates_only=True)
+    for i in range(2):
         torch.testing.assert_close(feats[i], model.dense_norms[i](raw[i]))
-    torch.testing.assert_close(feats[3], model.dense_norms[3](raw[3]) + model.dense_ctx_proj(model.dense_ctx_norm(ctx)))
+    torch.testing.assert_close(feats[2], model.dense_norms[2](focus[0]))
+    torch.testing.assert_close(feats[3], model.dense_norms[3](focus[1]) + model.dense_ctx_proj(model.dense_ctx_norm(ctx)))
+    torch.testing.assert_close(seg_feats[3], model.dense_norms[3](focus[1]))
+    assert all(torch.equal(a, b) for a, b in zip(seg_feats[:3], feats[:3]))
     # the official dense-backbone names (extra_norm.*, h_proj.*) load into the dense modules
     renames = (('dense_norms.', 'extra_norm.'), ('dense_ctx_norm.', 'extra_norm.4.'), ('dense_ctx_proj.', 'h_proj.'))
     official = {}

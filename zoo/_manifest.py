@@ -13,6 +13,8 @@ Manifest entry fields (see the manifest's header for the full description):
   published (bool: the converted copy is on the Hub), hub_sha256 (of its model.safetensors),
   hf_hub_id / hf_hub_sha256 (another Hub copy of the same weights, e.g. timm's, converted on load),
   cfg (overrides of the base cfg)
+  task     'cls' (default), or 'det' / 'seg' for the authors' detectors / segmenters (not timm tags: loaded through
+           ``zoo.mm`` into their ``config``; ``sha256_prefix`` is the published start of the file's SHA-256)
   optional: notes, description, paper_name, citation (BibTeX for the model card),
            params (which form of the model the parameter counts refer to: ``form`` = the zoo model of this tag,
            ``paper_m`` / ``paper_form`` = the count the paper quotes and its form)
@@ -34,8 +36,13 @@ import yaml
 _ENTRY_FIELDS = {
     'source', 'url', 'page', 'file', 'sha256', 'layout', 'license', 'paper', 'origin_url', 'metrics',
     'hub', 'published', 'cfg', 'notes', 'description', 'paper_name', 'citation', 'params', 'hub_sha256',
-    'hf_hub_id', 'hf_hub_sha256',
+    'hf_hub_id', 'hf_hub_sha256', 'task', 'sha256_prefix', 'config',
 }
+# tasks of an entry (`task`, default cls); det / seg entries are the authors' detectors / segmenters, loaded through
+# zoo.mm (their `config`), never registered as timm pretrained tags
+TASKS = ('cls', 'det', 'seg')
+DENSE_TASKS = ('det', 'seg')
+_SHA256_PREFIX_RE = re.compile(r'^[0-9a-f]{8,63}$')
 # keys of an entry's `params` mapping
 _PARAMS_FIELDS = {'form', 'paper_m', 'paper_form'}
 SOURCES = ('url', 'manual', 'hub', 'none')
@@ -210,6 +217,16 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
         bad(f'published must be true/false, got {published!r}')
     elif published and not hub:
         bad('published: true needs `hub`')
+    task = e.get('task', 'cls')
+    if task not in TASKS:
+        bad(f'task {task!r} not in {list(TASKS)}')
+    prefix = e.get('sha256_prefix')
+    if prefix is not None and not (isinstance(prefix, str) and _SHA256_PREFIX_RE.match(prefix)):
+        bad(f'sha256_prefix must be 8-63 lowercase hex digits, got {prefix!r}')
+    elif prefix and isinstance(sha, str) and not sha.startswith(prefix):
+        bad(f'sha256 {sha} does not start with sha256_prefix {prefix}')
+    if task in DENSE_TASKS and not (isinstance(e.get('config'), str) and e['config'].startswith('zoo::')):
+        bad(f"task {task!r} needs `config`: the zoo config it loads into (zoo::det/... or zoo::seg/...)")
     mapping_field('cfg', 'a mapping', 'override', _CFG_FIELDS)
     for f in ('notes', 'description', 'paper_name', 'citation', 'file', 'layout'):
         if e.get(f) is not None and not isinstance(e.get(f), str):
@@ -275,7 +292,7 @@ def pretrained_cfgs(arch_cfgs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str,
     models = _load().get('models') or {}
     out: Dict[str, Dict[str, Any]] = {}
     for arch, base in arch_cfgs.items():
-        tags = [k for k in models if k.split('.', 1)[0] == arch]
+        tags = [k for k in models if k.split('.', 1)[0] == arch and models[k].get('task', 'cls') not in DENSE_TASKS]
         if not tags:
             out[arch] = dict(base)
             continue

@@ -1,5 +1,5 @@
 """``zoo-convert`` / ``tools/convert.py``: convert a checkpoint you already have into the zoo layout and timm's Hub
-layout.
+layout, or the authors' detector / segmenter into the zoo's mmdet 3 / mmseg 1 model.
 
     python tools/convert.py --model zoo_resnet50_cbam.in1k --checkpoint RESNET50_CBAM_new_name_wrap.pth.tar --out out/
     python tools/convert.py --model zoo_resnet18_cbam --checkpoint output/train/model_best.pth.tar --out out/
@@ -12,6 +12,14 @@ checkpoint filter, loaded strictly, and written to OUT as model.safetensors + co
 (--verify reloads OUT strictly and compares every tensor). Load the result with
 `import zoo; timm.create_model('local-dir:OUT', pretrained=True)`; publish it with
 tools/push_to_hub.py NAME --checkpoint OUT --repo ORG/NAME.TAG.
+
+Detection / segmentation (manifest entries with task det / seg, mmdet 2.x / mmseg 0.x files): OUT is the converted
+.pth (mmengine format) for the entry's config; without --checkpoint the authors' file is downloaded and its published
+SHA-256 prefix checked; --image runs the converted model on an image (predictions drawn into OUT's folder):
+
+    python tools/convert.py --model zoo_overlock_t.mask_rcnn_1x_coco --out overlock_t_1x.pth --image demo.jpg
+    python tools/convert.py --config zoo::seg/zoo-overlock-t_upernet_8xb2-160k_ade20k-512x512_authors.py \\
+        --checkpoint upernet_overlock_tiny_ade20k.pth --out upernet_t.pth
 """
 import sys
 from pathlib import Path
@@ -20,12 +28,45 @@ from typing import List
 from . import ArgumentParser, command
 
 
+def _dense(args, ap) -> int:
+    from ..mm import convert as mmconvert
+    entry = mmconvert.dense_entry(args.model) if args.model else None
+    if not (entry or args.config):
+        ap.error('--config (or --model naming a det / seg manifest entry) is required with --layout / --image')
+    if args.model and entry is None:
+        ap.error(f'--model {args.model} is not a det / seg manifest entry (needed with --config / --layout / --image)')
+    config = args.config or entry['config']
+    layout = args.layout or (entry['layout'] if entry else None)
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+        if not ckpt.is_file():
+            raise FileNotFoundError(f'checkpoint not found: {ckpt}')
+        if entry:
+            from ..checkpoint import ChecksumError, sha256_file
+            sha, prefix = sha256_file(ckpt), entry.get('sha256_prefix') or ''
+            if not args.no_verify and (not sha.startswith(prefix) or entry.get('sha256') not in (None, sha)):
+                raise ChecksumError(f'SHA-256 of {ckpt} is {sha}: not the published {entry["file"]} of {args.model} '
+                                    f'(use --no-verify to convert it anyway)')
+    elif entry:
+        from ..hub import fetch
+        ckpt = fetch(args.model, record=args.record).path
+    else:
+        ap.error('--checkpoint is required with --config')
+    out = mmconvert.convert_checkpoint(ckpt, config, args.out, layout=layout)
+    print(f'{ckpt.name} -> {out} (mmengine checkpoint for {config})')
+    if args.image:
+        results = mmconvert.inferencer(config, str(out))(args.image, out_dir=str(Path(args.out).parent / 'vis'))
+        print(f'  predictions on {args.image} drawn into {Path(args.out).parent / "vis"} '
+              f'({len(results.get("predictions", []))} image)')
+    return 0
+
+
 @command
 def main(argv: List[str]) -> int:
     ap = ArgumentParser(prog='zoo-convert', description=__doc__.split('\n\n')[0])
-    ap.add_argument('--model', required=True, help='zoo model name, arch or arch.tag')
-    ap.add_argument('--checkpoint', required=True, help='checkpoint file (.pth, .pth.tar, .bin, .safetensors)')
-    ap.add_argument('--out', required=True, help='output folder (timm Hub layout)')
+    ap.add_argument('--model', default=None, help='zoo model name, arch or arch.tag (a det / seg tag: see below)')
+    ap.add_argument('--checkpoint', default=None, help='checkpoint file (.pth, .pth.tar, .bin, .safetensors)')
+    ap.add_argument('--out', required=True, help='output folder (timm Hub layout), or the .pth for det / seg')
     ap.add_argument('--num-classes', type=int, default=None,
                     help='classes of the exported head (default: those of the checkpoint)')
     ap.add_argument('--no-ema', action='store_true', help='use the raw weights even if the checkpoint has EMA ones')
@@ -33,8 +74,17 @@ def main(argv: List[str]) -> int:
     ap.add_argument('--no-verify', action='store_true',
                     help="convert even if the file's SHA-256 differs from the manifest's (a different release)")
     ap.add_argument('--verify', action='store_true', help='reload OUT strictly and compare every tensor')
+    ap.add_argument('--config', default=None, help='det / seg: the zoo config (file or zoo::name; default: the tag\'s)')
+    ap.add_argument('--layout', default=None, help="det / seg: the checkpoint's layout, mmdet2 or mmseg0 "
+                                                   '(default: the tag\'s, else read from its meta)')
+    ap.add_argument('--image', default=None, help='det / seg: run the converted model on this image')
     args = ap.parse_args(argv)
     from .. import _manifest, hub
+    if args.config or args.layout or args.image or (_manifest.entry(args.model or '') or {}).get('task') in (
+            _manifest.DENSE_TASKS):
+        return _dense(args, ap)
+    if not args.model or not args.checkpoint:
+        ap.error('--model and --checkpoint are required')
     from ..errors import check_model_name
     check_model_name(args.model)
     ckpt = Path(args.checkpoint)

@@ -60,12 +60,14 @@ class Download:
 
 
 def download(url: str, sha256: Optional[str] = None, filename: Optional[str] = None,
-             cache: Optional[Union[str, os.PathLike]] = None, progress: bool = True) -> Download:
+             cache: Optional[Union[str, os.PathLike]] = None, progress: bool = True,
+             sha256_prefix: Optional[str] = None, extra_globals=()) -> Download:
     """Fetch ``url`` into the cache and return its path and SHA-256.
 
     The file is downloaded (with a progress bar unless ``progress=False``) under a temporary name inside the cache
     folder, checked against ``sha256`` when given, test-loaded with :func:`zoo.checkpoint.load`, and only then moved
-    into place. Any failure removes the temporary file and raises :class:`ChecksumError`,
+    into place (``sha256_prefix``: the start of the SHA-256 that the authors publish, checked too; ``extra_globals``:
+    data types the test-load may rebuild). Any failure removes the temporary file and raises :class:`ChecksumError`,
     :class:`CorruptCheckpointError`, :class:`UnsafeCheckpointError` or the network error. A cached file is reused
     when its hash still matches.
     """
@@ -74,9 +76,10 @@ def download(url: str, sha256: Optional[str] = None, filename: Optional[str] = N
     name = os.path.basename(filename or url.split('?', 1)[0].rstrip('/')) or 'download'
     dst = folder / name
     sha256 = sha256.lower() if sha256 else None
+    prefix = sha256_prefix.lower() if sha256_prefix else ''
     if dst.is_file():
         have = sha256_file(dst)
-        if sha256 is None or have == sha256:
+        if (sha256 is None or have == sha256) and have.startswith(prefix):
             return Download(dst, have, sha256)
         _logger.warning(f'cached {dst} has SHA-256 {have}, the manifest says {sha256}: downloading it again')
         dst.unlink()
@@ -85,12 +88,16 @@ def download(url: str, sha256: Optional[str] = None, filename: Optional[str] = N
         print(f'Downloading {url} -> {dst}', file=sys.stderr)
         torch.hub.download_url_to_file(url, str(staged), hash_prefix=None, progress=progress)
         have = sha256_file(staged)
+        if not have.startswith(prefix):
+            raise ChecksumError(
+                f'SHA-256 mismatch for {url}: the published prefix is {prefix}, got {have} '
+                f'({staged.stat().st_size} bytes). The download is incomplete or the file changed; nothing was cached.')
         if sha256 is not None and have != sha256:
             raise ChecksumError(
                 f'SHA-256 mismatch for {url}: expected {sha256}, got {have} '
                 f'({staged.stat().st_size} bytes). The download is incomplete or the file changed; nothing was cached.')
         try:
-            safe_load(staged)
+            safe_load(staged, extra_globals=extra_globals)
         except CheckpointError as e:
             raise type(e)(f'downloaded {url}: {e}'.replace(str(staged), name)) from None
         commit_file(staged, dst)
@@ -137,7 +144,12 @@ def fetch(name: str, cache: Optional[Union[str, os.PathLike]] = None, progress: 
     folder = Path(cache) / 'checkpoints' if cache else cache_dir()
     try:
         # `file` names the cached copy (direct links such as OneDrive's .../content carry no file name)
-        result = download(url, sha256=e.get('sha256'), filename=e.get('file'), cache=folder, progress=progress)
+        extra = ()
+        if e.get('task') in _manifest.DENSE_TASKS:  # mmcv / mmengine checkpoints keep numpy scalars in `meta`
+            from ..mm import mmengine_checkpoint_globals
+            extra = mmengine_checkpoint_globals()
+        result = download(url, sha256=e.get('sha256'), filename=e.get('file'), cache=folder, progress=progress,
+                          sha256_prefix=e.get('sha256_prefix'), extra_globals=extra)
     except OSError as ex:
         hint = f'; if the link is dead, fetch the file by hand from {e["page"]} and use tools/convert.py' \
             if e.get('page') else ''

@@ -64,6 +64,11 @@ def release(name: str, out_root: Union[str, os.PathLike], cache: Optional[Union[
     if not convert_:
         return r
     entry = _manifest.entry(name) or entry
+    if entry.get('task') in _manifest.DENSE_TASKS:  # the authors' detector / segmenter: mmengine file, no Hub copy
+        from ..mm.convert import convert_checkpoint
+        r.out = convert_checkpoint(dl.path, entry['config'], Path(out_root) / f'{name}.pth', layout=entry['layout'])
+        say(f'{name}: converted -> {r.out}  (load_from={r.out!s} with {entry["config"]})')
+        return r
     model = convert(name, dl.path)
     repo = entry.get('hub')
     cfg = publish_cfg(entry)

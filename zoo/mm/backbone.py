@@ -307,13 +307,19 @@ class ZooBackbone(BaseModule):
         self._is_init = True
 
     def load_dense_checkpoint(self, checkpoint: str, prefix: Optional[str] = 'backbone.', map_location='cpu'):
-        """Load this backbone's weights from a detector/segmentor checkpoint (keys ``<prefix>body.*``).
+        """Load this backbone's weights from a detector/segmentor checkpoint (keys ``<prefix>body.*``, or the authors'
+        mmdet 2 / mmseg 0.x layout ``<prefix><their names>``, converted by the family's checkpoint filter; a det / seg
+        manifest tag names the authors' file, downloaded and verified).
 
         Missing tensors raise (naming them); the new ``out_norms`` may be absent (a warning says so). A timm
         classification checkpoint is refused with a pointer to ``pretrained_cfg_overlay=dict(file=...)``.
         """
         from zoo.checkpoint import CheckpointError, compare_state_dict, load, strip_prefix, unwrap_state_dict
         from . import mmengine_checkpoint_globals
+        from .convert import dense_entry
+        if dense_entry(str(checkpoint)):
+            from ..hub import fetch
+            checkpoint = fetch(str(checkpoint)).path
         path = str(checkpoint)
         if '://' in path:  # URLs, open-mmlab://, s3:// ...: mmengine's loaders (their allowlist is scoped by zoo.mm)
             from mmengine.runner.checkpoint import CheckpointLoader
@@ -324,6 +330,8 @@ class ZooBackbone(BaseModule):
         raw_keys = list(sd)
         if prefix:
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        if prefix and sd and not any(k.startswith('body.') for k in sd) and hasattr(self.body, 'model'):
+            sd = self._convert_authors(sd)
         expected = self.state_dict()
         if not set(sd) & set(expected):
             hint = ''
@@ -345,6 +353,15 @@ class ZooBackbone(BaseModule):
             warnings.warn(f'ZooBackbone: ignored {len(unexpected)} tensors of {checkpoint} not in this backbone '
                           f'(e.g. levels after the last out_index): {unexpected[:10]}')
         self.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
+
+    def _convert_authors(self, sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The authors' backbone keys -> ``body.model.*`` through the family's checkpoint filter (when it has one)."""
+        from ..hub.convert import filter_fn
+        model = self.body.model
+        fn = filter_fn(model.default_cfg['architecture']) if hasattr(model, 'default_cfg') else None
+        if fn is None:
+            return sd
+        return {'body.model.' + k: v for k, v in fn(sd, model).items()}
 
     # ---------------------------------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

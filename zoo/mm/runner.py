@@ -71,7 +71,8 @@ def _train_parser() -> argparse.ArgumentParser:
 def _eval_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog='tools/eval.py', description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
     p.add_argument('config', help='config file (.py), or a packaged config by name: zoo::seg/<file>.py')
-    p.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py')
+    p.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py, or a det / seg manifest tag '
+                   '(the authors\' file, downloaded and converted once)')
     p.add_argument('--work-dir', help='folder for the evaluation log and metrics.json')
     p.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     p.add_argument('--cfg-options', nargs='+', action=_DictAction, default={})
@@ -287,12 +288,23 @@ def _build_runner(cfg):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
+def _dense_weights(cfg, spec):
+    """``spec`` (``load_from`` or the evaluated checkpoint), with a det / seg manifest tag replaced by its converted
+    file (downloaded and converted once, see :mod:`zoo.mm.convert`); the backbone then skips its ImageNet weights."""
+    from .convert import dense_entry, resolve_checkpoint
+    if not (isinstance(spec, str) and dense_entry(spec)):
+        return spec
+    cfg.model.backbone.pretrained = False
+    return resolve_checkpoint(spec)
+
+
 def _run_config(args):
     """The config a train / eval command runs: ``--cfg-options``, ``--launcher`` and the work dir applied (and
     ``LOCAL_RANK`` set for mmengine when no launcher set it)."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = load_config(args.config, args.cfg_options)
+    cfg.load_from = _dense_weights(cfg, cfg.get('load_from'))
     cfg.launcher = args.launcher
     cfg.work_dir = _work_dir(cfg, args.work_dir, args.config)
     return cfg
@@ -362,6 +374,7 @@ def run_eval(argv: Optional[List[str]] = None) -> dict:
     """Evaluate a checkpoint on the config's test set; returns the metrics (also written to work_dir/metrics.json)."""
     args = _eval_parser().parse_args(argv)
     cfg = _run_config(args)
+    args.checkpoint = _dense_weights(cfg, args.checkpoint)
     if not osp.isfile(args.checkpoint) and not _is_remote(args.checkpoint):
         raise ConfigError(f'checkpoint {args.checkpoint} does not exist')
     _check_and_fit(cfg, args, ('test_dataloader',))

@@ -31,9 +31,11 @@ Differences from the official code, none of which changes the eval-mode outputs:
     C3 + C4/4 and C4 + C4/4 channels (Focus-Net maps include the context stream). The official det/seg
     backbones add five LayerNorm2d and a context projection (1x1 conv + LayerScale 1e-5) that are trained in
     the dense task; ``dense_outputs=True`` adds them (``dense_norms``, ``dense_ctx_norm``, ``dense_ctx_proj``)
-    and applies them to the intermediates exactly as the official dense backbones do.
+    and applies them exactly as the official detection backbone does (the normed stride-8 map also feeds
+    stage 2 there). The official segmentation backbone has the four norms only: ``zoo.mm`` builds it from
+    ``dense_outputs='norms'``.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -302,7 +304,7 @@ class OverLoCK(ZooModel, nn.Module):
             drop_path_rate: float = 0.,
             deploy: bool = False,
             aux_head: bool = False,
-            dense_outputs: bool = False,
+            dense_outputs: Union[bool, str] = False,
             device=None,
             dtype=None,
     ):
@@ -318,7 +320,8 @@ class OverLoCK(ZooModel, nn.Module):
             head_hidden_size: channels of the 1x1 conv before pooling.
             deploy: build the re-parameterised (inference) form of the DilatedReparam blocks.
             aux_head: add the official auxiliary classifier (for training with deep supervision).
-            dense_outputs: add the dense-prediction output norms / context projection (new modules).
+            dense_outputs: add the dense-prediction output norms and context projection of the official
+                detection backbone (True), or the four output norms only of its segmentation backbone ('norms').
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
@@ -361,14 +364,14 @@ class OverLoCK(ZooModel, nn.Module):
             dict(num_chs=fused_dim, reduction=32, module='focus_stages.1'),
         ]
 
+        if dense_outputs not in (False, True, 'norms'):
+            raise ValueError(f"dense_outputs must be False, True or 'norms', got {dense_outputs!r}")
+        self.dense_norms = self.dense_ctx_norm = self.dense_ctx_proj = None
         if dense_outputs:
             self.dense_norms = nn.ModuleList([LayerNorm2d(f['num_chs'], eps=1e-6, **dd) for f in self.feature_info])
+        if dense_outputs is True:
             self.dense_ctx_norm = LayerNorm2d(C4, eps=1e-6, **dd)
             self.dense_ctx_proj = nn.Sequential(nn.Conv2d(C4, fused_dim, 1, **dd), ChannelAffine(fused_dim, 1e-5, **dd))
-        else:
-            self.dense_norms = None
-            self.dense_ctx_norm = None
-            self.dense_ctx_proj = None
 
         # classifier: 1x1 conv + BN + SiLU (part of forward_features), pooling, linear
         self.conv_head = nn.Conv2d(fused_dim, head_hidden_size, 1, bias=False, **dd)
@@ -440,7 +443,7 @@ class OverLoCK(ZooModel, nn.Module):
         if self.dense_norms is None:
             return feat
         feat = self.dense_norms[idx](feat)
-        if idx == 3:
+        if idx == 3 and self.dense_ctx_proj is not None:
             feat = feat + self.dense_ctx_proj(self.dense_ctx_norm(ctx))
         return feat
 
@@ -462,8 +465,11 @@ class OverLoCK(ZooModel, nn.Module):
         x = self.stem(x)
         for i in range(min(last, 1) + 1):  # Base-Net, strides 4 and 8
             x = self.stages[i](x)
+            out = self._dense_out(i, x, x)
+            if i == 1:
+                x = out  # the official dense backbones carry the normed stride-8 map on
             if i in take_indices:
-                intermediates.append(self._dense_out(i, x, x))
+                intermediates.append(out)
         if last >= 2:
             x = self.stages[2](x)
             ctx = self.stages[3](x)  # Overview-Net
@@ -511,6 +517,8 @@ class OverLoCK(ZooModel, nn.Module):
         for i, stage in enumerate(self.stages):  # Base-Net stages 0-2, then the Overview-Net
             if i < 3:
                 x = stage(x)
+                if i == 1:
+                    x = self._dense_out(1, x, x)
             else:
                 ctx = stage(x)
         if len(self.focus_stages) > 0:
