@@ -6,6 +6,7 @@
   weights: one ``error:`` line naming the file and the free space, exit 2, no traceback, earlier files intact.
   Skipped, with the reason, where a tmpfs cannot be mounted (not root, no permission).
 """
+import errno
 import hashlib
 import json
 import logging
@@ -25,19 +26,19 @@ from zoo.errors import DiskFullError
 REPO = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
 
-# The child pauses in its N-th training forward until the trainer's handler has seen a signal (so the parent's
-# signal always lands mid-step), then lets the run go on; `zoo-train` does the rest.
+# The child (rank PAUSE_RANK under torchrun) pauses in its N-th training forward until the trainer's handler has
+# seen a signal (so the parent's signal always lands mid-step), then lets the run go on; `zoo-train` does the rest.
 CHILD = '''
-import signal, sys, time
+import os, signal, sys, time
 from torch.nn.modules.module import register_module_forward_hook
 pause_at, argv, seen = int(sys.argv[1]), sys.argv[2:], [0]
 
 def hook(module, args, out):
-    if module.training and type(module).__name__ == 'ResNet':
+    if module.training and type(module).__name__ == 'ResNet' and os.environ.get('RANK', '0') == '%s':
         seen[0] += 1
         if seen[0] == pause_at:
             stop = signal.getsignal(signal.SIGTERM).__self__  # the trainer's StopSignals
-            print('PAUSED', flush=True)
+            print('PAUSED', os.getpid(), flush=True)
             for _ in range(6000):
                 if stop.signum:
                     break
@@ -84,19 +85,30 @@ def _error_lines(err):
 
 # ------------------------------------------------------------------------------------------------ signals
 
-def _interrupt(tmp_path, argv, pause_at, sig, group=False):
-    """Run zoo-train in a subprocess, send ``sig`` during training forward ``pause_at`` (to the whole process group,
-    loader workers included, as a terminal's Ctrl-C, when ``group``); returns (exit status, stderr)."""
+def _child(tmp_path, pause_rank=0):
     script = tmp_path / 'child.py'
-    script.write_text(CHILD)
+    script.write_text(CHILD % pause_rank)
+    return str(script)
+
+
+def _interrupt(tmp_path, argv, pause_at, sig, group=False, ddp=False):
+    """Run zoo-train in a subprocess, send ``sig`` during training forward ``pause_at`` (to the whole process group,
+    loader workers included, as a terminal's Ctrl-C, when ``group``; with ``ddp``, under torchrun with 2 ranks, to
+    rank 1 only); returns (exit status, stderr)."""
+    cmd = [_child(tmp_path, pause_rank=int(ddp)), str(pause_at), *argv]
+    if ddp:
+        cmd = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *cmd]
     err_path = tmp_path / 'child.stderr'
     with err_path.open('w') as err:
-        p = subprocess.Popen([sys.executable, str(script), str(pause_at), *argv], stdout=subprocess.PIPE,
-                             stderr=err, text=True, env=ENV, start_new_session=True)
+        p = subprocess.Popen([sys.executable, *cmd], stdout=subprocess.PIPE, stderr=err, text=True, env=ENV,
+                             start_new_session=True)
         try:
-            line = p.stdout.readline()
-            assert line.strip() == 'PAUSED', err_path.read_text()[-3000:]
-            os.killpg(p.pid, sig) if group else p.send_signal(sig)
+            line = p.stdout.readline().split()
+            assert line[:1] == ['PAUSED'], err_path.read_text()[-3000:]
+            if group:
+                os.killpg(p.pid, sig)
+            else:
+                os.kill(int(line[1]), sig)
             rc = p.wait(timeout=300)
         finally:
             if p.poll() is None:
@@ -160,6 +172,29 @@ def test_sigint_to_the_process_group_waits_for_the_accumulation_group(shapes48, 
     _assert_same_run(tmp_path / 'full' / 'last.pth', last)
     res = json.loads((tmp_path / 'int' / 'results.json').read_text())
     assert [r['epoch'] for r in res['history']] == [1, 2]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_ddp_rank_stops_both_at_the_same_step(shapes48, tmp_path):
+    """torchrun, 2 CPU ranks (6 steps per epoch): rank 1 alone gets SIGTERM during step 3; both stop after it, rank 0
+    writes the checkpoint, and a resumed DDP run ends bit-identical to an uninterrupted one."""
+    kw = dict(epochs=2, warmup_epochs=1, model_ema='true', model_ema_decay=0.9, mixup=0.4, cutmix=0.5,
+              drop_path_rate=0.1)
+    last = tmp_path / 'int' / 'last.pth'
+
+    def torchrun(experiment, *extra):
+        cmd = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', _child(tmp_path), '0']
+        p = subprocess.run([sys.executable, *cmd, *_argv(shapes48, tmp_path, experiment=experiment, **kw), *extra],
+                           env=ENV, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+
+    torchrun('full')
+    rc, err = _interrupt(tmp_path, _argv(shapes48, tmp_path, experiment='int', **kw), 3, signal.SIGTERM, ddp=True)
+    assert rc != 0 and err.count('SIGTERM: stopped at epoch 1, step 3/6') == 1, err[-3000:]
+    ck = _load(last)
+    assert ck['interrupted']['step'] == 3 and len(ck['interrupted']['n_seen']) == 2
+    torchrun('int', '--resume', str(last))
+    _assert_same_run(tmp_path / 'full' / 'last.pth', tmp_path / 'int' / 'last.pth')
 
 
 # ------------------------------------------------------------------------------------------------ full disk
@@ -299,8 +334,13 @@ def test_full_disk_at_converted_weights(small_fs, tmp_path, capsys):
     assert {p.name: _sha(p) for p in out.iterdir()} == kept and not _leftovers(fs)
 
 
-def test_disk_full_error_is_one_user_error():
+def test_disk_full_error_is_one_user_error(tmp_path, capsys):
     e = DiskFullError('/x/last.pth', 3 * 1024 * 1024)
-    assert isinstance(e, OSError) and e.errno == 28 and e.filename == '/x/last.pth'
+    assert isinstance(e, OSError) and e.errno == errno.ENOSPC and e.filename == '/x/last.pth'
     assert str(e) == ('no space left on the device to write /x/last.pth (3.0 MiB free there); free some space and '
                       'run again')
+
+    def raw(argv):  # a writer outside zoo.checkpoint's helpers
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / 'x.bin'))
+    assert run(raw, []) == 2
+    _no_space_line(capsys.readouterr().err, tmp_path / 'x.bin')

@@ -344,6 +344,7 @@ def num_classes(state_dict: Mapping[str, Any], names: Union[nn.Module, Mapping[s
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NO_SPACE_TEXT = ('No space left on device', 'Disk quota exceeded', 'StorageFull')
+_WRITER_ERROR = re.compile(r'inline_container|iostream error|write failed|writing file')  # torch's C++ file writer
 _NEARLY_FULL = 1 << 20  # bytes: a write error with less than this left is taken for a full device
 
 
@@ -359,7 +360,8 @@ def disk_full_error(path: PathLike, exc: BaseException) -> Optional[DiskFullErro
 
     Full means an ENOSPC / EDQUOT OSError anywhere in the exception's chain (torch's zip writer turns one into
     ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``; safetensors into its own error), or an
-    OSError / RuntimeError while less than 1 MiB is left on ``path``'s device (torch's C++ writer keeps no errno)."""
+    OSError or a torch file-writer error while less than 1 MiB is left on ``path``'s device (torch's C++ writer
+    keeps no errno)."""
     if isinstance(exc, DiskFullError):
         return None
     path = Path(path)
@@ -367,11 +369,12 @@ def disk_full_error(path: PathLike, exc: BaseException) -> Optional[DiskFullErro
     while e is not None and e not in chain and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    free = _free_bytes(path.parent)
+    free = _free_bytes(path)
     explicit = any((isinstance(e, OSError) and e.errno in _NO_SPACE) or any(t in str(e) for t in _NO_SPACE_TEXT)
                    for e in chain)
     nearly_full = (free is not None and free < _NEARLY_FULL
-                   and any(isinstance(e, (OSError, RuntimeError)) for e in chain))
+                   and any(isinstance(e, OSError) or (isinstance(e, RuntimeError) and _WRITER_ERROR.search(str(e)))
+                           for e in chain))
     return DiskFullError(path, free or 0) if explicit or nearly_full else None
 
 
