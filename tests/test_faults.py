@@ -264,11 +264,12 @@ def test_full_disk_at_a_checkpoint_write(shapes48, small_fs):
     assert _load(run_dir / 'last.pth')['epoch'] == 0 and not _leftovers(run_dir)
 
 
-def test_full_disk_at_log_and_metrics_files(small_fs, capsys):
+def test_full_disk_at_log_and_metrics_files(small_fs, capsys, monkeypatch):
     from zoo.train.outputs import RunWriters, write_json
     from zoo.train.utils import setup_logging
     fs = small_fs(256)
     write_json(fs / 'results.json', {'status': 'ok'})
+    monkeypatch.setattr(logging.getLogger('zoo'), 'handlers', [])  # not the console of an earlier test's capture
     with capsys.disabled():
         setup_logging(0, fs / 'log.txt')
     log = logging.getLogger('zoo.train')
