@@ -193,7 +193,7 @@ def test_manifest_validation_rules_between_fields():
 def test_coat_loads_timms_hub_copies_first():
     """Every CoaT / CoaT-Lite tag names timm's Hub copy of its official weights (timm's own default_cfgs), keeps the
     authors' URL as the fallback, and the family filter converts timm's layout exactly."""
-    coat = {k: e for k, e in _manifest.entries().items() if k.startswith('zoo_coat')}
+    coat = {k: e for k, e in _manifest.entries().items() if k.startswith('zoo_coat') and e.get('task', 'cls') == 'cls'}
     timm_ids = {f"timm/{k}" for k in timm.list_pretrained('coat_*')}
     assert len(coat) == 8 and all(e['hf_hub_id'] in timm_ids and e['url'] for e in coat.values())
     assert len({e['hf_hub_id'] for e in coat.values()}) == 8

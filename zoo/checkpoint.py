@@ -15,14 +15,17 @@ class count, and atomic writes.
   pretrained cfg) and the class count a state dict's head has.
 * :func:`atomic_write` (and :func:`atomic_save`, :func:`atomic_write_text`, :func:`atomic_copy`,
   :func:`commit_file`) -- temporary file in the target's folder, ``fsync``, ``os.replace``: a reader or a crash
-  never sees a partial file.
+  never sees a partial file. A full device ends any of them with :class:`zoo.errors.DiskFullError` naming the file
+  and the space left (:func:`disk_full_guard` does the same for writers outside this module).
 """
 import argparse
 import contextlib
+import errno
 import hashlib
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -34,14 +37,14 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, 
 import torch
 import torch.nn as nn
 
-from .errors import UserError
+from .errors import DiskFullError, UserError
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'SAFE_GLOBALS',
     'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
     'strip_prefix', 'clean_state_dict', 'state_dict_from', 'load_state_dict', 'StateDictDiff', 'compare_state_dict',
     'check_state_dict', 'classifier_names', 'find_classifier', 'num_classes', 'atomic_write', 'atomic_save',
-    'atomic_write_text', 'atomic_copy', 'commit_file',
+    'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error', 'disk_full_guard',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -339,6 +342,54 @@ def num_classes(state_dict: Mapping[str, Any], names: Union[nn.Module, Mapping[s
 
 # --- atomic writes ------------------------------------------------------------------------------------------
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXT = ('No space left on device', 'Disk quota exceeded', 'StorageFull')
+_WRITER_ERROR = re.compile(r'inline_container|iostream error|write failed|writing file')  # torch's C++ file writer
+_NEARLY_FULL = 1 << 20  # bytes: a write error with less than this left is taken for a full device
+
+
+def _free_bytes(path: Path) -> Optional[int]:
+    for folder in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free
+    return None
+
+
+def disk_full_error(path: PathLike, exc: BaseException) -> Optional[DiskFullError]:
+    """A :class:`DiskFullError` for ``path`` when ``exc`` comes from a full device, else None.
+
+    Full means an ENOSPC / EDQUOT OSError anywhere in the exception's chain (torch's zip writer turns one into
+    ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``; safetensors into its own error), or an
+    OSError or a torch file-writer error while less than 1 MiB is left on ``path``'s device (torch's C++ writer
+    keeps no errno)."""
+    if isinstance(exc, DiskFullError):
+        return None
+    path = Path(path)
+    chain, e = [], exc
+    while e is not None and e not in chain and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    free = _free_bytes(path)
+    explicit = any((isinstance(e, OSError) and e.errno in _NO_SPACE) or any(t in str(e) for t in _NO_SPACE_TEXT)
+                   for e in chain)
+    nearly_full = (free is not None and free < _NEARLY_FULL
+                   and any(isinstance(e, OSError) or (isinstance(e, RuntimeError) and _WRITER_ERROR.search(str(e)))
+                           for e in chain))
+    return DiskFullError(path, free or 0) if explicit or nearly_full else None
+
+
+@contextlib.contextmanager
+def disk_full_guard(path: PathLike) -> Iterator[None]:
+    """Re-raise an error of the body that comes from a full device as :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except Exception as e:
+        err = disk_full_error(path, e)
+        if err is None:
+            raise
+        raise err from e
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # not every platform/filesystem can open a directory
         fd = os.open(folder, os.O_RDONLY)
@@ -361,11 +412,12 @@ def commit_file(tmp: PathLike, dst: PathLike) -> Path:
     permissions (or the umask's), ``os.replace``, fsync the folder."""
     tmp, dst = Path(tmp), Path(dst)
     mode = _file_mode(dst)
-    with open(tmp, 'rb+') as f:
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, dst)
+    with disk_full_guard(dst):
+        with open(tmp, 'rb+') as f:
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dst)
     _fsync_dir(dst.parent)
     return dst
 
@@ -375,22 +427,25 @@ def atomic_write(path: PathLike, mode: str = 'wb', encoding: Optional[str] = Non
     """Write ``path`` through a temporary file in its folder: ``with atomic_write(p) as f: f.write(...)``.
 
     On success the data is fsynced and moved into place with ``os.replace``; on any error the temporary file is
-    removed and ``path`` is left as it was.
+    removed and ``path`` is left as it was (a full device raises :class:`DiskFullError`).
     """
     if 'w' not in mode:
         raise ValueError(f'atomic_write writes a whole new file; mode {mode!r} has no "w"')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    tmp = None
     try:
-        with os.fdopen(fd, mode, encoding=encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        commit_file(tmp, path)
+        with disk_full_guard(path):
+            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+            with os.fdopen(fd, mode, encoding=encoding) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            commit_file(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
@@ -409,7 +464,6 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = 'utf-8') -> Pat
 
 def atomic_copy(src: PathLike, dst: PathLike) -> Path:
     """Copy ``src`` to ``dst`` through :func:`atomic_write`."""
-    import shutil
     with open(src, 'rb') as fin, atomic_write(dst) as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
     return Path(dst)

@@ -22,6 +22,7 @@ failed export or verification never leaves a (half-written) file at ``out``.
 Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install zoo[export]``.
 """
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -33,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from .checkpoint import disk_full_guard
 from .errors import UserError
 
 __all__ = ['FORMATS', 'ExportError', 'ExportResult', 'export_model', 'second_input_size', 'build_model',
@@ -230,7 +232,9 @@ def _export_torch_export(model, x, dynamic, path: Path):
                 ranges.append(f'{what} in [{vr.lower}, {vr.upper}]')
         if ranges:
             _RANGES[str(path)] = ', '.join(ranges)
-    torch.export.save(ep, str(path))
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)  # in memory first: torch's C++ file writer aborts the process when the disk is full
+    path.write_bytes(buf.getbuffer())
     loaded = torch.export.load(str(path)).module()
 
     def run(t: torch.Tensor) -> torch.Tensor:
@@ -251,7 +255,7 @@ def _export_torchscript(model, x, dynamic, path: Path):
                 sm = torch.jit.trace(model, (x,), check_trace=False)
         except Exception as e:
             raise ExportError(f'TorchScript failed: script: {_short(script_err, 200)}; trace: {_short(e, 200)}') from e
-    sm.save(str(path))
+    path.write_bytes(sm.save_to_buffer())  # in memory first, as in _export_torch_export
     loaded = torch.jit.load(str(path), map_location='cpu').eval()
 
     def run(t: torch.Tensor) -> torch.Tensor:
@@ -301,7 +305,8 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
     tmp_dir = tempfile.mkdtemp(prefix=f'.{out.name}.', dir=str(out.parent))
     tmp = Path(tmp_dir) / out.name
     try:
-        with _time_limit(time_limit, f'{fmt} export{" with dynamic shapes" if dynamic else ""}'):
+        what = f'{fmt} export{" with dynamic shapes" if dynamic else ""}'
+        with _time_limit(time_limit, what), disk_full_guard(out):
             run, method = _EXPORTERS[fmt](model, xs[0], dynamic, tmp)
         diffs = {}
         for x, ref in zip(xs, refs):

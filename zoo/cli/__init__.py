@@ -1,9 +1,10 @@
 """Command-line entry points (``zoo-train``, ``zoo-eval``, ...); ``tools/*.py`` are thin wrappers around them.
 
 Every entry point runs through :func:`run`, which gives all tools one convention: a user mistake
-(:class:`zoo.errors.UserError`, an argparse error, a missing file) ends with one line ``error: ...`` on stderr and
-exit status 2, without a traceback; ``--debug`` (or ``ZOO_DEBUG=1``) re-raises it with the traceback. An entry
-point's ``main(argv)`` gets this by the decorator :func:`command`; given the tool's parser
+(:class:`zoo.errors.UserError`, an argparse error, a missing file) or a full disk (:class:`zoo.errors.DiskFullError`,
+or any ENOSPC) ends with one line ``error: ...`` on stderr and exit status 2, without a traceback; ``--debug`` (or
+``ZOO_DEBUG=1``) re-raises it with the traceback. An entry point's ``main(argv)`` gets this by the decorator
+:func:`command`; given the tool's parser
 (``@command(parser=build_parser)``), it also parses the arguments and applies ``--quiet`` to the download
 progress bars, in one place for all tools.
 
@@ -12,6 +13,7 @@ in an installed wheel as in a source checkout; the tools accept these names wher
 """
 import argparse
 import difflib
+import errno
 import functools
 import os
 import sys
@@ -67,6 +69,11 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f'{e.strerror or msg}: {e.filename}'
         return _fail(msg)
+    except OSError as e:  # a full disk under a writer that does not raise DiskFullError itself
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or debug_enabled(argv):
+            raise
+        from ..checkpoint import disk_full_error
+        return _fail(str(disk_full_error(e.filename, e) if e.filename else e))
     except KeyboardInterrupt:
         if debug_enabled(argv):
             raise

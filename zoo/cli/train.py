@@ -15,8 +15,10 @@ is trained on as it is; without one, the generated shapes dataset is used.
 Detection / segmentation (mmengine): ``python tools/train.py configs/det/<file>.py [mmengine args]`` runs
 ``zoo.mm.runner.main_train``.
 
-Exit status: 0 done (or stopped by stop_after_epochs); 2 a mistake in the command (one line 'error: ...') or the
-loss became NaN/inf (the last good checkpoint is kept); 1 anything else.
+Exit status: 0 done (or stopped by stop_after_epochs); 2 a mistake in the command (one line 'error: ...'), a full
+disk (the earlier files are kept) or the loss became NaN/inf (the last good checkpoint is kept); 128 + the signal's
+number (143 SIGTERM, 130 SIGINT) when a signal stopped the run, after writing a checkpoint at that step that
+--resume continues exactly; 1 anything else.
 """
 import argparse
 import sys
@@ -89,6 +91,8 @@ def main(args: argparse.Namespace) -> int:
     results = train(cfg)
     if results['status'] == 'non_finite_loss':
         return 2
+    if results['status'] == 'interrupted':
+        return 128 + results['signal']
     if results['status'] == 'ok' and results.get('best_metric') is not None:
         print(f'best {cfg["eval_metric"]} {results["best_metric"]:.3f} at epoch {results["best_epoch"]}; '
               f'results in {results["output_dir"]}')

@@ -1,6 +1,7 @@
 """What the data loaders of the tools share: the unreadable-image tracker, the exact (unpadded) evaluation shard
 sampler and the worker initialiser that re-seeds each worker's augmentation pipeline."""
 import logging
+import signal
 from typing import Dict, Sequence, Tuple
 
 import torch
@@ -47,7 +48,10 @@ def seed_worker_transform(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: each worker re-seeds its copy of the albumentations pipeline from its torch
     seed (which comes from the loader's generator, itself seeded per epoch). Threads: torch already runs workers
     single-threaded and zoo.data switches OpenCV's thread pool off before any fork (calling into it in a forked
-    child can deadlock)."""
+    child can deadlock). Workers ignore SIGTERM / SIGINT, which a scheduler or a terminal sends to the whole process
+    group: the main process decides (the trainer stops at a step boundary) and shuts the workers down itself."""
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
     info = get_worker_info()
     ds = info.dataset
     if hasattr(ds, 'set_transform_seed'):

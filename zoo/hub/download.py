@@ -19,8 +19,8 @@ from typing import Optional, Union
 import torch
 
 from .. import _manifest
-from ..checkpoint import (CheckpointError, ChecksumError, atomic_write_text, commit_file, load as safe_load,
-                          sha256_file)
+from ..checkpoint import (CheckpointError, ChecksumError, atomic_write_text, commit_file, disk_full_guard,
+                          load as safe_load, sha256_file)
 from ..errors import UserError
 
 __all__ = ['CACHE_ENV', 'SHA_RECORDS', 'ManualDownloadError', 'Download', 'cache_dir', 'download', 'fetch',
@@ -86,7 +86,8 @@ def download(url: str, sha256: Optional[str] = None, filename: Optional[str] = N
     staged = folder / f'.{name}.{uuid.uuid4().hex}.download'
     try:
         print(f'Downloading {url} -> {dst}', file=sys.stderr)
-        torch.hub.download_url_to_file(url, str(staged), hash_prefix=None, progress=progress)
+        with disk_full_guard(dst):
+            torch.hub.download_url_to_file(url, str(staged), hash_prefix=None, progress=progress)
         have = sha256_file(staged)
         if not have.startswith(prefix):
             raise ChecksumError(
@@ -102,8 +103,9 @@ def download(url: str, sha256: Optional[str] = None, filename: Optional[str] = N
             raise type(e)(f'downloaded {url}: {e}'.replace(str(staged), name)) from None
         commit_file(staged, dst)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            staged.unlink()
+        for f in (staged, *folder.glob(f'{staged.name}.*.partial')):  # torch keeps its .partial on a write error
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
     return Download(dst, have, sha256)
 
 

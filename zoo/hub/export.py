@@ -6,6 +6,7 @@ model to build, the manifest entry and the repo (``<org>/<arch>.<tag>``, default
 :func:`mark_published` sets ``published: true`` in the manifest entry after a push.
 """
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional, Sequence, Union
 
@@ -14,7 +15,7 @@ import torch.nn as nn
 import timm
 
 from .. import _manifest
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, commit_file, disk_full_guard
 from ..errors import UserError
 from .card import model_card
 from .convert import ZOO_CONFIG_KEY
@@ -59,8 +60,12 @@ def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Di
     model_config = _export_config(model, tag, cfg)
     if label_names:
         model_config['label_names'] = list(label_names)
-    timm.models.save_for_hf(model, out, model_config=model_config, safe_serialization=True,
-                            data_config=data_config if data_config is not None else _data_config(model))
+    # staged beside the files it replaces: a failed write (a full disk: DiskFullError) leaves an earlier export whole
+    with tempfile.TemporaryDirectory(prefix='.export.', dir=out) as staged, disk_full_guard(out):
+        timm.models.save_for_hf(model, staged, model_config=model_config, safe_serialization=True,
+                                data_config=data_config if data_config is not None else _data_config(model))
+        for f in sorted(Path(staged).iterdir()):
+            commit_file(f, out / f.name)
     card = card or model_card(model, repo_id=repo_id)
     arch = model.pretrained_cfg.get('architecture')
     name = repo_id.split('/')[-1] if repo_id else (f'{arch}.{tag}' if tag else arch)

@@ -2,11 +2,16 @@
 from (``zoo.train.build`` makes them from a config).
 
 ``train_one_epoch(state, batches, ...)`` is the loop ``tools/train.py`` runs (AMP, gradient accumulation, DDP
-``no_sync``, clipping, GradScaler, EMA, per-update LR schedule, non-finite loss check, interval logging).
+``no_sync``, clipping, GradScaler, EMA, per-update LR schedule, non-finite loss check, interval logging, a stop at
+an update boundary when asked -- e.g. by a signal, see :class:`StopSignals` -- and the exact continuation of such an
+epoch).
 ``evaluate(model, loader, ...)`` returns loss, top-1, top-5, per-class accuracy and images/s (summed over ranks).
 """
+import itertools
 import logging
 import math
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -16,9 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .utils import DistInfo, autocast_context
+from .utils import DistInfo, autocast_context, restore_rng_state
 
-__all__ = ['NonFiniteLossError', 'TrainState', 'train_one_epoch', 'evaluate', 'unpack_batch']
+__all__ = ['NonFiniteLossError', 'StopSignals', 'TrainState', 'train_one_epoch', 'evaluate', 'unpack_batch']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -30,6 +35,35 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, epoch: int, step: int, value: float):
         super().__init__(f'loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping (the step was not applied)')
         self.epoch, self.step, self.value = epoch, step, value
+
+
+class StopSignals:
+    """``with StopSignals() as stop:`` -- while inside, SIGTERM and SIGINT only record their number in
+    ``stop.signum`` (``stop()`` returns it, 0 before any); the loop reads it at step boundaries. The previous
+    handlers are restored on exit. Outside the main thread (where Python cannot install handlers) it does nothing."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = 0
+        self._previous: Dict[int, Any] = {}
+
+    def __call__(self) -> int:
+        return self.signum
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+
+    def __enter__(self) -> 'StopSignals':
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
 
 
 @dataclass
@@ -66,10 +100,18 @@ def _lr(optimizer) -> float:
 
 def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num_steps: Optional[int] = None,
                     log_interval: int = 50, on_corrupt: Optional[Callable] = None, progress: Any = None,
-                    on_log: Optional[Callable[[Dict[str, float]], None]] = None) -> Dict[str, float]:
+                    on_log: Optional[Callable[[Dict[str, float]], None]] = None,
+                    should_stop: Optional[Callable[[], int]] = None,
+                    resume_from: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """One pass over ``batches`` (at most ``num_steps``); returns loss, lr, images/s, steps and updates.
 
-    Raises NonFiniteLossError before applying a step whose loss is NaN/inf.
+    Raises NonFiniteLossError before applying a step whose loss is NaN/inf. ``should_stop()`` is read after each
+    optimizer update (so, with gradient accumulation, a stop waits for the end of the group); a non-zero value (a
+    signal number) ends the epoch there, with ``stopped_by`` set to it and ``loss_sum`` / ``n_seen`` in the result.
+    Under DDP the ranks share it at every step, so all stop after the same update. ``resume_from`` (``step``,
+    ``loss_sum``, ``n_seen``, ``seconds`` and the global RNG state ``rng`` of such a stop) continues that epoch
+    exactly: the first ``step`` batches are read but not trained on (the sampler, the loader workers and the
+    augmentation RNGs advance as they did), then ``rng`` is restored.
     """
     model, optimizer = state.model, state.optimizer
     model.train()
@@ -80,13 +122,26 @@ def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num
     first_of_last_group = num_steps - last_accum
     device, non_blocking = state.device, state.device.type == 'cuda'
     world = state.dist.world_size
-    loss_sum, n_seen, n_logged, t_log = 0.0, 0, 0, time.perf_counter()
+    resume_from = resume_from or {}
+    start = int(resume_from.get('step', 0))
+    loss_sum, n_seen = float(resume_from.get('loss_sum', 0.0)), int(resume_from.get('n_seen', 0))
+    stop_sig, last_xy = 0, None
+    it = iter(batches) if start < num_steps else iter(())
+    for batch in itertools.islice(it, start):  # the part of a resumed epoch that was trained before the stop
+        x, y, bad = unpack_batch(batch)
+        if bad and on_corrupt is not None:
+            on_corrupt(bad)
+        last_xy = (x, y) if x is not None else last_xy
+        if progress is not None:
+            progress.update(1)
+    if resume_from.get('rng') is not None:
+        restore_rng_state(resume_from['rng'])
+    n_logged, t_log = 0, time.perf_counter()
     t0 = t_log
     data_time, t_data = 0.0, time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
-    step = -1
-    last_xy = None
-    for step, batch in enumerate(batches):
+    step = start - 1
+    for step, batch in enumerate(it, start):
         if step >= num_steps:
             break
         x, y, bad = unpack_batch(batch)
@@ -118,12 +173,15 @@ def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num
                     loss = state.loss_fn(out, y)
                 loss_val = float(loss.detach())
                 if state.dist.distributed:
-                    # every rank learns about a non-finite loss on any rank, so all stop at the same step
-                    flag = torch.tensor([0.0 if math.isfinite(loss_val) else 1.0],
+                    # every rank learns about a non-finite loss, and a stop request, on any rank, so all stop at
+                    # the same step
+                    flag = torch.tensor([0.0 if math.isfinite(loss_val) else 1.0,
+                                         float(should_stop() if should_stop is not None else 0)],
                                         device=device if state.dist.backend == 'nccl' else 'cpu')
-                    torch.distributed.all_reduce(flag)
-                    if float(flag) > 0 and math.isfinite(loss_val):
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    if float(flag[0]) > 0 and math.isfinite(loss_val):
                         loss_val = float('nan')
+                    stop_sig = stop_sig or int(flag[1])
                 if not math.isfinite(loss_val):
                     optimizer.zero_grad(set_to_none=True)
                     raise NonFiniteLossError(epoch, step, loss_val)
@@ -154,6 +212,8 @@ def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num
                 state.model_ema.update(model, step=state.num_updates)
             if state.scheduler is not None:
                 state.scheduler.step_update(num_updates=state.num_updates, metric=loss_sum / max(n_seen, 1))
+            if should_stop is not None and not state.dist.distributed:
+                stop_sig = stop_sig or should_stop()
         done = step + 1
         if progress is not None:
             progress.update(1)
@@ -174,14 +234,16 @@ def train_one_epoch(state: TrainState, batches: Iterable, epoch: int = 0, *, num
             if on_log is not None:
                 on_log(info)
             t_log, n_logged = now, 0
+        if need_update and stop_sig:
+            break
         t_data = time.perf_counter()
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0 + float(resume_from.get('seconds', 0.0))
     steps = step + 1 if step >= 0 else 0
     return dict(loss=loss_sum / max(n_seen, 1), lr=_lr(optimizer), images=n_seen * world, seconds=elapsed,
                 images_per_s=n_seen * world / max(elapsed, 1e-9), steps=min(steps, num_steps),
-                updates=state.num_updates)
+                updates=state.num_updates, stopped_by=stop_sig, loss_sum=loss_sum, n_seen=n_seen)
 
 
 def _no_sync(model: nn.Module):

@@ -9,17 +9,24 @@ when done or asked. It writes into the run folder (``zoo.train.outputs``):
   ``checkpoint-<epoch>.pth`` for the last ``checkpoint_hist`` epochs when asked;
 * ``summary.csv`` (one row per epoch), ``tb/`` TensorBoard events (if tensorboard is installed), ``log.txt``,
   ``config.yaml`` (the resolved config) and ``results.json`` (final metrics; ``status`` is ``'ok'``,
-  ``'stopped'``, or ``'non_finite_loss'`` when the loss became NaN/inf, in which case the last good checkpoint is
-  left untouched).
+  ``'stopped'``, ``'interrupted'`` (by a signal) or ``'non_finite_loss'`` when the loss became NaN/inf, in which
+  case the last good checkpoint is left untouched).
+
+SIGTERM or SIGINT during ``fit()`` stops the run at the next optimizer update (all ranks at the same one), writes
+``last.pth`` at that step and logs one line naming it; ``results['signal']`` holds the signal's number
+(``tools/train.py`` exits with 128 + it). ``resume`` from that checkpoint finishes the epoch exactly as the
+uninterrupted run would have. A full device ends the run with ``zoo.errors.DiskFullError``, the earlier files intact.
 
 Checkpoints hold model, optimiser, scheduler, GradScaler and EMA states, the epoch, the update count, the history,
 and every rank's RNG states (python / numpy / torch / CUDA), all as tensors and plain types, so they load with
-``torch.load(weights_only=True)``. The data order and augmentation seeds of an epoch are derived from
+``torch.load(weights_only=True)``; one written mid-epoch also holds ``interrupted`` (the epoch, the step and the
+ranks' running loss sums). The data order and augmentation seeds of an epoch are derived from
 ``(seed, rank, epoch)``, so ``resume`` continues exactly as an uninterrupted run. Checkpoints are also loadable by
 timm (``create_model(..., checkpoint_path=...)`` / ``pretrained_cfg_overlay=dict(file=...)``: keys ``state_dict``,
 ``state_dict_ema``).
 """
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,10 +41,11 @@ from zoo.data.loader import CorruptTracker
 from .build import (build_datasets, build_loaders, build_model, build_training, build_transforms,
                     load_initial_checkpoint, resolve_dataset, resolve_lr, wrap_model)
 from .config import ConfigError, validate_config
-from .loop import NonFiniteLossError, evaluate, train_one_epoch
+from .loop import NonFiniteLossError, StopSignals, evaluate, train_one_epoch
 from .outputs import CHECKPOINT_VERSION, RunWriters, run_folder, save_checkpoints, write_json
-from .utils import (all_gather_object, barrier, capture_rng_state, derive_seed, init_distributed, is_primary,
-                    load_checkpoint_file, restore_rng_state, seed_everything, setup_logging, unwrap_model)
+from .utils import (all_gather_object, atomic_torch_save, atomic_write_text, barrier, capture_rng_state, derive_seed,
+                    init_distributed, is_primary, load_checkpoint_file, restore_rng_state, seed_everything,
+                    setup_logging, unwrap_model)
 
 __all__ = ['Trainer', 'train', 'build_datasets', 'load_initial_checkpoint', 'CHECKPOINT_VERSION']
 
@@ -48,7 +56,8 @@ class Trainer:
     """One training run. ``setup()`` builds everything (hooks may then adjust ``self.model``), ``fit()`` trains.
 
     ``fit()`` returns the results dict (also written to ``results.json``); a non-finite loss ends the run with
-    ``results['status'] == 'non_finite_loss'`` (``raise_on_nan=True`` re-raises ``NonFiniteLossError``).
+    ``results['status'] == 'non_finite_loss'`` (``raise_on_nan=True`` re-raises ``NonFiniteLossError``), SIGTERM /
+    SIGINT with ``'interrupted'`` after a resumable checkpoint (the handlers are installed during ``fit()`` only).
     """
 
     def __init__(self, cfg: Dict[str, Any]):
@@ -126,17 +135,28 @@ class Trainer:
     def fit(self, raise_on_nan: bool = False) -> Dict[str, Any]:
         if not self._is_setup:
             self.setup()
+        with StopSignals() as self._stop:
+            return self._fit(raise_on_nan)
+
+    def _fit(self, raise_on_nan: bool) -> Dict[str, Any]:
         self._start()
         status, message = 'ok', ''
         try:
             for epoch in range(self.start_epoch, self.num_epochs):
                 train_stats = self._train_epoch(epoch)
+                if train_stats['stopped_by']:
+                    status, message = 'interrupted', self._save_interrupted(epoch, train_stats)
+                    break
                 evals = self._validate(epoch)
                 metric = self._epoch_metric(train_stats, evals)
                 is_best = self._schedule_and_rank(epoch, metric)
                 row = self._record(epoch, train_stats, evals)
                 self._save(epoch, metric, is_best)
                 self._log_epoch(epoch, row, is_best)
+                if epoch + 1 < self.num_epochs and self._agreed_signal():
+                    status = 'interrupted'
+                    message = self._interrupted_message(f'after epoch {epoch + 1}')
+                    break
                 if self._asked_to_stop(epoch):
                     status = 'stopped'
                     message = (f'stopped after {self.cfg["stop_after_epochs"]} epoch(s) as asked; continue with '
@@ -166,16 +186,17 @@ class Trainer:
         self.model_ema, self.scaler, self.amp_dtype = parts.model_ema, parts.scaler, parts.amp_dtype
         self.start_epoch, self.num_updates = 0, 0
         self.best_metric, self.best_epoch, self.history = None, None, []
-        self._resume_rng = None
+        self._resume_rng, self._resume_step, self.stopped_by = None, None, 0
         self._resume()
         self.state = parts.state(wrap_model(self.model, cfg, dist), cfg, dist.device, self.num_updates, dist)
         primary = is_primary(dist)
         self.writers = None
         self.last_eval: Dict[str, Any] = {}
         if primary:
-            (self.out_dir / 'config.yaml').write_text(yaml.safe_dump(cfg, sort_keys=False))
+            atomic_write_text(self.out_dir / 'config.yaml', yaml.safe_dump(cfg, sort_keys=False))
             self.writers = RunWriters(self.out_dir, cfg['tensorboard'],
-                                      purge_step=self.num_updates if self.start_epoch > 0 else None)
+                                      purge_step=self.num_updates if self.start_epoch > 0 or self._resume_step
+                                      else None)
             _logger.info(
                 f'model {self.arch}: {self.param_count / 1e6:.2f}M params, {self.num_classes} classes; '
                 f'data {cfg["dataset"]}: {len(self.train_ds)} train / {len(self.val_ds) if self.val_ds else 0} val '
@@ -203,13 +224,16 @@ class Trainer:
             if writers is not None:
                 writers.scalars('train', dict(loss=info['loss'], lr=info['lr'], images_per_s=info['images_per_s']),
                                 info['global_step'])
+        resume_from, self._resume_step = self._resume_step, None
         try:
             stats = train_one_epoch(self.state, self.train_loader, epoch, num_steps=self.steps_per_epoch,
                                     log_interval=cfg['log_interval'], on_corrupt=self.corrupt, progress=progress,
-                                    on_log=on_log)
+                                    on_log=on_log, should_stop=self._stop, resume_from=resume_from)
         finally:
             if progress is not None:
                 progress.close()
+        if stats['stopped_by']:
+            return stats
         if dist.distributed and (cfg['dist_bn'] or cfg['sync_bn']) and not self.sync_bn:
             from timm.utils import distribute_bn
             distribute_bn(unwrap_model(self.model), dist.world_size, cfg['dist_bn'] != 'broadcast')
@@ -269,6 +293,38 @@ class Trainer:
         _logger.info(msg + (' *best*' if is_best else ''))
         self.writers.summary(self.history)
         self.writers.scalars('epoch', {k: v for k, v in row.items() if k != 'epoch'}, epoch + 1)
+
+    def _agreed_signal(self) -> int:
+        """The stop signal any rank has received (0: none); every rank gets the same answer."""
+        sig = self._stop()
+        if self.dist.distributed:
+            import torch.distributed as tdist
+            flag = torch.tensor([sig], device=self.dist.device if self.dist.backend == 'nccl' else 'cpu')
+            tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+            sig = int(flag)
+        self.stopped_by = sig
+        return sig
+
+    def _interrupted_message(self, where: str) -> str:
+        last = self.out_dir / 'last.pth'
+        message = (f'{signal.Signals(self.stopped_by).name}: stopped {where}; checkpoint {last} '
+                   f'(continue with resume={last})')
+        if is_primary(self.dist):
+            _logger.warning(message)
+        return message
+
+    def _save_interrupted(self, epoch: int, stats: Dict[str, Any]) -> str:
+        """``last.pth`` at the step the loop stopped at (a signal), with what ``resume`` needs to finish the
+        epoch exactly: the step, every rank's running loss sums and RNG states."""
+        self.stopped_by = stats['stopped_by']
+        rng_all = all_gather_object(capture_rng_state(), self.dist)
+        sums = all_gather_object((stats['loss_sum'], stats['n_seen']), self.dist)
+        if is_primary(self.dist):
+            ckpt = self._checkpoint(epoch - 1, None, rng_all)
+            ckpt['interrupted'] = dict(epoch=epoch, step=stats['steps'], seconds=stats['seconds'],
+                                       loss_sum=[s[0] for s in sums], n_seen=[s[1] for s in sums])
+            atomic_torch_save(ckpt, self.out_dir / 'last.pth')
+        return self._interrupted_message(f'at epoch {epoch + 1}, step {stats["steps"]}/{self.steps_per_epoch}')
 
     def _asked_to_stop(self, epoch: int) -> bool:
         n = self.cfg['stop_after_epochs']
@@ -334,14 +390,23 @@ class Trainer:
         else:
             _logger.warning(f'resume: checkpoint has RNG states for {len(rng)} ranks, running {self.dist.world_size}; '
                             f'RNG re-seeded (the run will not repeat the original exactly)')
+        where = ''
+        stop = ckpt.get('interrupted')
+        if stop:  # mid-epoch: the loop replays the data of the first steps, then restores the RNG state
+            r = min(self.dist.rank, len(stop['n_seen']) - 1)
+            self._resume_step = dict(step=int(stop['step']), seconds=stop['seconds'], loss_sum=stop['loss_sum'][r],
+                                     n_seen=stop['n_seen'][r], rng=self._resume_rng)
+            self._resume_rng = None
+            where = f', step {self._resume_step["step"]}'
         if self.scheduler is not None:
             if ckpt.get('scheduler'):
                 self.scheduler.load_state_dict(ckpt['scheduler'])
-            if self.cfg['sched_on_updates']:
-                self.scheduler.step_update(self.num_updates)
-            else:
-                self.scheduler.step(self.start_epoch)
-        _logger.info(f'resumed from {path} at epoch {self.start_epoch} ({self.num_updates} updates)')
+            if not stop:  # (mid-epoch, the optimiser's learning rates are those of the stopped step already)
+                if self.cfg['sched_on_updates']:
+                    self.scheduler.step_update(self.num_updates)
+                else:
+                    self.scheduler.step(self.start_epoch)
+        _logger.info(f'resumed from {path} at epoch {self.start_epoch}{where} ({self.num_updates} updates)')
 
     def _checkpoint(self, epoch: int, metric: Optional[float], rng_all: List[Any]) -> Dict[str, Any]:
         plain = lambda d: {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}  # noqa: E731
@@ -376,7 +441,7 @@ class Trainer:
             eval_metric=self.cfg['eval_metric'], final_eval=self.last_eval, history=self.history,
             train_time_s=time.time() - self.t_start, world_size=dist.world_size, device=str(dist.device),
             data_cfg=self.data_cfg, n_corrupt=len(paths), corrupt_paths=paths[:1000],
-            output_dir=str(self.out_dir),
+            output_dir=str(self.out_dir), signal=self.stopped_by or None,
             checkpoints=dict(last=str(self.out_dir / 'last.pth'), best=str(self.out_dir / 'best.pth')),
         )
         if is_primary(dist):

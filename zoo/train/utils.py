@@ -4,7 +4,7 @@ import logging
 import os
 import random
 import sys
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -179,6 +179,21 @@ def autocast_context(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+class _LogFile(logging.FileHandler):
+    """The run's ``log.txt``; a full device ends the run with ``DiskFullError`` (instead of logging's printed
+    traceback and a log that silently stops)."""
+
+    def handleError(self, record):
+        from zoo.checkpoint import disk_full_error
+        err = disk_full_error(self.baseFilename, sys.exc_info()[1])
+        if err is None:
+            return super().handleError(record)
+        logging.getLogger('zoo').removeHandler(self)
+        with suppress(Exception):
+            self.close()
+        raise err
+
+
 class _RankFilter(logging.Filter):
     def __init__(self, rank: int):
         super().__init__()
@@ -206,7 +221,7 @@ def setup_logging(rank: int = 0, log_file: Optional[Union[str, Path]] = None, le
             root.removeHandler(h)
             h.close()
     if log_file and rank == 0:
-        fh = logging.FileHandler(log_file)
+        fh = _LogFile(log_file)
         fh._zoo_file = True
         fh.setFormatter(fmt)
         root.addHandler(fh)
