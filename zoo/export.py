@@ -19,7 +19,7 @@ regions / blocks per side (BiFormer: > 112 px, e.g. the default 224).
 The artifact is written to a temporary file next to ``out`` and moved into place only after it verified, so a
 failed export or verification never leaves a (half-written) file at ``out``.
 
-Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install zoo[export]``.
+Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install "timm-attention-zoo[export]"``.
 """
 import contextlib
 import json
@@ -70,7 +70,7 @@ def _require_onnxruntime():
         import onnxscript  # noqa: F401  (the dynamo exporter's backend)
     except ImportError as e:
         raise UserError(f'ONNX export needs onnxruntime and onnxscript ({e.name} is missing): '
-                        f'pip install zoo[export]') from None
+                        f'pip install "timm-attention-zoo[export]"') from None
     return onnxruntime
 
 
