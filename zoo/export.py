@@ -83,6 +83,11 @@ def build_model(name: str, pretrained: bool = False, checkpoint: Optional[Union[
     from .errors import check_model_name
     if checkpoint is not None:
         from .hub import load_for_publish
+        from .retrofit import attention_record
+        from .train.utils import load_checkpoint_file
+        if os.path.isfile(checkpoint) and attention_record(load_checkpoint_file(checkpoint)):
+            from .train.validate import load_model_for_eval  # re-applies the run's add_attention, then loads
+            return load_model_for_eval(name, str(checkpoint), **kwargs)[0].eval()
         try:
             return load_for_publish(name, checkpoint).eval()
         except ValueError as e:
