@@ -3,7 +3,7 @@
 At insertion the model computes its previous function (eval logits within 1e-5), in every family the drop-in supports
 and at the drop-in's positions; the gates learn from the first steps; zoo-train adds them after the weights load and
 gives them their own param groups (``gate_lr_mult``) and the backbone a warm-up (``backbone_warmup_epochs``); a
-retrofitted checkpoint reloads in zoo-eval, zoo-export and timm.
+retrofitted checkpoint reloads in zoo-eval, zoo-export and timm; tools/retrofit_demo.py runs at tiny size.
 """
 import json
 from functools import partial
@@ -237,3 +237,23 @@ def test_retrofitted_checkpoint_reloads_in_eval_export_and_timm(retrofitted, tmp
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(dropin.eval()(x), model.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_retrofit_demo_tiny(tmp_path):
+    """tools/retrofit_demo.py's flow at tiny size: pretrain, two fine-tunes, step-0 difference, reload."""
+    from zoo.cli import retrofit_demo
+    argv = ['--pretrain-images', '24', '--finetune-images', '24', '--val-images', '12', '--pretrain-epochs', '1',
+            '--finetune-epochs', '1', '--img-size', '32', '--output', str(tmp_path / 'out'),
+            '--data-dir', str(tmp_path / 'data'), '--set', 'batch_size=8', 'workers=0', 'tensorboard=false',
+            'log_interval=0']
+    assert retrofit_demo.main(argv) == 0
+    res = json.loads((tmp_path / 'out' / 'results.json').read_text())
+    assert res['step0_max_abs_logit_diff'] <= 1e-5
+    assert res['retrofit']['num_params'] > res['plain']['num_params']
+    assert abs(res['reloaded_retrofit_top1'] - res['retrofit']['top1']) <= 100 / 12
+    for run in ('pretrain', 'retrofit', 'plain'):
+        assert (tmp_path / 'out' / run / 'last.pth').is_file()
+    ft = torch.load(tmp_path / 'out' / 'retrofit' / 'last.pth', map_location='cpu', weights_only=True)['config']
+    assert ft['initial_checkpoint'] == str(tmp_path / 'out' / 'pretrain' / 'last.pth')
+    assert ft['shapes_seed'] == 1 and ft['add_attention'] == 'cbam' and ft['shapes_size'] == 32
