@@ -19,7 +19,7 @@ from timm.models._efficientnet_blocks import SqueezeExcite
 import zoo
 from zoo.layers import CBAM, TripletAttention
 from zoo.retrofit import ATTENTIONS, RetrofitError, add_attention, gate_parameters
-from zoo.train import load_config, train
+from zoo.train import load_config
 from zoo.train.build import build_model, build_optimizer, build_scheduler
 from zoo.train.config import ConfigError
 
@@ -178,7 +178,7 @@ def test_param_groups_and_backbone_warmup():
 
 @pytest.fixture(scope='module')
 def retrofitted(tmp_path_factory):
-    """A 'pretrained' test_resnet file, and a 1-epoch zoo-train run that adds CBAM to it (flags as a user gives them)."""
+    """A 'pretrained' test_resnet file, and a 1-epoch zoo-train run that adds CBAM to it (the user's flags)."""
     from zoo.cli import train as cli_train
     from zoo.data.shapes import make_classification
     tmp = tmp_path_factory.mktemp('retrofit')

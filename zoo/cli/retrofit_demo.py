@@ -9,10 +9,10 @@
    the retrofitted checkpoint reloads through zoo-eval's path with the same top-1 (``results.json``).
 
 The training config is ``zoo::cls/shapes_resnet18_cbam.yaml`` (data, augmentation, optimiser) at ``--img-size``
-(32 px: the images are generated at that size), batch 16, with the overrides below. Exits non-zero if the retrofitted model's step-0 logits differ by more than 1e-5 or its reload differs
-(by more than one image).
+(32 px: the images are generated at that size), batch 16, with the overrides below. Exits non-zero if the
+retrofitted model's step-0 logits differ by more than 1e-5 or its reload differs (by more than one image).
 
-    python tools/retrofit_demo.py                       # a few minutes on 2 CPU cores (more when busy)
+    python tools/retrofit_demo.py                       # 16 min on 2 busy CPU cores (numbers in the README)
     python tools/retrofit_demo.py --attention triplet --finetune-epochs 5
 """
 import json
