@@ -215,6 +215,6 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
     import sys
     from zoo.errors import UserError
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails as if not installed
-    with pytest.raises(UserError, match=r'pip install zoo\[export\]'):
+    with pytest.raises(UserError, match=r'pip install "timm-attention-zoo\[export\]"'):
         export_model(_model('zoo_resnet18_cbam'), 'onnx', (3, 32, 32), tmp_path / 'm.onnx')
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ session (module-scoped fixture); all tests of this file run on one xdist worker.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('package')]
 CONSOLE_SCRIPTS = ['zoo-train', 'zoo-eval', 'zoo-benchmark', 'zoo-download', 'zoo-convert', 'zoo-push', 'zoo-export',
                    'zoo-visualize', 'zoo-demo']
 SHAPES_DET = 'zoo::det/retinanet_zoo-resnet18-cbam_fpn_shapes.py'
+DIST = 'timm-attention-zoo'  # the distribution name (the index's `zoo` is another project); the import name is zoo
 
 
 def _env(**extra):
@@ -84,8 +86,8 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('pkg')
     src = _source_copy(tmp / 'src')
     _run([sys.executable, '-m', 'build', '--no-isolation', '--outdir', tmp / 'dist', src], cwd=tmp, timeout=600)
-    wheels = list((tmp / 'dist').glob('zoo-*.whl'))
-    sdists = list((tmp / 'dist').glob('zoo-*.tar.gz'))
+    wheels = list((tmp / 'dist').glob('*.whl'))
+    sdists = list((tmp / 'dist').glob('*.tar.gz'))
     assert len(wheels) == 1 and len(sdists) == 1, list((tmp / 'dist').iterdir())
     return dict(tmp=tmp, src=src, wheel=wheels[0], sdist=sdists[0])
 
@@ -98,6 +100,23 @@ def installed(built):
     work = tmp / 'elsewhere'
     work.mkdir()
     return dict(built, py=py, bin=py.parent, work=work)
+
+
+def test_distribution_name(built):
+    """The wheel, the sdist and the metadata carry the distribution name, and so do the dev extra's self-reference
+    and every install command the repository shows a user (never the unrelated `zoo` distribution)."""
+    assert built['wheel'].name == 'timm_attention_zoo-0.1.0-py3-none-any.whl'
+    assert built['sdist'].name == 'timm_attention_zoo-0.1.0.tar.gz'
+    wheel = zipfile.ZipFile(built['wheel'])
+    meta = wheel.read(next(n for n in wheel.namelist() if n.endswith('.dist-info/METADATA'))).decode()
+    assert f'Name: {DIST}\n' in meta
+    assert f'Requires-Dist: {DIST}[export,smp,viz]; extra == "dev"' in meta
+    src = built['src']  # the files git would commit
+    wrong = [f'{f.relative_to(src)}: {m.group(0)}'
+             for f in (*src.rglob('*.md'), *src.rglob('*.py'), *src.rglob('*.toml'), *src.rglob('*.sh'))
+             if not f.is_relative_to(src / 'tests')
+             for m in re.finditer(r'pip install[ "\']*zoo\b|"zoo\[', f.read_text())]
+    assert not wrong, wrong
 
 
 def test_wheel_contents(built):
@@ -163,7 +182,7 @@ def test_console_scripts(installed):
         assert (bin_ / script).is_file(), script
     # every entry point loads (one process): the module exists and has a callable main
     script = ('import json; from importlib.metadata import distribution; '
-              'eps = [e for e in distribution("zoo").entry_points if e.group == "console_scripts"]; '
+              f'eps = [e for e in distribution("{DIST}").entry_points if e.group == "console_scripts"]; '
               'print(json.dumps({e.name: [e.value, callable(e.load())] for e in eps}))')
     eps = json.loads(_run([installed['py'], '-c', script], cwd=work).stdout.strip().splitlines()[-1])
     assert sorted(eps) == sorted(CONSOLE_SCRIPTS), eps

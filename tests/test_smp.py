@@ -143,5 +143,5 @@ def test_missing_smp_names_the_extra(monkeypatch):
     import sys
     from zoo.errors import UserError
     monkeypatch.setitem(sys.modules, 'segmentation_models_pytorch', None)
-    with pytest.raises(UserError, match=r'pip install zoo\[smp\]'):
+    with pytest.raises(UserError, match=r'pip install "timm-attention-zoo\[smp\]"'):
         create_model('Unet', 'zoo_resnet18_cbam')

@@ -203,5 +203,5 @@ def test_missing_grad_cam_names_the_extra(monkeypatch):
     from zoo.viz import grad_cam
     monkeypatch.setitem(sys.modules, 'pytorch_grad_cam', None)
     model, size = _model('cbam')
-    with pytest.raises(UserError, match=r'pip install zoo\[viz\]'):
+    with pytest.raises(UserError, match=r'pip install "timm-attention-zoo\[viz\]"'):
         grad_cam(model, load_image(None, model, size=(size, size)))

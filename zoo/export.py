@@ -19,7 +19,7 @@ regions / blocks per side (BiFormer: > 112 px, e.g. the default 224).
 The artifact is written to a temporary file next to ``out`` and moved into place only after it verified, so a
 failed export or verification never leaves a (half-written) file at ``out``.
 
-Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install zoo[export]``.
+Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install "timm-attention-zoo[export]"``.
 """
 import contextlib
 import io
@@ -72,7 +72,7 @@ def _require_onnxruntime():
         import onnxscript  # noqa: F401  (the dynamo exporter's backend)
     except ImportError as e:
         raise UserError(f'ONNX export needs onnxruntime and onnxscript ({e.name} is missing): '
-                        f'pip install zoo[export]') from None
+                        f'pip install "timm-attention-zoo[export]"') from None
     return onnxruntime
 
 
@@ -85,6 +85,11 @@ def build_model(name: str, pretrained: bool = False, checkpoint: Optional[Union[
     from .errors import check_model_name
     if checkpoint is not None:
         from .hub import load_for_publish
+        from .retrofit import attention_record
+        from .train.utils import load_checkpoint_file
+        if os.path.isfile(checkpoint) and attention_record(load_checkpoint_file(checkpoint)):
+            from .train.validate import load_model_for_eval  # re-applies the run's add_attention, then loads
+            return load_model_for_eval(name, str(checkpoint), **kwargs)[0].eval()
         try:
             return load_for_publish(name, checkpoint).eval()
         except ValueError as e:

@@ -28,7 +28,7 @@ Two routes, both without mmcv:
        net = create_model('DeepLabV3Plus', 'zoo_coat_lite_tiny', classes=21)
        net(torch.randn(2, 3, 250, 333)).shape   # (2, 21, 250, 333)
 
-Needs ``pip install zoo[smp]`` (segmentation-models-pytorch).
+Needs ``pip install "timm-attention-zoo[smp]"`` (segmentation-models-pytorch).
 """
 import math
 from typing import Any, Optional
@@ -46,7 +46,7 @@ def _smp():
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
-        raise UserError('segmentation_models_pytorch is not installed: pip install zoo[smp]') from None
+        raise UserError('segmentation_models_pytorch is not installed: pip install "timm-attention-zoo[smp]"') from None
     return smp
 
 

@@ -139,7 +139,7 @@ def mm_runner(name: str):
         from zoo.mm import runner
     except ImportError as e:
         raise UserError(f'detection / segmentation configs need the OpenMMLab stack ({e}); '
-                        'install it with `pip install "zoo[mm]"` plus mmcv with compiled ops (see README)') from e
+                        'install it with `pip install "timm-attention-zoo[mm]"` plus mmcv with compiled ops (see README)') from e
     return getattr(runner, name)
 
 

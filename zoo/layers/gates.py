@@ -93,18 +93,23 @@ class AttentionGate(nn.Module):
     Args:
         kernel_size: odd kernel size ("same" padding).
         zero_init: start the BN scale at 0 (gate = 0.5 everywhere), CBAM's official init.
+        identity_init: the gate is 2 * sigmoid(...) with the BN scale at 0, so it starts at exactly 1 (the identity
+            when inserted into a pretrained network; see ``zoo.add_attention``) and still ranges over (0, 2).
     """
 
-    def __init__(self, kernel_size: int = 7, zero_init: bool = False, device=None, dtype=None):
+    def __init__(self, kernel_size: int = 7, zero_init: bool = False, identity_init: bool = False, device=None,
+                 dtype=None):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
+        self.identity_init = identity_init
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False, **dd)
         self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **dd)
-        if zero_init:
+        if zero_init or identity_init:
             nn.init.zeros_(self.bn.weight)
 
     def gate(self, pooled: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.bn(self.conv(pooled)))
+        g = torch.sigmoid(self.bn(self.conv(pooled)))
+        return g * 2.0 if self.identity_init else g
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.gate(pooled)

@@ -27,13 +27,16 @@ __all__ = ['AttentionGate', 'TripletAttention']
 
 class TripletAttention(nn.Module):
     """Triplet attention; ``channels`` and ``act_layer`` are accepted (and ignored: the module has neither a width
-    nor an activation) so it can be the attention layer of timm's CNN families (``attn_layer`` / ``se_layer``)."""
+    nor an activation) so it can be the attention layer of timm's CNN families (``attn_layer`` / ``se_layer``).
+    ``identity_init``: every branch gate is 2 * sigmoid(...) with its BN scale at 0, so the module starts as the
+    exact identity (how ``zoo.add_attention`` inserts it into a pretrained network); the state dict is the same."""
 
     def __init__(self, channels: int = 0, kernel_size: int = 7, no_spatial: bool = False,
-                 act_layer: Optional[LayerType] = None, device=None, dtype=None):
+                 act_layer: Optional[LayerType] = None, identity_init: bool = False, device=None, dtype=None):
         # each branch: the shared Z-pool + conv-BN-sigmoid gate (zoo.layers.gates), BN scale at its default 1
         super().__init__()
-        dd = {'device': device, 'dtype': dtype}
+        dd = {'device': device, 'dtype': dtype, 'identity_init': identity_init}
+        self.identity_init = identity_init
         self.cw = AttentionGate(kernel_size, **dd)
         self.hc = AttentionGate(kernel_size, **dd)
         self.no_spatial = no_spatial
@@ -45,6 +48,12 @@ class TripletAttention(nn.Module):
         # (B,2,C,H)^T -> (B,1,H,C) -> (B,C,H,1), made contiguous (small) so the broadcast sums below vectorise
         s_hc = self.hc(zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1).contiguous()
         scale = s_cw + s_hc                                               # (B,C,H,W)
+        if self.identity_init:
+            # the mean of the gates before the product: exactly 1 at init (1 + 1 (+ 1) is exact, and so is its
+            # product with the rounded 1/2 or 1/3), so x passes unchanged
+            if not self.no_spatial:
+                scale = scale.add_(self.hw(zpool(x, 1)))
+            return x * scale.mul_(0.5 if self.no_spatial else 1.0 / 3.0)
         if self.no_spatial:
             return (x * scale).mul_(0.5)
         # the same sums and products in the same order as x * (scale + s_hw) / 3, in place where autograd allows

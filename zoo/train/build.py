@@ -6,9 +6,11 @@ Reading top to bottom follows a config value into training:
   checked up front), ``build_transforms`` (the model's pretrained cfg + overrides -> albumentations pipelines),
   ``build_loaders`` (seeded sampler / generator, the exact evaluation shards, steps and updates per epoch);
 * **model**: ``build_model`` (timm / zoo name, drop rates, ``pretrained`` / ``pretrained_path``, a model built for
-  a fixed input size rebuilt for the asked one, ``initial_checkpoint`` through the family's checkpoint filter);
-* **optimiser / schedule**: ``build_optimizer`` (``resolve_lr``: lr or lr_base scaled by the global batch),
-  ``build_scheduler``, ``build_ema``, ``build_amp``;
+  a fixed input size rebuilt for the asked one, ``initial_checkpoint`` through the family's checkpoint filter,
+  ``add_attention`` gates once the weights are in);
+* **optimiser / schedule**: ``build_optimizer`` (``resolve_lr``: lr or lr_base scaled by the global batch; the
+  gates' own param groups, ``gate_lr_mult``), ``build_scheduler`` (``backbone_warmup_epochs``), ``build_ema``,
+  ``build_amp``;
 * **loss**: ``build_mixup`` (timm's Mixup / CutMix, odd batches included) and ``build_loss``;
 * ``build_training`` bundles optimiser, schedule, EMA, AMP, mixup and loss (``TrainParts``); ``wrap_model`` adds
   DDP and ``torch.compile``; ``TrainParts.state`` gives the loop's ``TrainState``.
@@ -17,6 +19,7 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -27,13 +30,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from .config import ConfigError
 from .loop import TrainState
 from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, state_dict_from
+from zoo.retrofit import ATTENTIONS, add_attention, attention_record, gate_parameters
 
 from .utils import DistInfo, barrier, is_primary, load_checkpoint_file, resolve_amp_dtype
 
 __all__ = ['resolve_dataset', 'build_datasets', 'build_model', 'load_initial_checkpoint', 'checkpoint_filter_for',
            'build_transforms', 'Loaders', 'build_loaders', 'resolve_lr', 'build_optimizer', 'build_scheduler',
            'build_ema', 'build_amp', 'build_mixup', 'build_loss', 'TrainParts', 'build_training', 'wrap_model',
-           'InitialCheckpointError']
+           'InitialCheckpointError', 'gate_param_groups', 'BackboneWarmup']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -152,13 +156,26 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[
         # a model built for one input size (e.g. absolute position embeddings): build it for the new size
         kwargs['img_size'] = _pair(img_size)
         model = _create(cfg['model'], pretrained, num_classes, kwargs)
+    # gates go in once the weights are loaded, except before an initial checkpoint of a retrofitted run (which has them)
+    gates_first = bool(cfg['add_attention'] and cfg['initial_checkpoint']
+                       and attention_record(load_checkpoint_file(cfg['initial_checkpoint'])))
+    if gates_first:
+        _add_attention(model, cfg)
     if cfg['initial_checkpoint']:
         load_initial_checkpoint(model, cfg['initial_checkpoint'], use_ema=cfg['initial_checkpoint_ema'])
+    if cfg['add_attention'] and not gates_first:
+        _add_attention(model, cfg)
     if cfg['grad_checkpointing']:
         model.set_grad_checkpointing(True)
     model_kwargs = {k: v for k, v in kwargs.items()
                     if k not in ('drop_rate', 'drop_path_rate', 'pretrained_cfg_overlay')}
     return model, model_kwargs, img_size
+
+
+def _add_attention(model: nn.Module, cfg: Dict[str, Any]) -> None:
+    add_attention(model, cfg['add_attention'], **cfg['add_attention_kwargs'])
+    n = sum(isinstance(m, ATTENTIONS[cfg['add_attention']]) for m in model.modules())
+    _logger.info(f'added {n} {cfg["add_attention"]} gates (identity at insertion)')
 
 
 def _create(name: str, pretrained: bool, num_classes: int, kwargs: Dict[str, Any]) -> nn.Module:
@@ -293,10 +310,35 @@ def resolve_lr(cfg: Dict[str, Any], world_size: int = 1) -> float:
     return float(cfg['lr_base']) * (ratio ** 0.5 if scale == 'sqrt' else ratio)
 
 
+def _gate_groups(cfg: Dict[str, Any]) -> bool:
+    return cfg.get('gate_lr_mult', 1.0) != 1.0 or cfg.get('backbone_warmup_epochs', 0) > 0
+
+
+def gate_param_groups(model: nn.Module, weight_decay: float, gate_lr: float) -> List[Dict[str, Any]]:
+    """timm's weight-decay param groups, each split into the backbone's part and the CBAM / triplet gates' part
+    (marked ``'gates': True``, learning rate ``gate_lr``; none when the model has no such module)."""
+    from timm.optim import param_groups_weight_decay
+    gates = {id(p) for p in gate_parameters(model)}
+    no_wd = getattr(model, 'no_weight_decay', lambda: set())()
+    groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_wd)
+    out = []
+    for is_gate in (False, True):
+        for g in groups:
+            ps = [p for p in g['params'] if (id(p) in gates) == is_gate]
+            if ps:
+                out.append(dict(g, params=ps, lr=gate_lr, gates=True) if is_gate else dict(g, params=ps))
+    return out
+
+
 def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) -> torch.optim.Optimizer:
     from timm.optim import create_optimizer_v2
-    kwargs = dict(opt=cfg['opt'], lr=resolve_lr(cfg, world_size), weight_decay=cfg['weight_decay'],
-                  momentum=cfg['momentum'])
+    lr = resolve_lr(cfg, world_size)
+    kwargs = dict(opt=cfg['opt'], lr=lr, weight_decay=cfg['weight_decay'], momentum=cfg['momentum'])
+    if _gate_groups(cfg):
+        if cfg.get('layer_decay') is not None:
+            raise ConfigError('layer_decay cannot be combined with gate_lr_mult / backbone_warmup_epochs')
+        kwargs['param_group_fn'] = partial(gate_param_groups, weight_decay=cfg['weight_decay'],
+                                           gate_lr=lr * cfg['gate_lr_mult'])
     if cfg.get('layer_decay') is not None:
         kwargs['layer_decay'] = cfg['layer_decay']
     if cfg.get('opt_eps') is not None:
@@ -306,16 +348,53 @@ def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) 
     return create_optimizer_v2(model, **kwargs)
 
 
+class BackboneWarmup:
+    """timm's scheduler, with the learning rate of the param groups outside the gates (no ``'gates'`` mark) scaled by
+    a linear ramp from 0 to 1 over ``epochs`` (timm's per-group ``lr_scale``, applied at each of its updates).
+    Made before timm's scheduler (``scheduler`` set afterwards), so that its first learning rates include the ramp."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: float, updates_per_epoch: int):
+        self.scheduler, self.epochs, self.updates_per_epoch = None, epochs, updates_per_epoch
+        self.groups = [g for g in optimizer.param_groups if not g.get('gates')]
+        self.ramp(0)
+
+    def ramp(self, epoch: float) -> None:
+        for g in self.groups:
+            g['lr_scale'] = min(1.0, epoch / self.epochs)
+
+    def step(self, epoch: int, metric: Optional[float] = None) -> None:
+        self.ramp(epoch)
+        self.scheduler.step(epoch, metric)
+
+    def step_update(self, num_updates: int, metric: Optional[float] = None) -> None:
+        self.ramp(num_updates / self.updates_per_epoch)
+        self.scheduler.step_update(num_updates, metric)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], updates_per_epoch: int):
-    """timm's scheduler (None for sched 'none') and the number of epochs it covers (cooldown included)."""
+    """timm's scheduler (None for sched 'none') and the number of epochs it covers (cooldown included); with
+    ``backbone_warmup_epochs`` wrapped in :class:`BackboneWarmup`."""
     from timm.scheduler import create_scheduler_v2
-    return create_scheduler_v2(
+    warmup = cfg.get('backbone_warmup_epochs', 0)
+    if warmup > 0 and cfg['sched'] == 'none':
+        raise ConfigError("backbone_warmup_epochs needs a schedule (sched is 'none')")
+    ramp = BackboneWarmup(optimizer, warmup, updates_per_epoch) if warmup > 0 else None
+    scheduler, num_epochs = create_scheduler_v2(
         optimizer, sched=cfg['sched'], num_epochs=cfg['epochs'], decay_epochs=cfg['decay_epochs'],
         decay_milestones=cfg['decay_milestones'], cooldown_epochs=cfg['cooldown_epochs'],
         patience_epochs=cfg['patience_epochs'], decay_rate=cfg['decay_rate'], min_lr=cfg['min_lr'],
         warmup_lr=cfg['warmup_lr'], warmup_epochs=cfg['warmup_epochs'], warmup_prefix=cfg['warmup_prefix'],
         plateau_mode='min' if cfg['eval_metric'] == 'loss' else 'max',
         step_on_epochs=not cfg['sched_on_updates'], updates_per_epoch=updates_per_epoch)
+    if ramp is not None:
+        ramp.scheduler, scheduler = scheduler, ramp
+    return scheduler, num_epochs
 
 
 def build_ema(model: nn.Module, cfg: Dict[str, Any], device: torch.device):

@@ -41,6 +41,9 @@ FIELDS: List[Tuple[str, Any, Any, str]] = [
                                  "filter and head adaptation, as pretrained=true); implies pretrained"),
     ('initial_checkpoint', '', str, 'load weights from this file first (a head of another class count is dropped)'),
     ('initial_checkpoint_ema', True, bool, 'from a checkpoint with EMA weights, load those'),
+    ('add_attention', '', str, "'cbam' or 'triplet': add identity-initialised gates to the CNN once its weights are "
+                               "loaded (zoo.add_attention; recorded in the checkpoints)"),
+    ('add_attention_kwargs', {}, dict, 'options of the added gates (key=value ...), e.g. reduction=8 kernel_size=3'),
     ('num_classes', None, int, 'class count (default: from the training dataset; must agree with it)'),
     ('model_kwargs', {}, dict, 'extra keyword arguments for timm.create_model (key=value ...)'),
     ('drop_rate', 0.0, float, 'classifier dropout'),
@@ -98,6 +101,8 @@ FIELDS: List[Tuple[str, Any, Any, str]] = [
     ('layer_decay', None, float, 'layer-wise learning-rate decay'),
     ('clip_grad', None, float, 'gradient clipping value (None = off)'),
     ('clip_mode', 'norm', str, "'norm', 'value' or 'agc'"),
+    ('gate_lr_mult', 1.0, float, "learning rate of the CBAM / triplet modules' parameters (their own param groups) "
+                                 'as a multiple of lr'),
     # schedule
     ('sched', 'cosine', str, "timm scheduler: 'cosine', 'step', 'multistep', 'plateau', 'poly', 'tanh', 'none'"),
     ('sched_on_updates', True, bool, 'update the learning rate every optimizer step (else every epoch)'),
@@ -105,6 +110,9 @@ FIELDS: List[Tuple[str, Any, Any, str]] = [
     ('warmup_epochs', 1, int, 'linear warm-up epochs'),
     ('warmup_lr', 1e-5, float, 'warm-up start learning rate'),
     ('warmup_prefix', False, bool, 'warm-up outside the decay schedule'),
+    ('backbone_warmup_epochs', 0.0, float, 'the learning rate of every parameter outside the CBAM / triplet modules '
+                                           '(of all, in a model without them) ramps linearly from 0 over these '
+                                           'epochs, on top of the schedule'),
     ('min_lr', 1e-6, float, 'lowest learning rate'),
     ('cooldown_epochs', 0, int, 'epochs at min_lr after the schedule'),
     ('decay_epochs', 30, float, "'step': epochs between decays"),
@@ -169,7 +177,16 @@ _CHOICES = {
     'eval_metric': ('top1', 'top5', 'loss'), 'progress': ('auto', 'bar', 'log'),
     'lr_base_scale': ('', 'linear', 'sqrt'),
     'dist_bn': ('', 'reduce', 'broadcast'), 'crop_mode': (None, 'center', 'squash', 'border'),
+    'add_attention': ('', 'cbam', 'triplet'),
 }
+# dict fields: ``--<field> key=value ...`` and ``--set <field>.key=value`` set one entry
+_DICT_FIELDS = tuple(name for name, _, typ, _ in FIELDS if typ is dict)
+
+
+def _dict_entry(key: str) -> Optional[Tuple[str, str]]:
+    """``'model_kwargs.depth'`` -> ``('model_kwargs', 'depth')``; None for a plain field name."""
+    field, dot, entry = key.partition('.')
+    return (field, entry) if dot and field in _DICT_FIELDS else None
 
 
 def default_config() -> Dict[str, Any]:
@@ -233,19 +250,22 @@ def _parse_value(key: str, raw: str) -> Any:
 
 def apply_overrides(cfg: Dict[str, Any], overrides: Iterable[Any]) -> Dict[str, Any]:
     """Apply overrides in order: ``'key=value'`` strings (value parsed as YAML, verbatim for string fields) or
-    ``(key, value)`` pairs; ``model_kwargs.<name>=value`` sets one model keyword. Returns ``cfg`` (in place)."""
+    ``(key, value)`` pairs; ``model_kwargs.<name>=value`` sets one model keyword (likewise for the other dict
+    fields). Returns ``cfg`` (in place)."""
     for item in overrides:
         if isinstance(item, str):
             if '=' not in item:
                 raise ConfigError(f'--set expects key=value, got {item!r}')
             key, raw = item.split('=', 1)
             key = key.strip().replace('-', '_')
-            value = _parse_value(key.split('.', 1)[0] if key.startswith('model_kwargs.') else key, raw)
+            entry = _dict_entry(key)
+            value = _parse_value(entry[0] if entry else key, raw)
         else:
             key, value = item
-        if key.startswith('model_kwargs.'):
-            cfg['model_kwargs'] = dict(cfg.get('model_kwargs') or {})
-            cfg['model_kwargs'][key.split('.', 1)[1]] = value
+        entry = _dict_entry(key)
+        if entry:
+            cfg[entry[0]] = dict(cfg.get(entry[0]) or {})
+            cfg[entry[0]][entry[1]] = value
             continue
         cfg[key] = _coerce(key, value)
     return cfg
@@ -269,7 +289,7 @@ _AT_LEAST_1 = ('epochs', 'batch_size', 'grad_accum_steps', 'val_interval', 'val_
                'shapes_train', 'shapes_size', 'lr_base_size')
 _AT_LEAST_0 = ('workers', 'steps_per_epoch', 'shapes_val', 'warmup_epochs', 'cooldown_epochs', 'checkpoint_hist',
                'stop_after_epochs', 'log_interval', 'mixup', 'cutmix', 'weight_decay', 'min_lr', 'warmup_lr',
-               'model_ema_decay', 'clip_grad', 'lr', 'lr_base')
+               'model_ema_decay', 'clip_grad', 'lr', 'lr_base', 'gate_lr_mult', 'backbone_warmup_epochs')
 _PROBABILITIES = ('hflip', 'vflip', 'color_jitter_prob', 'reprob', 'mixup_prob', 'mixup_switch_prob')
 _FRACTIONS = ('smoothing', 'drop_rate', 'drop_path_rate')  # [0, 1)
 
@@ -327,11 +347,11 @@ class _FieldAction(argparse.Action):
         key = self.dest
         if self.nargs == 0:
             items.append((key, option_string not in getattr(self, 'negative_flags', ())))
-        elif key == 'model_kwargs':
+        elif key in _DICT_FIELDS:
             for kv in values:
                 if '=' not in kv:
                     raise argparse.ArgumentError(self, f'expected key=value, got {kv!r}')
-                items.append(f'model_kwargs.{kv}')
+                items.append(f'{key}.{kv}')
         elif isinstance(values, list):
             items.append((key, [yaml.safe_load(v) for v in values]))
         else:
@@ -390,14 +410,15 @@ def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[s
 
 def given_fields(args: argparse.Namespace) -> Dict[str, Any]:
     """The config fields given on the command line (``--field value`` / ``--set``), coerced, later ones winning;
-    ``model_kwargs.<k>`` entries are merged into ``model_kwargs``."""
+    ``model_kwargs.<k>`` entries are merged into ``model_kwargs`` (likewise for the other dict fields)."""
     out: Dict[str, Any] = {}
     for item in getattr(args, '_overrides', None) or []:
         if isinstance(item, str):
             key, raw = item.split('=', 1) if '=' in item else (item, '')
             key = key.strip().replace('-', '_')
-            if key.startswith('model_kwargs.'):
-                out.setdefault('model_kwargs', {})[key.split('.', 1)[1]] = _parse_value('model_kwargs', raw)
+            entry = _dict_entry(key)
+            if entry:
+                out.setdefault(entry[0], {})[entry[1]] = _parse_value(entry[0], raw)
                 continue
             out[key] = _coerce(key, _parse_value(key, raw))
         else:

@@ -55,7 +55,7 @@ class RunWriters:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self.tb = SummaryWriter(log_dir=str(out_dir / 'tb'), purge_step=purge_step)
-            except Exception as e:  # tensorboard not installed (optional extra zoo[tb])
+            except Exception as e:  # tensorboard not installed (optional extra timm-attention-zoo[tb])
                 _logger.info(f'TensorBoard logging off ({type(e).__name__}: {e})')
 
     def scalars(self, prefix: str, values: Dict[str, Any], step: int) -> None:

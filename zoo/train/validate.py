@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, num_classes as head_classes
 from zoo.checkpoint import state_dict_from
 from zoo.data.loader import CorruptTracker, ShardSampler
+from zoo.retrofit import add_attention, attention_record
 
 from .build import checkpoint_filter_for
 from .config import ConfigError
@@ -58,6 +59,9 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
     if num_classes is not None:
         kwargs['num_classes'] = num_classes
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    retrofit = attention_record(ckpt)
+    if retrofit:  # a run that added attention to the model: the same gates, then its weights
+        add_attention(model, retrofit[0], **retrofit[1])
     if checkpoint:
         has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
         diff = compare_state_dict(sd, model)

@@ -6,7 +6,7 @@
     plot_maps(x, maps, 'maps.png', cam=grad_cam(model, x))
 
 Or from the command line: ``python tools/visualize.py zoo_biformer_tiny --out maps.png``.
-Grad-CAM needs ``pip install zoo[viz]`` (grad-cam, matplotlib).
+Grad-CAM needs ``pip install "timm-attention-zoo[viz]"`` (grad-cam, matplotlib).
 """
 from .hooks import FAMILY_CLASSES, AttnMap, collect_maps, find_attention_modules
 from .figure import grad_cam, plot_maps

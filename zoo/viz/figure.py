@@ -17,7 +17,7 @@ def _require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f'{module} is not installed: pip install zoo[{extra}]') from None
+        raise UserError(f'{module} is not installed: pip install "timm-attention-zoo[{extra}]"') from None
 
 
 def _target_layer(model: nn.Module) -> nn.Module:
