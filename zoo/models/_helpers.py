@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch import Tensor
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function
 from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._features import feature_take_indices
+from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..checkpoint import CheckpointError, check_state_dict, strip_prefix, unwrap_state_dict
@@ -24,7 +24,7 @@ from ..checkpoint import CheckpointError, check_state_dict, strip_prefix, unwrap
 __all__ = [
     'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input',
     'imagenet_cfg', 'build_zoo_model', 'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head',
-    'BlockStage', 'ZooModel', 'StagedModel',
+    'BlockStage', 'ZooFeatureGetter', 'ZooModel', 'StagedModel',
 ]
 
 
@@ -71,19 +71,20 @@ def build_zoo_model(
         model_args: Dict[str, Any],
         kwargs: Dict[str, Any],
         out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
-        feature_cls: Optional[str] = 'getter',
+        feature_cls: Optional[Union[str, type]] = 'getter',
         **build_args,
 ) -> nn.Module:
     """``build_model_with_cfg`` as every family calls it: the variant's ``model_args`` overridden by the caller's
     ``kwargs``, the family's checkpoint filter ``filter_fn``, and ``features_only`` at ``out_indices`` (the
-    caller's ``out_indices`` win) through timm's getter (``forward_intermediates``), or with ``feature_cls=None``
-    through timm's hooks on the flattened stages. ``out_indices=None``: timm's default feature extraction."""
+    caller's ``out_indices`` win) through :class:`ZooFeatureGetter` (``feature_cls='getter'``), or with
+    ``feature_cls=None`` through timm's hooks on the flattened stages. ``out_indices=None``: timm's default feature
+    extraction."""
     kwargs = dict(model_args, **kwargs)
     feature_cfg = None
     if out_indices is not None:
         feature_cfg = dict(out_indices=kwargs.pop('out_indices', tuple(out_indices)))
         if feature_cls:
-            feature_cfg['feature_cls'] = feature_cls
+            feature_cfg['feature_cls'] = ZooFeatureGetter if feature_cls == 'getter' else feature_cls
         else:
             feature_cfg['flatten_sequential'] = True
     return build_model_with_cfg(
@@ -147,6 +148,23 @@ class BlockStage(nn.Module):
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
+
+
+class ZooFeatureGetter(FeatureGetterNet):
+    """timm's ``FeatureGetterNet`` for :class:`ZooModel` families, with a TorchScript-typed ``forward`` (a
+    ``List[Tensor]``). timm's calls ``forward_intermediates``, whose return type is the ``Union`` of its two
+    forms (intermediates only, or the final features with them), which TorchScript cannot iterate; here the
+    feature indices are resolved once (after pruning) and ``forward`` runs the model's ``_forward_levels``."""
+
+    def __init__(self, model: nn.Module, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        self.take_indices, self.max_index = feature_take_indices(model._num_levels(), self.out_indices)
+        self.fmt = str(self.output_fmt.value)
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        _, features = self.model._forward_levels(
+            x, self.take_indices, self.max_index, self.norm, False, self.fmt, False)
+        return features
 
 
 class ZooModel:
