@@ -238,3 +238,91 @@ def test_fx_traced_model_keeps_any_input_size():
             out = traced(x)
             out = next(iter(out.values())) if isinstance(out, dict) else out
             torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('output_stride, reductions, dilations', [
+    (16, [4, 8, 16, 16], [1, 1, 1, 2]),
+    (8, [4, 8, 8, 8], [1, 1, 2, 4]),
+])
+def test_output_stride_dilates_later_stages(output_stride, reductions, dilations):
+    """timm's ResNet scheme: past output_stride a stage's stride becomes dilation; its transition unit keeps the
+    previous dilation, every later unit and Attention Module (soft mask branch included) takes the new one."""
+    from zoo.layers.residual_attention import DilatedMaxPool
+    model = timm.create_model('zoo_resattnet56', features_only=True, output_stride=output_stride).eval()
+    assert model.feature_info.reduction() == reductions
+    assert n_params(model) == n_params(timm.create_model('zoo_resattnet56', features_only=True))
+    prev_dilation = 1
+    for i, stage in enumerate(model.model.stages):
+        first, *rest = stage.blocks
+        assert first.conv2.stride == ((2, 2) if i > 0 and reductions[i] > reductions[i - 1] else (1, 1))
+        assert first.conv2.dilation == (prev_dilation,) * 2
+        later = [m for b in rest for m in b.modules()]
+        assert {m.dilation for m in later if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)} == \
+            {(dilations[i],) * 2}
+        pools = [m for m in later if isinstance(m, (torch.nn.MaxPool2d, DilatedMaxPool))]
+        assert all(isinstance(p, DilatedMaxPool) == (dilations[i] > 1) for p in pools)
+        prev_dilation = dilations[i]
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 96, 128))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(96 // r, 128 // r) for r in reductions]
+    assert all(torch.isfinite(f).all() for f in feats)
+    with pytest.raises(ValueError, match='zoo_resattnet56 supports output_stride 8, 16 or 32; got 4'):
+        timm.create_model('zoo_resattnet56', output_stride=4)
+
+
+def test_dilated_stage_is_the_undilated_stage_sampled_densely():
+    """At output_stride 16 the last stage (plain units) runs at stride 16 with dilation 2: on the even positions
+    its output is the undilated network's (float64: only summation order differs, ~1e-16 relative)."""
+    torch.manual_seed(0)
+    base = timm.create_model('zoo_resattnet56', zero_init_last=False).double().eval()
+    dilated = timm.create_model('zoo_resattnet56', zero_init_last=False, output_stride=16).double().eval()
+    dilated.load_state_dict(base.state_dict())
+    x = torch.randn(1, 3, 96, 128, dtype=torch.float64)
+    with torch.no_grad():
+        ref = base.forward_intermediates(x, intermediates_only=True)
+        out = dilated.forward_intermediates(x, intermediates_only=True)
+    for r, o in zip(ref[:3], out[:3]):
+        assert torch.equal(r, o)
+    assert out[3].shape[-2:] == (6, 8)
+    torch.testing.assert_close(out[3][..., ::2, ::2], ref[3], rtol=1e-12, atol=1e-12 * float(ref[3].abs().max()))
+
+
+@pytest.mark.parametrize('size', [(24, 20), (23, 17)])
+def test_dilated_soft_mask_branch_keeps_the_receptive_fields(size):
+    """A soft mask branch dilated by 2 on a map twice as dense: each level of its pooling pyramid (max pools and
+    units dilated by 2, pools keeping stride 2) holds the undilated pyramid's values on its even positions, so
+    every unit sees the receptive field it has undilated; the mask comes out at the dense trunk's size
+    (float64: only summation order differs, ~1e-16 relative)."""
+    from zoo.layers.residual_attention import SoftMaskBranch
+    torch.manual_seed(0)
+    base = SoftMaskBranch(16, num_levels=3).double().eval()
+    dilated = SoftMaskBranch(16, num_levels=3, dilation=2).double().eval()
+    for m in base.modules():
+        if isinstance(m, PreActBottleneck):
+            torch.nn.init.normal_(m.conv3.weight, std=0.1)
+    dilated.load_state_dict(base.state_dict())
+    dense = torch.randn(2, 16, *size, dtype=torch.float64)
+    x, xd = dense[..., ::2, ::2], dense
+    with torch.no_grad():
+        for level_base, level_dilated in zip(base.down, dilated.down):
+            x, xd = level_base(x), level_dilated(xd)
+            assert xd.shape[-2:] == ((size[0] + 1) // 2, (size[1] + 1) // 2)
+            size = tuple(xd.shape[-2:])
+            torch.testing.assert_close(xd[..., ::2, ::2], x, rtol=1e-12, atol=1e-12 * float(x.abs().max()))
+        trunk = torch.randn(2, 16, 24, 20, dtype=torch.float64)
+        mask = dilated(dense, trunk)
+    assert mask.shape == trunk.shape and mask.min() > 0 and mask.max() < 1
+
+
+def test_dilated_model_scripts_and_cifar_strides():
+    """The dilated model (dilated max pools in its soft masks) scripts with TorchScript to the eager features;
+    the CIFAR models already run at stride 4, below every supported output_stride, so it changes nothing."""
+    torch.manual_seed(0)
+    model = timm.create_model('zoo_resattnet56', features_only=True, output_stride=8).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for e, s in zip(model(x), torch.jit.script(model)(x)):
+            assert torch.equal(e, s)
+    cifar = timm.create_model('zoo_resattnet92_cifar', output_stride=8)
+    assert [f['reduction'] for f in cifar.feature_info] == [1, 2, 4]
+    assert all(m.dilation == (1, 1) for m in cifar.modules() if isinstance(m, torch.nn.Conv2d))

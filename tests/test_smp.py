@@ -6,7 +6,7 @@ import torch
 import zoo  # noqa: F401
 
 smp = pytest.importorskip('segmentation_models_pytorch')
-from zoo.smp import PadToStride, create_model  # noqa: E402
+from zoo.smp import PadToStride, create_model, supports_output_stride  # noqa: E402
 
 # one small backbone per family whose feature strides smp's universal encoder accepts (2..32 or 4..32)
 FAST = ['zoo_resnet18_cbam', 'zoo_biformer_tiny']
@@ -90,14 +90,89 @@ def test_plain_smp_stages_have_the_strides_smp_assumes(name, arch):
 
 
 def test_plain_smp_deeplab_needs_a_dilatable_backbone():
-    """Plain smp's DeepLabV3+ builds the encoder with timm's output_stride=16: fine for the ResNet-based families,
-    a TypeError for backbones without dilation (BiFormer, CoaT, ...), which zoo.smp.create_model runs at their
-    native stride 16 instead."""
+    """Plain smp's DeepLabV3+ builds the encoder with timm's output_stride=16: fine for the CNN families, a
+    ValueError naming the supported stride for backbones without dilation (BiFormer, CoaT, ...), which
+    zoo.smp.create_model runs at their native stride 16 instead."""
     net = smp.DeepLabV3Plus('tu-zoo_resnet18_cbam', encoder_weights=None, classes=2).eval()
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 96)).shape == (1, 2, 64, 96)
-    with pytest.raises(TypeError, match='output_stride'):
+    with pytest.raises(ValueError, match='zoo_biformer_tiny supports output_stride 32 only; got 16'):
         smp.DeepLabV3Plus('tu-zoo_biformer_tiny', encoder_weights=None, classes=2)
+
+
+# smp's encoder contract: what segmentation_models_pytorch's own encoder tests ask of a ``tu-`` encoder, one model per
+# family. The CNN families dilate to output_stride 8 / 16 as timm's ResNets (HaloNet through timm's ByobNet); the
+# attention families run at their native stride 32 only and say so with a ValueError.
+DILATING = ['zoo_resnet18_cbam', 'zoo_resnet18_triplet', 'zoo_mobilenetv2_triplet', 'zoo_resattnet56', 'zoo_halonet_h0']
+NATIVE_ONLY = ['zoo_biformer_tiny', 'zoo_coat_lite_tiny', 'zoo_lkca_vit_05m', 'zoo_overlock_xt']
+CONTRACT_FAST = ['zoo_resnet18_cbam', 'zoo_resnet18_triplet', 'zoo_biformer_tiny']
+
+
+def _contract_params(names):
+    return [n if n in CONTRACT_FAST else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def _encoder(name, **kwargs):
+    return smp.encoders.get_encoder(f'tu-{name}', encoder_weights=None, **kwargs).eval()
+
+
+def _strides(x, feats):
+    return [(x.shape[-2] // f.shape[-2], x.shape[-1] // f.shape[-1]) for f in feats]
+
+
+@pytest.mark.parametrize('name', _contract_params(DILATING + NATIVE_ONLY))
+def test_encoder_depths_channels_and_strides(name):
+    x = torch.rand(1, 3, 64, 96)
+    for depth in (3, 4, 5):
+        enc = _encoder(name, depth=depth)
+        with torch.no_grad():
+            feats = enc(x)
+        assert _strides(x, feats) == [(2 ** i, 2 ** i) for i in range(depth + 1)], depth
+        assert enc.out_channels == [f.shape[1] for f in feats]
+        assert enc.output_stride == 2 ** depth
+
+
+@pytest.mark.parametrize('output_stride', [8, 16])
+@pytest.mark.parametrize('name', _contract_params(DILATING))
+def test_cnn_families_dilate(name, output_stride):
+    x = torch.rand(1, 3, 64, 96)
+    enc = _encoder(name, output_stride=output_stride)
+    with torch.no_grad():
+        feats = enc(x)
+    assert _strides(x, feats) == [(min(2 ** i, output_stride),) * 2 for i in range(6)]
+    assert enc.out_channels == [f.shape[1] for f in feats] and enc.output_stride == output_stride
+    assert all(torch.isfinite(f).all() for f in feats)
+
+
+@pytest.mark.parametrize('name', _contract_params(NATIVE_ONLY))
+def test_attention_families_name_their_output_stride(name):
+    import timm
+    for output_stride in (8, 16):
+        with pytest.raises(ValueError, match=f'^{name} supports output_stride 32 only; got {output_stride}$'):
+            _encoder(name, output_stride=output_stride)
+    assert timm.create_model(name, output_stride=32).feature_info[-1]['reduction'] == 32  # the native one is fine
+
+
+@pytest.mark.parametrize('name', _contract_params(DILATING + NATIVE_ONLY))
+def test_encoder_torchscript_matches_eager(name):
+    """``torch.jit.script`` of smp's encoder (timm's features_only wrapper included) gives the eager features:
+    bit-identical, except OverLoCK, whose eager eval mode merges each DilatedReparam block into one conv per call
+    while the scripted model sums its branches (fp32 rounding, measured 2e-6 of the largest feature): compared in
+    float64 there, where the two agree to 6e-15 of it (every OverLoCK model, measured)."""
+    enc = _encoder(name)
+    scripted = torch.jit.script(enc)
+    x = torch.rand(1, 3, 64, 96)
+    if name.startswith('zoo_overlock'):
+        enc, scripted, x = enc.double(), scripted.double(), x.double()
+    with torch.no_grad():
+        eager, out = enc(x), scripted(x)
+    assert len(out) == len(eager) == 6
+    scale = max(float(e.abs().max()) for e in eager if e.numel())
+    for e, o in zip(eager, out):
+        if name.startswith('zoo_overlock'):
+            torch.testing.assert_close(o, e, rtol=1e-12, atol=1e-12 * scale)
+        else:
+            assert torch.equal(o, e)
 
 
 def test_pad_to_stride_crops_exactly():
@@ -116,6 +191,20 @@ def test_pad_to_stride_crops_exactly():
 def test_deeplab_uses_native_stride_16():
     net = create_model('DeepLabV3Plus', 'zoo_biformer_tiny', classes=2)
     assert net.stride == 16 and net.model.encoder.output_stride == 16
+    assert not supports_output_stride('zoo_biformer_tiny', 16)
+
+
+@pytest.mark.parametrize('name', _params(['zoo_resnet18_cbam', 'zoo_resattnet56']))
+def test_deeplab_dilates_the_cnn_families(name):
+    """Where the backbone dilates, DeepLabV3+ gets smp's own universal encoder at output stride 16 (all five
+    stages, the last one dilated)."""
+    from segmentation_models_pytorch.encoders import TimmUniversalEncoder
+    assert supports_output_stride(name, 16) and supports_output_stride(name, 8)
+    net = create_model('DeepLabV3Plus', name, classes=2).eval()
+    assert type(net.model.encoder) is TimmUniversalEncoder and net.model.encoder.output_stride == 16
+    with torch.no_grad():
+        feats = net.model.encoder(torch.randn(1, 3, 64, 96))
+    assert [f.shape[-1] for f in feats] == [96, 48, 24, 12, 6, 6]
 
 
 @pytest.mark.parametrize('name', ['zoo_biformer_tiny', pytest.param('zoo_halonet_h0', marks=pytest.mark.slow)])

@@ -16,8 +16,10 @@ Two routes, both without mmcv:
    ``out_indices=range(depth)`` (resp. ``range(depth - 1)``): indices counted from the first entry of the model's
    ``feature_info``. So the default out_indices must start at index 0, which holds for every zoo family (HaloNet's
    default includes its stride-2 stem, as timm's own HaloNets). Plain smp's DeepLabV3+ builds the encoder with
-   ``output_stride=16`` (dilation), which only the CBAM / triplet-attention ResNets accept; route 2 covers the
-   others.
+   ``output_stride=16`` (dilation): the CNN families (CBAM, triplet attention, Residual Attention Network) and
+   HaloNet (timm's ByobNet) dilate to 8 or 16; the attention backbones (BiFormer, CoaT, LKCA, OverLoCK) raise a
+   ``ValueError`` naming the one stride they support (32), and route 2 covers them. The encoder scripts with
+   ``torch.jit.script`` for every family.
 
 2. :func:`create_model`, which also covers DeepLabV3+ for backbones that cannot dilate their last stages
    (smp's DeepLabV3+ wants an output stride of 8 or 16; the zoo's attention backbones only offer their native
@@ -104,14 +106,15 @@ def native_reductions(name: str):
 def supports_output_stride(name: str, output_stride: int) -> bool:
     """Whether smp's universal encoder can use the model dilated to ``output_stride`` (timm's ``output_stride=``):
     the dilated model must keep the same feature stages (smp indexes them from the undilated model) and reach
-    the stride; measured on a small forward pass, since some models accept the argument without dilating."""
+    the stride; measured on a small forward pass, since some models accept the argument without dilating. A model
+    without dilation refuses the argument (zoo models: a ``ValueError`` naming their stride; others: ``TypeError``)."""
     import timm
 
     import zoo  # noqa: F401
     base = name.split('.', 1)[0]
     try:
         m = timm.create_model(base, features_only=True, output_stride=output_stride).eval()
-    except TypeError:
+    except (TypeError, ValueError):
         return False
     full = [int(f['reduction']) for f in timm.create_model(base).feature_info]
     if native_reductions(base) != full or len(m.feature_info.reduction()) != len(full):
@@ -151,6 +154,8 @@ def _encoder_class():
     _smp()
     from segmentation_models_pytorch.encoders import TimmUniversalEncoder
 
+    from .models._helpers import OutputStrideError
+
     class ZooEncoder(TimmUniversalEncoder):
         """smp's timm universal encoder for a zoo model, built from the model's full ``feature_info`` (so the
         stages smp gets are the ones it assumes: strides 2, 4, ... or 4, 8, ... whatever ``features_only``'s default
@@ -189,7 +194,7 @@ def _encoder_class():
             self._depth = depth
             native = min(32, 2 ** depth)
             if output_stride not in (32, native):
-                raise UserError(f'{name} cannot run at output stride {output_stride} (no dilated stages); with '
+                raise OutputStrideError(f'{name} cannot run at output stride {output_stride} (no dilated stages); with '
                                 f'encoder_depth={depth} its output stride is {native}')
             self._output_stride = output_stride
 
@@ -200,7 +205,7 @@ def _encoder_class():
 
         def make_dilated(self, output_stride: int):
             if output_stride != self.output_stride:
-                raise UserError(f'{self.name} cannot dilate to output stride {output_stride}')
+                raise OutputStrideError(f'{self.name} cannot dilate to output stride {output_stride}')
 
     _ENCODER_CLASS = ZooEncoder
     return ZooEncoder

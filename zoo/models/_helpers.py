@@ -9,6 +9,7 @@ runs the check) in its own file; the shared methods here never run the check on 
 scripted ``forward`` reaches (``forward_head``) and ``forward_intermediates`` are TorchScript-compatible; the others
 are ``@torch.jit.ignore``.
 """
+import inspect
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -16,15 +17,17 @@ import torch.nn as nn
 from torch import Tensor
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function
 from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._features import feature_take_indices
+from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..checkpoint import CheckpointError, check_state_dict, strip_prefix, unwrap_state_dict
+from ..errors import UserError
 
 __all__ = [
     'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input',
-    'imagenet_cfg', 'build_zoo_model', 'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head',
-    'BlockStage', 'ZooModel', 'StagedModel',
+    'OutputStrideError', 'DILATED_OUTPUT_STRIDES', 'imagenet_cfg', 'build_zoo_model', 'resnet_args',
+    'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter', 'ZooModel',
+    'StagedModel',
 ]
 
 
@@ -63,6 +66,35 @@ def imagenet_cfg(first_conv: str, classifier: str, paper: str, origin_url: str, 
     return cfg
 
 
+class OutputStrideError(UserError, ValueError):
+    """An ``output_stride`` the model cannot run at (a ValueError, as segmentation_models_pytorch expects)."""
+
+
+DILATED_OUTPUT_STRIDES = (8, 16, 32)  # those of timm's ResNet, for every family that dilates
+
+
+def _output_stride_builder(model_cls: Callable[..., nn.Module], variant: str, kwargs: Dict[str, Any]) -> Callable:
+    """``model_cls``, checking the caller's ``output_stride`` (timm's dilation argument, popped from ``kwargs``
+    where the class does not take it): a class that takes it runs at :data:`DILATED_OUTPUT_STRIDES`; any other
+    only at its native output stride, the reduction of its last feature level."""
+    if 'output_stride' not in kwargs:
+        return model_cls
+    output_stride = kwargs['output_stride']
+    if 'output_stride' in inspect.signature(model_cls).parameters:
+        if output_stride not in DILATED_OUTPUT_STRIDES:
+            raise OutputStrideError(f'{variant} supports output_stride 8, 16 or 32; got {output_stride}')
+        return model_cls
+    del kwargs['output_stride']
+
+    def build(**model_kwargs) -> nn.Module:
+        model = model_cls(**model_kwargs)
+        native = int(model.feature_info[-1]['reduction'])
+        if output_stride != native:
+            raise OutputStrideError(f'{variant} supports output_stride {native} only; got {output_stride}')
+        return model
+    return build
+
+
 def build_zoo_model(
         model_cls: Callable[..., nn.Module],
         variant: str,
@@ -71,19 +103,22 @@ def build_zoo_model(
         model_args: Dict[str, Any],
         kwargs: Dict[str, Any],
         out_indices: Optional[Sequence[int]] = (0, 1, 2, 3),
-        feature_cls: Optional[str] = 'getter',
+        feature_cls: Optional[Union[str, type]] = 'getter',
         **build_args,
 ) -> nn.Module:
     """``build_model_with_cfg`` as every family calls it: the variant's ``model_args`` overridden by the caller's
     ``kwargs``, the family's checkpoint filter ``filter_fn``, and ``features_only`` at ``out_indices`` (the
-    caller's ``out_indices`` win) through timm's getter (``forward_intermediates``), or with ``feature_cls=None``
-    through timm's hooks on the flattened stages. ``out_indices=None``: timm's default feature extraction."""
+    caller's ``out_indices`` win) through :class:`ZooFeatureGetter` (``feature_cls='getter'``), or with
+    ``feature_cls=None`` through timm's hooks on the flattened stages. ``out_indices=None``: timm's default feature
+    extraction. An ``output_stride`` the model cannot run at raises :class:`OutputStrideError` naming the ones
+    it can."""
     kwargs = dict(model_args, **kwargs)
+    model_cls = _output_stride_builder(model_cls, variant, kwargs)
     feature_cfg = None
     if out_indices is not None:
         feature_cfg = dict(out_indices=kwargs.pop('out_indices', tuple(out_indices)))
         if feature_cls:
-            feature_cfg['feature_cls'] = feature_cls
+            feature_cfg['feature_cls'] = ZooFeatureGetter if feature_cls == 'getter' else feature_cls
         else:
             feature_cfg['flatten_sequential'] = True
     build = build_model_with_cfg
@@ -149,6 +184,23 @@ class BlockStage(nn.Module):
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
+
+
+class ZooFeatureGetter(FeatureGetterNet):
+    """timm's ``FeatureGetterNet`` for :class:`ZooModel` families, with a TorchScript-typed ``forward`` (a
+    ``List[Tensor]``). timm's calls ``forward_intermediates``, whose return type is the ``Union`` of its two
+    forms (intermediates only, or the final features with them), which TorchScript cannot iterate; here the
+    feature indices are resolved once (after pruning) and ``forward`` runs the model's ``_forward_levels``."""
+
+    def __init__(self, model: nn.Module, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        self.take_indices, self.max_index = feature_take_indices(model._num_levels(), self.out_indices)
+        self.fmt = str(self.output_fmt.value)
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        _, features = self.model._forward_levels(
+            x, self.take_indices, self.max_index, self.norm, False, self.fmt, False)
+        return features
 
 
 class ZooModel:

@@ -442,8 +442,10 @@ class OverLoCK(ZooModel, nn.Module):
     def _dense_out(self, idx: int, feat: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         if self.dense_norms is None:
             return feat
-        feat = self.dense_norms[idx](feat)
-        if idx == 3 and self.dense_ctx_proj is not None:
+        for i, dense_norm in enumerate(self.dense_norms):  # TorchScript indexes a ModuleList by literals only
+            if i == idx:
+                feat = dense_norm(feat)
+        if idx == 3 and self.dense_ctx_proj is not None and self.dense_ctx_norm is not None:
             feat = feat + self.dense_ctx_proj(self.dense_ctx_norm(ctx))
         return feat
 
@@ -463,16 +465,20 @@ class OverLoCK(ZooModel, nn.Module):
         last = min(last, (1 + len(self.focus_stages)) if len(self.focus_stages) > 0 else len(self.stages) - 1)
         intermediates = []
         x = self.stem(x)
-        for i in range(min(last, 1) + 1):  # Base-Net, strides 4 and 8
-            x = self.stages[i](x)
-            out = self._dense_out(i, x, x)
-            if i == 1:
-                x = out  # the official dense backbones carry the normed stride-8 map on
-            if i in take_indices:
-                intermediates.append(out)
+        ctx = x
+        for i, stage in enumerate(self.stages):  # (TorchScript indexes a ModuleList by literals only)
+            if i <= min(last, 1):  # Base-Net, strides 4 and 8
+                x = stage(x)
+                out = self._dense_out(i, x, x)
+                if i == 1:
+                    x = out  # the official dense backbones carry the normed stride-8 map on
+                if i in take_indices:
+                    intermediates.append(out)
+            elif i == 2 and last >= 2:
+                x = stage(x)
+            elif i == 3 and last >= 2:
+                ctx = stage(x)  # Overview-Net
         if last >= 2:
-            x = self.stages[2](x)
-            ctx = self.stages[3](x)  # Overview-Net
             zs = self._focus(x, ctx, last - 1)
             for i, z in enumerate(zs, start=2):
                 if i in take_indices:

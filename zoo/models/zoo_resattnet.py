@@ -41,7 +41,8 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
-from zoo.models._helpers import StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
+from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, StagedModel, build_zoo_model, imagenet_cfg
+from zoo.models._helpers import stage_group_matcher
 from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
 
 __all__ = ['ResidualAttentionNet']
@@ -58,7 +59,11 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 class ResAttStage(nn.Module):
-    """One resolution: a transition unit (may change width / stride), attention modules, then plain units."""
+    """One resolution: a transition unit (may change width / stride), attention modules, then plain units.
+
+    In a dilated stage (``dilation`` > 1, stride 1) the transition unit's 3x3 conv takes ``first_dilation`` (the
+    previous stage's dilation), every later unit and module ``dilation``, as timm's ResNet.
+    """
 
     def __init__(
             self,
@@ -68,15 +73,17 @@ class ResAttStage(nn.Module):
             num_modules: int,
             mask_levels: int,
             num_post_units: int = 0,
+            dilation: int = 1,
+            first_dilation: int = 1,
             device=None,
             dtype=None,
     ):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
         self.grad_checkpointing = False
-        blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride, **dd)]
-        blocks += [ResidualAttentionModule(out_chs, mask_levels, **dd) for _ in range(num_modules)]
-        blocks += [PreActBottleneck(out_chs, out_chs, **dd) for _ in range(num_post_units)]
+        blocks: List[nn.Module] = [PreActBottleneck(in_chs, out_chs, stride=stride, dilation=first_dilation, **dd)]
+        blocks += [ResidualAttentionModule(out_chs, mask_levels, dilation=dilation, **dd) for _ in range(num_modules)]
+        blocks += [PreActBottleneck(out_chs, out_chs, dilation=dilation, **dd) for _ in range(num_post_units)]
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +110,7 @@ class ResidualAttentionNet(StagedModel, nn.Module):
             stage_post_units: Sequence[int] = (0, 0, 0, 2),
             stem_type: str = 'imagenet',
             stem_chs: int = 64,
+            output_stride: int = 32,
             in_chans: int = 3,
             num_classes: int = 1000,
             global_pool: str = 'avg',
@@ -117,6 +125,8 @@ class ResidualAttentionNet(StagedModel, nn.Module):
             stage_modules: Attention Modules per stage; mask_levels: max-pool levels of their soft masks.
             stage_post_units: plain units after the modules.
             stem_type: 'imagenet' (7x7/2 conv, BN-ReLU, 3x3/2 max-pool) or 'cifar' (3x3 conv, BN-ReLU).
+            output_stride: 8, 16 or 32 (timm's ResNet): the stages past that stride keep their resolution, their
+                strides become dilation (Attention Modules included: see ``SoftMaskBranch``).
             drop_rate: dropout before the classifier (none in the paper's networks).
             zero_init_last: zero-initialise the last convolution of every residual branch (as timm's ResNetV2),
                 so that the untrained network starts as its shortcuts and stays numerically tame in eval mode
@@ -125,6 +135,8 @@ class ResidualAttentionNet(StagedModel, nn.Module):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
         assert stem_type in ('imagenet', 'cifar')
+        if output_stride not in DILATED_OUTPUT_STRIDES:
+            raise OutputStrideError(f'ResidualAttentionNet supports output_stride 8, 16 or 32; got {output_stride}')
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -146,9 +158,13 @@ class ResidualAttentionNet(StagedModel, nn.Module):
         stages = []
         self.feature_info = []
         prev_chs = stem_chs
+        dilation = 1
         for i, (chs, stride, n_mod, levels, n_post) in enumerate(
                 zip(stage_chs, stage_strides, stage_modules, mask_levels, stage_post_units)):
-            stages.append(ResAttStage(prev_chs, chs, stride, n_mod, levels, n_post, **dd))
+            first_dilation = dilation
+            if stride > 1 and reduction >= output_stride:
+                dilation, stride = dilation * stride, 1
+            stages.append(ResAttStage(prev_chs, chs, stride, n_mod, levels, n_post, dilation, first_dilation, **dd))
             reduction *= stride
             self.feature_info.append(dict(num_chs=chs, reduction=reduction, module=f'stages.{i}'))
             prev_chs = chs

@@ -26,7 +26,8 @@ from timm.models.resnet import ResNet
 
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
-from zoo.models._helpers import ZooModel, build_attention_resnet, build_zoo_model, linear_head, resnet_args
+from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, ZooModel, build_attention_resnet
+from zoo.models._helpers import build_zoo_model, linear_head, resnet_args
 from zoo.models._helpers import check_input, check_state_dict, imagenet_cfg, strip_prefix, unwrap_state_dict
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
@@ -47,26 +48,28 @@ _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', '
 
 class ConvBnReLU6(nn.Sequential):
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
-                 device=None, dtype=None):
+                 dilation: int = 1, device=None, dtype=None):
         dd = {'device': device, 'dtype': dtype}
         super().__init__(
-            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False, **dd),
+            nn.Conv2d(in_chs, out_chs, kernel_size, stride, dilation * (kernel_size - 1) // 2, dilation, groups,
+                      bias=False, **dd),
             nn.BatchNorm2d(out_chs, **dd),
             nn.ReLU6(inplace=True),
         )
 
 
 class InvertedResidualTriplet(nn.Module):
-    """MobileNetV2 inverted residual with triplet attention after the linear projection."""
+    """MobileNetV2 inverted residual with triplet attention after the linear projection (``dilation``: of the
+    depthwise conv)."""
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int, attn_kernel_size: int = 7,
-                 device=None, dtype=None):
+                 dilation: int = 1, device=None, dtype=None):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
         hidden = int(round(in_chs * expand_ratio))
         self.has_skip = stride == 1 and in_chs == out_chs
         self.conv_pw = ConvBnReLU6(in_chs, hidden, 1, **dd) if expand_ratio != 1 else nn.Identity()
-        self.conv_dw = ConvBnReLU6(hidden, hidden, 3, stride, groups=hidden, **dd)
+        self.conv_dw = ConvBnReLU6(hidden, hidden, 3, stride, groups=hidden, dilation=dilation, **dd)
         self.conv_pwl = nn.Conv2d(hidden, out_chs, 1, bias=False, **dd)
         self.bn_pwl = nn.BatchNorm2d(out_chs, **dd)
         self.attn = TripletAttention(out_chs, kernel_size=attn_kernel_size, **dd)
@@ -96,23 +99,32 @@ class TripletMobileNetV2(ZooModel, nn.Module):
             num_features: int = 1280,
             drop_rate: float = 0.25,
             global_pool: str = 'avg',
+            output_stride: int = 32,
             device=None,
             dtype=None,
     ):
+        """``output_stride`` 8, 16 or 32 (as timm's MobileNetV2): past that stride, the blocks' strides become
+        dilation of their depthwise convs (the first block of a row keeps the previous dilation)."""
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
+        if output_stride not in DILATED_OUTPUT_STRIDES:
+            raise OutputStrideError(f'TripletMobileNetV2 supports output_stride 8, 16 or 32; got {output_stride}')
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
         self.conv_stem = ConvBnReLU6(in_chans, stem_chs, 3, 2, **dd)
         stages, self.feature_info = [], []
-        chs, stride = stem_chs, 2
+        chs, stride, dilation = stem_chs, 2, 1
         for rows in _MBV2_STAGES:
             blocks = []
             for t, c, n, s in rows:
+                first_dilation = dilation
+                if s > 1 and stride >= output_stride:
+                    dilation, s = dilation * s, 1
                 for i in range(n):
-                    blocks.append(InvertedResidualTriplet(chs, c, s if i == 0 else 1, t, attn_kernel_size, **dd))
+                    blocks.append(InvertedResidualTriplet(
+                        chs, c, s if i == 0 else 1, t, attn_kernel_size, first_dilation if i == 0 else dilation, **dd))
                     chs = c
                 stride *= s
             stages.append(nn.Sequential(*blocks))
