@@ -324,6 +324,9 @@ def test_shared_modules_are_used_by_every_block():
     for name in ('stages.1.cpe.proj.weight', 'stages.3.crpe.convs.2.weight', 'parallel_blocks.0.mlp.fc1.weight'):
         assert model.get_parameter(name).grad is not None and model.get_parameter(name).grad.abs().sum() > 0
     assert len(list(model.parallel_blocks[0].mlp.parameters())) == 4
+    # the attention layers register their stage's CRPE (the state dict keeps it once, as stages.<i>.crpe)
+    assert model.stages[1].blocks[1].attn.crpe is model.stages[1].crpe
+    assert [a.crpe for a in model.parallel_blocks[5].attn] == [s.crpe for s in model.stages[1:]]
 
 
 def test_drop_path_is_constant():

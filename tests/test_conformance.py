@@ -5,18 +5,26 @@ parameter receiving a gradient, default cfgs and the head/pooling contract, feat
 pruning, TorchScript, FX). What stays here is what that file does not check: batch consistency and gradient
 checkpointing giving the same output in training mode, the logits being the classifier applied to the pre-logits,
 custom ``out_indices``, ``forward_intermediates(indices=...)``, odd and non-square input sizes, ``in_chans`` 1 / 4 and
-a clear error for a wrong channel count. A family joins by registering its models; nothing here names a family.
+a clear error for a wrong channel count; and every model through the tools that run it: torch's FLOP counter (no_grad
+and inference_mode), forward hooks inside ``torch.utils.module_tracker``, the attention maps and Grad-CAM of zoo.viz
+(the zoo-visualize CLI itself runs per family in tests/test_viz.py). A family joins by registering its models;
+nothing here names a family.
 
 Small inputs keep it fast (64 px, or the model's own smaller / minimum size).
 """
 import math
+from collections import Counter
 
+import numpy as np
 import pytest
 import timm
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
 
 import zoo
+from zoo.viz import cam_target, collect_maps, find_attention_modules
 
 MODELS = zoo.list_models()
 
@@ -159,3 +167,92 @@ def test_wrong_in_chans_is_clear(name):
     with pytest.raises((ValueError, RuntimeError), match=r'(?s)\b3\b.*channels.*\b5\b.*channels'):
         with torch.no_grad():
             model(_x(name, chans=5))
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+@pytest.fixture(scope='module', params=MODELS)
+def built(request):
+    """(model in eval mode, one input image): built once for the tool tests below."""
+    return _create(request.param).eval(), _x(request.param, batch=1)
+
+
+def _tracker_names(model):
+    """Every name of each module as ModuleTracker spells it (root class name first; a shared module has several)."""
+    names = {}
+    for n, m in model.named_modules(remove_duplicate=False):
+        names.setdefault(m, set()).add(f'{type(model).__name__}.{n}' if n else type(model).__name__)
+    return names
+
+
+def test_flop_counter_no_grad_and_inference_mode(built):
+    """The FLOP counter runs under no_grad and inference_mode and counts the same FLOPs in every module (the op mix
+    may differ: aten.matmul folds into mm or bmm depending on the grad mode); the attention modules count FLOPs."""
+    model, x = built
+    totals = []
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode(), FlopCounterMode(display=False) as fc:
+            model(x)
+        totals.append({m: sum(ops.values()) for m, ops in fc.get_flop_counts().items()})
+    assert totals[0] == totals[1]
+    assert totals[0]['Global'] > 0
+    names = _tracker_names(model)
+    for name, m, _ in find_attention_modules(model):
+        assert any(totals[0].get(n, 0) > 0 for n in names[m]), f'{name}: no FLOPs counted'
+
+
+def test_forward_hooks_inside_module_tracker(built):
+    """The viz's hooks (pre and post, with kwargs) fire on every attention module inside torch's ModuleTracker under
+    no_grad and inference_mode, the same number of times; the tracker places each module in the model."""
+    model, x = built
+    mods = find_attention_modules(model)
+    assert mods
+    names = _tracker_names(model)
+    calls = []
+    with ModuleTracker() as tracker:
+        def pre(mod, args, kwargs):
+            assert names[mod] & tracker.parents and type(model).__name__ in tracker.parents
+            calls[-1][mod] += 1
+
+        def post(mod, args, kwargs, out):
+            assert all(torch.isfinite(t).all() for t in (out if isinstance(out, (tuple, list)) else [out]))
+        handles = [h for _, m, _ in mods for h in (m.register_forward_pre_hook(pre, with_kwargs=True),
+                                                    m.register_forward_hook(post, with_kwargs=True))]
+        try:
+            for mode in (torch.no_grad, torch.inference_mode):
+                calls.append(Counter())
+                with mode():
+                    model(x)
+                assert tracker.parents == {'Global'}
+        finally:
+            for h in handles:
+                h.remove()
+    assert calls[0] == calls[1] and set(calls[0]) == {m for _, m, _ in mods}
+
+
+def test_attention_maps_and_grad_cam(built):
+    """zoo.viz on every model: a finite map from every attention module; Grad-CAM's target layers receive the
+    gradient of the top-1 logit, and the gradient-weighted activation map (Grad-CAM before its ReLU, which may
+    legitimately zero every cell of a random model's small grid) is finite and not constant."""
+    pytest.importorskip('pytorch_grad_cam')
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    model, x = built
+    maps = collect_maps(model, x, last_per_stage=False)
+    assert {m.module for m in maps} == {n for n, _, _ in find_attention_modules(model)}
+    assert all(torch.isfinite(m.data).all() for m in maps)
+
+    with torch.no_grad():
+        targets = [ClassifierOutputTarget(int(model(x)[0].argmax()))]
+    layers, reshape = cam_target(model, x)
+    with GradCAM(model=model, target_layers=layers, reshape_transform=reshape) as cam:
+        out = cam(input_tensor=x, targets=targets)
+        acts, grads = cam.activations_and_grads.activations, cam.activations_and_grads.gradients
+        assert len(acts) == len(grads) == len(layers)
+        for layer, a, g in zip(layers, acts, grads):
+            assert a.dim() == 4 and a.shape == g.shape and g.abs().sum() > 0
+            raw = cam.get_cam_image(x, layer, targets, a, g.numpy())
+            assert np.isfinite(raw).all() and raw.std() > 0
+    model.zero_grad(set_to_none=True)
+    assert out.shape == (1,) + tuple(x.shape[-2:]) and np.isfinite(out).all()
+    assert 0 <= out.min() and out.max() <= 1

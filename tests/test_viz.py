@@ -24,7 +24,7 @@ KINDS = {
     'triplet': ['C-W gate', 'H-C gate', 'H-W gate'],
     'biformer': ['routed regions', 'token attention'],
     'halonet': ['halo attention'],
-    'coat': ['conv pos. encoding', 'factorized attn'],
+    'coat': ['conv pos. encoding', 'conv rel. pos. enc.', 'factorized attn'],
     'lkca': ['kernel', 'attention row', '|output|'],
     'resattnet': ['soft mask'],
     'overlock': ['dynamic 5x5 kernel', 'dynamic 13x13 kernel', '5x5 kernel peak'],
@@ -169,12 +169,16 @@ def test_resattnet_masks_match_stages():
         assert 0. < float(m.data.min()) and float(m.data.max()) < 1.
 
 
-def test_visualize_writes_png(tmp_path, capsys):
+@pytest.mark.parametrize('fam', list(FAMILIES))
+def test_visualize_cli_with_grad_cam(fam, tmp_path, capsys):
+    """zoo-visualize, Grad-CAM panel included, for one model per family (every model's maps and Grad-CAM:
+    tests/test_conformance.py)."""
     pytest.importorskip('pytorch_grad_cam')
     pytest.importorskip('matplotlib')
     from zoo.cli.visualize import main
+    name, size = FAMILIES[fam]
     out = tmp_path / 'maps.png'
-    assert main(['zoo_resnet18_cbam', '--size', '64', '64', '--out', str(out)]) == 0
+    assert main([name, '--size', str(size), str(size), '--out', str(out)]) == 0
     data = out.read_bytes()
     assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 10_000
     assert 'maps from' in capsys.readouterr().out

@@ -9,10 +9,9 @@ tokens are an ``H x W`` image in row-major order; ``size=(H, W)`` is passed at c
 The class token is never convolved: CPE leaves it unchanged and CRPE contributes zero to its row.
 
 In CoaT one CPE and one CRPE per stage are shared by every block of that stage (and by the parallel blocks at that
-scale). To share them without registering the same module under several names, the attention layer takes the
-shared CRPE's parameters as call arguments (``crpe_params=crpe.params()``: a list of depthwise kernels and a list
-of biases, which TorchScript and FX handle, unlike a module argument); a stand-alone layer can instead own one
-(``crpe_window=...``). :func:`conv_pos_enc` / :func:`conv_rel_pos_enc` are the same computations as functions.
+scale): the attention layer takes the shared CRPE module (``crpe=``) and registers it, as the official model does, or
+builds one of its own (``crpe_window=``). :func:`conv_pos_enc` / :func:`conv_rel_pos_enc` are the same computations
+as functions.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -107,18 +106,13 @@ class ConvRelPosEnc(nn.Module):
             splits.append(chs)
         self.channel_splits = splits
 
-    def params(self) -> Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]:
-        """(kernels, biases) of the depthwise convolutions, in head order: what :func:`conv_rel_pos_enc` takes."""
+    def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        # q, v: (B, heads, 1 + H * W, head_dim)
         weights: List[torch.Tensor] = []
         biases: List[Optional[torch.Tensor]] = []
         for conv in self.convs:
             weights.append(conv.weight)
             biases.append(conv.bias)
-        return weights, biases
-
-    def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        # q, v: (B, heads, 1 + H * W, head_dim)
-        weights, biases = self.params()
         return conv_rel_pos_enc(q, v, size, weights, biases)
 
 
@@ -136,10 +130,12 @@ class FactorAttnConvRelPosEnc(nn.Module):
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             crpe_window: Optional[Dict[int, int]] = None,
+            crpe: Optional[ConvRelPosEnc] = None,
             device=None,
             dtype=None,
     ):
-        """``crpe_window`` given: the layer owns its CRPE; None: a shared CRPE's ``params()`` must be passed."""
+        """``crpe``: a CRPE shared with other layers (registered here too); None: one of this layer's own with
+        ``crpe_window`` (default :data:`DEFAULT_CRPE_WINDOW`)."""
         dd = {'device': device, 'dtype': dtype}
         super().__init__()
         if dim % num_heads:
@@ -150,24 +146,13 @@ class FactorAttnConvRelPosEnc(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, **dd)
         self.proj = nn.Linear(dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.crpe = ConvRelPosEnc(head_dim, num_heads, crpe_window, **dd) if crpe_window is not None else None
+        self.crpe = ConvRelPosEnc(head_dim, num_heads, crpe_window, **dd) if crpe is None else crpe
 
-    def forward(
-            self,
-            x: torch.Tensor,
-            size: Tuple[int, int],
-            crpe_params: Optional[Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]] = None,
-    ) -> torch.Tensor:
-        """``crpe_params``: ``(kernels, biases)`` of a shared CRPE (``ConvRelPosEnc.params()``); None: own CRPE."""
-        if crpe_params is None:
-            crpe = self.crpe
-            if crpe is None:
-                raise ValueError('FactorAttnConvRelPosEnc needs a CRPE: build it with crpe_window or pass crpe_params=')
-            crpe_params = crpe.params()
+    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         k = k.softmax(dim=2)  # over the tokens, per channel
         context = k.transpose(-1, -2) @ v  # (B, heads, head_dim, head_dim)
-        x = self.scale * (q @ context) + conv_rel_pos_enc(q, v, size, crpe_params[0], crpe_params[1])
+        x = self.scale * (q @ context) + self.crpe(q, v, size)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))

@@ -13,9 +13,10 @@ attention outputs across scales. Differences from timm's ``coat.py``, which port
   behaviour; timm uses fixed factors 2 and 4, equal only when every grid halves exactly);
 * ``features_only`` / ``forward_intermediates`` give the four stage maps without class tokens at strides
   4/8/16/32 (for CoaT, scales 2-4 after the parallel blocks), grad checkpointing is supported;
-* shared modules are registered once (``stages.<i>.cpe`` / ``.crpe``, one MLP per parallel block), so the state
-  dict has no aliased duplicates. :func:`checkpoint_filter_fn` reads the official files (weights under ``model``,
-  aliases under several keys) and timm's ``timm/coat_*.in1k`` files.
+* the state dict has no aliased duplicates: a stage's shared CPE and CRPE are saved once, as ``stages.<i>.cpe`` /
+  ``.crpe`` (the attention layers that also register the CRPE, as officially, are left out by a state-dict hook
+  and refilled on load), one MLP per parallel block. :func:`checkpoint_filter_fn` reads the official files
+  (weights under ``model``, aliases under several keys) and timm's ``timm/coat_*.in1k`` files.
 
 ``forward_features`` returns what timm's CoaT returns: the token sequences (class token first) after the final
 norm, one tensor ``(B, 1 + N, C)`` for CoaT-Lite (scale 4), a list of the three for CoaT (scales 2-4).
@@ -24,8 +25,8 @@ then aggregates the three scales with a Conv1d. As timm's own ``coat_*``, the mo
 for timm's test-suite (no ``(B, C, H, W)`` map matching ``pool_size``; no ``global_pool=''``). Spatial maps come
 from ``forward_intermediates`` / ``features_only``.
 
-TorchScript and FX: the stage's shared CRPE reaches its blocks as tensors (``ConvRelPosEnc.params()``), not as a
-module argument, and the stage applies its shared CPE before each block, so the model scripts and traces.
+The stage applies its shared CPE before each block; every module is called with activations only, so module hooks,
+``torch.utils.module_tracker`` and the FLOP counter (also under ``inference_mode``) see the usual module tree.
 
 Stochastic depth: as in the official code, every block uses the same ``drop_path_rate`` (no linear ramp).
 """
@@ -55,11 +56,6 @@ PARITY = dict(
 
 _BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
 
-# (kernels, biases) of a stage's shared CRPE, as ConvRelPosEnc.params() returns them
-# TorchScript-compatible: the shared CRPE reaches the blocks as (kernels, biases) tensors, not as a module argument
-CrpeParams = Tuple[List[torch.Tensor], List[Optional[torch.Tensor]]]
-
-
 def _tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """(B, 1 + H * W, C) tokens -> (B, C, H, W) image map without the class token."""
     H, W = size
@@ -71,6 +67,36 @@ def _resize_tokens(x: torch.Tensor, size: Tuple[int, int], out_size: Tuple[int, 
     img = F.interpolate(_tokens_to_map(x, size), size=[out_size[0], out_size[1]], mode='bilinear',
                         align_corners=False)
     return torch.cat((x[:, :1], img.flatten(2).transpose(1, 2)), dim=1)
+
+
+def _aliases(model: nn.Module) -> List[Tuple[str, str, nn.Module]]:
+    """(alias, first name, module) of each module registered under several names: a stage's shared CRPE, first
+    registered by the stage, then by the attention layers that use it."""
+    first: Dict[int, str] = {}
+    out: List[Tuple[str, str, nn.Module]] = []
+    for name, m in model.named_modules(remove_duplicate=False):
+        if id(m) in first:
+            out.append((name, first[id(m)], m))
+        else:
+            first[id(m)] = name
+    return out
+
+
+def _drop_aliases(model: nn.Module, state_dict, prefix: str, local_metadata) -> None:
+    """state_dict post-hook: every shared tensor once, under its first name."""
+    metadata = getattr(state_dict, '_metadata', {})
+    for alias, _, m in _aliases(model):
+        metadata.pop(prefix + alias, None)
+        for n, _ in m.named_parameters(recurse=False):
+            del state_dict[f'{prefix}{alias}.{n}']
+
+
+def _fill_aliases(model: nn.Module, state_dict, prefix: str, *args) -> None:
+    """load_state_dict pre-hook: the aliases take the tensors of the first names."""
+    for alias, name, m in _aliases(model):
+        for n, _ in m.named_parameters(recurse=False):
+            if f'{prefix}{name}.{n}' in state_dict:
+                state_dict[f'{prefix}{alias}.{n}'] = state_dict[f'{prefix}{name}.{n}']
 
 
 class PatchEmbed(nn.Module):
@@ -89,7 +115,7 @@ class PatchEmbed(nn.Module):
 
 
 class SerialBlock(nn.Module):
-    """x + FactorAttn-CRPE(LN(x)) -> x + MLP(LN(x)), with the stage's shared CRPE passed in as its parameters.
+    """x + FactorAttn-CRPE(LN(x)) -> x + MLP(LN(x)); the attention uses the stage's shared CRPE.
 
     The stage applies its shared CPE to the input of every block (the official block's first step).
     """
@@ -99,6 +125,7 @@ class SerialBlock(nn.Module):
             dim: int,
             num_heads: int,
             mlp_ratio: float,
+            crpe: ConvRelPosEnc,
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             drop_path: float = 0.,
@@ -108,13 +135,14 @@ class SerialBlock(nn.Module):
         dd = {'device': device, 'dtype': dtype}
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd)
-        self.attn = FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, **dd)
+        self.attn = FactorAttnConvRelPosEnc(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, crpe=crpe, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop, **dd)
 
-    def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe_params: CrpeParams) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), size, crpe_params))
+    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), size))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x
 
@@ -133,7 +161,7 @@ class ParallelBlock(nn.Module):
             dim: int,
             num_heads: int,
             mlp_ratio: float,
-            num_scales: int = 3,
+            crpes: List[ConvRelPosEnc],
             qkv_bias: bool = True,
             proj_drop: float = 0.,
             drop_path: float = 0.,
@@ -142,10 +170,11 @@ class ParallelBlock(nn.Module):
     ):
         dd = {'device': device, 'dtype': dtype}
         super().__init__()
+        num_scales = len(crpes)
         self.norm1 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd) for _ in range(num_scales)])
         self.attn = nn.ModuleList([
-            FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, **dd)
-            for _ in range(num_scales)])
+            FactorAttnConvRelPosEnc(dim, num_heads=num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, crpe=crpe, **dd)
+            for crpe in crpes])
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = nn.ModuleList([nn.LayerNorm(dim, eps=_BLOCK_EPS, **dd) for _ in range(num_scales)])
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop, **dd)
@@ -155,15 +184,10 @@ class ParallelBlock(nn.Module):
             sorted((j for j in range(num_scales) if j != i), key=lambda j, i=i: (abs(j - i), -j))
             for i in range(num_scales)]
 
-    def forward(
-            self,
-            xs: List[torch.Tensor],
-            sizes: List[Tuple[int, int]],
-            crpe_params: List[CrpeParams],
-    ) -> List[torch.Tensor]:
+    def forward(self, xs: List[torch.Tensor], sizes: List[Tuple[int, int]]) -> List[torch.Tensor]:
         att: List[torch.Tensor] = []
         for i, (norm, attn) in enumerate(zip(self.norm1, self.attn)):
-            att.append(attn(norm(xs[i]), sizes[i], crpe_params[i]))
+            att.append(attn(norm(xs[i]), sizes[i]))
         out: List[torch.Tensor] = []
         for i, others in enumerate(self.mix_order):
             a = att[i]
@@ -202,20 +226,19 @@ class CoaTStage(nn.Module):
         self.crpe = ConvRelPosEnc(dim // num_heads, num_heads, crpe_window, **dd)
         self.blocks = nn.ModuleList([
             SerialBlock(
-                dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop, drop_path=drop_path, **dd)
+                dim, num_heads, mlp_ratio, self.crpe, qkv_bias=qkv_bias, proj_drop=proj_drop, drop_path=drop_path, **dd)
             for _ in range(depth)])
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x, size = self.patch_embed(x)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        crpe_params = self.crpe.params()
         for blk in self.blocks:
             x = self.cpe(x, size)
             if self.grad_checkpointing and not torch.jit.is_scripting():
-                x = checkpoint(blk, x, size, crpe_params)
+                x = checkpoint(blk, x, size)
             else:
-                x = blk(x, size, crpe_params)
+                x = blk(x, size)
         return x, size
 
 
@@ -279,8 +302,8 @@ class CoaT(ZooModel, nn.Module):
                 raise ValueError('parallel blocks need equal embed_dims and mlp_ratios for scales 2-4, '
                                  f'got {embed_dims} and {mlp_ratios}')
             self.parallel_blocks = nn.ModuleList([
-                ParallelBlock(embed_dims[1], num_heads, mlp_ratios[1], num_scales=num_stages - 1, qkv_bias=qkv_bias,
-                              proj_drop=proj_drop_rate, drop_path=drop_path_rate, **dd)
+                ParallelBlock(embed_dims[1], num_heads, mlp_ratios[1], [s.crpe for s in self.stages[1:]],
+                              qkv_bias=qkv_bias, proj_drop=proj_drop_rate, drop_path=drop_path_rate, **dd)
                 for _ in range(parallel_depth)])
             head_scales = list(range(1, num_stages))
         else:
@@ -298,6 +321,8 @@ class CoaT(ZooModel, nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
 
+        self.register_state_dict_post_hook(_drop_aliases)
+        self.register_load_state_dict_pre_hook(_fill_aliases)
         self._init_weights()
 
     def _init_weights(self):
@@ -347,10 +372,6 @@ class CoaT(ZooModel, nn.Module):
                 xs.append(t)
                 sizes.append(size)
         if self.parallel_blocks is not None and len(xs) == len(self.stages):
-            crpe_params: List[CrpeParams] = []
-            for s, scale_stage in enumerate(self.stages):
-                if s > 0:
-                    crpe_params.append(scale_stage.crpe.params())
             ys, ysizes = xs[1:], sizes[1:]
             for blk in self.parallel_blocks:
                 cpe_ys: List[torch.Tensor] = []
@@ -358,9 +379,9 @@ class CoaT(ZooModel, nn.Module):
                     if s > 0:
                         cpe_ys.append(cpe_stage.cpe(ys[s - 1], ysizes[s - 1]))
                 if self.grad_checkpointing and not torch.jit.is_scripting():
-                    ys = checkpoint(blk, cpe_ys, ysizes, crpe_params)
+                    ys = checkpoint(blk, cpe_ys, ysizes)
                 else:
-                    ys = blk(cpe_ys, ysizes, crpe_params)
+                    ys = blk(cpe_ys, ysizes)
             xs = xs[:1] + ys
         return xs, sizes
 

@@ -9,8 +9,8 @@ Or from the command line: ``python tools/visualize.py zoo_biformer_tiny --out ma
 Grad-CAM needs ``pip install "timm-attention-zoo[viz]"`` (grad-cam, matplotlib).
 """
 from .hooks import FAMILY_CLASSES, AttnMap, collect_maps, find_attention_modules
-from .figure import grad_cam, plot_maps
+from .figure import CAM_TARGETS, cam_target, grad_cam, plot_maps
 from .image import load_image
 
-__all__ = ['AttnMap', 'collect_maps', 'find_attention_modules', 'FAMILY_CLASSES', 'grad_cam', 'plot_maps',
-           'load_image']
+__all__ = ['AttnMap', 'CAM_TARGETS', 'cam_target', 'collect_maps', 'find_attention_modules', 'FAMILY_CLASSES',
+           'grad_cam', 'plot_maps', 'load_image']

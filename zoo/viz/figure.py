@@ -1,6 +1,6 @@
 """The attention figure: the input image, Grad-CAM, then one row per stage with that stage's maps."""
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -9,7 +9,7 @@ import torch.nn as nn
 from ..errors import UserError
 from .hooks import AttnMap
 
-__all__ = ['grad_cam', 'plot_maps']
+__all__ = ['CAM_TARGETS', 'cam_target', 'grad_cam', 'plot_maps']
 
 
 def _require(module: str, extra: str):
@@ -20,49 +20,69 @@ def _require(module: str, extra: str):
         raise UserError(f'{module} is not installed: pip install "timm-attention-zoo[{extra}]"') from None
 
 
-def _target_layer(model: nn.Module) -> nn.Module:
+def _stage_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Optional[Callable]]:
+    """The last feature stage (timm's ``feature_info``), NHWC outputs permuted to NCHW; else the last Conv2d."""
     info = getattr(model, 'feature_info', None)
     mods = dict(model.named_modules())
-    if info:
-        try:
-            name = info[-1]['module']
-            if name in mods:
-                return mods[name]
-        except (TypeError, KeyError, IndexError):
-            pass
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise UserError('Grad-CAM: no feature stage or Conv2d layer to target')
-    return convs[-1]
+    try:
+        layer, chs = mods[info[-1]['module']], int(info[-1]['num_chs'])
+    except (TypeError, KeyError, IndexError):
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise UserError('Grad-CAM: no feature stage or Conv2d layer to target') from None
+        return [convs[-1]], None
+
+    def nhwc_to_nchw(t: torch.Tensor) -> torch.Tensor:
+        return t.permute(0, 3, 1, 2) if t.dim() == 4 and t.shape[1] != chs and t.shape[-1] == chs else t
+    return [layer], nhwc_to_nchw
+
+
+def _coat_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Optional[Callable]]:
+    """The first norm of the last attention (grad-cam's recipe for ViTs): the head reads class tokens, which take
+    no gradient from the image tokens after the last attention. CoaT: one layer per scale of the last parallel
+    block (grad-cam averages their maps); CoaT-Lite: the last serial block."""
+    if model.parallel_blocks is not None:
+        layers = list(model.parallel_blocks[-1].norm1)
+    else:
+        layers = [model.stages[-1].blocks[-1].norm1]
+    with torch.no_grad():
+        grids = {m.shape[-2] * m.shape[-1]: tuple(m.shape[-2:])
+                 for m in model.forward_intermediates(x, intermediates_only=True)}
+
+    def tokens_to_map(t: torch.Tensor) -> torch.Tensor:  # (B, 1 + h * w, C) -> (B, C, h, w), class token dropped
+        h, w = grids[t.shape[1] - 1]
+        return t[:, 1:].transpose(1, 2).reshape(t.shape[0], -1, h, w)
+    return layers, tokens_to_map
+
+
+def _lkca_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Optional[Callable]]:
+    """The last block (NHWC): the feature stages are a parameter-free pyramid outside the classification path."""
+    return [model.blocks[-1]], lambda t: t.permute(0, 3, 1, 2)
+
+
+# model class -> the layers to target where the last feature stage is not the one (matched by class name, as
+# zoo.viz.hooks matches the attention modules)
+CAM_TARGETS: Dict[str, Callable] = {'CoaT': _coat_target, 'LkcaVit': _lkca_target}
+
+
+def cam_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Optional[Callable]]:
+    """Grad-CAM's ``target_layers`` and ``reshape_transform`` for ``model`` on input ``x``."""
+    return CAM_TARGETS.get(type(model).__name__, _stage_target)(model, x)
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target: Optional[int] = None) -> np.ndarray:
-    """Grad-CAM (``pytorch_grad_cam.GradCAM``) of class ``target`` (default: the top-1 class) on the last feature
-    stage; returns (H, W) in [0, 1] for the first image. NHWC stage outputs are permuted to NCHW for the library."""
+    """Grad-CAM (``pytorch_grad_cam.GradCAM``) of class ``target`` (default: the top-1 class) on the layers
+    :func:`cam_target` picks; returns (H, W) in [0, 1] for the first image."""
     cam_mod = _require('pytorch_grad_cam', 'viz')
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    layer = _target_layer(model)
-    chs = None
-    info = getattr(model, 'feature_info', None)
-    if info:
-        try:
-            chs = int(info[-1]['num_chs'])
-        except (TypeError, KeyError, IndexError):
-            chs = None
-
-    def reshape(t):
-        if isinstance(t, (tuple, list)):
-            t = t[0]
-        if t.dim() == 4 and chs is not None and t.shape[1] != chs and t.shape[-1] == chs:
-            return t.permute(0, 3, 1, 2)
-        return t
-
     model = model.eval()
+    x = x[:1]
     with torch.no_grad():
         logits = model(x)
     tgt = int(logits[0].argmax()) if target is None else int(target)
-    with cam_mod.GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
-        out = cam(input_tensor=x[:1], targets=[ClassifierOutputTarget(tgt)])
+    layers, reshape = cam_target(model, x)
+    with cam_mod.GradCAM(model=model, target_layers=layers, reshape_transform=reshape) as cam:
+        out = cam(input_tensor=x, targets=[ClassifierOutputTarget(tgt)])
     return np.asarray(out[0], dtype=np.float32)
 
 

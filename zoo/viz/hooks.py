@@ -103,11 +103,19 @@ def find_attention_modules(model: nn.Module) -> List[Tuple[str, nn.Module, str]]
 
 
 def _stage_of(name: str, stages: List[str]) -> str:
+    """The feature stage holding module ``name``; outside them (CoaT's serial stages 2-4, whose features are
+    taken after the parallel blocks) the path up to its first index (``stages.1`` of ``stages.1.blocks.0.attn``)."""
     best = ''
     for s in stages:
         if (name == s or name.startswith(s + '.')) and len(s) > len(best):
             best = s
-    return best or name.rsplit('.', 1)[0]
+    if best:
+        return best
+    parts = name.split('.')
+    for i, p in enumerate(parts[:-1]):
+        if p.isdigit():
+            return '.'.join(parts[:i + 1])
+    return name.rsplit('.', 1)[0]
 
 
 def _stage_names(model: nn.Module) -> List[str]:
