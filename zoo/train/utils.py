@@ -203,6 +203,19 @@ class _RankFilter(logging.Filter):
         return self.rank == 0 or record.levelno >= logging.WARNING
 
 
+class _Stderr(logging.StreamHandler):
+    """A console handler that writes to the current ``sys.stderr`` (not the one set at set-up, which a caller such
+    as a test's capture may since have closed)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(rank: int = 0, log_file: Optional[Union[str, Path]] = None, level=logging.INFO) -> None:
     """Log ``zoo.*`` messages to stderr (rank 0; warnings from every rank) and, on rank 0, to ``log_file``."""
     root = logging.getLogger('zoo')
@@ -211,7 +224,7 @@ def setup_logging(rank: int = 0, log_file: Optional[Union[str, Path]] = None, le
     fmt = logging.Formatter('%(asctime)s %(levelname).1s ' + (f'[rank{rank}] ' if rank else '') + '%(message)s',
                             datefmt='%H:%M:%S')
     if not any(getattr(h, '_zoo_console', False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _Stderr()
         h._zoo_console = True
         h.setFormatter(fmt)
         h.addFilter(_RankFilter(rank))
