@@ -52,12 +52,15 @@ def _family_attr(arch: str, attr: str, default):
 
 
 def _weights(arch: str) -> Dict[str, str]:
-    tags = {k: v for k, v in _manifest.entries().items() if k.split('.', 1)[0] == arch}
+    tags = {k: v for k, v in _manifest.entries().items()
+            if k.split('.', 1)[0] == arch and v.get('task', 'cls') not in _manifest.DENSE_TASKS}
     if not tags:
         return dict(weights='none (train with tools/train.py)', top1='')
     key, e = next(iter(tags.items()))
     source = {'url': 'official (auto-download)', 'manual': 'official (manual download)',
               'hub': 'zoo Hub', 'none': 'zoo-trained'}.get(e.get('source'), e.get('source', ''))
+    if e.get('hf_hub_id') and e.get('source') == 'url':
+        source = f'official via the Hub (`{e["hf_hub_id"]}`, URL fallback)'
     if e.get('published'):
         source += ', zoo Hub copy'
     top1 = (e.get('metrics') or {}).get('top1', '')
