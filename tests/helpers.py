@@ -1,6 +1,12 @@
 """Helpers shared by several test modules (fixtures live in conftest.py; this module holds what is needed at
-collection time, e.g. in ``pytest.mark.skipif`` or ``parametrize``)."""
+collection time, e.g. in ``pytest.mark.skipif`` or ``parametrize``).
+
+Numeric tolerances follow tests/README.md: each one is ``tol_from_spread(spread)``, a stated factor times a measured
+float32-vs-float64 spread (``golden_spread`` for the official goldens, ``fp32_spread`` measured in the test), and
+float64 comparisons use ``fp64_tol``."""
+import copy
 import importlib.util
+import json
 import os.path as osp
 from typing import Optional
 
@@ -21,6 +27,49 @@ MM_FAMILIES = {
     'overlock': ('zoo-overlock-t', 'zoo_overlock_xt'),
 }
 MM_SIZE = 64  # generated det/seg scenes in the mm tests are MM_SIZE x MM_SIZE
+
+# tolerance = SPREAD_FACTOR x spread: two float32 runs of one computation (ours and the official one, two kernel
+# sets) each sit about one spread from the float64 result; measured |ours - official| reach 1.9 spreads
+SPREAD_FACTOR = 4.0
+# float64 rounding relative to float32 rounding (unit roundoffs): a float64 run's spread is the float32 one x this
+FP64_PER_FP32 = torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
+_SPREADS = osp.join(ROOT, 'tests', 'data', 'parity', 'spreads.json')
+
+
+def tol_from_spread(spread: float, factor: float = SPREAD_FACTOR) -> float:
+    """The tolerance of a comparison whose rounding spread (max |float32 - float64| of the reference) is
+    ``spread``: ``factor`` (>= 2) x ``spread``."""
+    if factor < 2:
+        raise ValueError(f'a tolerance sits at least 2x above its spread, got factor {factor}')
+    if not spread > 0:
+        raise ValueError(f'spread {spread}: with no rounding spread, compare exactly')
+    return factor * float(spread)
+
+
+def fp64_tol(spread32: float, factor: float = SPREAD_FACTOR) -> float:
+    """The tolerance of the same comparison run in float64: the float32 spread scaled to float64 rounding."""
+    return tol_from_spread(spread32 * FP64_PER_FP32, factor)
+
+
+def golden_spread(golden: dict, name: str, key: str = 'logits') -> float:
+    """The official model's own max |float32 - float64| on golden ``name`` (output ``key``): from the golden's
+    float64 logits where it has them, else recorded in tests/data/parity/spreads.json."""
+    fp32 = golden.get('logits_fp32', golden[key])
+    fp64 = golden['logits'] if golden[key].dtype == torch.float64 else golden.get(f'{key}_fp64')
+    if fp64 is not None:
+        return (fp32.double() - fp64).abs().max().item()
+    with open(_SPREADS) as f:
+        return json.load(f)[name][key]
+
+
+def fp32_spread(fn, *inputs: torch.Tensor) -> float:
+    """max |fn(inputs) - fn(inputs in float64)| with ``fn`` (a module: a float64 copy of it) run in float32 and in
+    float64: the rounding spread of the computation on these inputs."""
+    fn64 = copy.deepcopy(fn).double() if isinstance(fn, torch.nn.Module) else fn
+    with torch.no_grad():
+        out32 = fn(*inputs)
+        out64 = fn64(*(t.double() if t.is_floating_point() else t for t in inputs))
+    return (out32.double() - out64).abs().max().item()
 
 
 def mm_missing(*packages: str) -> Optional[str]:

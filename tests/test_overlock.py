@@ -19,7 +19,7 @@ from zoo.layers.dilated_reparam import DilatedReparamBlock
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_overlock import _convert_official, checkpoint_filter_fn
 
-from helpers import load_pretrained, n_params, randn, save_checkpoint
+from helpers import fp64_tol, golden_spread, load_pretrained, n_params, randn, save_checkpoint, tol_from_spread
 from official import load_golden, official_keys, official_state_dict, parity_input
 
 VARIANTS = ('xt', 't', 's', 'b')
@@ -183,6 +183,7 @@ PARITY = [  # golden, model name (tag), checkpoint wrapping, kwargs
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize('golden,name,wrap,kwargs', PARITY)
 def test_parity_with_official(golden, name, wrap, kwargs, tmp_path):
     ref = load_golden(golden)
@@ -196,12 +197,13 @@ def test_parity_with_official(golden, name, wrap, kwargs, tmp_path):
     with torch.no_grad():
         y32 = model(x)
         y64 = model.double()(x.double())
-    # float64 on both sides: the math agrees to ~1e-12; float32 differs from the official float32 run by the
-    # summation-order noise floor (|logits| reach ~350 with these random weights)
-    assert (y64 - ref['logits']).abs().max().item() < 1e-4
-    assert (y32.double() - ref['logits_fp32'].double()).abs().max().item() < 1e-5 * ref['logits'].abs().max().item()
+    # |logits| reach ~350 with these random weights: the official float32 run is 2e-4 from its float64 one
+    spread = golden_spread(ref, golden)
+    assert (y64 - ref['logits']).abs().max().item() < fp64_tol(spread)
+    assert (y32.double() - ref['logits_fp32'].double()).abs().max().item() < tol_from_spread(spread)
 
 
+@pytest.mark.parity
 def test_deploy_model_merges_training_checkpoint(tmp_path):
     ref = load_golden('overlock_xt_64')
     model = load_pretrained('zoo_overlock_xt', save_checkpoint(official_state_dict('overlock_xt', seed=0), tmp_path),
@@ -209,7 +211,8 @@ def test_deploy_model_merges_training_checkpoint(tmp_path):
     assert not any(k.endswith('origin_bn.weight') for k in model.state_dict())
     with torch.no_grad():
         y = model.double()(ref['input'].double())
-    assert (y - ref['logits']).abs().max().item() < 1e-4
+    # the merge ran in float32 (the model's dtype at loading): its weights carry float32 rounding
+    assert (y - ref['logits']).abs().max().item() < tol_from_spread(golden_spread(ref, 'overlock_xt_64'))
 
 
 def test_training_form_refuses_reparam_checkpoint(tmp_path):
