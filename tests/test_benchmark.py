@@ -60,16 +60,31 @@ def test_alternating_rounds_order_and_speedup(monkeypatch):
     assert ab['fast_s'] == 1.0 and ab['slow_s'] == 3.0 and ab['rounds'] == 3
 
 
-def test_autocast_vs_fp32_fields(tmp_path, capsys):
+@pytest.mark.parametrize('native', [True, False])
+def test_autocast_vs_fp32_fields(native, tmp_path, capsys, monkeypatch):
+    import zoo.train.utils
+    why = 'no native bf16 on this CPU (AVX2 only)'
+    monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
+    peaks = []  # the matmul peaks timed (each in its own process)
+    monkeypatch.setattr(bench, 'matmul_peak_in_subprocess',
+                        lambda device, dtype: peaks.append(dtype) or dict(flops_s=1e9, tflops=1e-3))
     rc = benchmark.main(['resnet10t', '--sizes', '32', '--batch-size', '2', '--warmup', '1', '--repeats', '2',
-                         '--dtype', 'bf16', '--vs-fp32', '--rounds', '2', '--no-train', '--no-peak',
-                         '--out-dir', str(tmp_path)])
-    rec = json.loads((tmp_path / 'results.json').read_text())['results'][0]
-    assert rc == 0 and rec['speedup_vs_fp32_rounds'] == 2 and rec['finite_bf16'] is True
-    assert rec['speedup_vs_fp32_min'] <= rec['speedup_vs_fp32'] <= rec['speedup_vs_fp32_max']
+                         '--dtype', 'bf16', '--vs-fp32', '--rounds', '2', '--no-train', '--out-dir', str(tmp_path)])
+    run = json.loads((tmp_path / 'results.json').read_text())
+    rec = run['results'][0]
+    assert rc == 0 and rec['finite_bf16'] is True
     # bf16 logits differ from fp32 (an 8-bit mantissa), but not by more than a few percent of the largest logit
     assert 0 < rec['rel_diff_vs_fp32'] < 0.1
-    assert 'speedup_vs_fp32' in (tmp_path / 'results.md').read_text()
+    table = (tmp_path / 'results.md').read_text()
+    assert 'speedup_vs_fp32' in table
+    if native:
+        assert rec['speedup_vs_fp32_rounds'] == 2 and peaks == ['fp32', 'bf16'] * 2
+        assert rec['speedup_vs_fp32_min'] <= rec['speedup_vs_fp32'] <= rec['speedup_vs_fp32_max']
+        assert isinstance(rec['frac_peak_bf16'], float)
+    else:  # neither the bf16 matmul peak nor the speed-up is timed: the reason stands in for the ratios
+        assert peaks == ['fp32', 'fp32'] and run['environment']['matmul_peak_bf16'] == f'not timed: {why}'
+        assert rec['speedup_vs_fp32'] == rec['frac_peak_bf16'] == why and 'speedup_vs_fp32_min' not in rec
+        assert why in table and capsys.readouterr().err.count(why) == 1
     capsys.readouterr()
     assert benchmark.main(['resnet10t', '--vs-fp32', '--out-dir', str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith('error: --vs-fp32 compares an autocast dtype with fp32')

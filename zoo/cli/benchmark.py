@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 from .. import bench
@@ -72,9 +73,13 @@ def write_outputs(records, out_dir, env, columns=TABLE_COLUMNS, stem='results'):
 
 
 def measure_peaks(args, env) -> dict:
-    """Matmul peak per dtype (fp32, and the run's dtype), in fresh processes; recorded in ``env``."""
+    """Matmul peak per dtype (fp32, and the run's dtype where the device has it natively), in fresh processes;
+    recorded in ``env``."""
     peaks = {}
     for dtype in dict.fromkeys(['fp32', args.dtype]):
+        if dtype != 'fp32' and args.no_native:
+            env[f'matmul_peak_{dtype}'] = f'not timed: {args.no_native}'
+            continue
         rec = bench.matmul_peak_in_subprocess(device=args.device, dtype=dtype)
         if 'error' in rec:
             env[f'matmul_peak_{dtype}_error'] = rec['error']
@@ -115,7 +120,7 @@ def run_models(args, env=None, items=()):
                 channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
                 train=not args.no_train, flops=not args.no_flops, timeout=args.timeout,
                 model_kwargs=item.get('model_kwargs') or None, peak_alternate=args.peak_alternate,
-                vs_fp32=args.vs_fp32, rounds=args.rounds or 0)
+                vs_fp32=args.vs_fp32, rounds=args.rounds or 0, no_native=args.no_native)
             rec.update(item.get('record', {}))
             print(json.dumps(rec), flush=True)
             records.append(rec)
@@ -128,6 +133,10 @@ def run_models(args, env=None, items=()):
         for dtype, flops in peaks.items():
             env[f'matmul_peak_{dtype}_tflops'] = flops / 1e12
         bench.add_peak_fraction(records, peaks)
+        if args.no_native:
+            for r in records:
+                if 'error' not in r:
+                    r[f'frac_peak_{args.dtype}'] = args.no_native
     return records
 
 
@@ -230,6 +239,10 @@ def main(args: argparse.Namespace) -> int:
     env = bench.environment(args.device)
     if args.vs_fp32 and args.dtype == 'fp32':
         raise UserError('--vs-fp32 compares an autocast dtype with fp32: give --dtype bf16 or --dtype fp16')
+    from zoo.train.utils import native_dtype_missing
+    args.no_native = native_dtype_missing(bench.DTYPES[args.dtype], args.device) or ''
+    if args.no_native:
+        print(f'note: {args.no_native}: its matmul peak and speed-up vs fp32 are not timed', file=sys.stderr)
 
     if args.readme:
         from zoo import model_table
