@@ -8,7 +8,7 @@ import zoo  # noqa: F401
 from zoo.layers import CBAM, TripletAttention
 from zoo.models._helpers import CheckpointError
 
-from helpers import golden_spread, load_pretrained, n_params, save_checkpoint, tol_from_spread
+from helpers import assert_formulas_agree, golden_spread, load_pretrained, n_params, save_checkpoint, tol_from_spread
 from official import load_golden, official_state_dict, parity_input
 
 # paper / official README parameter counts (M)
@@ -153,8 +153,10 @@ def test_triplet_block_matches_permuted_definition():
         z = torch.cat([t.amax(1, keepdim=True), t.mean(1, keepdim=True)], 1)
         return t * torch.sigmoid(gm.bn(gm.conv(z)))
 
-    y_cw = gate(m.cw, x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
-    y_hc = gate(m.hc, x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)
-    y_hw = gate(m.hw, x)
-    torch.testing.assert_close(m(x), (y_cw + y_hc + y_hw) / 3, rtol=1e-5, atol=1e-6)
+    def reference(m, x):
+        y_cw = gate(m.cw, x.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+        y_hc = gate(m.hc, x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)
+        y_hw = gate(m.hw, x)
+        return (y_cw + y_hc + y_hw) / 3
+    assert_formulas_agree(lambda m, x: m(x), reference, m, x)
     assert n_params(m) == 3 * (2 * 49 + 2)
