@@ -224,6 +224,43 @@ def test_pair_mode_runs_both_sides(tmp_path):
     assert 'tiny_net' in (out / 'pair.md').read_text()
 
 
+@pytest.mark.parametrize('native', [True, False])
+def test_pair_and_profile_follow_the_native_check(native, tmp_path, capsys, monkeypatch):
+    """--pair and --profile with --dtype bf16 time where the device has bf16 natively; elsewhere nothing is timed
+    and the reason stands in for the pair's speed and for the profile."""
+    import zoo.bench.pair
+    import zoo.train.utils
+    why = 'no native bf16 on this CPU (AVX2 only)'
+    monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
+    runs = []  # the pair measurements started (each in its own process)
+    start = zoo.bench.pair._run_case_subprocess
+    monkeypatch.setattr(zoo.bench.pair, '_run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
+    root = tmp_path / 'checkout'
+    root.mkdir()
+    (root / 'README.md').write_text('stand-in\n')
+    (root / 'net.py').write_text(
+        'import torch.nn as nn\n\n'
+        'def tiny_net(num_classes=1000):\n'
+        '    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n')
+    out = tmp_path / 'bench'
+    assert benchmark.main(['--pair', f"resnet10t(num_classes=4)={root / 'net.py'}:tiny_net(4)", '--train',
+                           '--dtype', 'bf16', '--sizes', '32', '--batch-size', '2', '--rounds', '1', '--steps', '1',
+                           '--out-dir', str(out)]) == 0
+    recs = json.loads((out / 'pair.json').read_text())['results']
+    assert [r['mode'] for r in recs] == ['forward', 'train'] and all(r['dtype'] == 'bf16' for r in recs)
+    assert not any('error' in r for r in recs)
+    if native:
+        assert len(runs) == 1 and all(r['zoo_ms'] > 0 and isinstance(r['speed'], float) for r in recs)
+    else:
+        assert runs == [] and all(r['speed'] == why and 'zoo_ms' not in r for r in recs)
+        assert why in (out / 'pair.md').read_text()
+    assert benchmark.main(['resnet10t', '--profile', '--dtype', 'bf16', '--sizes', '32', '--batch-size', '1',
+                           '--warmup', '0', '--repeats', '1', '--out-dir', str(out)]) == 0
+    text = (out / 'profile_resnet10t_32.txt').read_text()
+    assert ('aten::' in text) == native and (why in text) == (not native)
+    assert capsys.readouterr().err.count(why) == (0 if native else 2)  # the one note of each run
+
+
 def test_pair_spec_errors(tmp_path):
     from zoo.errors import UserError
     with pytest.raises(UserError, match='expected ZOO_MODEL'):

@@ -162,7 +162,7 @@ def profile_slow(args, records, out_dir):
             continue
         text = bench.profile(r['model'], img_size=r['img_size'], batch_size=args.batch_size, device=args.device,
                              dtype=args.dtype, warmup=1, repeats=max(1, min(args.repeats, 3)),
-                             row_limit=args.profile_rows)
+                             row_limit=args.profile_rows, no_native=args.no_native)
         text = f'{r["model"]} reached {frac:.1%} of the matmul peak in this run\n' + text
         path = Path(out_dir) / f'profile_{Path(r["model"]).name}_{r["img_size"]}.txt'
         path.write_text(text + '\n')
@@ -242,7 +242,8 @@ def main(args: argparse.Namespace) -> int:
     from zoo.train.utils import native_dtype_missing
     args.no_native = native_dtype_missing(bench.DTYPES[args.dtype], args.device) or ''
     if args.no_native:
-        print(f'note: {args.no_native}: its matmul peak and speed-up vs fp32 are not timed', file=sys.stderr)
+        print(f'note: {args.no_native}: its matmul peak, speed-up vs fp32, --pair speed and --profile are not '
+              'timed', file=sys.stderr)
 
     if args.readme:
         from zoo import model_table
@@ -274,7 +275,7 @@ def main(args: argparse.Namespace) -> int:
             bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
         records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
                                       dtype=args.dtype, train=args.train, rounds=args.rounds or 5, steps=args.steps,
-                                      warmup=max(1, args.warmup // 2), timeout=args.timeout,
+                                      warmup=max(1, args.warmup // 2), timeout=args.timeout, no_native=args.no_native,
                                       report=lambda rec: print(json.dumps(rec), flush=True))
         table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
         print(table)
@@ -289,7 +290,7 @@ def main(args: argparse.Namespace) -> int:
             for size in args.sizes:
                 text = bench.profile(name, img_size=size, batch_size=args.batch_size, device=args.device,
                                      dtype=args.dtype, warmup=args.warmup, repeats=args.repeats,
-                                     row_limit=args.profile_rows)
+                                     row_limit=args.profile_rows, no_native=args.no_native)
                 (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
                 print(text)
         return 0
