@@ -102,7 +102,7 @@ def assert_formulas_agree(fn_a, fn_b, *args, dtypes=(torch.float32,)):
     sum of both float32 spreads (``tol_from_spread``; ``fp64_tol`` in float64; exact where both are exact).
     Returns both formulas' ``(out32, out64)``."""
     a, b = fp32_and_fp64(fn_a, *args), fp32_and_fp64(fn_b, *args)
-    spreads = [s + t for s, t in zip(max_diffs(*a), max_diffs(*b))]
+    spreads = [s + t for s, t in zip(max_diffs(*a), max_diffs(*b), strict=True)]
     leaves = torch.utils._pytree.tree_leaves
     for i, (dtype, tol) in enumerate(((torch.float32, tol_from_spread), (torch.float64, fp64_tol))):
         if dtype in dtypes:
@@ -119,7 +119,7 @@ def with_grads(fn, input_grad: bool = False):
             if input_grad:
                 x = x.detach().requires_grad_()
             out = fn(module, x)
-            wrt = [x] * input_grad + list(module.parameters())
+            wrt = ([x] if input_grad else []) + list(module.parameters())
             return [out, *torch.autograd.grad(out.square().sum(), wrt)]
     return run
 
