@@ -8,6 +8,7 @@ checkpoint into the zoo model and compare logits against the official code's out
 """
 import json
 import math
+import os
 from pathlib import Path
 from typing import Dict
 
@@ -25,7 +26,26 @@ def official_keys(name: str, folder: Path = KEYS) -> Dict[str, list]:
     return json.loads((Path(folder) / f'{name}.json').read_text())['keys']
 
 
+def _kept(key: str, make):
+    """``make()``, kept in the folder $ZOO_TEST_TENSORS when set: torch's float32 normal sampler is vectorised
+    only in the AVX2 / AVX-512 kernel sets, so a run under ATEN_CPU_CAPABILITY=default reuses the tensors a run
+    under avx2 drew (those the goldens were made from) instead of drawing different ones."""
+    root = os.environ.get('ZOO_TEST_TENSORS')
+    if not root:
+        return make()
+    path = Path(root) / f'{key}.pt'
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    out = make()
+    torch.save(out, path)
+    return out
+
+
 def official_state_dict(name: str, seed: int = 0, folder: Path = KEYS) -> Dict[str, torch.Tensor]:
+    return _kept(f'sd-{Path(folder).name}-{name}-{seed}', lambda: _official_state_dict(name, seed, folder))
+
+
+def _official_state_dict(name: str, seed: int, folder: Path) -> Dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = {}
     for key, (shape, dtype) in official_keys(name, folder).items():
@@ -49,7 +69,8 @@ def official_state_dict(name: str, seed: int = 0, folder: Path = KEYS) -> Dict[s
 
 
 def parity_input(shape, seed: int = 1) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    key = 'x-' + 'x'.join(map(str, shape)) + f'-{seed}'
+    return _kept(key, lambda: torch.randn(*shape, generator=torch.Generator().manual_seed(seed)))
 
 
 def load_golden(name: str):

@@ -60,16 +60,31 @@ def test_alternating_rounds_order_and_speedup(monkeypatch):
     assert ab['fast_s'] == 1.0 and ab['slow_s'] == 3.0 and ab['rounds'] == 3
 
 
-def test_autocast_vs_fp32_fields(tmp_path, capsys):
+@pytest.mark.parametrize('native', [True, False])
+def test_autocast_vs_fp32_fields(native, tmp_path, capsys, monkeypatch):
+    import zoo.train.utils
+    why = 'no native bf16 on this CPU (AVX2 only)'
+    monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
+    peaks = []  # the matmul peaks timed (each in its own process)
+    monkeypatch.setattr(bench, 'matmul_peak_in_subprocess',
+                        lambda device, dtype: peaks.append(dtype) or dict(flops_s=1e9, tflops=1e-3))
     rc = benchmark.main(['resnet10t', '--sizes', '32', '--batch-size', '2', '--warmup', '1', '--repeats', '2',
-                         '--dtype', 'bf16', '--vs-fp32', '--rounds', '2', '--no-train', '--no-peak',
-                         '--out-dir', str(tmp_path)])
-    rec = json.loads((tmp_path / 'results.json').read_text())['results'][0]
-    assert rc == 0 and rec['speedup_vs_fp32_rounds'] == 2 and rec['finite_bf16'] is True
-    assert rec['speedup_vs_fp32_min'] <= rec['speedup_vs_fp32'] <= rec['speedup_vs_fp32_max']
+                         '--dtype', 'bf16', '--vs-fp32', '--rounds', '2', '--no-train', '--out-dir', str(tmp_path)])
+    run = json.loads((tmp_path / 'results.json').read_text())
+    rec = run['results'][0]
+    assert rc == 0 and rec['finite_bf16'] is True
     # bf16 logits differ from fp32 (an 8-bit mantissa), but not by more than a few percent of the largest logit
     assert 0 < rec['rel_diff_vs_fp32'] < 0.1
-    assert 'speedup_vs_fp32' in (tmp_path / 'results.md').read_text()
+    table = (tmp_path / 'results.md').read_text()
+    assert 'speedup_vs_fp32' in table
+    if native:
+        assert rec['speedup_vs_fp32_rounds'] == 2 and peaks == ['fp32', 'bf16'] * 2
+        assert rec['speedup_vs_fp32_min'] <= rec['speedup_vs_fp32'] <= rec['speedup_vs_fp32_max']
+        assert isinstance(rec['frac_peak_bf16'], float)
+    else:  # neither the bf16 matmul peak nor the speed-up is timed: the reason stands in for the ratios
+        assert peaks == ['fp32', 'fp32'] and run['environment']['matmul_peak_bf16'] == f'not timed: {why}'
+        assert rec['speedup_vs_fp32'] == rec['frac_peak_bf16'] == why and 'speedup_vs_fp32_min' not in rec
+        assert why in table and capsys.readouterr().err.count(why) == 1
     capsys.readouterr()
     assert benchmark.main(['resnet10t', '--vs-fp32', '--out-dir', str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith('error: --vs-fp32 compares an autocast dtype with fp32')
@@ -207,6 +222,43 @@ def test_pair_mode_runs_both_sides(tmp_path):
         assert r['speed'] == pytest.approx(r['official_ms'] / r['zoo_ms'])
         assert r['speed_min'] <= r['speed_max']
     assert 'tiny_net' in (out / 'pair.md').read_text()
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_pair_and_profile_follow_the_native_check(native, tmp_path, capsys, monkeypatch):
+    """--pair and --profile with --dtype bf16 time where the device has bf16 natively; elsewhere nothing is timed
+    and the reason stands in for the pair's speed and for the profile."""
+    import zoo.bench.pair
+    import zoo.train.utils
+    why = 'no native bf16 on this CPU (AVX2 only)'
+    monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
+    runs = []  # the pair measurements started (each in its own process)
+    start = zoo.bench.pair._run_case_subprocess
+    monkeypatch.setattr(zoo.bench.pair, '_run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
+    root = tmp_path / 'checkout'
+    root.mkdir()
+    (root / 'README.md').write_text('stand-in\n')
+    (root / 'net.py').write_text(
+        'import torch.nn as nn\n\n'
+        'def tiny_net(num_classes=1000):\n'
+        '    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))\n')
+    out = tmp_path / 'bench'
+    assert benchmark.main(['--pair', f"resnet10t(num_classes=4)={root / 'net.py'}:tiny_net(4)", '--train',
+                           '--dtype', 'bf16', '--sizes', '32', '--batch-size', '2', '--rounds', '1', '--steps', '1',
+                           '--out-dir', str(out)]) == 0
+    recs = json.loads((out / 'pair.json').read_text())['results']
+    assert [r['mode'] for r in recs] == ['forward', 'train'] and all(r['dtype'] == 'bf16' for r in recs)
+    assert not any('error' in r for r in recs)
+    if native:
+        assert len(runs) == 1 and all(r['zoo_ms'] > 0 and isinstance(r['speed'], float) for r in recs)
+    else:
+        assert runs == [] and all(r['speed'] == why and 'zoo_ms' not in r for r in recs)
+        assert why in (out / 'pair.md').read_text()
+    assert benchmark.main(['resnet10t', '--profile', '--dtype', 'bf16', '--sizes', '32', '--batch-size', '1',
+                           '--warmup', '0', '--repeats', '1', '--out-dir', str(out)]) == 0
+    text = (out / 'profile_resnet10t_32.txt').read_text()
+    assert ('aten::' in text) == native and (why in text) == (not native)
+    assert capsys.readouterr().err.count(why) == (0 if native else 2)  # the one note of each run
 
 
 def test_pair_spec_errors(tmp_path):

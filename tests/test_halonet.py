@@ -18,7 +18,8 @@ from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_halonet import checkpoint_filter_fn
 
-from helpers import check_bf16_autocast, load_pretrained, n_params, randn, save_checkpoint
+from helpers import (assert_formulas_agree, check_bf16_autocast, fp32_and_fp64, fp32_spread, load_pretrained, max_diff,
+                     n_params, randn, save_checkpoint, tol_from_spread)
 
 # paper (arXiv:2103.12731) parameter counts in millions, and the zoo's exact counts (module docstring table)
 PARAMS = {
@@ -143,13 +144,11 @@ def _pair(dim, kwargs, seed=0):
     (16, dict(block_size=6, halo_size=1, num_heads=2, stride=2, avg_down=True)),
 ])
 def test_padded_attn_equals_timm_when_divisible(dim, kwargs):
-    """Same computation as timm's HaloAttn (its weights), up to float summation order; float64 agrees to ~1e-15."""
+    """Same computation as timm's HaloAttn (its weights), up to float summation order, in float32 and float64."""
     padded, plain = _pair(dim, kwargs)
     b = kwargs['block_size'] * 2
     x = randn(2, dim, 2 * b, 3 * b)
-    with torch.no_grad():
-        torch.testing.assert_close(padded(x), plain(x), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(padded.double()(x.double()), plain.double()(x.double()), rtol=0, atol=1e-12)
+    assert_formulas_agree(padded, plain, x, dtypes=(torch.float32, torch.float64))
 
 
 @pytest.mark.parametrize('dim,kwargs', ATTN_CFGS)
@@ -158,24 +157,25 @@ def test_padded_attn_matches_definition(dim, kwargs, size):
     """Padding acts as more zero border: the result equals the definition with zero keys/values off the map."""
     padded, _ = _pair(dim, kwargs)
     x = randn(2, dim, *size, seed=1)
-    with torch.no_grad():
-        out = padded(x)
-        ref = reference_halo_attn(padded.attn, x)
+    (out, _), _ = assert_formulas_agree(lambda m, x: m(x), lambda m, x: reference_halo_attn(m.attn, x), padded, x)
     s = kwargs.get('stride', 1)
     assert out.shape == (2, padded.dim_out, math.ceil(size[0] / s), math.ceil(size[1] / s))
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_padded_attn_avg_pool_odd_size():
     """Odd b at stride 2: the 2x2 pooling runs on the cropped map, the last odd row/column averages real positions."""
     padded, _ = _pair(16, dict(block_size=7, halo_size=2, num_heads=2, stride=2))
     x = randn(1, 16, 13, 9, seed=2)
-    with torch.no_grad():
-        ref = padded.attn(F.pad(x, [0, 5, 0, 1]))[..., :13, :9]  # stride-1 attention (pool removed), cropped
-        out = padded(x)
-    assert out.shape == (1, 16, 7, 5)
-    torch.testing.assert_close(out[..., -1, -1], ref[..., -1, -1], rtol=0, atol=1e-6)
-    torch.testing.assert_close(out[..., 0, 0], ref[..., :2, :2].mean((-2, -1)), rtol=1e-6, atol=1e-6)
+
+    def corners(m, x):  # the last (odd) pixel and the first one
+        out = m(x)
+        assert out.shape == (1, 16, 7, 5)
+        return out[..., -1, -1], out[..., 0, 0]
+
+    def reference(m, x):  # stride-1 attention (pool removed), cropped: the last pixel and the first 2x2 mean
+        ref = m.attn(F.pad(x, [0, 5, 0, 1]))[..., :13, :9]
+        return ref[..., -1, -1], ref[..., :2, :2].mean((-2, -1))
+    assert_formulas_agree(corners, reference, padded, x)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,8 +232,9 @@ def test_loads_timm_halonet_h1_layout(tmp_path):
                            tmp_path, 'halonet_h1.pth')
     model = load_pretrained('zoo_halonet_h1', path)
     x = randn(1, 3, 256, 256)
+    expected, expected64 = fp32_and_fp64(ref, x)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), ref(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=tol_from_spread(max_diff(expected, expected64)))
         with pytest.raises(AssertionError):
             ref(randn(1, 3, 224, 224))
         assert model(randn(1, 3, 224, 224)).shape == (1, 1000)
@@ -282,7 +283,7 @@ def test_torchscript_odd_size():
     scripted = torch.jit.script(model)
     x = randn(1, 3, 37, 45)
     with torch.no_grad():
-        torch.testing.assert_close(scripted(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(scripted(x), model(x), rtol=0, atol=tol_from_spread(fp32_spread(model, x)))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -76,6 +76,73 @@ def test_config_yaml_flags_and_set(tmp_path):
         load_config(str(f))  # the shipped configs are valid
 
 
+# ---------------------------------------------------------------- reduced precision follows the hardware
+
+def _native(monkeypatch, bf16: bool, fp16: bool = False):
+    """Pretend this CPU has (or lacks) native bf16 / fp16 (oneDNN's capability check)."""
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: bf16)
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_fp16_supported', lambda: fp16)
+
+
+def test_native_dtype_check(monkeypatch):
+    from zoo.train.utils import native_dtype_missing
+    _native(monkeypatch, bf16=False, fp16=True)
+    cap = torch.backends.cpu.get_cpu_capability()
+    assert native_dtype_missing(torch.bfloat16, 'cpu') == f'no native bf16 on this CPU ({cap} only)'
+    assert native_dtype_missing(torch.float16, 'cpu') is None
+    assert native_dtype_missing(torch.float32, 'cpu') is None and native_dtype_missing(torch.bfloat16, 'cuda') is None
+    _native(monkeypatch, bf16=True, fp16=False)
+    assert native_dtype_missing(torch.bfloat16, 'cpu') is None
+    assert native_dtype_missing(torch.float16, 'cpu') == f'no native fp16 on this CPU ({cap} only)'
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_amp_follows_native_support(native, monkeypatch, caplog):
+    from zoo.train.utils import resolve_amp_dtype
+    _native(monkeypatch, bf16=native)
+    cpu = torch.device('cpu')
+    with caplog.at_level('WARNING', logger='zoo'):
+        assert resolve_amp_dtype(True, '', cpu) == (torch.bfloat16 if native else None)
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == ([] if native else [f'no native bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()} '
+                                         'only); running in float32 (--amp force keeps bfloat16)'])
+    assert resolve_amp_dtype('force', '', cpu) == torch.bfloat16 and resolve_amp_dtype(False, '', cpu) is None
+
+
+def test_amp_force_flag_and_yaml(tmp_path):
+    (tmp_path / 'c.yaml').write_text('amp: force\n')
+    assert load_config(str(tmp_path / 'c.yaml'))['amp'] == 'force'
+    assert load_config(None, ['amp=true'])['amp'] is True and load_config(None, ['amp=force'])['amp'] == 'force'
+    with pytest.raises(ConfigError, match="'amp' expects bool"):
+        load_config(None, ['amp=sometimes'])
+    from zoo.cli.train import build_parser
+    parse = lambda *argv: config_from_args(build_parser().parse_args(list(argv)))  # noqa: E731
+    assert parse('--amp')['amp'] is True and parse('--amp', 'force')['amp'] == 'force'
+    assert parse('--amp', '--no-amp')['amp'] is False
+    cfg = parse('--amp', str(tmp_path))  # timm's positional data folder may follow --amp
+    assert cfg['amp'] is True and cfg['data_dir'] == str(tmp_path)
+
+
+@pytest.mark.parametrize('amp,native', [('--amp', False), ('force', False), ('--amp', True)])
+def test_train_and_eval_tools_follow_native_support(amp, native, shapes_dir, tmp_path, monkeypatch, capfd):
+    _native(monkeypatch, bf16=native)
+    flags = ['--amp'] + (['force'] if amp == 'force' else [])
+    rc = _tool('train').main(['--model', 'resnet10t', '--data-dir', str(shapes_dir), '--set', 'shapes_train=24',
+                              'shapes_val=12', 'shapes_size=32', '--img-size', '32', '--epochs', '1', '--batch-size',
+                              '8', '--workers', '0', '--output', str(tmp_path), '--experiment', 'amp', '-q',
+                              '--no-tensorboard', '--log-interval', '0', '--steps-per-epoch', '1', *flags])
+    err = capfd.readouterr().err
+    reduced = native or amp == 'force'
+    assert rc == 0 and err.count('no native bf16') == (0 if reduced else 1), err
+    assert ('amp torch.bfloat16' if reduced else 'amp None') in err
+    out = tmp_path / 'eval.json'
+    rc = _tool('eval').main(['--checkpoint', str(tmp_path / 'amp' / 'last.pth'), '--workers', '0', '--output',
+                             str(out), '--no-progress', *flags])
+    err = capfd.readouterr().err
+    assert rc == 0 and err.count('no native bf16') == (0 if reduced else 1), err
+    assert json.loads(out.read_text())['amp'] == ('torch.bfloat16' if reduced else None)
+
+
 # ---------------------------------------------------------------- a run and its outputs
 
 def test_outputs_checkpoints_and_logs(trained):
@@ -192,7 +259,7 @@ def test_initial_checkpoint_runs_the_family_filter(tmp_path):
 
 def test_finetune_run_from_checkpoint(trained, tmp_path, shapes_dir):
     res = train(_tiny(shapes_dir, tmp_path, initial_checkpoint=trained['checkpoints']['last'], steps_per_epoch=1,
-                      amp=True, channels_last=True, grad_accum_steps=2, clip_grad=1.0))
+                      amp='force', channels_last=True, grad_accum_steps=2, clip_grad=1.0))
     assert res['status'] == 'ok' and res['history'][0]['train_loss'] > 0
 
 

@@ -90,9 +90,12 @@ def add_peak_fraction(records: List[Dict[str, Any]], peaks: Dict[str, float]) ->
 # Per-op profile of one model.
 
 def profile(name: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu', dtype: str = 'fp32',
-            warmup: int = 1, repeats: int = 3, row_limit: int = 25) -> str:
+            warmup: int = 1, repeats: int = 3, row_limit: int = 25, no_native: str = '') -> str:
     """torch.profiler table of a model's inference forward (``repeats`` calls after ``warmup``), top ops by self
-    CPU time (and CUDA time on a GPU)."""
+    CPU time (and CUDA time on a GPU). ``no_native``: why the device has no native ``dtype``; then nothing is
+    profiled and the text says why."""
+    if no_native:
+        return f'{name}: not profiled in {dtype} at {img_size} px on {device}: {no_native}'
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as _profile
     dev = torch.device(device)

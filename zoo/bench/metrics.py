@@ -97,7 +97,7 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
             channels_last: bool = False, compile: bool = False, warmup: int = 2, repeats: int = 5,
             train: bool = True, infer: bool = True, flops: bool = True,
             model_kwargs: Optional[Dict[str, Any]] = None, peak_alternate: bool = False,
-            vs_fp32: bool = False, rounds: int = 0) -> Dict[str, Any]:
+            vs_fp32: bool = False, rounds: int = 0, no_native: str = '') -> Dict[str, Any]:
     """All figures for one model at one input size (run it in a fresh process for a clean memory peak). ``name``:
     a timm / zoo model (built with ``model_kwargs``) or an official ``/path/file.py:factory(args)``.
     ``peak_alternate`` (needs ``flops``): also ``frac_peak_<dtype>_alt``, the batch forward's fraction of the
@@ -105,7 +105,9 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
     ``vs_fp32`` (with a ``dtype`` other than fp32): also ``speedup_vs_fp32`` (with ``_min`` / ``_max``), the
     autocast batch forward's speed over the same forward in fp32, timed in alternating rounds in this process, and
     how far its logits are from fp32's: ``rel_diff_vs_fp32`` = max |autocast - fp32| / max |fp32| and
-    ``finite_<dtype>`` (no NaN / inf). ``rounds``: alternating rounds (default ``max(repeats, 3)``)."""
+    ``finite_<dtype>`` (no NaN / inf). ``rounds``: alternating rounds (default ``max(repeats, 3)``).
+    ``no_native``: why the device has no native ``dtype``; then ``speedup_vs_fp32`` holds that text and neither the
+    speed-up nor ``frac_peak_<dtype>_alt`` is timed."""
     dev = torch.device(device)
     amp_dtype = DTYPES[dtype]
     alt_rounds = rounds or max(repeats, 3)  # --vs-fp32 / --peak-alternate
@@ -137,8 +139,8 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
                     model(x)
             t = time_fn(step, dev, warmup, repeats)
             if key == 'infer_img_s' and vs_fp32 and amp_dtype != torch.float32:
-                rec.update(_compare_fp32(model, x, autocast, device, alt_rounds, dtype))
-            if key == 'infer_img_s' and peak_alternate and rec.get('gmacs'):
+                rec.update(_compare_fp32(model, x, autocast, device, alt_rounds, dtype, no_native))
+            if key == 'infer_img_s' and peak_alternate and rec.get('gmacs') and not no_native:
                 from .machine import peak_fraction_alternating
                 alt = peak_fraction_alternating(step, 2.0 * rec['gmacs'] * 1e9 * bs, device=device, dtype=dtype,
                                                 rounds=alt_rounds)
@@ -177,20 +179,23 @@ def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 
 
 
 def _compare_fp32(model: nn.Module, x: torch.Tensor, autocast: Dict[str, Any], device: str, rounds: int,
-                  dtype: str) -> Dict[str, Any]:
-    """The autocast forward of ``model`` on ``x`` against the fp32 forward: speed-up in alternating rounds, and
-    the difference of their logits (the fields :func:`measure` documents for ``vs_fp32``)."""
+                  dtype: str, no_native: str = '') -> Dict[str, Any]:
+    """The autocast forward of ``model`` on ``x`` against the fp32 forward: speed-up in alternating rounds (or
+    ``no_native``, untimed), and the difference of their logits (the fields :func:`measure` documents for
+    ``vs_fp32``)."""
     from .machine import speedup_alternating
 
     def forward(amp: bool):
         with torch.no_grad(), torch.autocast(**dict(autocast, enabled=amp)):
             return model(x)
     ref, low = (torch.cat([t.float().flatten() for t in _tensors(forward(amp))]) for amp in (False, True))
+    diff = {'rel_diff_vs_fp32': float((low - ref).abs().max() / ref.abs().max().clamp_min(1e-12)),
+            f'finite_{dtype}': bool(torch.isfinite(low).all())}
+    if no_native:
+        return {'speedup_vs_fp32': no_native, **diff}
     ab = speedup_alternating(lambda: forward(True), lambda: forward(False), device=device, rounds=rounds)
     return {'speedup_vs_fp32': ab['speedup'], 'speedup_vs_fp32_min': ab['speedup_min'],
-            'speedup_vs_fp32_max': ab['speedup_max'], 'speedup_vs_fp32_rounds': rounds,
-            'rel_diff_vs_fp32': float((low - ref).abs().max() / ref.abs().max().clamp_min(1e-12)),
-            f'finite_{dtype}': bool(torch.isfinite(low).all())}
+            'speedup_vs_fp32_max': ab['speedup_max'], 'speedup_vs_fp32_rounds': rounds, **diff}
 
 
 def measure_in_subprocess(timeout: float = 1800, **kwargs) -> Dict[str, Any]:

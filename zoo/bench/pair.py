@@ -184,15 +184,23 @@ def _measure_pair_json(**kwargs) -> Dict[str, Any]:
 
 
 def compare_pairs(specs: Sequence[str], sizes: Sequence[int] = (224,), timeout: float = 3600,
-                  report: Optional[Callable[[Dict[str, Any]], None]] = None, **kwargs) -> List[Dict[str, Any]]:
+                  report: Optional[Callable[[Dict[str, Any]], None]] = None, no_native: str = '',
+                  **kwargs) -> List[Dict[str, Any]]:
     """Every ``--pair`` spec at every size, each pair in a fresh process (the official code's modules stay there);
-    ``report`` is called with each record as it comes."""
+    ``report`` is called with each record as it comes. ``no_native``: why the device has no native ``dtype``; then
+    nothing is timed and ``speed`` holds that text."""
     records: List[Dict[str, Any]] = []
     n = 0
     for spec in specs:
         p = parse_pair(spec)
         for size in sizes:
-            out = _run_case_subprocess(_measure_pair_json, dict(p, img_size=size, **kwargs), timeout=timeout)
+            if no_native:
+                out = dict(records=[dict(zoo=p['zoo'], official=f"{Path(p['path']).name}:{p['factory']}", mode=mode,
+                                         img_size=size, batch_size=kwargs.get('batch_size'), dtype=kwargs.get('dtype'),
+                                         speed=no_native)
+                                    for mode in (('forward', 'train') if kwargs.get('train') else ('forward',))])
+            else:
+                out = _run_case_subprocess(_measure_pair_json, dict(p, img_size=size, **kwargs), timeout=timeout)
             if 'error' in out:
                 records.append(dict(zoo=p['zoo'], official=f"{Path(p['path']).name}:{p['factory']}", img_size=size,
                                     error=out['error']))

@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 from .. import bench
@@ -72,9 +73,13 @@ def write_outputs(records, out_dir, env, columns=TABLE_COLUMNS, stem='results'):
 
 
 def measure_peaks(args, env) -> dict:
-    """Matmul peak per dtype (fp32, and the run's dtype), in fresh processes; recorded in ``env``."""
+    """Matmul peak per dtype (fp32, and the run's dtype where the device has it natively), in fresh processes;
+    recorded in ``env``."""
     peaks = {}
     for dtype in dict.fromkeys(['fp32', args.dtype]):
+        if dtype != 'fp32' and args.no_native:
+            env[f'matmul_peak_{dtype}'] = f'not timed: {args.no_native}'
+            continue
         rec = bench.matmul_peak_in_subprocess(device=args.device, dtype=dtype)
         if 'error' in rec:
             env[f'matmul_peak_{dtype}_error'] = rec['error']
@@ -115,7 +120,7 @@ def run_models(args, env=None, items=()):
                 channels_last=args.channels_last, compile=args.compile, warmup=args.warmup, repeats=args.repeats,
                 train=not args.no_train, flops=not args.no_flops, timeout=args.timeout,
                 model_kwargs=item.get('model_kwargs') or None, peak_alternate=args.peak_alternate,
-                vs_fp32=args.vs_fp32, rounds=args.rounds or 0)
+                vs_fp32=args.vs_fp32, rounds=args.rounds or 0, no_native=args.no_native)
             rec.update(item.get('record', {}))
             print(json.dumps(rec), flush=True)
             records.append(rec)
@@ -128,6 +133,10 @@ def run_models(args, env=None, items=()):
         for dtype, flops in peaks.items():
             env[f'matmul_peak_{dtype}_tflops'] = flops / 1e12
         bench.add_peak_fraction(records, peaks)
+        if args.no_native:
+            for r in records:
+                if 'error' not in r:
+                    r[f'frac_peak_{args.dtype}'] = args.no_native
     return records
 
 
@@ -153,7 +162,7 @@ def profile_slow(args, records, out_dir):
             continue
         text = bench.profile(r['model'], img_size=r['img_size'], batch_size=args.batch_size, device=args.device,
                              dtype=args.dtype, warmup=1, repeats=max(1, min(args.repeats, 3)),
-                             row_limit=args.profile_rows)
+                             row_limit=args.profile_rows, no_native=args.no_native)
         text = f'{r["model"]} reached {frac:.1%} of the matmul peak in this run\n' + text
         path = Path(out_dir) / f'profile_{Path(r["model"]).name}_{r["img_size"]}.txt'
         path.write_text(text + '\n')
@@ -230,6 +239,11 @@ def main(args: argparse.Namespace) -> int:
     env = bench.environment(args.device)
     if args.vs_fp32 and args.dtype == 'fp32':
         raise UserError('--vs-fp32 compares an autocast dtype with fp32: give --dtype bf16 or --dtype fp16')
+    from zoo.train.utils import native_dtype_missing
+    args.no_native = native_dtype_missing(bench.DTYPES[args.dtype], args.device) or ''
+    if args.no_native:
+        print(f'note: {args.no_native}: its matmul peak, speed-up vs fp32, --pair speed and --profile are not '
+              'timed', file=sys.stderr)
 
     if args.readme:
         from zoo import model_table
@@ -261,7 +275,7 @@ def main(args: argparse.Namespace) -> int:
             bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
         records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
                                       dtype=args.dtype, train=args.train, rounds=args.rounds or 5, steps=args.steps,
-                                      warmup=max(1, args.warmup // 2), timeout=args.timeout,
+                                      warmup=max(1, args.warmup // 2), timeout=args.timeout, no_native=args.no_native,
                                       report=lambda rec: print(json.dumps(rec), flush=True))
         table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
         print(table)
@@ -276,7 +290,7 @@ def main(args: argparse.Namespace) -> int:
             for size in args.sizes:
                 text = bench.profile(name, img_size=size, batch_size=args.batch_size, device=args.device,
                                      dtype=args.dtype, warmup=args.warmup, repeats=args.repeats,
-                                     row_limit=args.profile_rows)
+                                     row_limit=args.profile_rows, no_native=args.no_native)
                 (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
                 print(text)
         return 0

@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
                    class_names=g('class_names'), shapes=shapes or None, img_size=img_size, crop_pct=g('crop_pct'),
                    crop_mode=g('crop_mode'), interpolation=g('interpolation'), mean=g('mean'), std=g('std'),
                    use_test_size=args.use_test_size, batch_size=g('batch_size'), workers=g('workers'),
-                   amp=bool(given.get('amp')), amp_dtype=given.get('amp_dtype') or '',
+                   amp=given.get('amp') or False, amp_dtype=given.get('amp_dtype') or '',
                    channels_last=bool(given.get('channels_last')), device=given.get('device') or '',
                    corrupt=given.get('corrupt') or 'skip', num_classes=g('num_classes'),
                    model_kwargs=given.get('model_kwargs') or {}, torchcompile=given.get('torchcompile'),

@@ -124,7 +124,7 @@ FIELDS: List[Tuple[str, Any, Any, str]] = [
     ('val_batch_size', None, int, 'validation batch size (default: 2 x batch_size)'),
     ('grad_accum_steps', 1, int, 'accumulate gradients over this many batches per optimizer step'),
     ('steps_per_epoch', 0, int, 'cap the batches per epoch (0 = the whole dataset)'),
-    ('amp', False, bool, 'automatic mixed precision'),
+    ('amp', False, bool, "automatic mixed precision; 'force' keeps it on hardware without native bf16 / fp16"),
     ('amp_dtype', '', str, "'bfloat16' or 'float16' (default: bfloat16 on CPU, float16 on CUDA)"),
     ('channels_last', False, bool, 'channels-last memory format'),
     ('torchcompile', None, str, "torch.compile backend, e.g. 'inductor' (None = eager)"),
@@ -169,6 +169,8 @@ FLAG_ALIASES: Dict[str, Tuple[str, ...]] = {
 }
 # flags whose value is optional: ``--torchcompile`` alone means the inductor backend (as timm)
 _OPTIONAL_VALUE = {'torchcompile': 'inductor'}
+# boolean fields that also take one word: ``--amp force`` / ``amp: force``
+_BOOL_WORDS = {'amp': 'force'}
 
 _TYPES = {name: typ for name, _, typ, _ in FIELDS}
 _CHOICES = {
@@ -209,6 +211,8 @@ def _coerce(key: str, value: Any) -> Any:
         if typ is bool:
             if isinstance(value, str):
                 low = value.lower()
+                if low == _BOOL_WORDS.get(key):
+                    return low
                 if low in ('1', 'true', 'yes', 'on'):
                     return True
                 if low in ('0', 'false', 'no', 'off', ''):
@@ -347,6 +351,14 @@ class _FieldAction(argparse.Action):
         key = self.dest
         if self.nargs == 0:
             items.append((key, option_string not in getattr(self, 'negative_flags', ())))
+        elif key in _BOOL_WORDS:  # --amp, --amp force; any other word is the tool's positional argument
+            items.append((key, values if values == _BOOL_WORDS[key] else True))
+            namespace._overrides = items
+            if values not in (True, _BOOL_WORDS[key]):
+                positional = [a for a in parser._actions if not a.option_strings]
+                if not positional:
+                    parser.error(f'argument {option_string}: takes no value or {_BOOL_WORDS[key]!r}, got {values!r}')
+                positional[0](parser, namespace, values)
         elif key in _DICT_FIELDS:
             for kv in values:
                 if '=' not in kv:
@@ -395,7 +407,11 @@ def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[s
         kw = dict(dest=name, action=_FieldAction, default=argparse.SUPPRESS, help=help_)
         if typ is bool:
             neg = f'--no-{name.replace("_", "-")}'
-            action = group.add_argument(*flags, neg, nargs=0, **kw)
+            if name in _BOOL_WORDS:
+                group.add_argument(*flags, nargs='?', const=True, metavar=_BOOL_WORDS[name].upper(), **kw)
+                action = group.add_argument(neg, nargs=0, **dict(kw, help=f'turn {flag} off'))
+            else:
+                action = group.add_argument(*flags, neg, nargs=0, **kw)
             action.negative_flags = (neg,)
         elif name in nargs:
             group.add_argument(*flags, nargs=nargs[name], metavar='V', **kw)

@@ -15,7 +15,8 @@ import torch.distributed as dist
 
 __all__ = ['DistInfo', 'init_distributed', 'is_primary', 'barrier', 'broadcast_object', 'all_gather_object',
            'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text',
-           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'resolve_amp_dtype', 'setup_logging',
+           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'native_dtype_missing', 'resolve_amp_dtype',
+           'setup_logging',
            'unwrap_model', 'derive_seed']
 
 _logger = logging.getLogger('zoo.train')
@@ -162,15 +163,35 @@ def load_checkpoint_file(path: Union[str, Path], map_location='cpu') -> Dict[str
     return {'state_dict': ckpt} if is_safetensors(path) else ckpt
 
 
-def resolve_amp_dtype(amp: bool, amp_dtype: str, device: torch.device) -> Optional[torch.dtype]:
-    """None when AMP is off; bfloat16 on CPU; float16 (default) or bfloat16 on CUDA."""
+def native_dtype_missing(dtype: torch.dtype, device: Union[str, torch.device]) -> Optional[str]:
+    """Why ``device`` does not run ``dtype`` natively, e.g. ``'no native bf16 on this CPU (AVX2 only)'``, or None
+    when it does. On CPU, bfloat16 / float16 are native where oneDNN has them in hardware (AVX-512 BF16 / FP16,
+    AMX); elsewhere they are emulated, many times slower than float32."""
+    device = torch.device(device)
+    if device.type != 'cpu' or dtype not in (torch.bfloat16, torch.float16):
+        return None
+    bf16 = dtype == torch.bfloat16
+    if (torch.ops.mkldnn._is_mkldnn_bf16_supported() if bf16 else torch.ops.mkldnn._is_mkldnn_fp16_supported()):
+        return None
+    return f'no native {"bf16" if bf16 else "fp16"} on this CPU ({torch.backends.cpu.get_cpu_capability()} only)'
+
+
+def resolve_amp_dtype(amp: Union[bool, str], amp_dtype: str, device: torch.device) -> Optional[torch.dtype]:
+    """None when AMP is off; bfloat16 on CPU; float16 (default) or bfloat16 on CUDA. On hardware without that
+    dtype natively (:func:`native_dtype_missing`): None after one warning, unless ``amp == 'force'``."""
     if not amp:
         return None
     if device.type == 'cpu':
         if amp_dtype == 'float16':
             _logger.warning('float16 autocast is not supported for training on CPU; using bfloat16')
-        return torch.bfloat16
-    return torch.bfloat16 if amp_dtype == 'bfloat16' else torch.float16
+        dtype = torch.bfloat16
+    else:
+        dtype = torch.bfloat16 if amp_dtype == 'bfloat16' else torch.float16
+    why = native_dtype_missing(dtype, device)
+    if why and amp != 'force':
+        _logger.warning(f'{why}; running in float32 (--amp force keeps {str(dtype).split(".")[-1]})')
+        return None
+    return dtype
 
 
 def autocast_context(device: torch.device, dtype: Optional[torch.dtype]):

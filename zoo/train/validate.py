@@ -8,7 +8,7 @@ the model's pretrained cfg (or the training run's data config stored in the chec
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader
@@ -84,7 +84,7 @@ def validate(model_name: Optional[str] = None, checkpoint: Optional[str] = None,
              list_file: str = '', class_names: Optional[Sequence[str]] = None, shapes: Optional[Dict[str, int]] = None,
              img_size=None, crop_pct: Optional[float] = None, crop_mode: Optional[str] = None,
              interpolation: Optional[str] = None, mean=None, std=None, use_test_size: bool = False,
-             batch_size: int = 128, workers: int = 2, amp: bool = False, amp_dtype: str = '',
+             batch_size: int = 128, workers: int = 2, amp: Union[bool, str] = False, amp_dtype: str = '',
              channels_last: bool = False, device: str = '', corrupt: str = 'skip', num_classes: Optional[int] = None,
              model_kwargs=None, progress: bool = False, model=None, torchcompile: Optional[str] = None
              ) -> Dict[str, Any]:
