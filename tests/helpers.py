@@ -81,9 +81,10 @@ def fp32_and_fp64(fn, *args):
 
 
 def max_diffs(a, b) -> list:
-    """max |a - b| of each tensor of two outputs (tensors, or lists / tuples / dicts of them), in float64."""
+    """max |a - b| of each tensor of two outputs (tensors, or lists / tuples / dicts of them), in float64 (0 for
+    empty ones)."""
     pairs = zip(torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b), strict=True)
-    return [(x.double() - y.double()).abs().max().item() for x, y in pairs]
+    return [(x.double() - y.double()).abs().max().item() if x.numel() else 0. for x, y in pairs]
 
 
 def max_diff(a, b) -> float:

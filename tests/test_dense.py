@@ -28,7 +28,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import ROOT, mm_missing
+from helpers import ROOT, fp64_tol, max_diffs, mm_missing
 from official import official_state_dict, parity_input
 
 DATA = Path(__file__).parent / 'data' / 'dense'
@@ -103,9 +103,9 @@ def _model(config):
 @pytest.mark.mm
 @pytest.mark.skipif(_REASON is not None, reason=_REASON or '')
 def test_backbone_matches_the_authors_code(name):
-    """The converted stand-in's ZooBackbone reproduces the authors' dense backbone at every level (float64, 1e-4;
-    observed ~1e-12): on the padded input (what mmdet 3's data preprocessor hands it) and on the unpadded
-    non-square input, which ZooBackbone pads itself and crops back."""
+    """The converted stand-in's ZooBackbone reproduces the authors' dense backbone at every level (float64, within
+    ``fp64_tol`` of the level's float32 spread; observed 0-0.3 of it): on the padded input (what mmdet 3's data
+    preprocessor hands it) and on the unpadded non-square input, which ZooBackbone pads itself and crops back."""
     from zoo.mm.convert import convert_state_dict
     model = _model(STANDINS[name][0])
     model.load_state_dict(convert_state_dict(_standin(name), model), strict=True)
@@ -118,10 +118,12 @@ def test_backbone_matches_the_authors_code(name):
     with torch.no_grad():
         full, cropped = backbone(padded), backbone(x)
     assert len(full) == len(golden['features']) == 4
-    for stride, ours, crop, ref in zip((4, 8, 16, 32), full, cropped, golden['features']):
-        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-4)
+    with torch.no_grad():  # the golden has no float32 run: each level's spread of the same computation, on ours
+        tols = [fp64_tol(s) for s in max_diffs(backbone.float()(padded.float()), full)]
+    for stride, ours, crop, ref, tol in zip((4, 8, 16, 32), full, cropped, golden['features'], tols):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=tol)
         ref = ref[..., :-(-h // stride), :-(-w // stride)]
-        torch.testing.assert_close(crop, ref, rtol=0, atol=1e-4)
+        torch.testing.assert_close(crop, ref, rtol=0, atol=tol)
 
 
 def _authors_file(tmp_path, name, layout, seed=0):

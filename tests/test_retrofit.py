@@ -1,11 +1,13 @@
 """zoo.add_attention: CBAM / triplet gates added to a built (pretrained) timm CNN.
 
-At insertion the model computes its previous function (eval logits within 1e-5), in every family the drop-in supports
-and at the drop-in's positions; the gates learn from the first steps; zoo-train adds them after the weights load and
-gives them their own param groups (``gate_lr_mult``) and the backbone a warm-up (``backbone_warmup_epochs``); a
-retrofitted checkpoint reloads in zoo-eval, zoo-export and timm; tools/retrofit_demo.py runs at tiny size.
+At insertion the model computes its previous function (eval logits exactly, where the requirement is within 1e-5),
+in every family the drop-in supports and at the drop-in's positions; the gates learn from the first steps; zoo-train
+adds them after the weights load and gives them their own param groups (``gate_lr_mult``) and the backbone a warm-up
+(``backbone_warmup_epochs``); a retrofitted checkpoint reloads in zoo-eval, zoo-export and timm;
+tools/retrofit_demo.py runs at tiny size.
 """
 import json
+import math
 from functools import partial
 from types import SimpleNamespace
 
@@ -61,7 +63,8 @@ def test_identity_at_insertion(name, attention):
     assert not model.training  # the modes are restored
     with torch.no_grad():
         after = model(x)
-    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
+    # the requirement is eval logits within 1e-5; the gates start at exactly 1 (2 * sigmoid(0)): exact
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('attention', ['cbam', 'triplet'])
@@ -158,10 +161,10 @@ def test_param_groups_and_backbone_warmup():
     lrs = lambda gates: {round(g['lr'], 9) for g in opt.param_groups if bool(g.get('gates')) == gates}  # noqa: E731
     assert lrs(False) == {0.0} and lrs(True) == {1e-2}       # first step: gates at theirs, backbone at 0
     sched.step_update(10)                                     # one epoch of two: the ramp is at 1/2
-    cosine = 0.5 * (1 + torch.cos(torch.tensor(torch.pi / 4))).item()
+    cosine = 0.5 * (1 + math.cos(math.pi / 4))  # float64, as timm's scheduler
     assert lrs(False) == {round(1e-3 * cosine / 2, 9)} and lrs(True) == {round(1e-2 * cosine, 9)}
     sched.step_update(30)                                     # past the warm-up: only the schedule
-    cosine = 0.5 * (1 + torch.cos(torch.tensor(3 * torch.pi / 4))).item()
+    cosine = 0.5 * (1 + math.cos(3 * math.pi / 4))
     assert lrs(False) == {round(1e-3 * cosine, 9)} and lrs(True) == {round(1e-2 * cosine, 9)}
     with pytest.raises(ConfigError, match='layer_decay'):
         build_optimizer(model, dict(cfg, layer_decay=0.7))
@@ -208,7 +211,7 @@ def test_train_adds_gates_after_the_weights(retrofitted):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(trainer.model.eval().forward_features(x), retrofitted.pretrained.forward_features(x),
-                                   rtol=0, atol=1e-5)
+                                   rtol=0, atol=0)
     # continuing from the retrofitted checkpoint: it already has the gates, which go in before it loads
     cfg = dict(ckpt['config'], pretrained_path='', initial_checkpoint=str(retrofitted.run / 'last.pth'))
     model, _, _ = build_model(cfg, 6)
@@ -249,7 +252,7 @@ def test_retrofit_demo_tiny(tmp_path):
             'log_interval=0']
     assert retrofit_demo.main(argv) == 0
     res = json.loads((tmp_path / 'out' / 'results.json').read_text())
-    assert res['step0_max_abs_logit_diff'] <= 1e-5
+    assert res['step0_max_abs_logit_diff'] == 0  # the tool's requirement is 1e-5; the insertion is exact
     assert res['retrofit']['num_params'] > res['plain']['num_params']
     assert abs(res['reloaded_retrofit_top1'] - res['retrofit']['top1']) <= 100 / 12
     for run in ('pretrain', 'retrofit', 'plain'):
