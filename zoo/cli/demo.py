@@ -97,7 +97,7 @@ def main(argv: List[str]) -> int:
     times['train_s'] = time.time() - t
     if res['status'] != 'ok':
         print(f'training failed: {res["message"]}')
-        return 1
+        return 128 + res['signal'] if res['status'] == 'interrupted' else 1
     run_dir = Path(res['output_dir'])
     best = run_dir / 'best.pth'
 

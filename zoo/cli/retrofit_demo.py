@@ -56,6 +56,13 @@ def _table(rows: List[List[Any]]) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(str(c).ljust(w) for c, w in zip(r, widths)) + ' |' for r in rows[1:]])
 
 
+def _stop_unless_ok(res: Dict[str, Any], what: str) -> None:
+    """Ends the demo with the run's message: exit 128 + the signal when a signal stopped it, else 1."""
+    if res['status'] != 'ok':
+        print(f'{what} stopped: {res["message"]}', flush=True)
+        raise SystemExit(128 + res['signal'] if res['status'] == 'interrupted' else 1)
+
+
 def run_demo(args) -> Dict[str, Any]:
     """Runs the demo of the module docstring; returns (and writes to ``<output>/results.json``) its numbers."""
     import torch
@@ -82,8 +89,7 @@ def run_demo(args) -> Dict[str, Any]:
         'experiment=pretrain', 'shapes_seed=0', f'shapes_train={args.pretrain_images}',
         f'epochs={args.pretrain_epochs}', *args.set])
     pre = train(pre_cfg)
-    if pre['status'] != 'ok':
-        raise RuntimeError(f'pretraining failed: {pre["message"]}')
+    _stop_unless_ok(pre, 'pretraining')
     pre_ckpt = Path(pre['output_dir']) / 'last.pth'
 
     ft = common + data('finetune') + [
@@ -105,8 +111,7 @@ def run_demo(args) -> Dict[str, Any]:
             print(f'      retrofitted model before the first step: max |logits - pretrained logits| = {step0:.3g}',
                   flush=True)
         res = trainer.fit()
-        if res['status'] != 'ok':
-            raise RuntimeError(f'fine-tuning ({name}) failed: {res["message"]}')
+        _stop_unless_ok(res, f'fine-tuning ({name})')
         runs[name] = dict(top1=res['final_eval']['top1'], best_top1=res['best_metric'], num_params=res['num_params'],
                           train_time_s=res['train_time_s'], checkpoint=res['checkpoints']['last'])
 
