@@ -145,6 +145,7 @@ def test_standin_converts_loads_strictly_and_predicts(tmp_path, name):
     import numpy as np
 
     from zoo.mm.convert import convert_checkpoint, inferencer
+    from zoo.mm.runner import load_config
     config, layout = STANDINS[name]
     out = convert_checkpoint(_authors_file(tmp_path, name, layout), config, tmp_path / 'converted.pth')
     ckpt = torch.load(out, weights_only=True)
@@ -152,16 +153,14 @@ def test_standin_converts_loads_strictly_and_predicts(tmp_path, name):
     model = _model(config)
     model.load_state_dict(ckpt['state_dict'], strict=True)
     # a tiny test-time resize keeps CPU inference short
-    infer = inferencer(config, str(out))
-    for t in infer.cfg.test_dataloader.dataset.pipeline:
-        if t['type'] == 'Resize':
-            t['scale'] = (96, 64)
-    infer.pipeline = infer._init_pipeline(infer.cfg)
+    resize = [i for i, t in enumerate(load_config(config).test_dataloader.dataset.pipeline) if t['type'] == 'Resize']
+    infer = inferencer(config, str(out), cfg_options={f'test_dataloader.dataset.pipeline.{resize[0]}.scale': (96, 64)})
     image = np.random.default_rng(0).integers(0, 255, (50, 75, 3), dtype=np.uint8)
-    pred = infer(image, return_datasamples=True)['predictions'][0]
-    if layout == 'mmseg0':
+    pred = infer(image, return_datasamples=True)
+    if layout == 'mmseg0':  # MMSegInferencer returns a single input's data sample itself
         assert tuple(pred.pred_sem_seg.data.shape[-2:]) == (50, 75)
     else:
+        pred = pred['predictions'][0]
         assert pred.pred_instances.bboxes.shape[-1] == 4
         assert torch.isfinite(pred.pred_instances.scores).all()
 
@@ -198,6 +197,75 @@ def test_cli_refuses_unknown_layouts(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith('error: ') and says in lines[0], r.stderr
     assert not (tmp_path / 'o.pth').exists()
+
+
+def _reference(name, entry):
+    """The stand-in with ``entry``'s detector / segmenter and backbone family."""
+    if entry['task'] == 'seg':
+        return 'upernet_overlock-t_mmseg0'
+    if 'cascade' in name:
+        return 'cascade-mask-rcnn_coat-lite-small_mmdet2'
+    return 'mask-rcnn_overlock-t_mmdet2' if 'overlock' in name else 'mask-rcnn_coat-mini_mmdet2'
+
+
+@pytest.mark.mm
+@pytest.mark.slow
+@pytest.mark.skipif(_REASON is not None, reason=_REASON or '')
+def test_every_entry_config_builds_the_authors_model():
+    """Each of the 19 configs builds (once) with the tag's backbone and the authors' neck / heads: the stand-in of the
+    same detector / segmenter converts into it strictly where the backbone is the same; for another variant the
+    neck / head tensors have the stand-in's names and shapes, but for the input channels of convolutions that read
+    the backbone's maps."""
+    from zoo.mm.convert import convert_state_dict
+    from zoo.mm.runner import load_config
+    arch_of = {ref: load_config(cfg).model.backbone.model_name for ref, (cfg, _) in STANDINS.items()}
+    converted = set()
+    for name, e in _dense_entries().items():
+        model = _model(e['config'])
+        assert model.backbone.model_name == name.split('.')[0], name
+        ref = _reference(name, e)
+        sd = _standin(ref)
+        if arch_of[ref] == model.backbone.model_name:
+            model.load_state_dict(convert_state_dict(sd, model), strict=True)
+            converted.add(ref)
+            continue
+        ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith('backbone.')}
+        theirs = {k: tuple(v.shape) for k, v in sd.items() if not k.startswith('backbone.')}
+        assert set(ours) == set(theirs), (name, sorted(set(ours) ^ set(theirs))[:10])
+        for k, shape in ours.items():
+            if shape != theirs[k]:
+                assert len(shape) == 4 and shape[0] == theirs[k][0] and shape[2:] == theirs[k][2:], (name, k)
+    assert converted == set(STANDINS)
+
+
+@pytest.mark.parametrize('tag, ref', [('zoo_coat_mini.mask_rcnn_1x_coco', 'mask-rcnn_coat-mini_mmdet2'),
+                                      ('zoo_overlock_t.upernet_160k_ade20k', 'upernet_overlock-t_mmseg0')])
+@pytest.mark.mm
+@pytest.mark.skipif(_REASON is not None, reason=_REASON or '')
+def test_cli_converts_a_tag(tmp_path, capsys, tag, ref):
+    """``tools/convert.py --model TAG --checkpoint FILE`` converts for the tag's config, and the result loads strictly
+    into its model. Where the authors publish a SHA-256 prefix (CoaT), another file is refused (one ``error:`` line)
+    unless --no-verify; OverLoCK's releases publish none (the full SHA-256 is recorded with --record)."""
+    from zoo import _manifest
+    from zoo.cli.convert import main
+    from zoo.mm.convert import convert_state_dict
+    entry = _manifest.entry(tag)
+    assert entry['config'] == STANDINS[ref][0]
+    src = _authors_file(tmp_path, ref, entry['layout'])
+    out = tmp_path / 'converted.pth'
+    argv = ['--model', tag, '--checkpoint', str(src), '--out', str(out)]
+    if entry.get('sha256_prefix'):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith('error: ') and 'not the published' in err[0] and not out.exists()
+        argv.append('--no-verify')
+    assert main(argv) == 0
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt['meta']['zoo_converted']['config'] == entry['config']
+    model = _model(entry['config'])
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    expected = convert_state_dict(_standin(ref), model)
+    assert all(torch.equal(ckpt['state_dict'][k], v) for k, v in expected.items())
 
 
 def test_key_lists_are_the_authors_layout():

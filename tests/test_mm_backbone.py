@@ -337,7 +337,7 @@ def test_config_in_channels_match_feature_info(path):
     if m.type == 'RetinaNet':
         assert list(m.neck.in_channels) == chs and strides == [8, 16, 32]
         assert m.neck.start_level == 0 and m.neck.num_outs == 5
-    elif m.type == 'MaskRCNN':
+    elif m.type in ('MaskRCNN', 'CascadeRCNN'):
         assert list(m.neck.in_channels) == chs and strides == [4, 8, 16, 32]
     elif m.type == 'EncoderDecoder':
         assert m.pretrained is None  # otherwise EncoderDecoder hands its own `pretrained` to the backbone
@@ -351,7 +351,10 @@ def test_config_in_channels_match_feature_info(path):
     else:
         pytest.fail(f'unexpected model type {m.type}')
     if 'coco' in path:
-        assert m.bbox_head.num_classes == 80 if m.type == 'RetinaNet' else m.roi_head.bbox_head.num_classes == 80
+        heads = [m.bbox_head] if m.type == 'RetinaNet' else m.roi_head.bbox_head
+        heads = heads if isinstance(heads, list) else [heads]  # Cascade R-CNN: one per stage
+        assert len(heads) == m.get('roi_head', {}).get('num_stages', 1)
+        assert all(h.num_classes == 80 for h in heads)
     if 'ade20k' in path:
         assert m.decode_head.num_classes == 150
     if 'biformer' in path:

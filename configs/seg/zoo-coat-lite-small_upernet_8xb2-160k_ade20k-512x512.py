@@ -8,4 +8,5 @@ model = dict(
     backbone=dict(model_name='zoo_coat_lite_small', pretrained=True, out_indices=(0, 1, 2, 3), drop_path_rate=0.1),
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+# each attention layer registers its stage's shared CRPE: bypass_duplicate puts its parameters in one group, once
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}, bypass_duplicate=True))

@@ -122,6 +122,7 @@ def convert_checkpoint(checkpoint: Union[str, os.PathLike], config: str, out: Un
     sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise LayoutError(f'{checkpoint}: no state_dict of tensors in the checkpoint')
+    cfg.model.backbone.pretrained = False  # the checkpoint holds every weight
     model = build_model(cfg)
     state_dict = convert_state_dict(sd, model)
     src = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
@@ -167,11 +168,11 @@ def resolve_checkpoint(spec: str, progress: bool = True) -> str:
     return str(out)
 
 
-def inferencer(config: str, checkpoint: str, device: str = 'cpu'):
-    """mmdet's ``DetInferencer`` / mmseg's ``MMSegInferencer`` for a zoo config and a converted checkpoint (the
-    backbone's ImageNet initialisation is skipped: the checkpoint holds every weight)."""
+def inferencer(config: str, checkpoint: str, device: str = 'cpu', cfg_options: Optional[dict] = None):
+    """mmdet's ``DetInferencer`` / mmseg's ``MMSegInferencer`` for a zoo config (``cfg_options`` merged into it) and a
+    converted checkpoint (the backbone's ImageNet initialisation is skipped: the checkpoint holds every weight)."""
     from .runner import load_config
-    cfg = load_config(config)
+    cfg = load_config(config, cfg_options)
     cfg.model.backbone.pretrained = False
     if cfg.get('default_scope') == 'mmseg':
         from mmseg.apis import MMSegInferencer
