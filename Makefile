@@ -22,7 +22,7 @@ demo: setup-demo
 
 # the whole test suite (unit, conformance over every registered model, slow tier, packaging, det/seg)
 test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup -q -ra tests
+	$(PY) -m pytest -n 2 --dist loadgroup -q -ra --durations=25 tests
 
 test-fast: setup-dev
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not mm" tests
