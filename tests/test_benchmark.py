@@ -35,8 +35,8 @@ def test_every_figure_is_produced():
 def test_time_fn_statistics(monkeypatch):
     # a clock whose timed rounds last 5, 1, 3, 2, 4 s: median 3, min 1, spread = IQR / 2 of [1..5] = (4.5 - 1.5) / 2
     ticks = iter([0, 5, 10, 11, 20, 23, 30, 32, 40, 44])
-    import zoo.bench.metrics as metrics
-    monkeypatch.setattr(metrics.time, 'perf_counter', lambda: next(ticks))
+    import zoo.bench.timing as timing
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: next(ticks))
     calls = []
     t = bench.time_fn(lambda: calls.append(1), torch.device('cpu'), warmup=2, repeats=5)
     assert len(calls) == 7 and t == {'median': 3, 'min': 1, 'spread': 1.5, 'n': 5}
@@ -233,8 +233,8 @@ def test_pair_and_profile_follow_the_native_check(native, tmp_path, capsys, monk
     why = 'no native bf16 on this CPU (AVX2 only)'
     monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
     runs = []  # the pair measurements started (each in its own process)
-    start = zoo.bench.pair._run_case_subprocess
-    monkeypatch.setattr(zoo.bench.pair, '_run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
+    start = zoo.bench.pair.run_case_subprocess
+    monkeypatch.setattr(zoo.bench.pair, 'run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
     root = tmp_path / 'checkout'
     root.mkdir()
     (root / 'README.md').write_text('stand-in\n')
@@ -326,7 +326,7 @@ def test_profile_below_profiles_the_slow_models(tmp_path):
 def test_train_loop_case_alternates_on_one_model():
     """--reference train_loop: the trainer's loop and the bare loop in alternating rounds in one process, on the
     same model and batches, with the same optimizer (plain SGD with momentum on both sides)."""
-    out = bench._train_loop_case('alternate', img_size=32, steps=1, rounds=2, batch_size=2)
+    out = bench.train_loop_case('alternate', img_size=32, steps=1, rounds=2, batch_size=2)
     z, r = out['records']
     assert (z['impl'], r['impl']) == ('zoo', 'reference') and z['same_optimizer'] is True
     assert "'nesterov': False" in z['optimizer'] and z['rounds'] == r['rounds'] == 2
