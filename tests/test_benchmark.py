@@ -331,3 +331,51 @@ def test_train_loop_case_alternates_on_one_model():
     assert (z['impl'], r['impl']) == ('zoo', 'reference') and z['same_optimizer'] is True
     assert "'nesterov': False" in z['optimizer'] and z['rounds'] == r['rounds'] == 2
     assert z['img_s_ratio_min'] <= z['img_s_ratio_max'] and z['ms'] > 0 and r['ms'] > 0
+
+
+@pytest.mark.parametrize('old, new', [
+    (['resnet10t', '--sizes', '32'], ['models', 'resnet10t', '--sizes', '32']),
+    (['resnet10t', '--profile', '--profile-rows', '5'], ['profile', 'resnet10t', '--profile-rows', '5']),
+    (['--reference', 'train_loop', '--rounds', '2'], ['reference', 'train_loop', '--rounds', '2']),
+    (['--pair', 'a=b.py:c', '--pair', 'd=e.py:f', '--train'], ['pair', 'a=b.py:c', 'd=e.py:f', '--train']),
+    (['--readme', '--readme-file', 'R.md', '--no-throughput'], ['readme', 'R.md', '--no-throughput']),
+])
+def test_subcommands_and_their_old_flags_parse_alike(old, new):
+    """Each subcommand and the single-command flag that selects it give the same arguments (the mode flags aside)."""
+    parse = lambda argv: {k: v for k, v in vars(benchmark.build_parser().parse_args(argv)).items()  # noqa: E731
+                          if k not in ('readme', 'profile')}
+    assert parse(old) == parse(new) and parse(new)['command'] == new[0]
+
+
+def test_subcommands_and_old_flags_fail_alike(tmp_path, capsys):
+    """The same one-line error and exit status 2 in both spellings."""
+    cases = [(['--pair', 'zoo_biformer_tiny'], ['pair', 'zoo_biformer_tiny'], 'error: --pair '),
+             ([], ['models'], 'error: name models or baselines'),
+             (['--profile'], ['profile'], 'error: name models or baselines'),
+             (['--readme', '--readme-models', 'zoo_no_such_*', '--no-throughput', '--readme-file', str(tmp_path / 'R.md')],
+              ['readme', str(tmp_path / 'R.md'), '--readme-models', 'zoo_no_such_*', '--no-throughput'],
+              f'error: --readme: {tmp_path / "R.md"} does not exist (give --readme-file)')]
+    for old, new, message in cases:
+        errs = []
+        for argv in (old, new):
+            try:
+                rc = benchmark.main(argv + ['--out-dir', str(tmp_path)])
+            except SystemExit as e:  # a parser error (zoo.cli.ArgumentParser.error)
+                rc = e.code
+            assert rc == 2
+            errs.append(capsys.readouterr().err)
+        assert errs[0] == errs[1] and errs[0].startswith(message), errs
+
+
+def test_readme_subcommand_writes_the_given_file(tmp_path, capsys):
+    """readme FILE (and --readme --readme-file FILE) rewrite the table between the markers of that file only."""
+    from zoo.model_table import END, START
+    readme = tmp_path / 'README.md'
+    for argv in (['readme', str(readme)], ['--readme', '--readme-file', str(readme)]):
+        readme.write_text(f'# title\n\n{START}\nold\n{END}\n\nrest\n')
+        assert benchmark.main(argv + ['--readme-models', 'zoo_no_such_*', '--no-throughput',
+                                      '--out-dir', str(tmp_path)]) == 0
+        text = readme.read_text()
+        assert 'old' not in text and text.startswith('# title') and text.endswith('rest\n')
+        assert '| model | input |' in text and 'Export: export_status.json' in text
+    assert (tmp_path / 'model_table.md').is_file()
