@@ -44,9 +44,9 @@ def test_time_fn_statistics(monkeypatch):
 
 def test_alternating_rounds_order_and_speedup(monkeypatch):
     # each call takes 1 s (fast) or 3 s (slow) on a fixed clock, except the slow side's last round (6 s)
-    import zoo.bench.machine as machine
+    import zoo.bench.timing as timing
     clock, calls = [0.0], []
-    monkeypatch.setattr(machine.time, 'perf_counter', lambda: clock[0])
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: clock[0])
 
     def side(name, seconds):
         def f():
@@ -90,6 +90,7 @@ def test_autocast_vs_fp32_fields(native, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.startswith('error: --vs-fp32 compares an autocast dtype with fp32')
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_failing_model_is_reported_not_fatal(tmp_path):
     out = tmp_path / 'bench'
     rc = benchmark.main(['resnet10t', 'zoo_no_such_model', '--sizes', '32', '48', '--batch-size', '2',
@@ -285,6 +286,7 @@ def test_family_plot_draws_only_its_own_counterparts():
                       'zoo_coat': ['coat_lite_tiny', 'zoo_coat_lite_tiny']}
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_pair_plot_measures_both_sides(tmp_path):
     """--pair with --plot: the official side is measured like a model at every size and drawn in its zoo family's
     plot (labelled, tagged with its zoo counterpart)."""
@@ -310,6 +312,7 @@ def test_pair_plot_measures_both_sides(tmp_path):
     assert (out / 'scaling_zoo_cbam.png').stat().st_size > 0
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_profile_below_profiles_the_slow_models(tmp_path):
     """--profile-below FRAC: a per-op profile for each model under FRAC of the matmul peak (every model under 1.0)."""
     out = tmp_path / 'bench'

@@ -1,11 +1,10 @@
 """How far each model is from what the machine's matmul can do, and the per-op profile of one model."""
-import time
 from typing import Any, Dict, List
 
 import torch
 
 from .pair import build
-from .timing import DTYPES, in_chans, run_case_subprocess, sync, time_fn
+from .timing import DTYPES, alternating_rounds, in_chans, run_case_subprocess, sync, time_fn
 
 # ---------------------------------------------------------------------------------------------------------
 # Machine peak: how far each model is from what the machine's matmul can do.
@@ -27,19 +26,10 @@ def alternating_times(fns, device: str = 'cpu', rounds: int = 5) -> List[List[fl
     """Wall times (s) of each of ``fns`` (no-argument callables) over ``rounds`` rounds in this process; every
     round calls each once, and the order alternates between rounds (forward, then reversed), so all of them see
     the same machine load. One untimed call of each first. Returns one list of per-round times per function."""
-    dev = torch.device(device)
     for f in fns:
         f()
-    times: List[List[float]] = [[] for _ in fns]
-    order = list(range(len(fns)))
-    for r in range(rounds):
-        for i in (order if r % 2 == 0 else order[::-1]):
-            sync(dev)
-            t0 = time.perf_counter()
-            fns[i]()
-            sync(dev)
-            times[i].append(time.perf_counter() - t0)
-    return times
+    times = alternating_rounds(dict(enumerate(fns)), torch.device(device), rounds)
+    return [times[i] for i in range(len(fns))]
 
 
 def peak_fraction_alternating(fn, flops_per_call: float, device: str = 'cpu', dtype: str = 'fp32', rounds: int = 5,

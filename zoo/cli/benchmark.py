@@ -172,69 +172,67 @@ def profile_slow(args, records, out_dir):
 
 
 
-def _options(readme: str) -> dict:
-    """dest -> (flags, add_argument keywords) of every option, in the single-command form's order."""
-    return {
-        'models': ((), dict(nargs='*', help='model names or wildcard patterns (zoo or timm)')),
-        'baselines': (('--baselines',), dict(nargs='*', default=[], help='comparison models; ratios are to the first')),
-        'sizes': (('--sizes',), dict(nargs='+', type=int, default=[224], help='input sizes (a ladder gives scaling)')),
-        'batch_size': (('--batch-size',), dict(type=int, default=16, help='batch for throughput and train step')),
-        'device': (('--device',), dict(default='cpu')),
-        'dtype': (('--dtype',), dict(default='fp32', choices=sorted(bench.DTYPES), help='autocast dtype')),
-        'channels_last': (('--channels-last',), dict(action='store_true')),
-        'compile': (('--compile',), dict(action='store_true', help='torch.compile the model')),
-        'warmup': (('--warmup',), dict(type=int, default=2)),
-        'repeats': (('--repeats',), dict(type=int, default=5)),
-        'no_train': (('--no-train',), dict(action='store_true', help='skip the training-step measurement')),
-        'no_flops': (('--no-flops',), dict(action='store_true')),
-        'timeout': (('--timeout',), dict(type=float, default=1800, help='per (model, size) measurement, seconds')),
-        'reference': (('--reference',), dict(choices=sorted(bench.REFERENCES),
-                                             help='compare an implementation with its reference')),
-        'pair': (('--pair',), dict(
-            action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
-            help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
-                 "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
-                 "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device. "
-                 "With --plot: both sides measured like models (fresh process per size: latency, peak "
-                 "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")),
-        'train': (('--train',), dict(action='store_true',
-                                     help='with --pair: also time forward + backward + SGD step')),
-        'rounds': (('--rounds',), dict(type=int, default=None,
-                                       help='with --pair / --reference train_loop (default 5), --vs-fp32 / '
-                                            '--peak-alternate (default max(--repeats, 3)): alternating rounds '
-                                            '(medians over them)')),
-        'steps': (('--steps',), dict(type=int, default=2, help='with --pair / --reference train_loop: calls '
-                                                               '(training steps) of each side per round')),
-        'plot': (('--plot',), dict(action='store_true', help='PNGs of latency and peak memory against input size '
-                                                            '(all models, and one per family)')),
-        'profile': (('--profile',), dict(action='store_true', help='print a per-op profile (torch.profiler, top ops '
-                                                                  'by self CPU time) of each model instead')),
-        'profile_rows': (('--profile-rows',), dict(type=int, default=25)),
-        'profile_below': (('--profile-below',), dict(
-            type=float, default=None, metavar='FRAC',
-            help='after a run of models: the per-op profile of every model whose fraction of the fp32 matmul '
-                 'peak (frac_peak_fp32_alt, else frac_peak_fp32) is under FRAC, e.g. 0.35')),
-        'csv': (('--csv',), dict(metavar='PATH', help='also write the GPU-table columns to PATH')),
-        'no_peak': (('--no-peak',), dict(action='store_true', help='skip the matmul-peak measurement')),
-        'peak_alternate': (('--peak-alternate',), dict(
-            action='store_true',
-            help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
-                 'rounds with the matmul, in its own process (for a machine shared with other jobs)')),
-        'vs_fp32': (('--vs-fp32',), dict(
-            action='store_true',
-            help='with --dtype bf16 / fp16: also speedup_vs_fp32 (with _min/_max): each model\'s autocast batch '
-                 'forward timed in alternating rounds with its fp32 forward, in its own process, and '
-                 'rel_diff_vs_fp32 (max |autocast - fp32| logit / max |fp32| logit) and finite_<dtype>')),
-        'readme': (('--readme',), dict(action='store_true', help='regenerate the model table in README.md')),
-        'readme_models': (('--readme-models',), dict(
-            default='', metavar='PATTERN',
-            help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")),
-        'no_throughput': (('--no-throughput',), dict(action='store_true',
-                                                     help='with --readme: leave the CPU img/s column empty')),
-        'readme_file': (('--readme-file',), dict(default=readme,
-                                                 help=f'README to rewrite with --readme (default: {readme})')),
-        'out_dir': (('--out-dir',), dict(default=os.path.join('output', 'benchmark'))),
-    }
+# dest -> (flags, add_argument keywords) of every option, in the single-command form's order
+OPTIONS = {
+    'models': ((), dict(nargs='*', help='model names or wildcard patterns (zoo or timm)')),
+    'baselines': (('--baselines',), dict(nargs='*', default=[], help='comparison models; ratios are to the first')),
+    'sizes': (('--sizes',), dict(nargs='+', type=int, default=[224], help='input sizes (a ladder gives scaling)')),
+    'batch_size': (('--batch-size',), dict(type=int, default=16, help='batch for throughput and train step')),
+    'device': (('--device',), dict(default='cpu')),
+    'dtype': (('--dtype',), dict(default='fp32', choices=sorted(bench.DTYPES), help='autocast dtype')),
+    'channels_last': (('--channels-last',), dict(action='store_true')),
+    'compile': (('--compile',), dict(action='store_true', help='torch.compile the model')),
+    'warmup': (('--warmup',), dict(type=int, default=2)),
+    'repeats': (('--repeats',), dict(type=int, default=5)),
+    'no_train': (('--no-train',), dict(action='store_true', help='skip the training-step measurement')),
+    'no_flops': (('--no-flops',), dict(action='store_true')),
+    'timeout': (('--timeout',), dict(type=float, default=1800, help='per (model, size) measurement, seconds')),
+    'reference': (('--reference',), dict(choices=sorted(bench.REFERENCES),
+                                         help='compare an implementation with its reference')),
+    'pair': (('--pair',), dict(
+        action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
+        help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
+             "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
+             "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device. "
+             "With --plot: both sides measured like models (fresh process per size: latency, peak "
+             "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")),
+    'train': (('--train',), dict(action='store_true',
+                                 help='with --pair: also time forward + backward + SGD step')),
+    'rounds': (('--rounds',), dict(type=int, default=None,
+                                   help='with --pair / --reference train_loop (default 5), --vs-fp32 / '
+                                        '--peak-alternate (default max(--repeats, 3)): alternating rounds '
+                                        '(medians over them)')),
+    'steps': (('--steps',), dict(type=int, default=2, help='with --pair / --reference train_loop: calls '
+                                                           '(training steps) of each side per round')),
+    'plot': (('--plot',), dict(action='store_true', help='PNGs of latency and peak memory against input size '
+                                                        '(all models, and one per family)')),
+    'profile': (('--profile',), dict(action='store_true', help='print a per-op profile (torch.profiler, top ops '
+                                                              'by self CPU time) of each model instead')),
+    'profile_rows': (('--profile-rows',), dict(type=int, default=25)),
+    'profile_below': (('--profile-below',), dict(
+        type=float, default=None, metavar='FRAC',
+        help='after a run of models: the per-op profile of every model whose fraction of the fp32 matmul '
+             'peak (frac_peak_fp32_alt, else frac_peak_fp32) is under FRAC, e.g. 0.35')),
+    'csv': (('--csv',), dict(metavar='PATH', help='also write the GPU-table columns to PATH')),
+    'no_peak': (('--no-peak',), dict(action='store_true', help='skip the matmul-peak measurement')),
+    'peak_alternate': (('--peak-alternate',), dict(
+        action='store_true',
+        help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
+             'rounds with the matmul, in its own process (for a machine shared with other jobs)')),
+    'vs_fp32': (('--vs-fp32',), dict(
+        action='store_true',
+        help='with --dtype bf16 / fp16: also speedup_vs_fp32 (with _min/_max): each model\'s autocast batch '
+             'forward timed in alternating rounds with its fp32 forward, in its own process, and '
+             'rel_diff_vs_fp32 (max |autocast - fp32| logit / max |fp32| logit) and finite_<dtype>')),
+    'readme': (('--readme',), dict(action='store_true', help='regenerate the model table in README.md')),
+    'readme_models': (('--readme-models',), dict(
+        default='', metavar='PATTERN',
+        help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")),
+    'no_throughput': (('--no-throughput',), dict(action='store_true',
+                                                 help='with --readme: leave the CPU img/s column empty')),
+    'readme_file': (('--readme-file',), dict(help='README to rewrite with --readme (default: {})')),
+    'out_dir': (('--out-dir',), dict(default=os.path.join('output', 'benchmark'))),
+}
 
 
 _RUN = ('sizes', 'batch_size', 'device', 'dtype', 'channels_last', 'compile', 'warmup', 'repeats', 'no_train',
@@ -290,7 +288,8 @@ class BenchmarkParser(ArgumentParser):
 
 def build_parser(readme: str = 'README.md') -> BenchmarkParser:
     """``zoo-benchmark``'s parser; ``readme``: the README the readme subcommand rewrites by default."""
-    options = _options(readme)
+    options = dict(OPTIONS, readme_file=(('--readme-file',), dict(
+        default=readme, help=OPTIONS['readme_file'][1]['help'].format(readme))))
     legacy = ArgumentParser(prog='zoo-benchmark', description=DESCRIPTION)
     for dest, (flags, kw) in options.items():
         legacy.add_argument(*(flags or (dest,)), **kw)
