@@ -10,7 +10,8 @@ class count, and atomic writes.
   checkpoint (bare, or under ``state_dict_ema`` / ``model_ema`` / ``state_dict`` / ``model``) without DDP /
   ``torch.compile`` prefixes, exactly as timm's file loader reads it.
 * :func:`check_state_dict` / :func:`compare_state_dict` -- one :class:`CheckpointError` naming every missing,
-  unexpected and mis-shaped tensor.
+  unexpected and mis-shaped tensor; :func:`convert_and_check` (a family's key filter, then that check) and
+  :func:`load_into` (read, unwrap, filter, classifier, check, load: the one path every loader takes).
 * :func:`classifier_names` / :func:`find_classifier` / :func:`num_classes` -- the head of a model (from its
   pretrained cfg) and the class count a state dict's head has.
 * :func:`atomic_write` (and :func:`atomic_save`, :func:`atomic_write_text`, :func:`atomic_copy`,
@@ -32,7 +33,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -43,8 +44,9 @@ __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'SAFE_GLOBALS',
     'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
     'strip_prefix', 'clean_state_dict', 'state_dict_from', 'load_state_dict', 'StateDictDiff', 'compare_state_dict',
-    'check_state_dict', 'classifier_names', 'find_classifier', 'num_classes', 'atomic_write', 'atomic_save',
-    'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error', 'disk_full_guard',
+    'check_state_dict', 'key_filter', 'convert_and_check', 'load_into', 'classifier_names', 'find_classifier',
+    'num_classes', 'atomic_write', 'atomic_save', 'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error',
+    'disk_full_guard', 'KeyFilter',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -246,10 +248,12 @@ def _fmt(names: Iterable[str], limit: int = 20) -> str:
 @dataclass
 class StateDictDiff:
     """How a state dict differs from a model's: names of missing / unexpected tensors, and mis-shaped ones
-    (``'name (checkpoint (..), model (..))'``)."""
+    (``'name (checkpoint (..), model (..))'``; ``shapes``: name -> (checkpoint shape, model shape), in the state
+    dict's order)."""
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     wrong_shape: List[str] = field(default_factory=list)
+    shapes: Dict[str, tuple] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.wrong_shape)
@@ -261,6 +265,12 @@ class StateDictDiff:
             if names:
                 parts.append(f'{what} {len(names)} tensors: {_fmt(names)}')
         return '\n  '.join(parts)
+
+    def brief(self) -> str:
+        """``missing: [..]; unexpected: [..]; wrong shape: [..]`` (eight names each at most)."""
+        wrong = [f'{k}: checkpoint {a} vs model {b}' for k, (a, b) in self.shapes.items()]
+        return '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
+                         (('missing', self.missing), ('unexpected', self.unexpected), ('wrong shape', wrong)) if v)
 
 
 def _shape_exempt(model: nn.Module) -> List[str]:
@@ -281,11 +291,11 @@ def compare_state_dict(state_dict: Mapping[str, torch.Tensor],
     """Missing, unexpected and mis-shaped tensors of ``state_dict`` against a model (or its state dict)."""
     own = expected.state_dict() if isinstance(expected, nn.Module) else expected
     diff = StateDictDiff(sorted(set(own) - set(state_dict)), sorted(set(state_dict) - set(own)))
-    for k in sorted(set(own) & set(state_dict)):
-        if any(k.startswith(p + '.') for p in ignore_shape_prefixes):
-            continue
-        if tuple(state_dict[k].shape) != tuple(own[k].shape):
-            diff.wrong_shape.append(f'{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(own[k].shape)})')
+    for k, v in state_dict.items():
+        if k in own and tuple(v.shape) != tuple(own[k].shape) \
+                and not any(k.startswith(p + '.') for p in ignore_shape_prefixes):
+            diff.shapes[k] = (tuple(v.shape), tuple(own[k].shape))
+    diff.wrong_shape = [f'{k} (checkpoint {a}, model {b})' for k, (a, b) in sorted(diff.shapes.items())]
     return diff
 
 
@@ -308,6 +318,58 @@ def check_state_dict(state_dict: Dict[str, torch.Tensor], model: nn.Module, sour
     if diff:
         raise CheckpointError(diff.message(source, type(model).__name__))
     return state_dict
+
+
+KeyFilter = Callable[[Dict[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
+
+
+def key_filter(source: str = 'checkpoint') -> Callable[[KeyFilter], KeyFilter]:
+    """Mark a family's ``checkpoint_filter_fn`` (a rename of keys, as timm's filters are): ``source`` names the
+    checkpoint in the errors of :func:`convert_and_check`."""
+    def mark(fn: KeyFilter) -> KeyFilter:
+        fn.checkpoint_source = source
+        return fn
+    return mark
+
+
+def convert_and_check(state_dict: Any, model: nn.Module, filter_fn: Optional[KeyFilter] = None,
+                       **check: Any) -> Dict[str, torch.Tensor]:
+    """The family's key filter ``filter_fn(state_dict, model)`` (none: ``state_dict`` as it is), then
+    :func:`check_state_dict` (``check``: its keywords), naming the checkpoint as the filter's ``source``."""
+    sd = filter_fn(state_dict, model) if filter_fn is not None else state_dict
+    check.setdefault('source', getattr(filter_fn, 'checkpoint_source', 'checkpoint'))
+    return check_state_dict(sd, model, **check)
+
+
+def load_into(model: nn.Module, source: Any, *, filter_fn: Optional[KeyFilter] = None, use_ema: bool = True,
+              new_head: bool = False, label: str = 'checkpoint', target: Optional[str] = None,
+              error: Optional[Callable[[StateDictDiff], Exception]] = None, map_location: Any = 'cpu',
+              extra_globals: Iterable[Any] = ()) -> List[str]:
+    """Load the checkpoint ``source`` (a file, read with :func:`load`, or an object already loaded) into ``model``.
+
+    Unwraps and cleans it (EMA weights with ``use_ema``, :func:`state_dict_from`), applies the family's key filter
+    ``filter_fn``, and with ``new_head`` leaves out classifier tensors shaped for another class count (the model
+    keeps its own). Then one strict check: every missing, unexpected or mis-shaped tensor is named in one error,
+    ``CheckpointError('<label> does not match <target>: ...')``, or ``error(diff)``. Returns the keys left out.
+    """
+    obj = load(source, map_location, extra_globals) if isinstance(source, (str, os.PathLike)) else source
+    sd = state_dict_from(obj, use_ema=use_ema)
+    if filter_fn is not None:
+        sd = filter_fn(sd, model)
+    own = model.state_dict()
+    skipped: List[str] = []
+    if new_head:
+        heads = classifier_names(model)
+        skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape
+                   and any(k == h or k.startswith(h + '.') for h in heads)]
+        sd = {k: v for k, v in sd.items() if k not in skipped}
+    diff = compare_state_dict(sd, own)
+    diff.missing = [k for k in diff.missing if k not in skipped]
+    if diff:
+        raise error(diff) if error is not None else CheckpointError(
+            diff.message(label, target or type(model).__name__))
+    model.load_state_dict(sd, strict=not skipped)
+    return skipped
 
 
 # --- the classifier -----------------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..checkpoint import CheckpointError, atomic_save, compare_state_dict, sha256_file, strip_prefix
+from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, convert_and_check, sha256_file,
+                          strip_prefix)
 from ..errors import UserError
+from ..models._helpers import checkpoint_filter
 
 __all__ = ['LAYOUTS', 'LayoutError', 'detect_layout', 'convert_state_dict', 'convert_checkpoint', 'build_model',
            'dense_entry', 'resolve_checkpoint', 'inferencer']
@@ -62,7 +64,6 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor], model: torch.nn.Modu
     Raises one :class:`CheckpointError` naming every tensor left unmatched: the family filter's complaints, the
     model's tensors nothing in the checkpoint provides, the checkpoint's tensors with no place, and shape mismatches.
     """
-    from ..hub.convert import filter_fn
     body = _body(model)
     sd = strip_prefix(dict(state_dict), 'module.')
     backbone = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
@@ -74,12 +75,12 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor], model: torch.nn.Modu
     if not backbone:
         problems.append('no backbone.* tensor in the checkpoint')
     else:
-        fn = filter_fn(body.default_cfg['architecture']) if hasattr(body, 'default_cfg') else None
+        fn = checkpoint_filter(body.default_cfg['architecture']) if hasattr(body, 'default_cfg') else None
         if fn is None:
             raise CheckpointError(f'{type(body).__name__} has no checkpoint filter to convert the authors\' keys')
         own = body.state_dict()
         try:
-            out = fn(backbone, body)
+            out = convert_and_check(backbone, body, fn)
         except CheckpointError as e:
             problems.append(f'backbone: {e}')
         else:
