@@ -17,6 +17,7 @@ from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, conv
                           strip_prefix)
 from ..errors import UserError
 from ..models._helpers import checkpoint_filter
+from .weights import dense_entry, mmengine_checkpoint_globals
 
 __all__ = ['LAYOUTS', 'LayoutError', 'detect_layout', 'convert_state_dict', 'convert_checkpoint', 'build_model',
            'dense_entry', 'resolve_checkpoint', 'inferencer']
@@ -112,7 +113,6 @@ def convert_checkpoint(checkpoint: Union[str, os.PathLike], config: str, out: Un
                        layout: Optional[str] = None, cfg_options: Optional[dict] = None) -> Path:
     """Convert the authors' checkpoint file for ``config`` (a file or ``zoo::`` name) and write ``out`` atomically
     (mmengine format: ``state_dict`` + ``meta``). ``layout`` defaults to what the checkpoint's meta says."""
-    from . import mmengine_checkpoint_globals
     from ..checkpoint import load
     from .runner import load_config
     cfg = load_config(config, cfg_options)
@@ -145,13 +145,6 @@ def build_model(cfg) -> torch.nn.Module:
     registry = importlib.import_module(f'{scope}.registry')
     with DefaultScope.overwrite_default_scope(scope):
         return registry.MODELS.build(cfg.model)
-
-
-def dense_entry(name: str) -> Optional[Dict[str, Any]]:
-    """The manifest entry of a det / seg tag (None for anything else)."""
-    from .. import _manifest
-    e = _manifest.entry(name) if isinstance(name, str) and '.' in name and '/' not in name else None
-    return e if e and e.get('task') in ('det', 'seg') else None
 
 
 def resolve_checkpoint(spec: str, progress: bool = True) -> str:
