@@ -316,11 +316,12 @@ def test_validate_checkpoint_and_overrides(trained, tmp_path):
 
 def test_validate_exported_local_dir(trained, tmp_path):
     import timm
-    from zoo.train import export_hf
+    from zoo.hub.export import export, hub_data_config
     ck = _load(trained['checkpoints']['best'])
     m = timm.create_model('resnet10t', num_classes=6)
     m.load_state_dict(ck['state_dict'])
-    d = export_hf(m.eval(), tmp_path / 'export', class_names=ck['class_names'], data_cfg=ck['data_cfg'])
+    d = export(m.eval(), tmp_path / 'export', label_names=ck['class_names'], data_config=hub_data_config(ck['data_cfg']),
+               readme=False)
     assert {p.name for p in d.iterdir()} == {'config.json', 'model.safetensors'}
     r = validate(f'local-dir:{d}', pretrained=True, dataset='shapes', data_dir=str(Path(trained['output_dir']).parent
                  .parent / 'nowhere'), shapes=dict(n_train=24, n_val=12, size=32), workers=0)
