@@ -20,8 +20,8 @@ from ..errors import UserError
 from .card import model_card
 from .convert import ZOO_CONFIG_KEY
 
-__all__ = ['HubError', 'export', 'hub_data_config', 'push', 'check_repo_id', 'publish_target', 'PublishTarget', 'publish_cfg',
-           'require_online', 'mark_published']
+__all__ = ['HubError', 'export', 'hub_data_config', 'push', 'check_repo_id', 'publish_target', 'PublishTarget',
+           'publish_cfg', 'require_online', 'mark_published']
 
 
 class HubError(UserError, ValueError):

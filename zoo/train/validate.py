@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader
 
-from zoo.checkpoint import classifier_names, load_into, num_classes as head_classes, state_dict_from
+from zoo.checkpoint import classifier_names, compare_state_dict, load_into, num_classes as head_classes, state_dict_from
 from zoo.data.loader import CorruptTracker, ShardSampler
 from zoo.models._helpers import checkpoint_filter
 from zoo.retrofit import add_attention, attention_record
@@ -63,7 +63,9 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
         add_attention(model, retrofit[0], **retrofit[1])
     if checkpoint:
         has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
-        load_into(model, sd, filter_fn=checkpoint_filter(model), label=f'checkpoint {checkpoint}', target=model_name)
+        converts = bool(compare_state_dict(sd, model))  # not in the model's layout: the family's filter converts it
+        load_into(model, sd, filter_fn=checkpoint_filter(model) if converts else None, label=f'checkpoint {checkpoint}',
+                  target=model_name)
         info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
     return model, info
 
