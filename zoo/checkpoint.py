@@ -1,23 +1,12 @@
-"""Checkpoints in one place: safe loading, unwrapping and cleaning, checking against a model, the classifier and its
-class count, and atomic writes.
+"""Checkpoints in one place: the only reader of checkpoint files, the one strict check, atomic writes.
 
-* :func:`load` -- a ``.safetensors`` file with safetensors, anything else with ``torch.load(weights_only=True)``
-  inside a ``torch.serialization.safe_globals`` context that adds only :data:`SAFE_GLOBALS` (plus what the caller
-  passes as ``extra_globals``) for the duration of that one call. Nothing is added to torch's allowlist for the
-  process. A pickle that needs any other callable raises :class:`UnsafeCheckpointError` before any of it runs; a
-  damaged file raises :class:`CorruptCheckpointError`.
-* :func:`unwrap_state_dict` / :func:`clean_state_dict` / :func:`state_dict_from` -- the tensor dict inside a
-  checkpoint (bare, or under ``state_dict_ema`` / ``model_ema`` / ``state_dict`` / ``model``) without DDP /
-  ``torch.compile`` prefixes, exactly as timm's file loader reads it.
-* :func:`check_state_dict` / :func:`compare_state_dict` -- one :class:`CheckpointError` naming every missing,
-  unexpected and mis-shaped tensor; :func:`convert_and_check` (a family's key filter, then that check) and
-  :func:`load_into` (read, unwrap, filter, classifier, check, load: the one path every loader takes).
-* :func:`classifier_names` / :func:`find_classifier` / :func:`num_classes` -- the head of a model (from its
-  pretrained cfg) and the class count a state dict's head has.
-* :func:`atomic_write` (and :func:`atomic_save`, :func:`atomic_write_text`, :func:`atomic_copy`,
-  :func:`commit_file`) -- temporary file in the target's folder, ``fsync``, ``os.replace``: a reader or a crash
-  never sees a partial file. A full device ends any of them with :class:`zoo.errors.DiskFullError` naming the file
-  and the space left (:func:`disk_full_guard` does the same for writers outside this module).
+* :func:`load` -- safetensors, or ``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS` (+ ``extra_globals``)
+  allowed for that call only: an unsafe pickle raises :class:`UnsafeCheckpointError` before any of it runs.
+* :func:`state_dict_from` -- the tensors of a checkpoint (bare or wrapped), prefixes removed, as timm reads them.
+* :func:`load_into` / :func:`convert_and_check` -- the family's key filter (:func:`key_filter`), the classifier of
+  another class count, and one :class:`CheckpointError` naming every missing, unexpected and mis-shaped tensor.
+* :func:`atomic_write` and kin -- temporary file, ``fsync``, ``os.replace``; a full device raises
+  :class:`zoo.errors.DiskFullError` naming the file and the space left.
 """
 import argparse
 import contextlib
