@@ -31,7 +31,7 @@ from .errors import DiskFullError, UserError
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'SAFE_GLOBALS',
-    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
+    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'mmengine_checkpoint_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
     'strip_prefix', 'clean_state_dict', 'state_dict_from', 'load_state_dict', 'StateDictDiff', 'compare_state_dict',
     'check_state_dict', 'key_filter', 'convert_and_check', 'load_into', 'classifier_names', 'find_classifier',
     'num_classes', 'atomic_write', 'atomic_save', 'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error',
@@ -76,6 +76,22 @@ def allow_globals(extra: Iterable[Any] = ()) -> Iterator[None]:
     new = [g for g in dict.fromkeys([*SAFE_GLOBALS, *extra]) if g not in have]
     with torch.serialization.safe_globals(new):
         yield
+
+
+def mmengine_checkpoint_globals() -> list:
+    """Types found in mmengine checkpoints (message hub) that torch's weights-only unpickler must accept (for
+    ``extra_globals``; needs mmengine)."""
+    import builtins
+
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    core = getattr(np, '_core', None) or np.core
+    types = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
+             builtins.getattr]  # numpy 2 pickles dtype classes as getattr(numpy.dtypes, name)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        types += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return types
 
 
 def sha256_file(path: PathLike) -> str:

@@ -43,9 +43,9 @@ def require(*packages: str) -> None:
 
 require('mmengine')
 
+from ..checkpoint import mmengine_checkpoint_globals  # noqa: E402
 from .backbone import ZooBackbone, feature_levels  # noqa: E402
-from .weights import (mmengine_checkpoint_allowlist, mmengine_checkpoint_globals,  # noqa: E402
-                      scope_mmengine_checkpoint_loads)
+from .weights import mmengine_checkpoint_allowlist, scope_mmengine_checkpoint_loads  # noqa: E402
 
 REGISTRATION_ERRORS = {}
 _REGISTERED = {}

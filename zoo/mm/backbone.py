@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from timm.layers import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import CheckpointError, compare_state_dict, load, strip_prefix, unwrap_state_dict
+from ..checkpoint import (CheckpointError, compare_state_dict, load, mmengine_checkpoint_globals, strip_prefix,
+                          unwrap_state_dict)
 from ..errors import UnknownModelError, UserError, check_model_name
 from ..models._helpers import checkpoint_filter
-from .weights import dense_entry, mmengine_checkpoint_globals
+from .weights import dense_entry
 
 try:
     from mmengine.model import BaseModule

@@ -13,11 +13,11 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, convert_and_check, sha256_file,
-                          strip_prefix)
+from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, convert_and_check, load,
+                          mmengine_checkpoint_globals, sha256_file, strip_prefix)
 from ..errors import UserError
 from ..models._helpers import checkpoint_filter
-from .weights import dense_entry, mmengine_checkpoint_globals
+from .weights import dense_entry
 
 __all__ = ['LAYOUTS', 'LayoutError', 'detect_layout', 'convert_state_dict', 'convert_checkpoint', 'build_model',
            'dense_entry', 'resolve_checkpoint', 'inferencer']
@@ -113,7 +113,6 @@ def convert_checkpoint(checkpoint: Union[str, os.PathLike], config: str, out: Un
                        layout: Optional[str] = None, cfg_options: Optional[dict] = None) -> Path:
     """Convert the authors' checkpoint file for ``config`` (a file or ``zoo::`` name) and write ``out`` atomically
     (mmengine format: ``state_dict`` + ``meta``). ``layout`` defaults to what the checkpoint's meta says."""
-    from ..checkpoint import load
     from .runner import load_config
     cfg = load_config(config, cfg_options)
     scope = cfg.get('default_scope')

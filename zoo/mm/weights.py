@@ -2,37 +2,22 @@
 tags of the manifest.
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (True by default since torch 2.6), and its
-checkpoints carry a few plain data types (``HistoryBuffer``, numpy arrays, scalars and dtypes; numpy 2 pickles dtype
-classes through ``builtins.getattr``). :func:`scope_mmengine_checkpoint_loads` allows them only *during*
-``CheckpointLoader.load_checkpoint`` (behind ``load_checkpoint``, ``load_from`` / ``--resume`` and
-``init_cfg=dict(type='Pretrained')``); nothing is added to torch's allowlist for the process.
+checkpoints carry a few plain data types (:func:`zoo.checkpoint.mmengine_checkpoint_globals`).
+:func:`scope_mmengine_checkpoint_loads` allows them only *during* ``CheckpointLoader.load_checkpoint`` (behind
+``load_checkpoint``, ``load_from`` / ``--resume`` and ``init_cfg=dict(type='Pretrained')``); nothing is added to
+torch's allowlist for the process.
 """
 import functools
 from typing import Any, Dict, Optional
 
-__all__ = ['mmengine_checkpoint_globals', 'mmengine_checkpoint_allowlist', 'scope_mmengine_checkpoint_loads',
-           'dense_entry']
+from ..checkpoint import allow_globals, mmengine_checkpoint_globals
 
-
-def mmengine_checkpoint_globals() -> list:
-    """Types found in mmengine checkpoints (message hub) that torch's weights-only unpickler must accept."""
-    import builtins
-
-    import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
-    core = getattr(np, '_core', None) or np.core
-    types = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
-             builtins.getattr]  # numpy 2 pickles dtype classes as getattr(numpy.dtypes, name)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        types += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
-    return types
+__all__ = ['mmengine_checkpoint_allowlist', 'scope_mmengine_checkpoint_loads', 'dense_entry']
 
 
 def mmengine_checkpoint_allowlist():
     """Context manager: :func:`mmengine_checkpoint_globals` allowed for ``torch.load(weights_only=True)`` inside the
     ``with`` block only (entries that were allowed before stay allowed afterwards)."""
-    from ..checkpoint import allow_globals
     return allow_globals(mmengine_checkpoint_globals())
 
 
