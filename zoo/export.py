@@ -82,7 +82,7 @@ def build_model(name: str, pretrained: bool = False, checkpoint: Optional[Union[
     """A model in eval mode: random init, ``pretrained=True`` weights, or a checkpoint file / Hub-layout folder."""
     import timm
 
-    import zoo  # noqa: F401  (registers the zoo models)
+    import zoo.models  # noqa: F401  (registers the zoo models)
     from .errors import check_model_name
     if checkpoint is not None:
         from .hub import load_for_publish
