@@ -119,15 +119,15 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
     if impl != 'alternate':
         raise ValueError(f'train_loop case: impl is alternate or data, not {impl!r}')
     from zoo.train.build import build_training, wrap_model
-    from zoo.train.config import validate_config
+    from zoo.train.config import TrainConfig
     from zoo.train.loop import train_one_epoch
     from zoo.train.utils import DistInfo
     model = timm.create_model(model_name, num_classes=10).to(dev)
     batches = [(torch.randn(batch_size, 3, img_size, img_size), torch.randint(0, 10, (batch_size,))) for _ in range(4)]
-    cfg = validate_config(dict(opt='momentum', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0,
-                               cutmix=0.0, model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1,
-                               channels_last=False, epochs=1, warmup_epochs=0, cooldown_epochs=0,
-                               sched_on_updates=True))
+    cfg = TrainConfig.from_dict(dict(opt='momentum', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0,
+                                     cutmix=0.0, model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1,
+                                     channels_last=False, epochs=1, warmup_epochs=0, cooldown_epochs=0,
+                                     sched_on_updates=True))
     total = (rounds + 1) * steps
     parts = build_training(model, cfg, 10, dev, updates_per_epoch=total)
     state = parts.state(wrap_model(model, cfg, DistInfo(device=dev)), cfg, dev)
@@ -146,7 +146,7 @@ def _train_loop_case(impl: str, img_size: int = 64, device: str = 'cpu', repeats
 
     def zoo_loop(k):
         train_one_epoch(state, (batches[i % len(batches)] for i in range(k)), num_steps=k,
-                        log_interval=cfg['log_interval'])
+                        log_interval=cfg.output.log_interval)
 
     sides = {'zoo': zoo_loop, 'reference': bare}
     for fn in sides.values():  # warm-up

@@ -13,6 +13,7 @@ import torch
 
 from zoo.checkpoint import atomic_copy, atomic_save, atomic_write_text
 
+from .config import TrainConfig
 from .utils import DistInfo, broadcast_object, is_primary
 
 __all__ = ['CHECKPOINT_VERSION', 'run_folder', 'RunWriters', 'write_json', 'save_checkpoints']
@@ -21,22 +22,22 @@ _logger = logging.getLogger('zoo.train')
 CHECKPOINT_VERSION = 1
 
 
-def run_folder(cfg: Dict[str, Any], dist: DistInfo) -> Path:
+def run_folder(cfg: TrainConfig, dist: DistInfo) -> Path:
     """``resume=<path>``: the checkpoint's folder. Otherwise ``output/<experiment>`` (default name
     ``<date>-<time>-<model>-<size>``); an existing run folder with checkpoints gets a ``-1``, ``-2``... suffix
     instead of being overwritten, except with ``resume=auto``, which continues in it."""
-    if cfg['resume'] and cfg['resume'] != 'auto':
-        return Path(cfg['resume']).expanduser().resolve().parent
+    if cfg.output.resume and cfg.output.resume != 'auto':
+        return Path(cfg.output.resume).expanduser().resolve().parent
     out = None
     if is_primary(dist):
-        name = cfg['experiment']
+        name = cfg.output.experiment
         if not name:
-            size = cfg['img_size'] or (cfg['input_size'][-1] if cfg['input_size'] else '')
-            safe = cfg['model'].replace('/', '_').replace(':', '_')
+            size = cfg.data.img_size or (cfg.data.input_size[-1] if cfg.data.input_size else '')
+            safe = cfg.model.model.replace('/', '_').replace(':', '_')
             name = '-'.join(str(p) for p in (time.strftime('%Y%m%d-%H%M%S'), safe, size) if p != '')
-        base = Path(cfg['output']).expanduser()
+        base = Path(cfg.output.output).expanduser()
         out = base / name
-        if cfg['resume'] != 'auto':
+        if cfg.output.resume != 'auto':
             i = 0
             while (out / 'last.pth').exists():
                 i += 1

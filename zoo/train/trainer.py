@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -40,7 +40,7 @@ from zoo.data.loader import CorruptTracker
 
 from .build import (build_datasets, build_loaders, build_model, build_training, build_transforms,
                     load_initial_checkpoint, resolve_dataset, resolve_lr, wrap_model)
-from .config import ConfigError, validate_config
+from .config import ConfigError, TrainConfig
 from .loop import NonFiniteLossError, StopSignals, evaluate, train_one_epoch
 from .outputs import CHECKPOINT_VERSION, RunWriters, run_folder, save_checkpoints, write_json
 from .utils import (all_gather_object, atomic_torch_save, atomic_write_text, barrier, capture_rng_state, derive_seed,
@@ -60,8 +60,8 @@ class Trainer:
     SIGINT with ``'interrupted'`` after a resumable checkpoint (the handlers are installed during ``fit()`` only).
     """
 
-    def __init__(self, cfg: Dict[str, Any]):
-        self.cfg = validate_config(dict(cfg))
+    def __init__(self, cfg: Union[TrainConfig, Mapping[str, Any]]):
+        self.cfg = TrainConfig.of(cfg)
         self._is_setup = False
 
     # ------------------------------------------------------------------ set-up: data, model, loaders
@@ -69,21 +69,21 @@ class Trainer:
         """Everything the user can get wrong (model name, data, class count, weights) is checked before the run
         folder is created, so a mistake leaves no folder behind and never touches an existing run."""
         from zoo.errors import check_model_name
-        check_model_name(self.cfg['model'])
-        self.dist = dist = init_distributed(self.cfg['device'])
+        check_model_name(self.cfg.model.model)
+        self.dist = dist = init_distributed(self.cfg.loop.device)
         setup_logging(dist.rank, None)
         self.cfg = cfg = resolve_dataset(self.cfg)
-        seed_everything(cfg['seed'] + dist.rank)
+        seed_everything(cfg.loop.seed + dist.rank)
         self.corrupt = CorruptTracker(log=True)
         self.train_ds, self.val_ds, self.class_names = build_datasets(cfg, dist)
         self.num_classes = len(self.class_names)
-        if cfg['num_classes'] is not None and cfg['num_classes'] != self.num_classes:
-            raise ConfigError(f'num_classes={cfg["num_classes"]} but the training data has {self.num_classes} '
+        if cfg.model.num_classes is not None and cfg.model.num_classes != self.num_classes:
+            raise ConfigError(f'num_classes={cfg.model.num_classes} but the training data has {self.num_classes} '
                               f'classes {self.class_names}')
-        if cfg['resume'] not in ('', 'auto') and not Path(cfg['resume']).expanduser().is_file():
-            raise FileNotFoundError(f'resume: checkpoint {cfg["resume"]} does not exist')
+        if cfg.output.resume not in ('', 'auto') and not Path(cfg.output.resume).expanduser().is_file():
+            raise FileNotFoundError(f'resume: checkpoint {cfg.output.resume} does not exist')
         model, self.model_kwargs, img_size = build_model(cfg, self.num_classes)
-        self.arch = cfg['model']
+        self.arch = cfg.model.model
         self._open_run_folder()
         self._verify_images()
         self.data_cfg = build_transforms(cfg, model, self.train_ds, self.val_ds, img_size)
@@ -109,7 +109,7 @@ class Trainer:
         setup_logging(self.dist.rank, self.out_dir / 'log.txt' if is_primary(self.dist) else None)
 
     def _verify_images(self) -> None:
-        if not self.cfg['verify_images']:
+        if not self.cfg.data.verify_images:
             return
         for ds, name in ((self.train_ds, 'train'), (self.val_ds, 'val')):
             if ds is not None:
@@ -122,9 +122,9 @@ class Trainer:
         """On the device, channels-last if asked, SyncBatchNorm under DDP on CUDA."""
         cfg, dist = self.cfg, self.dist
         model.to(dist.device)
-        if cfg['channels_last']:
+        if cfg.loop.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.sync_bn = bool(dist.distributed and cfg['sync_bn'])
+        self.sync_bn = bool(dist.distributed and cfg.loop.sync_bn)
         if self.sync_bn and dist.device.type == 'cpu':
             _logger.warning('sync_bn needs CUDA; on CPU the BatchNorm statistics are averaged over the ranks after '
                             'each epoch instead (dist_bn)')
@@ -159,7 +159,7 @@ class Trainer:
                     break
                 if self._asked_to_stop(epoch):
                     status = 'stopped'
-                    message = (f'stopped after {self.cfg["stop_after_epochs"]} epoch(s) as asked; continue with '
+                    message = (f'stopped after {self.cfg.output.stop_after_epochs} epoch(s) as asked; continue with '
                                f'resume={self.out_dir / "last.pth"}')
                     _logger.info(message)
                     break
@@ -193,16 +193,17 @@ class Trainer:
         self.writers = None
         self.last_eval: Dict[str, Any] = {}
         if primary:
-            atomic_write_text(self.out_dir / 'config.yaml', yaml.safe_dump(cfg, sort_keys=False))
-            self.writers = RunWriters(self.out_dir, cfg['tensorboard'],
+            atomic_write_text(self.out_dir / 'config.yaml', yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            self.writers = RunWriters(self.out_dir, cfg.output.tensorboard,
                                       purge_step=self.num_updates if self.start_epoch > 0 or self._resume_step
                                       else None)
             _logger.info(
                 f'model {self.arch}: {self.param_count / 1e6:.2f}M params, {self.num_classes} classes; '
-                f'data {cfg["dataset"]}: {len(self.train_ds)} train / {len(self.val_ds) if self.val_ds else 0} val '
+                f'data {cfg.data.dataset}: {len(self.train_ds)} train / {len(self.val_ds) if self.val_ds else 0} val '
                 f'images; input {self.data_cfg["input_size"]}, crop_pct {self.data_cfg["crop_pct"]}, '
-                f'{self.data_cfg["interpolation"]}; lr {resolve_lr(cfg, dist.world_size):.3g} ({cfg["opt"]}, '
-                f'{cfg["sched"]}); batch {cfg["batch_size"]} x {dist.world_size} rank(s) x {cfg["grad_accum_steps"]} '
+                f'{self.data_cfg["interpolation"]}; lr {resolve_lr(cfg, dist.world_size):.3g} ({cfg.optim.opt}, '
+                f'{cfg.sched.sched}); batch {cfg.loop.batch_size} x {dist.world_size} rank(s) x '
+                f'{cfg.loop.grad_accum_steps} '
                 f'accum; amp {self.amp_dtype}; device {dist.device}; output {self.out_dir}')
         if self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
@@ -227,21 +228,22 @@ class Trainer:
         resume_from, self._resume_step = self._resume_step, None
         try:
             stats = train_one_epoch(self.state, self.train_loader, epoch, num_steps=self.steps_per_epoch,
-                                    log_interval=cfg['log_interval'], on_corrupt=self.corrupt, progress=progress,
+                                    log_interval=cfg.output.log_interval, on_corrupt=self.corrupt, progress=progress,
                                     on_log=on_log, should_stop=self._stop, resume_from=resume_from)
         finally:
             if progress is not None:
                 progress.close()
         if stats['stopped_by']:
             return stats
-        if dist.distributed and (cfg['dist_bn'] or cfg['sync_bn']) and not self.sync_bn:
+        if dist.distributed and (cfg.loop.dist_bn or cfg.loop.sync_bn) and not self.sync_bn:
             from timm.utils import distribute_bn
-            distribute_bn(unwrap_model(self.model), dist.world_size, cfg['dist_bn'] != 'broadcast')
+            distribute_bn(unwrap_model(self.model), dist.world_size, cfg.loop.dist_bn != 'broadcast')
         return stats
 
     def _validate(self, epoch: int) -> Dict[str, Any]:
         """``{'model': ..., 'ema': ...}`` metrics on the validation set when this epoch validates, else {}."""
-        if self.val_loader is None or not ((epoch + 1) % self.cfg['val_interval'] == 0 or epoch + 1 == self.num_epochs):
+        due = (epoch + 1) % self.cfg.output.val_interval == 0 or epoch + 1 == self.num_epochs
+        if self.val_loader is None or not due:
             return {}
         out = {'model': self._evaluate(self.model)}
         self.last_eval = dict(out['model'])
@@ -253,9 +255,9 @@ class Trainer:
         """The ``eval_metric`` of this epoch (of the EMA weights when kept); without a validation set, the training
         loss stands in (negated unless the metric is the loss); None on an epoch that does not validate."""
         if evals:
-            return evals.get('ema', evals['model'])[self.cfg['eval_metric']]
+            return evals.get('ema', evals['model'])[self.cfg.output.eval_metric]
         if self.val_loader is None:
-            return train_stats['loss'] if self.cfg['eval_metric'] == 'loss' else -train_stats['loss']
+            return train_stats['loss'] if self.cfg.output.eval_metric == 'loss' else -train_stats['loss']
         return None
 
     def _schedule_and_rank(self, epoch: int, metric: Optional[float]) -> bool:
@@ -263,7 +265,7 @@ class Trainer:
             self.scheduler.step(epoch + 1, metric)
         if metric is None:
             return False
-        better = (self.best_metric is None or (metric < self.best_metric if self.cfg['eval_metric'] == 'loss'
+        better = (self.best_metric is None or (metric < self.best_metric if self.cfg.output.eval_metric == 'loss'
                                                else metric > self.best_metric))
         if better:
             self.best_metric, self.best_epoch = metric, epoch + 1
@@ -327,31 +329,31 @@ class Trainer:
         return self._interrupted_message(f'at epoch {epoch + 1}, step {stats["steps"]}/{self.steps_per_epoch}')
 
     def _asked_to_stop(self, epoch: int) -> bool:
-        n = self.cfg['stop_after_epochs']
+        n = self.cfg.output.stop_after_epochs
         return bool(n and epoch + 1 < self.num_epochs and epoch + 1 - self.start_epoch >= n)
 
     # ------------------------------------------------------------------ pieces
     def _progress_bars(self) -> bool:
-        mode = self.cfg['progress']
+        mode = self.cfg.output.progress
         if mode == 'auto':
             mode = 'bar' if sys.stderr.isatty() else 'log'
         return mode == 'bar' and is_primary(self.dist)
 
     def _seed_epoch(self, epoch: int) -> None:
         """Data order, worker seeds and the main-process augmentation seed are functions of (seed, rank, epoch)."""
-        seed, rank = self.cfg['seed'], self.dist.rank
+        seed, rank = self.cfg.loop.seed, self.dist.rank
         self.train_sampler.set_epoch(epoch)
         self.loader_gen.manual_seed(derive_seed(seed, rank, epoch, 1))
         self.train_ds.set_transform_seed(derive_seed(seed, rank, epoch, 2))
 
     def _evaluate(self, model: nn.Module, desc: str = 'eval') -> Dict[str, Any]:
         return evaluate(unwrap_model(model), self.val_loader, self.dist.device, self.num_classes,
-                        amp_dtype=self.amp_dtype, channels_last=self.cfg['channels_last'], dist=self.dist,
+                        amp_dtype=self.amp_dtype, channels_last=self.cfg.loop.channels_last, dist=self.dist,
                         on_corrupt=self.corrupt, class_names=self.class_names, desc=desc,
                         progress=self._progress_bars())
 
     def _resume_path(self) -> Optional[Path]:
-        r = self.cfg['resume']
+        r = self.cfg.output.resume
         if not r:
             return None
         if r == 'auto':
@@ -364,14 +366,14 @@ class Trainer:
         count, best metric, history and this rank's RNG state from the checkpoint."""
         path = self._resume_path()
         if path is None:
-            if self.cfg['resume'] == 'auto':
+            if self.cfg.output.resume == 'auto':
                 _logger.info(f'resume=auto: no {self.out_dir / "last.pth"}, starting from scratch')
             return
         ckpt = load_checkpoint_file(path, map_location='cpu')
         self.model.load_state_dict(ckpt['state_dict'])
         if self.model_ema is not None and ckpt.get('state_dict_ema') is not None:
             self.model_ema.module.load_state_dict(ckpt['state_dict_ema'])
-        if self.cfg['no_resume_opt']:
+        if self.cfg.output.no_resume_opt:
             _logger.info(f'resumed weights from {path} (optimizer/schedule restarted)')
             return
         self.optimizer.load_state_dict(ckpt['optimizer'])
@@ -402,7 +404,7 @@ class Trainer:
             if ckpt.get('scheduler'):
                 self.scheduler.load_state_dict(ckpt['scheduler'])
             if not stop:  # (mid-epoch, the optimiser's learning rates are those of the stopped step already)
-                if self.cfg['sched_on_updates']:
+                if self.cfg.sched.sched_on_updates:
                     self.scheduler.step_update(self.num_updates)
                 else:
                     self.scheduler.step(self.start_epoch)
@@ -421,14 +423,14 @@ class Trainer:
             'best_epoch': self.best_epoch, 'history': self.history, 'rng': rng_all,
             'class_names': list(self.class_names), 'num_classes': self.num_classes,
             'model_kwargs': plain(self.model_kwargs), 'data_cfg': plain(self.data_cfg),
-            'config': self.cfg, 'world_size': self.dist.world_size,
+            'config': self.cfg.to_dict(), 'world_size': self.dist.world_size,
         }
 
     def _save(self, epoch: int, metric: Optional[float], is_best: bool) -> None:
         rng_all = all_gather_object(capture_rng_state(), self.dist)
         if is_primary(self.dist):
             save_checkpoints(self.out_dir, self._checkpoint(epoch, metric, rng_all), epoch, is_best,
-                             self.cfg['checkpoint_hist'])
+                             self.cfg.output.checkpoint_hist)
 
     def _finish(self, status: str, message: str) -> Dict[str, Any]:
         dist = self.dist
@@ -438,7 +440,7 @@ class Trainer:
             status=status, message=message, model=self.arch, num_params=self.param_count,
             num_classes=self.num_classes, class_names=list(self.class_names), epochs=self.num_epochs,
             epochs_done=len(self.history), best_metric=self.best_metric, best_epoch=self.best_epoch,
-            eval_metric=self.cfg['eval_metric'], final_eval=self.last_eval, history=self.history,
+            eval_metric=self.cfg.output.eval_metric, final_eval=self.last_eval, history=self.history,
             train_time_s=time.time() - self.t_start, world_size=dist.world_size, device=str(dist.device),
             data_cfg=self.data_cfg, n_corrupt=len(paths), corrupt_paths=paths[:1000],
             output_dir=str(self.out_dir), signal=self.stopped_by or None,
@@ -453,8 +455,8 @@ class Trainer:
         return results
 
 
-def train(cfg: Dict[str, Any], raise_on_nan: bool = False) -> Dict[str, Any]:
-    """Run a full training from a config dict; returns the results (see ``Trainer``)."""
+def train(cfg: Union[TrainConfig, Mapping[str, Any]], raise_on_nan: bool = False) -> Dict[str, Any]:
+    """Run a full training from a config (or its flat values); returns the results (see ``Trainer``)."""
     trainer = Trainer(cfg)
     try:
         return trainer.fit(raise_on_nan=raise_on_nan)
