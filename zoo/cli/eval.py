@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     res = validate(cfg)
     _print(res)
     if args.output:
-        from zoo.train.utils import atomic_write_text
+        from zoo.checkpoint import atomic_write_text
         atomic_write_text(args.output, json.dumps(res, indent=2, default=str))
         print(f'wrote {args.output}')
     return 0

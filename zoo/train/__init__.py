@@ -8,13 +8,13 @@
 * ``run_train_steps(model, batches, cfg)``: N steps of the real training loop on given batches (benchmarks);
 * ``export_hf(model, out_dir, ...)``: the Hub layout (``config.json`` + ``model.safetensors``).
 """
-from .build import build_training, load_initial_checkpoint
+from .build import build_datasets, build_training, load_initial_checkpoint
 from .config import (ConfigError, EvalConfig, TrainConfig, add_config_args, config_from_args, default_config,
                      eval_config, load_config)
 from .engine import run_train_steps
 from .export import export_hf
 from .loop import NonFiniteLossError, TrainState, evaluate, train_one_epoch
-from .trainer import Trainer, build_datasets, train
+from .trainer import Trainer, train
 from .validate import load_model_for_eval, validate
 
 __all__ = [

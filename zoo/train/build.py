@@ -1,19 +1,11 @@
 """The config resolved, once, into the parts of a training run -- used by ``Trainer`` and ``run_train_steps`` alike.
 
-Reading top to bottom follows a config value into training:
-
-* **data**: ``resolve_dataset`` (an ImageFolder ``data_dir`` is a folder dataset), ``build_datasets`` (classes
-  checked up front), ``build_transforms`` (the model's pretrained cfg + overrides -> albumentations pipelines),
-  ``build_loaders`` (seeded sampler / generator, the exact evaluation shards, steps and updates per epoch);
-* **model**: ``build_model`` (timm / zoo name, drop rates, ``pretrained`` / ``pretrained_path``, a model built for
-  a fixed input size rebuilt for the asked one, ``initial_checkpoint`` through the family's checkpoint filter,
-  ``add_attention`` gates once the weights are in);
-* **optimiser / schedule**: ``build_optimizer`` (``resolve_lr``: lr or lr_base scaled by the global batch; the
-  gates' own param groups, ``gate_lr_mult``), ``build_scheduler`` (``backbone_warmup_epochs``), ``build_ema``,
-  ``build_amp``;
-* **loss**: ``build_mixup`` (timm's Mixup / CutMix, odd batches included) and ``build_loss``;
-* ``build_training`` bundles optimiser, schedule, EMA, AMP, mixup and loss (``TrainParts``); ``wrap_model`` adds
-  DDP and ``torch.compile``; ``TrainParts.state`` gives the loop's ``TrainState``.
+Top to bottom: data (``resolve_dataset``, ``build_datasets``, ``build_transforms``, ``build_loaders``), model
+(``build_model``: pretrained weights, ``initial_checkpoint`` through the family's checkpoint filter, ``add_attention``
+gates once the weights are in), optimiser / schedule (``resolve_lr``, ``build_optimizer`` with the gates' param
+groups, ``build_scheduler`` with ``BackboneWarmup``), ``build_ema``, ``build_amp``, ``build_mixup``, ``build_loss``;
+``build_training`` bundles them (``TrainParts``), ``wrap_model`` adds DDP and ``torch.compile``. Details:
+docs/training.md.
 """
 import logging
 import math
