@@ -76,6 +76,21 @@ def test_config_yaml_flags_and_set(tmp_path):
         load_config(str(f))  # the shipped configs are valid
 
 
+def test_config_sections_reject_misspelt_names():
+    from zoo.train.config import SETTINGS, ModelCfg, TrainConfig
+    cfg = load_config(None, ['lr=0.01', 'batch_size=8'])
+    assert cfg.optim.lr == 0.01 and cfg.loop.batch_size == 8 and cfg.to_dict()['lr'] == 0.01
+    with pytest.raises(AttributeError):
+        cfg.optim.lrr
+    with pytest.raises(AttributeError):
+        cfg.loop.batchsize = 4
+    with pytest.raises(TypeError):
+        ModelCfg(modle='resnet10t')
+    with pytest.raises(ConfigError, match="unknown config field 'lrr'"):
+        cfg.replace(lrr=1)
+    assert list(TrainConfig.from_dict(cfg.to_dict()).to_dict()) == list(SETTINGS)  # config.yaml order
+
+
 # ---------------------------------------------------------------- reduced precision follows the hardware
 
 def _native(monkeypatch, bf16: bool, fp16: bool = False):
