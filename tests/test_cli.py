@@ -58,18 +58,18 @@ def test_timm_flag_spellings_map_to_the_config_fields():
                 '--pin-mem', '--img-size', '32', '--model-ema', '--sched', 'step', '--warmup-epochs', '0',
                 '--aa', 'rand-m9-n2', '--reprob', '0.25', '--pretrained-path', 'w.pth', '--dr', '0.5',
                 '--no-resume-opt', '--train-batches-per-epoch', '4', '-m', 'resnet10t', '/data/flowers'])
-    assert (cfg['batch_size'], cfg['workers'], cfg['drop_rate'], cfg['drop_path_rate']) == (7, 3, 0.1, 0.2)
-    assert cfg['val_batch_size'] == 5 and cfg['torchcompile'] == 'inductor' and cfg['pin_memory'] is True
-    assert cfg['img_size'] == 32 and cfg['model_ema'] is True and cfg['sched'] == 'step'
-    assert cfg['warmup_epochs'] == 0 and cfg['aa'] == 'rand-m9-n2' and cfg['reprob'] == 0.25
-    assert cfg['pretrained_path'] == 'w.pth' and cfg['decay_rate'] == 0.5 and cfg['no_resume_opt'] is True
-    assert cfg['steps_per_epoch'] == 4 and cfg['model'] == 'resnet10t' and cfg['data_dir'] == '/data/flowers'
+    assert (cfg.loop.batch_size, cfg.data.workers, cfg.model.drop_rate, cfg.model.drop_path_rate) == (7, 3, 0.1, 0.2)
+    assert cfg.loop.val_batch_size == 5 and cfg.loop.torchcompile == 'inductor' and cfg.data.pin_memory is True
+    assert cfg.data.img_size == 32 and cfg.loop.model_ema is True and cfg.sched.sched == 'step'
+    assert cfg.sched.warmup_epochs == 0 and cfg.aug.aa == 'rand-m9-n2' and cfg.aug.reprob == 0.25
+    assert cfg.model.pretrained_path == 'w.pth' and cfg.sched.decay_rate == 0.5 and cfg.output.no_resume_opt is True
+    assert cfg.loop.steps_per_epoch == 4 and cfg.model.model == 'resnet10t' and cfg.data.data_dir == '/data/flowers'
     # the zoo's own names still work, and later flags win
     cfg = _cfg(['--batch-size', '8', '--torchcompile', 'eager', '--validation-batch-size', '9', '--input-size',
                 '3', '40', '48', '--drop-path-rate', '0.3', '-b', '6', '--no-pin-memory'])
-    assert cfg['batch_size'] == 6 and cfg['torchcompile'] == 'eager' and cfg['val_batch_size'] == 9
-    assert cfg['input_size'] == [3, 40, 48] and cfg['drop_path_rate'] == 0.3 and cfg['pin_memory'] is False
-    assert _cfg([])['no_resume_opt'] is False and _cfg(['--no-no-resume-opt'])['no_resume_opt'] is False
+    assert cfg.loop.batch_size == 6 and cfg.loop.torchcompile == 'eager' and cfg.loop.val_batch_size == 9
+    assert cfg.data.input_size == [3, 40, 48] and cfg.model.drop_path_rate == 0.3 and cfg.data.pin_memory is False
+    assert _cfg([]).output.no_resume_opt is False and _cfg(['--no-no-resume-opt']).output.no_resume_opt is False
 
 
 def test_help_is_grouped_by_section(capsys):
@@ -219,7 +219,7 @@ def test_data_dir_image_folder_trains_without_dataset_flag(tmp_path, layout):
 
 
 def test_mixup_on_odd_batches():
-    from zoo.train.engine import build_mixup
+    from zoo.train.build import build_mixup
     from timm.data import Mixup
     cfg = dict(mixup=0.2, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, mixup_mode='batch', smoothing=0.1)
     mix = build_mixup(cfg, 5)

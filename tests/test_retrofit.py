@@ -21,7 +21,7 @@ from timm.models._efficientnet_blocks import SqueezeExcite
 import zoo
 from zoo.layers import CBAM, TripletAttention
 from zoo.retrofit import ATTENTIONS, RetrofitError, add_attention, gate_parameters
-from zoo.train import load_config
+from zoo.train import TrainConfig, load_config
 from zoo.train.build import build_model, build_optimizer, build_scheduler
 from zoo.train.config import ConfigError
 
@@ -167,11 +167,11 @@ def test_param_groups_and_backbone_warmup():
     cosine = 0.5 * (1 + math.cos(3 * math.pi / 4))
     assert lrs(False) == {round(1e-3 * cosine, 9)} and lrs(True) == {round(1e-2 * cosine, 9)}
     with pytest.raises(ConfigError, match='layer_decay'):
-        build_optimizer(model, dict(cfg, layer_decay=0.7))
+        build_optimizer(model, cfg.replace(layer_decay=0.7))
     with pytest.raises(ConfigError, match="sched is 'none'"):
-        build_scheduler(opt, dict(cfg, sched='none'), 10)
+        build_scheduler(opt, cfg.replace(sched='none'), 10)
     # without gates the warm-up ramps every parameter (the plain run of the demo)
-    plain, _, _ = build_model(dict(cfg, add_attention=''), 3)
+    plain, _, _ = build_model(cfg.replace(add_attention=''), 3)
     opt = build_optimizer(plain, cfg)
     build_scheduler(opt, cfg, 10)
     assert not any(g.get('gates') for g in opt.param_groups) and {g['lr'] for g in opt.param_groups} == {0.0}
@@ -214,7 +214,7 @@ def test_train_adds_gates_after_the_weights(retrofitted):
                                    rtol=0, atol=0)
     # continuing from the retrofitted checkpoint: it already has the gates, which go in before it loads
     cfg = dict(ckpt['config'], pretrained_path='', initial_checkpoint=str(retrofitted.run / 'last.pth'))
-    model, _, _ = build_model(cfg, 6)
+    model, _, _ = build_model(TrainConfig.from_dict(cfg), 6)
     sd = model.state_dict()
     assert all(torch.equal(sd[k], v) for k, v in ckpt['state_dict'].items())
 

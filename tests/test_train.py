@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from zoo.data.datasets import CorruptImageError, DatasetError
-from zoo.train import (ConfigError, NonFiniteLossError, Trainer, load_config, load_initial_checkpoint,
+from zoo.train import (ConfigError, NonFiniteLossError, Trainer, eval_config, load_config, load_initial_checkpoint,
                        run_train_steps, train, validate)
 from zoo.train.config import add_config_args, config_from_args
 
@@ -60,9 +60,9 @@ def test_config_yaml_flags_and_set(tmp_path):
                          '--model-kwargs', 'drop_rate=0.1', '--experiment', '2024-01-01', '--scale', '0.3', '1',
                          '--set', 'epochs=7'])
     cfg = config_from_args(args)
-    assert cfg['model'] == 'resnet10t' and cfg['epochs'] == 7 and cfg['lr'] == 0.01 and cfg['amp'] is True
-    assert cfg['tensorboard'] is False and cfg['model_kwargs'] == {'drop_rate': 0.1}
-    assert cfg['experiment'] == '2024-01-01' and cfg['scale'] == [0.3, 1.0]
+    assert cfg.model.model == 'resnet10t' and cfg.sched.epochs == 7 and cfg.optim.lr == 0.01 and cfg.loop.amp is True
+    assert cfg.output.tensorboard is False and cfg.model.model_kwargs == {'drop_rate': 0.1}
+    assert cfg.output.experiment == '2024-01-01' and cfg.aug.scale == [0.3, 1.0]
     with pytest.raises(ConfigError, match="unknown config field 'eopchs'.*epochs"):
         load_config(None, ['eopchs=3'])
     with pytest.raises(ConfigError, match="'batch_size' expects int"):
@@ -74,6 +74,21 @@ def test_config_yaml_flags_and_set(tmp_path):
         load_config(str(tmp_path / 'bad.yaml'))
     for f in sorted((REPO / 'configs' / 'cls').glob('*.yaml')):
         load_config(str(f))  # the shipped configs are valid
+
+
+def test_config_sections_reject_misspelt_names():
+    from zoo.train.config import SETTINGS, ModelCfg, TrainConfig
+    cfg = load_config(None, ['lr=0.01', 'batch_size=8'])
+    assert cfg.optim.lr == 0.01 and cfg.loop.batch_size == 8 and cfg.to_dict()['lr'] == 0.01
+    with pytest.raises(AttributeError):
+        cfg.optim.lrr
+    with pytest.raises(AttributeError):
+        cfg.loop.batchsize = 4
+    with pytest.raises(TypeError):
+        ModelCfg(modle='resnet10t')
+    with pytest.raises(ConfigError, match="unknown config field 'lrr'"):
+        cfg.replace(lrr=1)
+    assert list(TrainConfig.from_dict(cfg.to_dict()).to_dict()) == list(SETTINGS)  # config.yaml order
 
 
 # ---------------------------------------------------------------- reduced precision follows the hardware
@@ -111,16 +126,16 @@ def test_amp_follows_native_support(native, monkeypatch, caplog):
 
 def test_amp_force_flag_and_yaml(tmp_path):
     (tmp_path / 'c.yaml').write_text('amp: force\n')
-    assert load_config(str(tmp_path / 'c.yaml'))['amp'] == 'force'
-    assert load_config(None, ['amp=true'])['amp'] is True and load_config(None, ['amp=force'])['amp'] == 'force'
+    assert load_config(str(tmp_path / 'c.yaml')).loop.amp == 'force'
+    assert load_config(None, ['amp=true']).loop.amp is True and load_config(None, ['amp=force']).loop.amp == 'force'
     with pytest.raises(ConfigError, match="'amp' expects bool"):
         load_config(None, ['amp=sometimes'])
     from zoo.cli.train import build_parser
     parse = lambda *argv: config_from_args(build_parser().parse_args(list(argv)))  # noqa: E731
-    assert parse('--amp')['amp'] is True and parse('--amp', 'force')['amp'] == 'force'
-    assert parse('--amp', '--no-amp')['amp'] is False
+    assert parse('--amp').loop.amp is True and parse('--amp', 'force').loop.amp == 'force'
+    assert parse('--amp', '--no-amp').loop.amp is False
     cfg = parse('--amp', str(tmp_path))  # timm's positional data folder may follow --amp
-    assert cfg['amp'] is True and cfg['data_dir'] == str(tmp_path)
+    assert cfg.loop.amp is True and cfg.data.data_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize('amp,native', [('--amp', False), ('force', False), ('--amp', True)])
@@ -302,11 +317,11 @@ def _tool(name):
 
 def test_validate_checkpoint_and_overrides(trained, tmp_path):
     ck = trained['checkpoints']['best']
-    r = validate(checkpoint=ck, workers=0)  # model, data and classes come from the checkpoint
+    r = validate(eval_config(checkpoint=ck, workers=0))  # model, data and classes come from the checkpoint
     assert r['model'] == 'resnet10t' and r['n_images'] == 12 and r['img_size'] == [32, 32]
     assert abs(r['top1'] - trained['final_eval']['top1']) < 1e-6 and r['images_per_s'] > 0
     assert sum(r['per_class_count'].values()) == 12 and 0 <= r['top5'] <= 100 and r['loss'] > 0
-    r2 = validate('resnet10t', ck, workers=0, img_size=40, crop_pct=1.0)
+    r2 = validate(eval_config(model='resnet10t', checkpoint=ck, workers=0, img_size=40, crop_pct=1.0))
     assert r2['img_size'] == [40, 40] and r2['crop_pct'] == 1.0
     out = tmp_path / 'eval.json'
     rc = _tool('eval').main(['--checkpoint', ck, '--workers', '0', '--output', str(out), '--img-size', '36'])
@@ -323,8 +338,9 @@ def test_validate_exported_local_dir(trained, tmp_path):
     d = export(m.eval(), tmp_path / 'export', label_names=ck['class_names'], data_config=hub_data_config(ck['data_cfg']),
                readme=False)
     assert {p.name for p in d.iterdir()} == {'config.json', 'model.safetensors'}
-    r = validate(f'local-dir:{d}', pretrained=True, dataset='shapes', data_dir=str(Path(trained['output_dir']).parent
-                 .parent / 'nowhere'), shapes=dict(n_train=24, n_val=12, size=32), workers=0)
+    r = validate(eval_config(model=f'local-dir:{d}', pretrained=True, dataset='shapes',
+                             data_dir=str(Path(trained['output_dir']).parent.parent / 'nowhere'), shapes_train=24,
+                             shapes_val=12, shapes_size=32, workers=0))
     assert r['img_size'] == [32, 32] and r['num_classes'] == 6
 
 

@@ -89,12 +89,12 @@ def _trainer_state(model: nn.Module, dev: torch.device, updates: int):
     """The training state (optimizer, scheduler, ...) the zoo trainer builds for ``model`` from a plain-SGD config,
     and the config."""
     from zoo.train.build import build_training, wrap_model
-    from zoo.train.config import validate_config
+    from zoo.train.config import TrainConfig
     from zoo.train.utils import DistInfo
-    cfg = validate_config(dict(opt='momentum', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0,
-                               cutmix=0.0, model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1,
-                               channels_last=False, epochs=1, warmup_epochs=0, cooldown_epochs=0,
-                               sched_on_updates=True))
+    cfg = TrainConfig.from_dict(dict(opt='momentum', lr=0.01, momentum=0.9, weight_decay=0.0, smoothing=0.0, mixup=0.0,
+                                     cutmix=0.0, model_ema=False, amp=False, clip_grad=None, grad_accum_steps=1,
+                                     channels_last=False, epochs=1, warmup_epochs=0, cooldown_epochs=0,
+                                     sched_on_updates=True))
     parts = build_training(model, cfg, 10, dev, updates_per_epoch=updates)
     return parts.state(wrap_model(model, cfg, DistInfo(device=dev)), cfg, dev), cfg
 
@@ -117,7 +117,7 @@ def _loop_sides(model: nn.Module, dev: torch.device, batches, rounds: int, steps
 
     def zoo_loop(k):
         train_one_epoch(state, (batches[i % len(batches)] for i in range(k)), num_steps=k,
-                        log_interval=cfg['log_interval'])
+                        log_interval=cfg.output.log_interval)
     same_opt = type(state.optimizer) is type(opt) and all(
         state.optimizer.defaults[k] == opt.defaults[k] for k in ('lr', 'momentum', 'nesterov', 'weight_decay'))
     return {'zoo': zoo_loop, 'reference': bare}, state.optimizer, same_opt

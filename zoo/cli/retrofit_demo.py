@@ -67,7 +67,7 @@ def run_demo(args) -> Dict[str, Any]:
     """Runs the demo of the module docstring; returns (and writes to ``<output>/results.json``) its numbers."""
     import torch
 
-    from zoo.train import Trainer, load_config, train, validate
+    from zoo.train import Trainer, eval_config, load_config, train, validate
     from zoo.train.validate import load_model_for_eval
     out = Path(args.output)
     if out.exists():
@@ -96,9 +96,9 @@ def run_demo(args) -> Dict[str, Any]:
         'shapes_seed=1', f'shapes_train={args.finetune_images}', f'epochs={args.finetune_epochs}',
         f'initial_checkpoint={pre_ckpt}', 'lr=3e-4', 'warmup_epochs=0', 'backbone_warmup_epochs=1',
         'gate_lr_mult=10', *args.set]
-    ft_shapes = dict(n_train=args.finetune_images, n_val=args.val_images, seed=1)
-    before = validate(checkpoint=str(pre_ckpt), dataset='shapes', data_dir=str(data_dir / 'finetune')
-                      if data_dir else '', shapes=ft_shapes, workers=pre_cfg['workers'])
+    before = validate(eval_config(checkpoint=str(pre_ckpt), dataset='shapes', data_dir=str(data_dir / 'finetune')
+                                  if data_dir else '', shapes_train=args.finetune_images,
+                                  shapes_val=args.val_images, shapes_seed=1, workers=pre_cfg.data.workers))
 
     print(f'\n[2/3] fine-tuning on new data, (a) with {args.attention} added, (b) as it is: {args.finetune_images} '
           f'images, {args.finetune_epochs} epochs each', flush=True)
@@ -117,7 +117,7 @@ def run_demo(args) -> Dict[str, Any]:
 
     print('\n[3/3] reloading the retrofitted checkpoint through zoo-eval (the gates are rebuilt from its record)',
           flush=True)
-    reloaded = validate(checkpoint=runs['retrofit']['checkpoint'], workers=pre_cfg['workers'])
+    reloaded = validate(eval_config(checkpoint=runs['retrofit']['checkpoint'], workers=pre_cfg.data.workers))
     results = dict(
         model=args.model, attention=args.attention, pretrain=dict(epochs=args.pretrain_epochs,
                                                                   images=args.pretrain_images, top1=pre['best_metric']),

@@ -66,7 +66,7 @@ def _config_file(path: Optional[str]) -> Optional[str]:
 def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
     """A --data-dir that does not exist is a mistake (a typo in the path of one's images), unless the shapes
     dataset was asked for by name: then it is where the generated set goes."""
-    if cfg['dataset'] != 'shapes' or not cfg['data_dir'] or Path(cfg['data_dir']).expanduser().exists():
+    if cfg.data.dataset != 'shapes' or not cfg.data.data_dir or Path(cfg.data.data_dir).expanduser().exists():
         return
     import yaml
     from zoo.data.datasets import DatasetError
@@ -75,26 +75,26 @@ def _check_data_dir(cfg, args, config_file: Optional[str]) -> None:
     if config_file and not named:
         named = 'dataset' in (yaml.safe_load(Path(config_file).read_text()) or {})
     if not named:
-        raise DatasetError(f'data folder {cfg["data_dir"]} does not exist (to generate the shapes dataset there, '
+        raise DatasetError(f'data folder {cfg.data.data_dir} does not exist (to generate the shapes dataset there, '
                            f'add --dataset shapes)')
 
 
 @command(parser=build_parser, mm_main='main_train')  # a .py config: detection / segmentation (mmengine)
 def main(args: argparse.Namespace) -> int:
-    import zoo  # noqa: F401  (registers the zoo models with timm)
+    import zoo.models  # noqa: F401  (registers the zoo models with timm)
     from zoo.train import load_config, train
     config_file = _config_file(args.config)
     cfg = load_config(config_file, getattr(args, '_overrides', None) or [])
     _check_data_dir(cfg, args, config_file)
     if args.quiet:
-        cfg['progress'] = 'log'
+        cfg.output.progress = 'log'
     results = train(cfg)
     if results['status'] == 'non_finite_loss':
         return 2
     if results['status'] == 'interrupted':
         return 128 + results['signal']
     if results['status'] == 'ok' and results.get('best_metric') is not None:
-        print(f'best {cfg["eval_metric"]} {results["best_metric"]:.3f} at epoch {results["best_epoch"]}; '
+        print(f'best {cfg.output.eval_metric} {results["best_metric"]:.3f} at epoch {results["best_epoch"]}; '
               f'results in {results["output_dir"]}')
     return 0
 

@@ -1,19 +1,11 @@
 """The config resolved, once, into the parts of a training run -- used by ``Trainer`` and ``run_train_steps`` alike.
 
-Reading top to bottom follows a config value into training:
-
-* **data**: ``resolve_dataset`` (an ImageFolder ``data_dir`` is a folder dataset), ``build_datasets`` (classes
-  checked up front), ``build_transforms`` (the model's pretrained cfg + overrides -> albumentations pipelines),
-  ``build_loaders`` (seeded sampler / generator, the exact evaluation shards, steps and updates per epoch);
-* **model**: ``build_model`` (timm / zoo name, drop rates, ``pretrained`` / ``pretrained_path``, a model built for
-  a fixed input size rebuilt for the asked one, ``initial_checkpoint`` through the family's checkpoint filter,
-  ``add_attention`` gates once the weights are in);
-* **optimiser / schedule**: ``build_optimizer`` (``resolve_lr``: lr or lr_base scaled by the global batch; the
-  gates' own param groups, ``gate_lr_mult``), ``build_scheduler`` (``backbone_warmup_epochs``), ``build_ema``,
-  ``build_amp``;
-* **loss**: ``build_mixup`` (timm's Mixup / CutMix, odd batches included) and ``build_loss``;
-* ``build_training`` bundles optimiser, schedule, EMA, AMP, mixup and loss (``TrainParts``); ``wrap_model`` adds
-  DDP and ``torch.compile``; ``TrainParts.state`` gives the loop's ``TrainState``.
+Top to bottom: data (``resolve_dataset``, ``build_datasets``, ``build_transforms``, ``build_loaders``), model
+(``build_model``: pretrained weights, ``initial_checkpoint`` through the family's checkpoint filter, ``add_attention``
+gates once the weights are in), optimiser / schedule (``resolve_lr``, ``build_optimizer`` with the gates' param
+groups, ``build_scheduler`` with ``BackboneWarmup``), ``build_ema``, ``build_amp``, ``build_mixup``, ``build_loss``;
+``build_training`` bundles them (``TrainParts``), ``wrap_model`` adds DDP and ``torch.compile``. Details:
+docs/training.md.
 """
 import logging
 import math
@@ -26,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .config import ConfigError
+from .config import ConfigError, TrainConfig
 from .loop import TrainState
 from zoo.checkpoint import CheckpointError, load_into
 from zoo.models._helpers import checkpoint_filter
@@ -44,85 +36,84 @@ _logger = logging.getLogger('zoo.train')
 
 # ---------------------------------------------------------------- data
 
-def _shapes_data(cfg: Dict[str, Any]):
+def _shapes_data(cfg: TrainConfig):
     from zoo.data.shapes import make_classification
-    root = cfg['data_dir'] or None
-    return make_classification(root, n_train=cfg['shapes_train'], n_val=cfg['shapes_val'], size=cfg['shapes_size'],
-                               seed=cfg['shapes_seed'])
+    d = cfg.data
+    return make_classification(d.data_dir or None, n_train=d.shapes_train, n_val=d.shapes_val, size=d.shapes_size,
+                               seed=d.shapes_seed)
 
 
-def resolve_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
+def resolve_dataset(cfg: TrainConfig) -> TrainConfig:
     """The config with its data source made explicit: ``dataset: shapes`` (the default) with a ``data_dir`` that is
     an existing ImageFolder tree (``data_dir/train/<class>/...`` and ``val/``, or ``data_dir/<class>/...``) and not
     a shapes cache becomes ``dataset: folder`` with the splits found there; ``dataset: folder`` without
     ``data_dir/<train_split>`` but with class folders directly trains on them (no validation). Raises
     ``DatasetError`` for a missing folder, a file, or a folder that is not an image folder."""
     from zoo.data.datasets import DatasetError, image_folder_splits, is_shapes_folder
-    cfg = dict(cfg)
-    root = Path(cfg['data_dir']).expanduser() if cfg['data_dir'] else None
+    root = Path(cfg.data.data_dir).expanduser() if cfg.data.data_dir else None
     note = ''
-    if cfg['dataset'] == 'shapes' and root is not None and root.exists() and not is_shapes_folder(root):
+    if cfg.data.dataset == 'shapes' and root is not None and root.exists() and not is_shapes_folder(root):
         if root.is_dir() and not any(root.iterdir()):
             return cfg  # an empty folder: the shapes set is generated there
-        splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+        splits = image_folder_splits(root, cfg.data.train_split, cfg.data.val_split)
         if splits is None:
             raise DatasetError(f'data_dir {root} is neither an image folder ({root}/<class>/<images> or '
                                f'{root}/train/<class>/<images>) nor a shapes dataset; for a CSV/JSON list of images '
                                f'use dataset list')
-        cfg.update(dataset='folder', train_split=splits[0], val_split=splits[1])
+        cfg = cfg.replace(dataset='folder', train_split=splits[0], val_split=splits[1])
         note = f'data_dir {root} is an image folder: dataset folder'
-    elif cfg['dataset'] == 'folder' and root is not None:
-        if not (cfg['train_split'] and (root / cfg['train_split']).is_dir()):
-            splits = image_folder_splits(root, cfg['train_split'], cfg['val_split'])
+    elif cfg.data.dataset == 'folder' and root is not None:
+        if not (cfg.data.train_split and (root / cfg.data.train_split).is_dir()):
+            splits = image_folder_splits(root, cfg.data.train_split, cfg.data.val_split)
             if splits is None:
-                split = cfg['train_split'] or 'train'
-                raise DatasetError(f'{root} has no {cfg["train_split"] or "class"} folder (expected '
+                split = cfg.data.train_split or 'train'
+                raise DatasetError(f'{root} has no {cfg.data.train_split or "class"} folder (expected '
                                    f'{root}/{split}/<class>/<images> or {root}/<class>/<images>)')
-            if splits != (cfg['train_split'], cfg['val_split']):
-                cfg.update(train_split=splits[0], val_split=splits[1])
+            if splits != (cfg.data.train_split, cfg.data.val_split):
+                cfg = cfg.replace(train_split=splits[0], val_split=splits[1])
                 note = f'data_dir {root}: training on {root / splits[0]}'
     if note:
-        note += (f', train split {cfg["train_split"]!r}, ' + (f'validation split {cfg["val_split"]!r}'
-                                                             if cfg['val_split'] else 'no validation split'))
+        note += (f', train split {cfg.data.train_split!r}, ' + (f'validation split {cfg.data.val_split!r}'
+                                                             if cfg.data.val_split else 'no validation split'))
         _logger.info(note)
     return cfg
 
 
-def build_datasets(cfg: Dict[str, Any], dist: Optional[DistInfo] = None):
+def build_datasets(cfg: TrainConfig, dist: Optional[DistInfo] = None):
     """(train_dataset, val_dataset or None, class_names) without transforms; validates classes up front.
 
     The generated shapes set is written by rank 0 first (others wait), then reused from the cache.
     """
     from zoo.data.datasets import DatasetError, ImageFolderDataset, ImageListDataset
     dist = dist or DistInfo()
-    kind = cfg['dataset']
-    classes = cfg.get('class_names')
+    kind = cfg.data.dataset
+    classes = cfg.data.class_names
     if kind == 'shapes':
         if is_primary(dist):
             data = _shapes_data(cfg)
         barrier(dist)
         if not is_primary(dist):
             data = _shapes_data(cfg)
-        train_ds = ImageFolderDataset(data.train_dir, classes=classes or list(data.classes), corrupt=cfg['corrupt'])
-        val_ds = ImageFolderDataset(data.val_dir, classes=train_ds.classes, corrupt=cfg['corrupt'])
+        train_ds = ImageFolderDataset(data.train_dir, classes=classes or list(data.classes), corrupt=cfg.data.corrupt)
+        val_ds = ImageFolderDataset(data.val_dir, classes=train_ds.classes, corrupt=cfg.data.corrupt)
         return train_ds, val_ds, train_ds.classes
     if kind == 'folder':
-        root = Path(cfg['data_dir']).expanduser()
-        train_dir = root / cfg['train_split'] if cfg['train_split'] else root
-        train_ds = ImageFolderDataset(train_dir, classes=classes, corrupt=cfg['corrupt'])
+        root = Path(cfg.data.data_dir).expanduser()
+        train_dir = root / cfg.data.train_split if cfg.data.train_split else root
+        train_ds = ImageFolderDataset(train_dir, classes=classes, corrupt=cfg.data.corrupt)
         val_ds = None
-        if cfg['val_split']:
-            val_dir = root / cfg['val_split']
+        if cfg.data.val_split:
+            val_dir = root / cfg.data.val_split
             if not val_dir.is_dir():
                 raise DatasetError(f'validation folder {val_dir} does not exist (set val_split to "" to train '
                                    f'without validation)')
-            val_ds = ImageFolderDataset(val_dir, classes=train_ds.classes, corrupt=cfg['corrupt'])
+            val_ds = ImageFolderDataset(val_dir, classes=train_ds.classes, corrupt=cfg.data.corrupt)
         return train_ds, val_ds, train_ds.classes
-    root = cfg['data_dir'] or None
-    train_ds = ImageListDataset(cfg['train_list'], root=root, classes=classes, corrupt=cfg['corrupt'])
+    root = cfg.data.data_dir or None
+    train_ds = ImageListDataset(cfg.data.train_list, root=root, classes=classes, corrupt=cfg.data.corrupt)
     val_ds = None
-    if cfg['val_list']:
-        val_ds = ImageListDataset(cfg['val_list'], root=root, classes=train_ds.classes, corrupt=cfg['corrupt'])
+    if cfg.data.val_list:
+        val_ds = ImageListDataset(cfg.data.val_list, root=root, classes=train_ds.classes, corrupt=cfg.data.corrupt)
     return train_ds, val_ds, train_ds.classes
 
 
@@ -133,49 +124,49 @@ def _pair(size) -> tuple:
     return (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)
 
 
-def build_model(cfg: Dict[str, Any], num_classes: int) -> Tuple[nn.Module, Dict[str, Any], Any]:
+def build_model(cfg: TrainConfig, num_classes: int) -> Tuple[nn.Module, Dict[str, Any], Any]:
     """``(model, model_kwargs, img_size)``: the model for ``num_classes`` classes (on the CPU), the keyword arguments
     that rebuild its architecture (recorded in checkpoints) and the asked input size (None: the pretrained cfg's)."""
     from zoo.errors import check_model_name
-    check_model_name(cfg['model'])
-    kwargs = dict(cfg['model_kwargs'] or {})
-    if cfg['drop_rate']:
-        kwargs['drop_rate'] = cfg['drop_rate']
-    if cfg['drop_path_rate'] is not None:
-        kwargs['drop_path_rate'] = cfg['drop_path_rate']
-    img_size = tuple(cfg['input_size'][-2:]) if cfg['input_size'] else cfg['img_size']
-    pretrained = bool(cfg['pretrained'] or cfg['pretrained_path'])
-    if cfg['pretrained_path']:
-        path = Path(cfg['pretrained_path']).expanduser()
+    check_model_name(cfg.model.model)
+    kwargs = dict(cfg.model.model_kwargs or {})
+    if cfg.model.drop_rate:
+        kwargs['drop_rate'] = cfg.model.drop_rate
+    if cfg.model.drop_path_rate is not None:
+        kwargs['drop_path_rate'] = cfg.model.drop_path_rate
+    img_size = tuple(cfg.data.input_size[-2:]) if cfg.data.input_size else cfg.data.img_size
+    pretrained = bool(cfg.model.pretrained or cfg.model.pretrained_path)
+    if cfg.model.pretrained_path:
+        path = Path(cfg.model.pretrained_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f'pretrained_path {path} does not exist')
         kwargs['pretrained_cfg_overlay'] = dict(file=str(path))
-    model = _create(cfg['model'], pretrained, num_classes, kwargs)
+    model = _create(cfg.model.model, pretrained, num_classes, kwargs)
     if (img_size and 'img_size' not in kwargs and model.pretrained_cfg.get('fixed_input_size')
             and tuple(model.pretrained_cfg['input_size'][-2:]) != _pair(img_size)):
         # a model built for one input size (e.g. absolute position embeddings): build it for the new size
         kwargs['img_size'] = _pair(img_size)
-        model = _create(cfg['model'], pretrained, num_classes, kwargs)
+        model = _create(cfg.model.model, pretrained, num_classes, kwargs)
     # gates go in once the weights are loaded, except before an initial checkpoint of a retrofitted run (which has them)
-    gates_first = bool(cfg['add_attention'] and cfg['initial_checkpoint']
-                       and attention_record(load_checkpoint_file(cfg['initial_checkpoint'])))
+    gates_first = bool(cfg.model.add_attention and cfg.model.initial_checkpoint
+                       and attention_record(load_checkpoint_file(cfg.model.initial_checkpoint)))
     if gates_first:
         _add_attention(model, cfg)
-    if cfg['initial_checkpoint']:
-        load_initial_checkpoint(model, cfg['initial_checkpoint'], use_ema=cfg['initial_checkpoint_ema'])
-    if cfg['add_attention'] and not gates_first:
+    if cfg.model.initial_checkpoint:
+        load_initial_checkpoint(model, cfg.model.initial_checkpoint, use_ema=cfg.model.initial_checkpoint_ema)
+    if cfg.model.add_attention and not gates_first:
         _add_attention(model, cfg)
-    if cfg['grad_checkpointing']:
+    if cfg.model.grad_checkpointing:
         model.set_grad_checkpointing(True)
     model_kwargs = {k: v for k, v in kwargs.items()
                     if k not in ('drop_rate', 'drop_path_rate', 'pretrained_cfg_overlay')}
     return model, model_kwargs, img_size
 
 
-def _add_attention(model: nn.Module, cfg: Dict[str, Any]) -> None:
-    add_attention(model, cfg['add_attention'], **cfg['add_attention_kwargs'])
-    n = sum(isinstance(m, ATTENTIONS[cfg['add_attention']]) for m in model.modules())
-    _logger.info(f'added {n} {cfg["add_attention"]} gates (identity at insertion)')
+def _add_attention(model: nn.Module, cfg: TrainConfig) -> None:
+    add_attention(model, cfg.model.add_attention, **cfg.model.add_attention_kwargs)
+    n = sum(isinstance(m, ATTENTIONS[cfg.model.add_attention]) for m in model.modules())
+    _logger.info(f'added {n} {cfg.model.add_attention} gates (identity at insertion)')
 
 
 def _create(name: str, pretrained: bool, num_classes: int, kwargs: Dict[str, Any]) -> nn.Module:
@@ -214,19 +205,19 @@ def load_initial_checkpoint(model: nn.Module, path: str, use_ema: bool = True) -
 
 # ---------------------------------------------------------------- transforms and loaders
 
-def build_transforms(cfg: Dict[str, Any], model: nn.Module, train_ds, val_ds, img_size=None) -> Dict[str, Any]:
+def build_transforms(cfg: TrainConfig, model: nn.Module, train_ds, val_ds, img_size=None) -> Dict[str, Any]:
     """Set the datasets' albumentations pipelines from the model's pretrained cfg (input size, crop, interpolation,
     mean / std) and the config's overrides and augmentation; returns the data config (saved in checkpoints)."""
     from zoo.data.transforms import create_eval_transform, create_train_transform, resolve_data_cfg
-    data_cfg = resolve_data_cfg(model, img_size=img_size, crop_pct=cfg['crop_pct'],
-                                interpolation=cfg['interpolation'] or None, mean=cfg['mean'], std=cfg['std'],
-                                crop_mode=cfg['crop_mode'])
+    data_cfg = resolve_data_cfg(model, img_size=img_size, crop_pct=cfg.data.crop_pct,
+                                interpolation=cfg.data.interpolation or None, mean=cfg.data.mean, std=cfg.data.std,
+                                crop_mode=cfg.data.crop_mode)
     train_ds.transform = create_train_transform(
-        data_cfg, scale=cfg['scale'], ratio=cfg['ratio'], hflip=cfg['hflip'], vflip=cfg['vflip'],
-        color_jitter=cfg['color_jitter'], color_jitter_prob=cfg['color_jitter_prob'], auto_augment=cfg['aa'],
-        re_prob=cfg['reprob'], seed=cfg['seed'])
+        data_cfg, scale=cfg.aug.scale, ratio=cfg.aug.ratio, hflip=cfg.aug.hflip, vflip=cfg.aug.vflip,
+        color_jitter=cfg.aug.color_jitter, color_jitter_prob=cfg.aug.color_jitter_prob, auto_augment=cfg.aug.aa,
+        re_prob=cfg.aug.reprob, seed=cfg.loop.seed)
     if val_ds is not None:
-        val_ds.transform = create_eval_transform(data_cfg, seed=cfg['seed'])
+        val_ds.transform = create_eval_transform(data_cfg, seed=cfg.loop.seed)
     return data_cfg
 
 
@@ -240,45 +231,46 @@ class Loaders:
     updates_per_epoch: int
 
 
-def build_loaders(cfg: Dict[str, Any], train_ds, val_ds, dist: DistInfo) -> Loaders:
+def build_loaders(cfg: TrainConfig, train_ds, val_ds, dist: DistInfo) -> Loaders:
     """The training loader (a shuffling DistributedSampler; the last incomplete batch is dropped whenever a full
     one exists) and the validation loader (each rank an exact shard, no padding)."""
     from zoo.data.datasets import collate_skip_corrupt
     from zoo.data.loader import ShardSampler, seed_worker_transform
     sampler = DistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                 seed=cfg['seed'], drop_last=False)
+                                 seed=cfg.loop.seed, drop_last=False)
     gen = torch.Generator()
     per_rank = math.ceil(len(train_ds) / dist.world_size)
-    common = dict(num_workers=cfg['workers'], collate_fn=collate_skip_corrupt, pin_memory=cfg['pin_memory'],
+    common = dict(num_workers=cfg.data.workers, collate_fn=collate_skip_corrupt, pin_memory=cfg.data.pin_memory,
                   worker_init_fn=seed_worker_transform, persistent_workers=False)
-    train = DataLoader(train_ds, batch_size=cfg['batch_size'], sampler=sampler,
-                       drop_last=per_rank >= cfg['batch_size'], generator=gen, **common)
+    train = DataLoader(train_ds, batch_size=cfg.loop.batch_size, sampler=sampler,
+                       drop_last=per_rank >= cfg.loop.batch_size, generator=gen, **common)
     val = None
     if val_ds is not None:
-        val = DataLoader(val_ds, batch_size=cfg['val_batch_size'] or 2 * cfg['batch_size'],
+        val = DataLoader(val_ds, batch_size=cfg.loop.val_batch_size or 2 * cfg.loop.batch_size,
                          sampler=ShardSampler(len(val_ds), dist.rank, dist.world_size),
-                         generator=torch.Generator().manual_seed(cfg['seed']), **common)
+                         generator=torch.Generator().manual_seed(cfg.loop.seed), **common)
     n = len(train)
-    steps = min(n, cfg['steps_per_epoch']) if cfg['steps_per_epoch'] else n
+    steps = min(n, cfg.loop.steps_per_epoch) if cfg.loop.steps_per_epoch else n
     if steps == 0:
-        raise ConfigError(f'the training set ({len(train_ds)} images) gives no batches of {cfg["batch_size"]}')
-    return Loaders(train, val, sampler, gen, steps, math.ceil(steps / cfg['grad_accum_steps']))
+        raise ConfigError(f'the training set ({len(train_ds)} images) gives no batches of {cfg.loop.batch_size}')
+    return Loaders(train, val, sampler, gen, steps, math.ceil(steps / cfg.loop.grad_accum_steps))
 
 
 # ---------------------------------------------------------------- optimiser, schedule, EMA, AMP
 
-def resolve_lr(cfg: Dict[str, Any], world_size: int = 1) -> float:
+def resolve_lr(cfg: TrainConfig, world_size: int = 1) -> float:
     """``lr`` if set, else ``lr_base`` scaled (linear, or sqrt for adaptive optimisers) by the global batch."""
-    if cfg.get('lr') is not None:
-        return float(cfg['lr'])
-    global_batch = cfg['batch_size'] * world_size * cfg.get('grad_accum_steps', 1)
-    ratio = global_batch / cfg.get('lr_base_size', 256)
-    scale = cfg.get('lr_base_scale') or ('sqrt' if any(k in cfg['opt'].lower() for k in ('ada', 'lamb')) else 'linear')
-    return float(cfg['lr_base']) * (ratio ** 0.5 if scale == 'sqrt' else ratio)
+    if cfg.optim.lr is not None:
+        return float(cfg.optim.lr)
+    global_batch = cfg.loop.batch_size * world_size * cfg.loop.grad_accum_steps
+    ratio = global_batch / cfg.optim.lr_base_size
+    adaptive = any(k in cfg.optim.opt.lower() for k in ('ada', 'lamb'))
+    scale = cfg.optim.lr_base_scale or ('sqrt' if adaptive else 'linear')
+    return float(cfg.optim.lr_base) * (ratio ** 0.5 if scale == 'sqrt' else ratio)
 
 
-def _gate_groups(cfg: Dict[str, Any]) -> bool:
-    return cfg.get('gate_lr_mult', 1.0) != 1.0 or cfg.get('backbone_warmup_epochs', 0) > 0
+def _gate_groups(cfg: TrainConfig) -> bool:
+    return cfg.optim.gate_lr_mult != 1.0 or cfg.sched.backbone_warmup_epochs > 0
 
 
 def gate_param_groups(model: nn.Module, weight_decay: float, gate_lr: float) -> List[Dict[str, Any]]:
@@ -297,21 +289,21 @@ def gate_param_groups(model: nn.Module, weight_decay: float, gate_lr: float) -> 
     return out
 
 
-def build_optimizer(model: nn.Module, cfg: Dict[str, Any], world_size: int = 1) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainConfig, world_size: int = 1) -> torch.optim.Optimizer:
     from timm.optim import create_optimizer_v2
     lr = resolve_lr(cfg, world_size)
-    kwargs = dict(opt=cfg['opt'], lr=lr, weight_decay=cfg['weight_decay'], momentum=cfg['momentum'])
+    kwargs = dict(opt=cfg.optim.opt, lr=lr, weight_decay=cfg.optim.weight_decay, momentum=cfg.optim.momentum)
     if _gate_groups(cfg):
-        if cfg.get('layer_decay') is not None:
+        if cfg.optim.layer_decay is not None:
             raise ConfigError('layer_decay cannot be combined with gate_lr_mult / backbone_warmup_epochs')
-        kwargs['param_group_fn'] = partial(gate_param_groups, weight_decay=cfg['weight_decay'],
-                                           gate_lr=lr * cfg['gate_lr_mult'])
-    if cfg.get('layer_decay') is not None:
-        kwargs['layer_decay'] = cfg['layer_decay']
-    if cfg.get('opt_eps') is not None:
-        kwargs['eps'] = cfg['opt_eps']
-    if cfg.get('opt_betas'):
-        kwargs['betas'] = tuple(cfg['opt_betas'])
+        kwargs['param_group_fn'] = partial(gate_param_groups, weight_decay=cfg.optim.weight_decay,
+                                           gate_lr=lr * cfg.optim.gate_lr_mult)
+    if cfg.optim.layer_decay is not None:
+        kwargs['layer_decay'] = cfg.optim.layer_decay
+    if cfg.optim.opt_eps is not None:
+        kwargs['eps'] = cfg.optim.opt_eps
+    if cfg.optim.opt_betas:
+        kwargs['betas'] = tuple(cfg.optim.opt_betas)
     return create_optimizer_v2(model, **kwargs)
 
 
@@ -344,51 +336,51 @@ class BackboneWarmup:
         self.scheduler.load_state_dict(state)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], updates_per_epoch: int):
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, updates_per_epoch: int):
     """timm's scheduler (None for sched 'none') and the number of epochs it covers (cooldown included); with
     ``backbone_warmup_epochs`` wrapped in :class:`BackboneWarmup`."""
     from timm.scheduler import create_scheduler_v2
-    warmup = cfg.get('backbone_warmup_epochs', 0)
-    if warmup > 0 and cfg['sched'] == 'none':
+    warmup = cfg.sched.backbone_warmup_epochs
+    if warmup > 0 and cfg.sched.sched == 'none':
         raise ConfigError("backbone_warmup_epochs needs a schedule (sched is 'none')")
     ramp = BackboneWarmup(optimizer, warmup, updates_per_epoch) if warmup > 0 else None
     scheduler, num_epochs = create_scheduler_v2(
-        optimizer, sched=cfg['sched'], num_epochs=cfg['epochs'], decay_epochs=cfg['decay_epochs'],
-        decay_milestones=cfg['decay_milestones'], cooldown_epochs=cfg['cooldown_epochs'],
-        patience_epochs=cfg['patience_epochs'], decay_rate=cfg['decay_rate'], min_lr=cfg['min_lr'],
-        warmup_lr=cfg['warmup_lr'], warmup_epochs=cfg['warmup_epochs'], warmup_prefix=cfg['warmup_prefix'],
-        plateau_mode='min' if cfg['eval_metric'] == 'loss' else 'max',
-        step_on_epochs=not cfg['sched_on_updates'], updates_per_epoch=updates_per_epoch)
+        optimizer, sched=cfg.sched.sched, num_epochs=cfg.sched.epochs, decay_epochs=cfg.sched.decay_epochs,
+        decay_milestones=cfg.sched.decay_milestones, cooldown_epochs=cfg.sched.cooldown_epochs,
+        patience_epochs=cfg.sched.patience_epochs, decay_rate=cfg.sched.decay_rate, min_lr=cfg.sched.min_lr,
+        warmup_lr=cfg.sched.warmup_lr, warmup_epochs=cfg.sched.warmup_epochs, warmup_prefix=cfg.sched.warmup_prefix,
+        plateau_mode='min' if cfg.output.eval_metric == 'loss' else 'max',
+        step_on_epochs=not cfg.sched.sched_on_updates, updates_per_epoch=updates_per_epoch)
     if ramp is not None:
         ramp.scheduler, scheduler = scheduler, ramp
     return scheduler, num_epochs
 
 
-def build_ema(model: nn.Module, cfg: Dict[str, Any], device: torch.device):
+def build_ema(model: nn.Module, cfg: TrainConfig, device: torch.device):
     from timm.utils import ModelEmaV3
-    if not cfg['model_ema']:
+    if not cfg.loop.model_ema:
         return None
-    return ModelEmaV3(model, decay=cfg['model_ema_decay'], use_warmup=cfg['model_ema_warmup'], device=device)
+    return ModelEmaV3(model, decay=cfg.loop.model_ema_decay, use_warmup=cfg.loop.model_ema_warmup, device=device)
 
 
-def build_amp(cfg: Dict[str, Any], device: torch.device):
+def build_amp(cfg: TrainConfig, device: torch.device):
     """``(autocast dtype or None, GradScaler or None)``: a GradScaler only for float16 on CUDA."""
-    amp_dtype = resolve_amp_dtype(cfg['amp'], cfg['amp_dtype'], device)
+    amp_dtype = resolve_amp_dtype(cfg.loop.amp, cfg.loop.amp_dtype, device)
     scaler = torch.amp.GradScaler('cuda') if amp_dtype == torch.float16 and device.type == 'cuda' else None
     return amp_dtype, scaler
 
 
 # ---------------------------------------------------------------- mixup and loss
 
-def build_loss(cfg: Dict[str, Any], mixup_active: bool) -> nn.Module:
+def build_loss(cfg: TrainConfig, mixup_active: bool) -> nn.Module:
     """timm's losses: soft-target CE with mixup/cutmix, label-smoothing CE, BCE, or plain CE."""
     from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-    if cfg.get('bce_loss'):
-        return BinaryCrossEntropy(smoothing=cfg.get('smoothing', 0.0))
+    if cfg.aug.bce_loss:
+        return BinaryCrossEntropy(smoothing=cfg.aug.smoothing)
     if mixup_active:
         return SoftTargetCrossEntropy()
-    if cfg.get('smoothing', 0.0) > 0:
-        return LabelSmoothingCrossEntropy(smoothing=cfg['smoothing'])
+    if cfg.aug.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=cfg.aug.smoothing)
     return nn.CrossEntropyLoss()
 
 
@@ -414,12 +406,12 @@ def _odd_batch_mixup_class():
     return OddBatchMixup
 
 
-def build_mixup(cfg: Dict[str, Any], num_classes: int):
+def build_mixup(cfg: TrainConfig, num_classes: int):
     """timm's Mixup / CutMix from the config (None when both are off), accepting odd batches."""
-    if cfg.get('mixup', 0) > 0 or cfg.get('cutmix', 0) > 0:
+    if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0:
         return _odd_batch_mixup_class()(
-            mixup_alpha=cfg['mixup'], cutmix_alpha=cfg['cutmix'], prob=cfg['mixup_prob'],
-            switch_prob=cfg['mixup_switch_prob'], mode=cfg['mixup_mode'], label_smoothing=cfg['smoothing'],
+            mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, prob=cfg.aug.mixup_prob,
+            switch_prob=cfg.aug.mixup_switch_prob, mode=cfg.aug.mixup_mode, label_smoothing=cfg.aug.smoothing,
             num_classes=num_classes)
     return None
 
@@ -438,16 +430,17 @@ class TrainParts:
     mixup_fn: Optional[Callable]
     loss_fn: nn.Module
 
-    def state(self, run_model: nn.Module, cfg: Dict[str, Any], device: torch.device, num_updates: int = 0,
+    def state(self, run_model: nn.Module, cfg: TrainConfig, device: torch.device, num_updates: int = 0,
               dist: Optional[DistInfo] = None) -> TrainState:
         return TrainState(
             model=run_model, optimizer=self.optimizer, loss_fn=self.loss_fn, device=device, scheduler=self.scheduler,
             mixup_fn=self.mixup_fn, model_ema=self.model_ema, scaler=self.scaler, amp_dtype=self.amp_dtype,
-            channels_last=cfg['channels_last'], grad_accum_steps=cfg['grad_accum_steps'], clip_grad=cfg['clip_grad'],
-            clip_mode=cfg['clip_mode'], num_updates=num_updates, dist=dist or DistInfo(device=device))
+            channels_last=cfg.loop.channels_last, grad_accum_steps=cfg.loop.grad_accum_steps,
+            clip_grad=cfg.optim.clip_grad,
+            clip_mode=cfg.optim.clip_mode, num_updates=num_updates, dist=dist or DistInfo(device=device))
 
 
-def build_training(model: nn.Module, cfg: Dict[str, Any], num_classes: int, device: torch.device,
+def build_training(model: nn.Module, cfg: TrainConfig, num_classes: int, device: torch.device,
                    updates_per_epoch: int, world_size: int = 1) -> TrainParts:
     """Optimiser (lr for the global batch), scheduler, EMA, AMP, mixup and loss for ``model`` (already on
     ``device``), exactly as ``tools/train.py`` uses them."""
@@ -460,13 +453,13 @@ def build_training(model: nn.Module, cfg: Dict[str, Any], num_classes: int, devi
     return TrainParts(optimizer, scheduler, num_epochs, model_ema, amp_dtype, scaler, mixup_fn, loss_fn)
 
 
-def wrap_model(model: nn.Module, cfg: Dict[str, Any], dist: DistInfo) -> nn.Module:
+def wrap_model(model: nn.Module, cfg: TrainConfig, dist: DistInfo) -> nn.Module:
     """The model the loop runs: DDP (under torchrun), then ``torch.compile`` (as timm's train.py)."""
     run_model = model
     if dist.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
         run_model = (DDP(run_model, device_ids=[dist.device]) if dist.device.type == 'cuda'
                      else DDP(run_model))  # CPU/gloo: no device_ids
-    if cfg['torchcompile']:
-        run_model = torch.compile(run_model, backend=cfg['torchcompile'])
+    if cfg.loop.torchcompile:
+        run_model = torch.compile(run_model, backend=cfg.loop.torchcompile)
     return run_model

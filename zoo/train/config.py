@@ -1,27 +1,26 @@
-"""Training configuration: one flat dict of fields (timm ``train.py`` names), YAML files and command-line overrides.
+"""Training and evaluation settings, each declared once in a typed section (type, default, choices / range, help,
+timm spelling) and composed into ``TrainConfig`` (zoo-train) or ``EvalConfig`` (zoo-eval).
 
-Precedence: built-in defaults < ``--config file.yaml`` < command-line flags (``--lr 0.01``, every field has a flag,
-``_`` written as ``-``) and ``--set key=value`` (value parsed as YAML, e.g. ``--set scale=[0.5,1.0]``), applied in
-the order given. Unknown keys are an error that suggests the nearest field.
-
-The fields come in sections (``SECTIONS``: model, data, augmentation, optimiser, schedule, loop, output), which
-group ``--help``. timm's ``train.py`` / ``validate.py`` spellings of the same settings are aliases of the flags
-(``FLAG_ALIASES``: ``-b``, ``-j``, ``--drop``, ``--drop-path``, ``-vb`` / ``--validation-batch-size``, ``--pin-mem``,
-``--dr``, ``--train-batches-per-epoch``; ``--torchcompile`` alone means the inductor backend); the other shared
-names (``--img-size``, ``--input-size``, ``--model-ema``, ``--sched``, ``--warmup-epochs``, ``--aa``, ``--reprob``,
-``--pretrained-path``, ...) are the field names themselves. ``check_values`` checks types, choices and ranges.
+YAML files, ``--set key=value`` and the command-line flags are derived from the declarations; a config file and
+``--set`` use the flat setting names (``lr``, ``batch_size``), code reads ``cfg.optim.lr``. Precedence: defaults <
+``--config file.yaml`` < flags / ``--set`` in command-line order. An unknown name is an error suggesting the nearest
+one; a misspelt attribute is an ``AttributeError`` (the sections are slotted dataclasses).
 """
 import argparse
+import copy
+import dataclasses
 import difflib
-import json
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 from ..errors import UserError
 
-__all__ = ['FIELDS', 'SECTIONS', 'FIELD_SECTION', 'FLAG_ALIASES', 'default_config', 'load_config',
-           'apply_overrides', 'validate_config', 'check_values', 'add_config_args', 'config_from_args', 'given_fields',
+__all__ = ['ModelCfg', 'DataCfg', 'AugCfg', 'OptimCfg', 'SchedCfg', 'LoopCfg', 'OutputCfg', 'EvalCfg', 'TrainConfig',
+           'EvalConfig', 'Setting', 'SETTINGS', 'SECTIONS', 'default_config', 'load_config', 'apply_overrides',
+           'check_values', 'add_config_args', 'add_eval_args', 'config_from_args', 'given_fields', 'eval_config',
            'ConfigError']
 
 
@@ -29,220 +28,401 @@ class ConfigError(UserError, ValueError):
     """Invalid configuration (unknown field, wrong type, bad value)."""
 
 
-# the sections of ``--help`` (and of a config file, by convention), in order
-SECTIONS = ('model', 'data', 'augmentation', 'optimiser', 'schedule', 'loop', 'output')
+_SAME = object()
 
-# name, default, type (None: take it from the default), help; a ``# <section>`` line starts each section
-FIELDS: List[Tuple[str, Any, Any, str]] = [
-    # model
-    ('model', 'resnet18', str, 'any registered timm / zoo model name, or an hf-hub: / local-dir: id'),
-    ('pretrained', False, bool, 'start from the pretrained weights (head re-initialised for a new class count)'),
-    ('pretrained_path', '', str, "load this file as the model's pretrained weights (with the family's checkpoint "
-                                 "filter and head adaptation, as pretrained=true); implies pretrained"),
-    ('initial_checkpoint', '', str, 'load weights from this file first (a head of another class count is dropped)'),
-    ('initial_checkpoint_ema', True, bool, 'from a checkpoint with EMA weights, load those'),
-    ('add_attention', '', str, "'cbam' or 'triplet': add identity-initialised gates to the CNN once its weights are "
-                               "loaded (zoo.add_attention; recorded in the checkpoints)"),
-    ('add_attention_kwargs', {}, dict, 'options of the added gates (key=value ...), e.g. reduction=8 kernel_size=3'),
-    ('num_classes', None, int, 'class count (default: from the training dataset; must agree with it)'),
-    ('model_kwargs', {}, dict, 'extra keyword arguments for timm.create_model (key=value ...)'),
-    ('drop_rate', 0.0, float, 'classifier dropout'),
-    ('drop_path_rate', None, float, 'stochastic depth rate (models that support it)'),
-    ('grad_checkpointing', False, bool, 'activation checkpointing (saves memory)'),
-    # data
-    ('dataset', 'shapes', str, "'shapes' (generated), 'folder' (data_dir/<split>/<class>/...) or 'list' (CSV/JSON)"),
-    ('data_dir', '', str, 'dataset root (shapes: where to generate/cache; default ~/.cache/zoo/data/...)'),
-    ('train_split', 'train', str, 'training folder under data_dir'),
-    ('val_split', 'val', str, 'validation folder under data_dir (empty: no validation)'),
-    ('train_list', '', str, 'list dataset: CSV/JSON of (path, label) for training'),
-    ('val_list', '', str, 'list dataset: CSV/JSON of (path, label) for validation'),
-    ('class_names', None, list, 'fixed class list (default: class folders / labels of the training set)'),
-    ('shapes_train', 3000, int, 'shapes: training images'),
-    ('shapes_val', 600, int, 'shapes: validation images'),
-    ('shapes_size', 64, int, 'shapes: image size in pixels'),
-    ('shapes_seed', 0, int, 'shapes: generator seed'),
-    ('corrupt', 'skip', str, "unreadable images: 'skip' (report paths, count) or 'error' (stop)"),
-    ('verify_images', False, bool, 'decode every image before training (reports and drops corrupt ones up front)'),
-    ('workers', 2, int, 'data loader worker processes per rank'),
-    ('pin_memory', False, bool, 'pin host memory (CUDA)'),
-    ('img_size', None, int, 'input size (default: the model pretrained cfg)'),
-    ('input_size', None, list, 'input size as C H W (overrides img_size)'),
-    ('crop_pct', None, float, 'eval centre-crop fraction (default: the model pretrained cfg)'),
-    ('crop_mode', None, str, "eval crop mode: 'center', 'squash' or 'border'"),
-    ('interpolation', '', str, 'resize interpolation (default: the model pretrained cfg)'),
-    ('mean', None, list, 'normalisation mean (default: the model pretrained cfg)'),
-    ('std', None, list, 'normalisation std (default: the model pretrained cfg)'),
-    # augmentation
-    ('scale', [0.08, 1.0], list, 'RandomResizedCrop area range'),
-    ('ratio', [0.75, 1.3333333333333333], list, 'RandomResizedCrop aspect-ratio range'),
-    ('hflip', 0.5, float, 'horizontal flip probability'),
-    ('vflip', 0.0, float, 'vertical flip probability'),
-    ('color_jitter', 0.4, float, 'colour jitter strength (brightness/contrast/saturation; 0 = off)'),
-    ('color_jitter_prob', 0.8, float, 'probability of colour jitter'),
-    ('aa', None, str, "RandAugment-style policy, e.g. 'rand-m9-n2' (replaces colour jitter)"),
-    ('reprob', 0.0, float, 'random erasing probability'),
-    ('mixup', 0.0, float, 'mixup alpha (0 = off)'),
-    ('cutmix', 0.0, float, 'cutmix alpha (0 = off)'),
-    ('mixup_prob', 1.0, float, 'probability of applying mixup/cutmix to a batch'),
-    ('mixup_switch_prob', 0.5, float, 'probability of cutmix instead of mixup when both are on'),
-    ('mixup_mode', 'batch', str, "'batch', 'pair' or 'elem'"),
-    ('smoothing', 0.1, float, 'label smoothing'),
-    ('bce_loss', False, bool, 'binary cross-entropy instead of softmax cross-entropy'),
-    # optimiser
-    ('opt', 'adamw', str, 'timm optimizer name (adamw, sgd, lamb, ...)'),
-    ('lr', None, float, 'learning rate (default: lr_base scaled by the global batch size)'),
-    ('lr_base', 1e-3, float, 'learning rate for a global batch of lr_base_size'),
-    ('lr_base_size', 256, int, 'reference batch size for lr_base'),
-    ('lr_base_scale', '', str, "'linear' or 'sqrt' (default: sqrt for ada*/lamb, else linear)"),
-    ('weight_decay', 0.05, float, 'weight decay'),
-    ('momentum', 0.9, float, 'SGD momentum'),
-    ('opt_eps', None, float, 'optimizer epsilon'),
-    ('opt_betas', None, list, 'optimizer betas'),
-    ('layer_decay', None, float, 'layer-wise learning-rate decay'),
-    ('clip_grad', None, float, 'gradient clipping value (None = off)'),
-    ('clip_mode', 'norm', str, "'norm', 'value' or 'agc'"),
-    ('gate_lr_mult', 1.0, float, "learning rate of the CBAM / triplet modules' parameters (their own param groups) "
-                                 'as a multiple of lr'),
-    # schedule
-    ('sched', 'cosine', str, "timm scheduler: 'cosine', 'step', 'multistep', 'plateau', 'poly', 'tanh', 'none'"),
-    ('sched_on_updates', True, bool, 'update the learning rate every optimizer step (else every epoch)'),
-    ('epochs', 10, int, 'training epochs'),
-    ('warmup_epochs', 1, int, 'linear warm-up epochs'),
-    ('warmup_lr', 1e-5, float, 'warm-up start learning rate'),
-    ('warmup_prefix', False, bool, 'warm-up outside the decay schedule'),
-    ('backbone_warmup_epochs', 0.0, float, 'the learning rate of every parameter outside the CBAM / triplet modules '
-                                           '(of all, in a model without them) ramps linearly from 0 over these '
-                                           'epochs, on top of the schedule'),
-    ('min_lr', 1e-6, float, 'lowest learning rate'),
-    ('cooldown_epochs', 0, int, 'epochs at min_lr after the schedule'),
-    ('decay_epochs', 30, float, "'step': epochs between decays"),
-    ('decay_milestones', [30, 60], list, "'multistep': decay epochs"),
-    ('decay_rate', 0.1, float, 'step decay factor'),
-    ('patience_epochs', 10, int, "'plateau': patience"),
-    # loop
-    ('batch_size', 64, int, 'batch size per process'),
-    ('val_batch_size', None, int, 'validation batch size (default: 2 x batch_size)'),
-    ('grad_accum_steps', 1, int, 'accumulate gradients over this many batches per optimizer step'),
-    ('steps_per_epoch', 0, int, 'cap the batches per epoch (0 = the whole dataset)'),
-    ('amp', False, bool, "automatic mixed precision; 'force' keeps it on hardware without native bf16 / fp16"),
-    ('amp_dtype', '', str, "'bfloat16' or 'float16' (default: bfloat16 on CPU, float16 on CUDA)"),
-    ('channels_last', False, bool, 'channels-last memory format'),
-    ('torchcompile', None, str, "torch.compile backend, e.g. 'inductor' (None = eager)"),
-    ('model_ema', False, bool, 'keep an exponential moving average of the weights'),
-    ('model_ema_decay', 0.9998, float, 'EMA decay'),
-    ('model_ema_warmup', False, bool, 'EMA decay warm-up'),
-    ('sync_bn', False, bool, 'SyncBatchNorm under DDP'),
-    ('dist_bn', 'reduce', str, "with DDP and no sync_bn, after each epoch: 'reduce' / 'broadcast' BN stats, or ''"),
-    ('device', '', str, "'cpu', 'cuda', 'cuda:1' (default: cuda if available)"),
-    ('seed', 42, int, 'random seed'),
-    # output
-    ('output', 'output/train', str, 'root of run folders'),
-    ('experiment', '', str, 'run folder name (default: <date>-<time>-<model>-<size>; an existing run folder '
-                            'gets a -N suffix)'),
-    ('resume', '', str, "checkpoint to resume from (the run continues in its folder), or 'auto' "
-                        "(output/experiment/last.pth if it exists)"),
-    ('no_resume_opt', False, bool, 'resume weights only (not optimizer / scheduler / epoch)'),
-    ('stop_after_epochs', 0, int, 'end this run after N epochs (time-limited jobs; resume continues it); 0 = off'),
-    ('checkpoint_hist', 0, int, 'also keep the last N per-epoch checkpoints (last.pth and best.pth are always kept)'),
-    ('eval_metric', 'top1', str, "metric that chooses best.pth: 'top1', 'top5' or 'loss'"),
-    ('val_interval', 1, int, 'validate every N epochs (and after the last)'),
-    ('log_interval', 50, int, 'log every N steps (0: only per epoch)'),
-    ('progress', 'auto', str, "'bar' (tqdm), 'log' (log lines) or 'auto' (bar on a terminal)"),
-    ('tensorboard', True, bool, 'write TensorBoard logs (if tensorboard is installed)'),
-]
 
-# the first field of each section (FIELDS is in section order)
-_SECTION_START = {'model': 'model', 'dataset': 'data', 'scale': 'augmentation', 'opt': 'optimiser', 'sched': 'schedule',
-                  'batch_size': 'loop', 'output': 'output'}
-FIELD_SECTION: Dict[str, str] = {}
-_sec = 'model'
-for _name, *_ in FIELDS:
-    _sec = _SECTION_START.get(_name, _sec)
-    FIELD_SECTION[_name] = _sec
-del _sec, _name
+def setting(default: Any, help: str, *, alias: Sequence[str] = (), choices: Optional[Sequence[Any]] = None,
+            check: str = '', word: str = '', const: Any = None, eval: bool = False, eval_default: Any = _SAME,
+            eval_help: str = '', eval_nargs: str = '') -> Any:
+    """One setting: its default and help, timm's flag spellings (``alias``), allowed values (``choices``) or a
+    ``check`` ('>=0', '>=1', 'probability', 'fraction', 'pair', 'channels', 'chw'), ``word`` (a bool that also takes
+    this word), ``const`` (the value of the flag given alone); ``eval``: also a zoo-eval flag, with ``eval_default``
+    / ``eval_help`` / ``eval_nargs`` where zoo-eval differs."""
+    meta = dict(help=help, alias=tuple(alias), choices=tuple(choices) if choices is not None else None, check=check,
+                word=word, const=const, eval=eval, eval_default=eval_default, eval_help=eval_help,
+                eval_nargs=eval_nargs)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
-# timm's train.py / validate.py spellings of the same settings (accepted next to the zoo's --<field> flags)
-FLAG_ALIASES: Dict[str, Tuple[str, ...]] = {
-    'model': ('-m',), 'drop_rate': ('--drop',), 'drop_path_rate': ('--drop-path',), 'workers': ('-j',),
-    'batch_size': ('-b',), 'val_batch_size': ('-vb', '--validation-batch-size'), 'pin_memory': ('--pin-mem',),
-    'decay_rate': ('--dr',), 'steps_per_epoch': ('--train-batches-per-epoch', '--train-steps-per-epoch'),
-}
-# flags whose value is optional: ``--torchcompile`` alone means the inductor backend (as timm)
-_OPTIONAL_VALUE = {'torchcompile': 'inductor'}
-# boolean fields that also take one word: ``--amp force`` / ``amp: force``
-_BOOL_WORDS = {'amp': 'force'}
 
-_TYPES = {name: typ for name, _, typ, _ in FIELDS}
-_CHOICES = {
-    'dataset': ('shapes', 'folder', 'list'), 'corrupt': ('skip', 'error'), 'mixup_mode': ('batch', 'pair', 'elem'),
-    'clip_mode': ('norm', 'value', 'agc'), 'amp_dtype': ('', 'bfloat16', 'float16'),
-    'eval_metric': ('top1', 'top5', 'loss'), 'progress': ('auto', 'bar', 'log'),
-    'lr_base_scale': ('', 'linear', 'sqrt'),
-    'dist_bn': ('', 'reduce', 'broadcast'), 'crop_mode': (None, 'center', 'squash', 'border'),
-    'add_attention': ('', 'cbam', 'triplet'),
-}
-# dict fields: ``--<field> key=value ...`` and ``--set <field>.key=value`` set one entry
-_DICT_FIELDS = tuple(name for name, _, typ, _ in FIELDS if typ is dict)
+def option(default: Any, help: str, *, flags: Sequence[str], group: str, negative: Sequence[str] = (),
+           off_help: str = '', cli_default: Any = _SAME) -> Any:
+    """A zoo-eval option that is no training setting: its flags (``negative``: those that turn a bool off, with
+    ``off_help``), the ``--help`` group it is listed in and its default on the command line where that differs."""
+    return field(default=default, metadata=dict(help=help, flags=tuple(flags), negative=tuple(negative), group=group,
+                                                off_help=off_help,
+                                                cli_default=default if cli_default is _SAME else cli_default))
+
+
+@dataclass(slots=True)
+class ModelCfg:
+    TITLE: ClassVar[str] = 'model'
+    model: str = setting('resnet18', 'any registered timm / zoo model name, or an hf-hub: / local-dir: id',
+                         alias=('-m',), eval=True, eval_default=None,
+                         eval_help='model name, hf-hub:<repo> or local-dir:<folder> (default: the arch recorded in '
+                                   '--checkpoint)')
+    pretrained: bool = setting(False, 'start from the pretrained weights (head re-initialised for a new class count)',
+                               eval=True)
+    pretrained_path: str = setting('', "load this file as the model's pretrained weights (with the family's "
+                                       "checkpoint filter and head adaptation, as pretrained=true); implies pretrained")
+    initial_checkpoint: str = setting('', 'load weights from this file first (a head of another class count is '
+                                          'dropped)')
+    initial_checkpoint_ema: bool = setting(True, 'from a checkpoint with EMA weights, load those')
+    add_attention: str = setting('', "'cbam' or 'triplet': add identity-initialised gates to the CNN once its weights "
+                                     "are loaded (zoo.add_attention; recorded in the checkpoints)",
+                                 choices=('', 'cbam', 'triplet'))
+    add_attention_kwargs: Dict[str, Any] = setting({}, 'options of the added gates (key=value ...), e.g. reduction=8 '
+                                                       'kernel_size=3')
+    num_classes: Optional[int] = setting(None, 'class count (default: from the training dataset; must agree with it)',
+                                         eval=True, eval_help='class count (default: from the checkpoint)')
+    model_kwargs: Dict[str, Any] = setting({}, 'extra keyword arguments for timm.create_model (key=value ...)',
+                                           eval=True)
+    drop_rate: float = setting(0.0, 'classifier dropout', alias=('--drop',), check='fraction')
+    drop_path_rate: Optional[float] = setting(None, 'stochastic depth rate (models that support it)',
+                                              alias=('--drop-path',), check='fraction')
+    grad_checkpointing: bool = setting(False, 'activation checkpointing (saves memory)')
+
+
+@dataclass(slots=True)
+class DataCfg:
+    TITLE: ClassVar[str] = 'data'
+    dataset: str = setting('shapes', "'shapes' (generated), 'folder' (data_dir/<split>/<class>/...) or 'list' "
+                                     "(CSV/JSON)", choices=('shapes', 'folder', 'list'), eval=True, eval_default=None,
+                           eval_help="'shapes', 'folder' or 'list' (default: the checkpoint's training dataset, else "
+                                     "shapes; a --data-dir that is an image folder is evaluated as one)")
+    data_dir: str = setting('', 'dataset root (shapes: where to generate/cache; default ~/.cache/zoo/data/...)',
+                            eval=True, eval_help='folder dataset root (data_dir/<split>/<class>/..., or '
+                                                 'data_dir/<class>/...), list root, or the shapes cache folder')
+    train_split: str = setting('train', 'training folder under data_dir')
+    val_split: str = setting('val', 'validation folder under data_dir (empty: no validation)')
+    train_list: str = setting('', 'list dataset: CSV/JSON of (path, label) for training')
+    val_list: str = setting('', 'list dataset: CSV/JSON of (path, label) for validation')
+    class_names: Optional[List[str]] = setting(None, 'fixed class list (default: class folders / labels of the '
+                                                     'training set)',
+                                               eval=True, eval_help='class list (default: from the checkpoint)')
+    shapes_train: int = setting(3000, 'shapes: training images', check='>=1', eval_default=None)
+    shapes_val: int = setting(600, 'shapes: validation images', check='>=0', eval=True, eval_default=None)
+    shapes_size: int = setting(64, 'shapes: image size in pixels', check='>=1', eval=True, eval_default=None)
+    shapes_seed: int = setting(0, 'shapes: generator seed', eval=True, eval_default=None)
+    corrupt: str = setting('skip', "unreadable images: 'skip' (report paths, count) or 'error' (stop)",
+                           choices=('skip', 'error'), eval=True)
+    verify_images: bool = setting(False, 'decode every image before training (reports and drops corrupt ones up '
+                                         'front)')
+    workers: int = setting(2, 'data loader worker processes per rank', alias=('-j',), check='>=0', eval=True)
+    pin_memory: bool = setting(False, 'pin host memory (CUDA)', alias=('--pin-mem',))
+    img_size: Optional[int] = setting(None, 'input size (default: the model pretrained cfg)', check='>=1', eval=True,
+                                      eval_help='test-time resolution: S or H W (default: the run / model pretrained '
+                                                'cfg)', eval_nargs='+')
+    input_size: Optional[List[int]] = setting(None, 'input size as C H W (overrides img_size)', check='chw',
+                                              eval=True)
+    crop_pct: Optional[float] = setting(None, 'eval centre-crop fraction (default: the model pretrained cfg)',
+                                        eval=True)
+    crop_mode: Optional[str] = setting(None, "eval crop mode: 'center', 'squash' or 'border'",
+                                       choices=(None, 'center', 'squash', 'border'), eval=True)
+    interpolation: str = setting('', 'resize interpolation (default: the model pretrained cfg)', eval=True,
+                                 eval_default=None)
+    mean: Optional[List[float]] = setting(None, 'normalisation mean (default: the model pretrained cfg)',
+                                          check='channels', eval=True)
+    std: Optional[List[float]] = setting(None, 'normalisation std (default: the model pretrained cfg)',
+                                         check='channels', eval=True)
+
+
+@dataclass(slots=True)
+class AugCfg:
+    TITLE: ClassVar[str] = 'augmentation'
+    scale: List[float] = setting([0.08, 1.0], 'RandomResizedCrop area range', check='pair')
+    ratio: List[float] = setting([0.75, 1.3333333333333333], 'RandomResizedCrop aspect-ratio range', check='pair')
+    hflip: float = setting(0.5, 'horizontal flip probability', check='probability')
+    vflip: float = setting(0.0, 'vertical flip probability', check='probability')
+    color_jitter: float = setting(0.4, 'colour jitter strength (brightness/contrast/saturation; 0 = off)')
+    color_jitter_prob: float = setting(0.8, 'probability of colour jitter', check='probability')
+    aa: Optional[str] = setting(None, "RandAugment-style policy, e.g. 'rand-m9-n2' (replaces colour jitter)")
+    reprob: float = setting(0.0, 'random erasing probability', check='probability')
+    mixup: float = setting(0.0, 'mixup alpha (0 = off)', check='>=0')
+    cutmix: float = setting(0.0, 'cutmix alpha (0 = off)', check='>=0')
+    mixup_prob: float = setting(1.0, 'probability of applying mixup/cutmix to a batch', check='probability')
+    mixup_switch_prob: float = setting(0.5, 'probability of cutmix instead of mixup when both are on',
+                                       check='probability')
+    mixup_mode: str = setting('batch', "'batch', 'pair' or 'elem'", choices=('batch', 'pair', 'elem'))
+    smoothing: float = setting(0.1, 'label smoothing', check='fraction')
+    bce_loss: bool = setting(False, 'binary cross-entropy instead of softmax cross-entropy')
+
+
+@dataclass(slots=True)
+class OptimCfg:
+    TITLE: ClassVar[str] = 'optimiser'
+    opt: str = setting('adamw', 'timm optimizer name (adamw, sgd, lamb, ...)')
+    lr: Optional[float] = setting(None, 'learning rate (default: lr_base scaled by the global batch size)',
+                                  check='>=0')
+    lr_base: float = setting(1e-3, 'learning rate for a global batch of lr_base_size', check='>=0')
+    lr_base_size: int = setting(256, 'reference batch size for lr_base', check='>=1')
+    lr_base_scale: str = setting('', "'linear' or 'sqrt' (default: sqrt for ada*/lamb, else linear)",
+                                 choices=('', 'linear', 'sqrt'))
+    weight_decay: float = setting(0.05, 'weight decay', check='>=0')
+    momentum: float = setting(0.9, 'SGD momentum')
+    opt_eps: Optional[float] = setting(None, 'optimizer epsilon')
+    opt_betas: Optional[List[float]] = setting(None, 'optimizer betas')
+    layer_decay: Optional[float] = setting(None, 'layer-wise learning-rate decay')
+    clip_grad: Optional[float] = setting(None, 'gradient clipping value (None = off)', check='>=0')
+    clip_mode: str = setting('norm', "'norm', 'value' or 'agc'", choices=('norm', 'value', 'agc'))
+    gate_lr_mult: float = setting(1.0, "learning rate of the CBAM / triplet modules' parameters (their own param "
+                                       "groups) as a multiple of lr", check='>=0')
+
+
+@dataclass(slots=True)
+class SchedCfg:
+    TITLE: ClassVar[str] = 'schedule'
+    sched: str = setting('cosine', "timm scheduler: 'cosine', 'step', 'multistep', 'plateau', 'poly', 'tanh', 'none'")
+    sched_on_updates: bool = setting(True, 'update the learning rate every optimizer step (else every epoch)')
+    epochs: int = setting(10, 'training epochs', check='>=1')
+    warmup_epochs: int = setting(1, 'linear warm-up epochs', check='>=0')
+    warmup_lr: float = setting(1e-5, 'warm-up start learning rate', check='>=0')
+    warmup_prefix: bool = setting(False, 'warm-up outside the decay schedule')
+    backbone_warmup_epochs: float = setting(0.0, 'the learning rate of every parameter outside the CBAM / triplet '
+                                                 'modules (of all, in a model without them) ramps linearly from 0 '
+                                                 'over these epochs, on top of the schedule', check='>=0')
+    min_lr: float = setting(1e-6, 'lowest learning rate', check='>=0')
+    cooldown_epochs: int = setting(0, 'epochs at min_lr after the schedule', check='>=0')
+    decay_epochs: float = setting(30, "'step': epochs between decays")
+    decay_milestones: List[int] = setting([30, 60], "'multistep': decay epochs")
+    decay_rate: float = setting(0.1, 'step decay factor', alias=('--dr',))
+    patience_epochs: int = setting(10, "'plateau': patience")
+
+
+@dataclass(slots=True)
+class LoopCfg:
+    TITLE: ClassVar[str] = 'loop'
+    batch_size: int = setting(64, 'batch size per process', alias=('-b',), check='>=1', eval=True, eval_default=128)
+    val_batch_size: Optional[int] = setting(None, 'validation batch size (default: 2 x batch_size)',
+                                            alias=('-vb', '--validation-batch-size'), check='>=1')
+    grad_accum_steps: int = setting(1, 'accumulate gradients over this many batches per optimizer step', check='>=1')
+    steps_per_epoch: int = setting(0, 'cap the batches per epoch (0 = the whole dataset)',
+                                   alias=('--train-batches-per-epoch', '--train-steps-per-epoch'), check='>=0')
+    amp: Union[bool, str] = setting(False, "automatic mixed precision; 'force' keeps it on hardware without native "
+                                           "bf16 / fp16", word='force', eval=True)
+    amp_dtype: str = setting('', "'bfloat16' or 'float16' (default: bfloat16 on CPU, float16 on CUDA)",
+                             choices=('', 'bfloat16', 'float16'), eval=True)
+    channels_last: bool = setting(False, 'channels-last memory format', eval=True)
+    torchcompile: Optional[str] = setting(None, "torch.compile backend, e.g. 'inductor' (None = eager)",
+                                          const='inductor', eval=True)
+    model_ema: bool = setting(False, 'keep an exponential moving average of the weights')
+    model_ema_decay: float = setting(0.9998, 'EMA decay', check='>=0')
+    model_ema_warmup: bool = setting(False, 'EMA decay warm-up')
+    sync_bn: bool = setting(False, 'SyncBatchNorm under DDP')
+    dist_bn: str = setting('reduce', "with DDP and no sync_bn, after each epoch: 'reduce' / 'broadcast' BN stats, "
+                                     "or ''", choices=('', 'reduce', 'broadcast'))
+    device: str = setting('', "'cpu', 'cuda', 'cuda:1' (default: cuda if available)", eval=True)
+    seed: int = setting(42, 'random seed')
+
+
+@dataclass(slots=True)
+class OutputCfg:
+    TITLE: ClassVar[str] = 'output'
+    output: str = setting('output/train', 'root of run folders')
+    experiment: str = setting('', 'run folder name (default: <date>-<time>-<model>-<size>; an existing run folder '
+                                  'gets a -N suffix)')
+    resume: str = setting('', "checkpoint to resume from (the run continues in its folder), or 'auto' "
+                              "(output/experiment/last.pth if it exists)")
+    no_resume_opt: bool = setting(False, 'resume weights only (not optimizer / scheduler / epoch)')
+    stop_after_epochs: int = setting(0, 'end this run after N epochs (time-limited jobs; resume continues it); '
+                                        '0 = off', check='>=0')
+    checkpoint_hist: int = setting(0, 'also keep the last N per-epoch checkpoints (last.pth and best.pth are always '
+                                      'kept)', check='>=0')
+    eval_metric: str = setting('top1', "metric that chooses best.pth: 'top1', 'top5' or 'loss'",
+                               choices=('top1', 'top5', 'loss'))
+    val_interval: int = setting(1, 'validate every N epochs (and after the last)', check='>=1')
+    log_interval: int = setting(50, 'log every N steps (0: only per epoch)', check='>=0')
+    progress: str = setting('auto', "'bar' (tqdm), 'log' (log lines) or 'auto' (bar on a terminal)",
+                            choices=('auto', 'bar', 'log'))
+    tensorboard: bool = setting(True, 'write TensorBoard logs (if tensorboard is installed)')
+
+
+@dataclass(slots=True)
+class EvalCfg:
+    """zoo-eval's own options (timm ``validate.py`` names)."""
+    checkpoint: Optional[str] = option(None, 'weights: a tools/train.py checkpoint, timm checkpoint or .safetensors',
+                                       flags=('--checkpoint',), group='model')
+    use_ema: bool = option(True, 'from a checkpoint with EMA weights, evaluate those (the default)',
+                           flags=('--use-ema',), group='model', negative=('--no-ema', '--no-use-ema'),
+                           off_help='from a checkpoint with EMA weights, evaluate the raw weights')
+    split: str = option('val', 'folder under --data-dir ("" for data_dir/<class>/...)', flags=('--split',),
+                        group='data')
+    list_file: str = option('', 'CSV/JSON list of path,label', flags=('--list',), group='data')
+    use_test_size: bool = option(False, "the pretrained cfg's test_input_size", flags=('--use-test-size',),
+                                 group='data')
+    output: str = option('', 'write the results JSON here (default: print only)',
+                         flags=('--output', '--results-file'), group='output')
+    progress: bool = option(False, 'a progress bar (zoo-eval: on a terminal, unless --no-progress)', flags=(),
+                            group='output', negative=('--no-progress',), off_help='no progress bar', cli_default=True)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting: its flat name, the ``TrainConfig`` attribute of its section, its value type (bool,
+    int, float, str, list or dict) and the declaration's field (default, metadata)."""
+    name: str
+    section: str
+    kind: type
+    spec: Any
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.spec.metadata
+
+    def default(self, for_eval: bool = False) -> Any:
+        if for_eval and self.meta['eval_default'] is not _SAME:
+            return self.meta['eval_default']
+        f = self.spec
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _kind(annotation: Any) -> type:
+    origin = typing.get_origin(annotation)
+    if origin is Union:  # Optional[X] is X; Union[bool, str] (a bool that also takes a word) is bool
+        return _kind(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    return {list: list, dict: dict}.get(origin, annotation)
+
+
+_TRAIN_SECTIONS = (('model', ModelCfg), ('data', DataCfg), ('aug', AugCfg), ('optim', OptimCfg),
+                   ('sched', SchedCfg), ('loop', LoopCfg), ('output', OutputCfg))
+# the sections of ``--help``, in order
+SECTIONS = tuple(cls.TITLE for _, cls in _TRAIN_SECTIONS)
+
+
+def _declared(sections) -> Dict[str, Setting]:
+    out: Dict[str, Setting] = {}
+    for attr, cls in sections:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out[f.name] = Setting(f.name, attr, _kind(hints[f.name]), f)
+    return out
+
+
+# every setting by its flat name, in declaration (and config.yaml) order
+SETTINGS: Dict[str, Setting] = _declared(_TRAIN_SECTIONS)
+_DICT_FIELDS = tuple(n for n, s in SETTINGS.items() if s.kind is dict)
+_CHOICE_FIELDS = tuple(n for n, s in SETTINGS.items() if s.meta['choices'] is not None)
+
+
+def _build(sections, values: Mapping[str, Any]) -> Dict[str, Any]:
+    """``{section attribute: section object}`` from flat values."""
+    by_section: Dict[str, Dict[str, Any]] = {attr: {} for attr, _ in sections}
+    for name, value in values.items():
+        by_section[SETTINGS[name].section][name] = value
+    return {attr: cls(**by_section[attr]) for attr, cls in sections}
+
+
+def _flat(cfg: Any, sections) -> Dict[str, Any]:
+    return {name: copy.deepcopy(getattr(getattr(cfg, s.section), name)) for name, s in SETTINGS.items()
+            if any(s.section == attr for attr, _ in sections)}
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    """A training run's settings, by section: ``cfg.optim.lr``, ``cfg.loop.batch_size``."""
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    aug: AugCfg = field(default_factory=AugCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    sched: SchedCfg = field(default_factory=SchedCfg)
+    loop: LoopCfg = field(default_factory=LoopCfg)
+    output: OutputCfg = field(default_factory=OutputCfg)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> 'TrainConfig':
+        """Flat ``{name: value}`` (missing names at their defaults): types, choices, ranges and the data source
+        checked."""
+        full = {name: s.default() for name, s in SETTINGS.items()}
+        full.update(check_values(values))
+        check_values({k: full[k] for k in _CHOICE_FIELDS})
+        if full['dataset'] == 'folder' and not full['data_dir']:
+            raise ConfigError("dataset 'folder' needs data_dir (data_dir/<train_split>/<class>/<images>)")
+        if full['dataset'] == 'list' and not full['train_list']:
+            raise ConfigError("dataset 'list' needs train_list (a CSV/JSON of path,label)")
+        return cls(**_build(_TRAIN_SECTIONS, full))
+
+    @classmethod
+    def of(cls, cfg: Union['TrainConfig', Mapping[str, Any], None]) -> 'TrainConfig':
+        """A checked copy of a config, or one from flat values (a checkpoint's ``config``)."""
+        return cls.from_dict(cfg.to_dict() if isinstance(cfg, TrainConfig) else dict(cfg or {}))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Flat ``{name: value}`` in declaration order (``config.yaml``, the checkpoints' ``config``)."""
+        return _flat(self, _TRAIN_SECTIONS)
+
+    def replace(self, **values: Any) -> 'TrainConfig':
+        """A copy with these settings (flat names) changed, unchecked."""
+        new = copy.deepcopy(self)
+        for name, value in values.items():
+            if name not in SETTINGS:
+                raise _unknown(name)
+            setattr(getattr(new, SETTINGS[name].section), name, value)
+        return new
+
+
+def default_config() -> TrainConfig:
+    """Every setting at its default."""
+    return TrainConfig()
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, SETTINGS, n=3)
+    return ConfigError(f'unknown config field {key!r}' + (f'; did you mean {close}?' if close else ''))
 
 
 def _dict_entry(key: str) -> Optional[Tuple[str, str]]:
     """``'model_kwargs.depth'`` -> ``('model_kwargs', 'depth')``; None for a plain field name."""
-    field, dot, entry = key.partition('.')
-    return (field, entry) if dot and field in _DICT_FIELDS else None
+    name, dot, entry = key.partition('.')
+    return (name, entry) if dot and name in _DICT_FIELDS else None
 
 
-def default_config() -> Dict[str, Any]:
-    """A fresh copy of every field at its default."""
-    return json.loads(json.dumps({name: default for name, default, _, _ in FIELDS}))
+def _to_bool(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        low = value.lower()
+        if low and low == SETTINGS[key].meta['word']:
+            return low
+        if low in ('1', 'true', 'yes', 'on'):
+            return True
+        if low in ('0', 'false', 'no', 'off', ''):
+            return False
+        raise ValueError(value)
+    return bool(value)
 
 
-def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _TYPES, n=3)
-    return ConfigError(f'unknown config field {key!r}' + (f'; did you mean {close}?' if close else ''))
+def _to_kind(key: str, typ: type, value: Any) -> Any:
+    if typ is bool:
+        return _to_bool(key, value)
+    if typ is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if typ in (float, str):
+        return typ(value)
+    if typ is list:
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    if typ is dict:
+        if not isinstance(value, dict):
+            raise ValueError(value)
+        return dict(value)
+    return value
 
 
 def _coerce(key: str, value: Any) -> Any:
-    if key not in _TYPES:
+    if key not in SETTINGS:
         raise _unknown(key)
-    typ = _TYPES[key]
     if value is None:
         return None
+    typ = SETTINGS[key].kind
     try:
-        if typ is bool:
-            if isinstance(value, str):
-                low = value.lower()
-                if low == _BOOL_WORDS.get(key):
-                    return low
-                if low in ('1', 'true', 'yes', 'on'):
-                    return True
-                if low in ('0', 'false', 'no', 'off', ''):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if typ is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if typ is float:
-            return float(value)
-        if typ is str:
-            return str(value)
-        if typ is list:
-            if isinstance(value, (list, tuple)):
-                return list(value)
-            return [value]
-        if typ is dict:
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return dict(value)
+        return _to_kind(key, typ, value)
     except (TypeError, ValueError):
         raise ConfigError(f'config field {key!r} expects {typ.__name__}, got {value!r}') from None
-    return value
 
 
 def _parse_value(key: str, raw: str) -> Any:
     """Parse a command-line value: YAML for numbers/lists/bools, verbatim for string fields."""
-    if key in _TYPES and _TYPES[key] is str:
+    if key in SETTINGS and SETTINGS[key].kind is str:
         raw = raw.strip()
         if raw in ('null', '~', 'None'):
             return None
@@ -253,9 +433,9 @@ def _parse_value(key: str, raw: str) -> Any:
 
 
 def apply_overrides(cfg: Dict[str, Any], overrides: Iterable[Any]) -> Dict[str, Any]:
-    """Apply overrides in order: ``'key=value'`` strings (value parsed as YAML, verbatim for string fields) or
-    ``(key, value)`` pairs; ``model_kwargs.<name>=value`` sets one model keyword (likewise for the other dict
-    fields). Returns ``cfg`` (in place)."""
+    """Apply overrides to flat values in order: ``'key=value'`` strings (value parsed as YAML, verbatim for string
+    fields) or ``(key, value)`` pairs; ``model_kwargs.<name>=value`` sets one entry of a dict field. Returns
+    ``cfg`` (in place)."""
     for item in overrides:
         if isinstance(item, str):
             if '=' not in item:
@@ -275,10 +455,10 @@ def apply_overrides(cfg: Dict[str, Any], overrides: Iterable[Any]) -> Dict[str, 
     return cfg
 
 
-def load_config(path: Optional[str] = None, overrides: Sequence[str] = (),
-                base: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Defaults (or ``base``), updated by a YAML file and ``key=value`` overrides; validated."""
-    cfg = dict(base) if base is not None else default_config()
+def load_config(path: Optional[str] = None, overrides: Sequence[Any] = (),
+                base: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Defaults (or flat ``base`` values), updated by a YAML file and ``key=value`` overrides; checked."""
+    cfg = dict(base) if base is not None else default_config().to_dict()
     if path:
         data = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(data, dict):
@@ -286,55 +466,72 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = (),
         for k, v in data.items():
             cfg[k] = _coerce(k, v)
     apply_overrides(cfg, overrides)
-    return validate_config(cfg)
+    return TrainConfig.from_dict(cfg)
 
 
-_AT_LEAST_1 = ('epochs', 'batch_size', 'grad_accum_steps', 'val_interval', 'val_batch_size', 'img_size',
-               'shapes_train', 'shapes_size', 'lr_base_size')
-_AT_LEAST_0 = ('workers', 'steps_per_epoch', 'shapes_val', 'warmup_epochs', 'cooldown_epochs', 'checkpoint_hist',
-               'stop_after_epochs', 'log_interval', 'mixup', 'cutmix', 'weight_decay', 'min_lr', 'warmup_lr',
-               'model_ema_decay', 'clip_grad', 'lr', 'lr_base', 'gate_lr_mult', 'backbone_warmup_epochs')
-_PROBABILITIES = ('hflip', 'vflip', 'color_jitter_prob', 'reprob', 'mixup_prob', 'mixup_switch_prob')
-_FRACTIONS = ('smoothing', 'drop_rate', 'drop_path_rate')  # [0, 1)
+def _check_range(k: str, check: str, v: Any) -> None:
+    if check == '>=1' and v < 1:
+        raise ConfigError(f'config field {k!r} must be >= 1, got {v}')
+    if check == '>=0' and v < 0:
+        raise ConfigError(f'config field {k!r} must be >= 0, got {v}')
+    if check == 'probability' and not 0 <= v <= 1:
+        raise ConfigError(f'config field {k!r} is a probability (0 to 1), got {v}')
+    if check == 'fraction' and not 0 <= v < 1:
+        raise ConfigError(f'config field {k!r} must be in [0, 1), got {v}')
+    if check == 'pair' and len(v) != 2:
+        raise ConfigError(f'config field {k!r} needs two numbers, got {v}')
+    if check == 'channels' and len(v) not in (1, 3):
+        raise ConfigError(f'config field {k!r} needs 3 numbers (one per channel), got {v}')
+    if check == 'chw' and (len(v) != 3 or any(not isinstance(i, int) or i < 1 for i in v)):
+        raise ConfigError(f'config field \'input_size\' is C H W (three positive integers), got {v}')
 
 
-def check_values(values: Dict[str, Any]) -> Dict[str, Any]:
-    """Types, choices and ranges of the given fields (each on its own, no cross-field checks); returns them
-    coerced. ``tools/eval.py`` checks its flags with this."""
+def check_values(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Types, choices and ranges of the given flat values (each on its own, no cross-field checks); returns them
+    coerced."""
     out = {k: _coerce(k, v) for k, v in values.items()}
     for k, v in out.items():
-        if k in _CHOICES and v not in _CHOICES[k]:
-            raise ConfigError(f'config field {k!r} must be one of {list(_CHOICES[k])}, got {v!r}')
-        if v is None or isinstance(v, bool):
-            continue
-        if k in _AT_LEAST_1 and v < 1:
-            raise ConfigError(f'config field {k!r} must be >= 1, got {v}')
-        if k in _AT_LEAST_0 and v < 0:
-            raise ConfigError(f'config field {k!r} must be >= 0, got {v}')
-        if k in _PROBABILITIES and not 0 <= v <= 1:
-            raise ConfigError(f'config field {k!r} is a probability (0 to 1), got {v}')
-        if k in _FRACTIONS and not 0 <= v < 1:
-            raise ConfigError(f'config field {k!r} must be in [0, 1), got {v}')
-        if k in ('scale', 'ratio') and len(v) != 2:
-            raise ConfigError(f'config field {k!r} needs two numbers, got {v}')
-        if k in ('mean', 'std') and len(v) not in (1, 3):
-            raise ConfigError(f'config field {k!r} needs 3 numbers (one per channel), got {v}')
-        if k == 'input_size' and (len(v) != 3 or any(not isinstance(i, int) or i < 1 for i in v)):
-            raise ConfigError(f'config field \'input_size\' is C H W (three positive integers), got {v}')
+        meta = SETTINGS[k].meta
+        if meta['choices'] is not None and v not in meta['choices']:
+            raise ConfigError(f'config field {k!r} must be one of {list(meta["choices"])}, got {v!r}')
+        if v is not None and not isinstance(v, bool) and meta['check']:
+            _check_range(k, meta['check'], v)
     return out
 
 
-def validate_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Check types, choices and ranges of every field; fills missing fields with defaults."""
-    full = default_config()
-    full.update(check_values(cfg))
-    check_values({k: full[k] for k in _CHOICES})
-    if full['dataset'] == 'folder' and not full['data_dir']:
-        raise ConfigError("dataset 'folder' needs data_dir (data_dir/<train_split>/<class>/<images>)")
-    if full['dataset'] == 'list' and not full['train_list']:
-        raise ConfigError("dataset 'list' needs train_list (a CSV/JSON of path,label)")
-    return full
+# ---------------------------------------------------------------- zoo-eval: the model, data and loop sections
 
+_EVAL_SECTIONS = (('model', ModelCfg), ('data', DataCfg), ('loop', LoopCfg))
+
+
+@dataclass(slots=True)
+class EvalConfig:
+    """What ``validate`` evaluates: the training sections (unset: from the checkpoint's run or the model's
+    pretrained cfg; zoo-eval's own defaults where declared) and zoo-eval's options."""
+    model: ModelCfg
+    data: DataCfg
+    loop: LoopCfg
+    eval: EvalCfg = field(default_factory=EvalCfg)
+
+
+_EVAL_OPTIONS = tuple(f.name for f in dataclasses.fields(EvalCfg))
+
+
+def eval_config(**values: Any) -> EvalConfig:
+    """An ``EvalConfig`` from flat setting names (``model``, ``workers``, ``shapes_val``, ...; checked as on the
+    command line, ``img_size`` may be ``(H, W)``) and ``EvalCfg`` options (``checkpoint``, ``split``, ...)."""
+    options = {k: values.pop(k) for k in _EVAL_OPTIONS if k in values}
+    img_size = values.pop('img_size', None)
+    full = {name: s.default(for_eval=True) for name, s in SETTINGS.items()
+            if any(s.section == attr for attr, _ in _EVAL_SECTIONS)}
+    for k in values:
+        if k not in full:
+            raise _unknown(k)
+    full.update(check_values(values), img_size=img_size)
+    return EvalConfig(**_build(_EVAL_SECTIONS, full), eval=EvalCfg(**options))
+
+
+# ---------------------------------------------------------------- command-line flags
 
 class _SetAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
@@ -349,15 +546,16 @@ class _FieldAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         items = getattr(namespace, '_overrides', None) or []
         key = self.dest
+        word = SETTINGS[key].meta['word']
         if self.nargs == 0:
             items.append((key, option_string not in getattr(self, 'negative_flags', ())))
-        elif key in _BOOL_WORDS:  # --amp, --amp force; any other word is the tool's positional argument
-            items.append((key, values if values == _BOOL_WORDS[key] else True))
+        elif word:  # --amp, --amp force; any other word is the tool's positional argument
+            items.append((key, values if values == word else True))
             namespace._overrides = items
-            if values not in (True, _BOOL_WORDS[key]):
+            if values not in (True, word):
                 positional = [a for a in parser._actions if not a.option_strings]
                 if not positional:
-                    parser.error(f'argument {option_string}: takes no value or {_BOOL_WORDS[key]!r}, got {values!r}')
+                    parser.error(f'argument {option_string}: takes no value or {word!r}, got {values!r}')
                 positional[0](parser, namespace, values)
         elif key in _DICT_FIELDS:
             for kv in values:
@@ -371,61 +569,74 @@ class _FieldAction(argparse.Action):
         namespace._overrides = items
 
 
-def add_config_args(parser: argparse.ArgumentParser, fields: Optional[Iterable[str]] = None, *,
-                    config_file: bool = True, defaults: Optional[Dict[str, Any]] = None,
-                    nargs: Optional[Dict[str, Any]] = None, helps: Optional[Dict[str, str]] = None
-                    ) -> Dict[str, argparse._ArgumentGroup]:
-    """Add one flag per config field (``--no-<field>`` for booleans, timm's spellings as aliases), grouped by
-    section, plus ``--config`` / ``--set`` unless ``config_file=False``. Returns ``{section: argument group}`` (a
-    tool adds its own flags there).
-
-    ``fields``: only these fields (e.g. ``tools/eval.py``'s); ``defaults`` / ``helps`` / ``nargs``: per-field
-    default shown in the help, help text and nargs for a tool whose defaults differ. Values given on the command
-    line are recorded in ``args._overrides`` in order; ``config_from_args`` (or ``given_fields``) reads them.
-    """
-    if config_file:
-        parser.add_argument('-c', '--config', default=None, help='YAML file of config fields')
-        parser.add_argument('--set', nargs='+', action=_SetAction, default=argparse.SUPPRESS, metavar='KEY=VALUE',
-                            help='override any field, value parsed as YAML (e.g. --set epochs=5 scale=[0.5,1])')
-    wanted = list(fields) if fields is not None else None
-    if wanted is not None:
-        unknown = [f for f in wanted if f not in _TYPES]
-        if unknown:
-            raise _unknown(unknown[0])
-    defaults, nargs, helps = dict(defaults or {}), dict(nargs or {}), dict(helps or {})
-    groups: Dict[str, argparse._ArgumentGroup] = {}
-    for sec in SECTIONS:
-        groups[sec] = parser.add_argument_group(sec)
-    for name, default, typ, help_ in FIELDS:
-        if wanted is not None and name not in wanted:
-            continue
-        group = groups[FIELD_SECTION[name]]
-        flag = '--' + name.replace('_', '-')
-        flags = [flag, *(a for a in FLAG_ALIASES.get(name, ()) if a != flag)]
-        shown = defaults.get(name, default)
-        help_ = f'{helps.get(name, help_)} [default: {shown!r}]'
-        kw = dict(dest=name, action=_FieldAction, default=argparse.SUPPRESS, help=help_)
-        if typ is bool:
-            neg = f'--no-{name.replace("_", "-")}'
-            if name in _BOOL_WORDS:
-                group.add_argument(*flags, nargs='?', const=True, metavar=_BOOL_WORDS[name].upper(), **kw)
-                action = group.add_argument(neg, nargs=0, **dict(kw, help=f'turn {flag} off'))
-            else:
-                action = group.add_argument(*flags, neg, nargs=0, **kw)
-            action.negative_flags = (neg,)
-        elif name in nargs:
-            group.add_argument(*flags, nargs=nargs[name], metavar='V', **kw)
-        elif typ in (list, dict):
-            group.add_argument(*flags, nargs='+', metavar='V', **kw)
-        elif name in _OPTIONAL_VALUE:
-            group.add_argument(*flags, nargs='?', const=_OPTIONAL_VALUE[name], metavar='V', **kw)
+def _add_flag(group, s: Setting, for_eval: bool) -> None:
+    """``--<name>`` (``--no-<name>`` for a bool) and timm's spellings, recorded by ``_FieldAction``."""
+    meta, name = s.meta, s.name
+    flag = '--' + name.replace('_', '-')
+    flags = [flag, *(a for a in meta['alias'] if a != flag)]
+    help_ = (for_eval and meta['eval_help']) or meta['help']
+    kw = dict(dest=name, action=_FieldAction, default=argparse.SUPPRESS,
+              help=f'{help_} [default: {s.default(for_eval)!r}]')
+    nargs = for_eval and meta['eval_nargs']
+    if s.kind is bool:
+        neg = f'--no-{name.replace("_", "-")}'
+        if meta['word']:
+            group.add_argument(*flags, nargs='?', const=True, metavar=meta['word'].upper(), **kw)
+            action = group.add_argument(neg, nargs=0, **dict(kw, help=f'turn {flag} off'))
         else:
-            group.add_argument(*flags, metavar='V', **kw)
+            action = group.add_argument(*flags, neg, nargs=0, **kw)
+        action.negative_flags = (neg,)
+    elif nargs:
+        group.add_argument(*flags, nargs=nargs, metavar='V', **kw)
+    elif s.kind in (list, dict):
+        group.add_argument(*flags, nargs='+', metavar='V', **kw)
+    elif meta['const'] is not None:
+        group.add_argument(*flags, nargs='?', const=meta['const'], metavar='V', **kw)
+    else:
+        group.add_argument(*flags, metavar='V', **kw)
+
+
+def _groups(parser: argparse.ArgumentParser) -> Dict[str, Any]:
+    return {title: parser.add_argument_group(title) for title in SECTIONS}
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> Dict[str, Any]:
+    """zoo-train's flags: ``--config`` / ``--set`` and one flag per setting (``--no-<name>`` for booleans, timm's
+    spellings as aliases), grouped by section. Returns ``{section title: argument group}`` (a tool adds its own
+    flags there). Values given are recorded in ``args._overrides`` in order (``config_from_args`` reads them)."""
+    parser.add_argument('-c', '--config', default=None, help='YAML file of config fields')
+    parser.add_argument('--set', nargs='+', action=_SetAction, default=argparse.SUPPRESS, metavar='KEY=VALUE',
+                        help='override any field, value parsed as YAML (e.g. --set epochs=5 scale=[0.5,1])')
+    groups = _groups(parser)
+    titles = dict(_TRAIN_SECTIONS)
+    for s in SETTINGS.values():
+        _add_flag(groups[titles[s.section].TITLE], s, for_eval=False)
+    return groups
+
+
+def add_eval_args(parser: argparse.ArgumentParser) -> Dict[str, Any]:
+    """zoo-eval's flags: the settings marked ``eval`` (zoo-eval's defaults and help where declared; ``given_fields``
+    reads them) and the ``EvalCfg`` options (plain ``args.<name>``)."""
+    groups = _groups(parser)
+    titles = dict(_TRAIN_SECTIONS)
+    for s in SETTINGS.values():
+        if s.meta['eval']:
+            _add_flag(groups[titles[s.section].TITLE], s, for_eval=True)
+    for f in dataclasses.fields(EvalCfg):
+        meta, group = f.metadata, groups[f.metadata['group']]
+        if f.type is bool:
+            if meta['flags']:
+                group.add_argument(*meta['flags'], dest=f.name, action='store_true', help=meta['help'])
+            if meta['negative']:
+                group.add_argument(*meta['negative'], dest=f.name, action='store_false', help=meta['off_help'])
+        else:
+            group.add_argument(*meta['flags'], dest=f.name, help=meta['help'])
+        parser.set_defaults(**{f.name: meta['cli_default']})
     return groups
 
 
 def given_fields(args: argparse.Namespace) -> Dict[str, Any]:
-    """The config fields given on the command line (``--field value`` / ``--set``), coerced, later ones winning;
+    """The settings given on the command line (``--field value`` / ``--set``), coerced, later ones winning;
     ``model_kwargs.<k>`` entries are merged into ``model_kwargs`` (likewise for the other dict fields)."""
     out: Dict[str, Any] = {}
     for item in getattr(args, '_overrides', None) or []:
@@ -439,10 +650,10 @@ def given_fields(args: argparse.Namespace) -> Dict[str, Any]:
             out[key] = _coerce(key, _parse_value(key, raw))
         else:
             key, value = item
-            out[key] = value if isinstance(value, list) and _TYPES.get(key) is not list else _coerce(key, value)
+            out[key] = value if isinstance(value, list) and SETTINGS[key].kind is not list else _coerce(key, value)
     return out
 
 
-def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
-    """Build the validated config from parsed arguments (defaults < --config < flags / --set in order)."""
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The checked config from parsed arguments (defaults < --config < flags / --set in order)."""
     return load_config(getattr(args, 'config', None), getattr(args, '_overrides', None) or [])

@@ -2,26 +2,22 @@
 builder as ``tools/train.py`` (``zoo.train.build.build_training``: optimiser, schedule, EMA with its warm-up, AMP,
 mixup, loss) and the same loop (``zoo.train.loop.train_one_epoch``). ``tools/benchmark.py`` compares it to a bare
 PyTorch loop.
-
-The loop and the builders used to live here; their old names are re-exported for existing imports.
 """
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from zoo.data.loader import CorruptTracker, ShardSampler
-
-from .build import build_loss, build_mixup, build_optimizer, build_training, resolve_lr, wrap_model
-from .loop import NonFiniteLossError, TrainState, evaluate, train_one_epoch, unpack_batch
+from .build import build_training, wrap_model
+from .config import TrainConfig
+from .loop import train_one_epoch
 from .utils import DistInfo
 
-__all__ = ['run_train_steps', 'NonFiniteLossError', 'TrainState', 'train_one_epoch', 'evaluate', 'ShardSampler',
-           'CorruptTracker', 'build_loss', 'build_mixup', 'build_optimizer', 'resolve_lr', 'unpack_batch']
+__all__ = ['run_train_steps']
 
 
-def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict] = None, *,
-                    device: Optional[torch.device] = None, num_steps: Optional[int] = None,
+def run_train_steps(model: nn.Module, batches: Sequence, cfg: Union[TrainConfig, Mapping[str, Any], None] = None,
+                    *, device: Optional[torch.device] = None, num_steps: Optional[int] = None,
                     num_classes: Optional[int] = None, warmup_steps: int = 0) -> Dict[str, float]:
     """Run ``num_steps`` steps of the real training loop (``train_one_epoch``) on given ``(x, y)`` batches.
 
@@ -30,16 +26,15 @@ def run_train_steps(model: nn.Module, batches: Sequence, cfg: Optional[Dict] = N
     ``batches`` is cycled if shorter than ``num_steps``; ``warmup_steps`` untimed steps run first. Returns the
     loop's stats (``images_per_s``, ``seconds``, ``loss``, ...).
     """
-    from .config import validate_config
-    cfg = validate_config(dict(cfg or {}))
+    cfg = TrainConfig.of(cfg)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
-    if cfg['channels_last']:
+    if cfg.loop.channels_last:
         model.to(memory_format=torch.channels_last)
     num_classes = num_classes or getattr(model, 'num_classes', None)
     n = num_steps or len(batches)
     total = n + warmup_steps
-    sched_cfg = dict(cfg, epochs=1, warmup_epochs=0, cooldown_epochs=0, sched_on_updates=True)
+    sched_cfg = cfg.replace(epochs=1, warmup_epochs=0, cooldown_epochs=0, sched_on_updates=True)
     parts = build_training(model, sched_cfg, num_classes, device, updates_per_epoch=max(total, 1))
     state = parts.state(wrap_model(model, cfg, DistInfo(device=device)), cfg, device)
 

@@ -1,5 +1,5 @@
-"""Plumbing for the training loop: distributed set-up, RNG state capture, AMP, logging (checkpoint files: thin
-names for ``zoo.checkpoint``)."""
+"""Plumbing for the training loop: distributed set-up, RNG state capture, AMP, logging, reading a checkpoint
+file."""
 import logging
 import os
 import random
@@ -14,10 +14,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ['DistInfo', 'init_distributed', 'is_primary', 'barrier', 'broadcast_object', 'all_gather_object',
-           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'atomic_torch_save', 'atomic_write_text',
-           'atomic_copy', 'load_checkpoint_file', 'autocast_context', 'native_dtype_missing', 'resolve_amp_dtype',
-           'setup_logging',
-           'unwrap_model', 'derive_seed']
+           'capture_rng_state', 'restore_rng_state', 'seed_everything', 'load_checkpoint_file', 'autocast_context',
+           'native_dtype_missing', 'resolve_amp_dtype', 'setup_logging', 'unwrap_model', 'derive_seed']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -125,25 +123,6 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         cuda = state['cuda']
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
-
-
-def atomic_torch_save(obj: Any, path: Union[str, Path]) -> Path:
-    """torch.save through a temporary file in the same folder, fsync, os.replace (``zoo.checkpoint.atomic_save``):
-    a reader (or a crash) never sees a partial checkpoint."""
-    from zoo.checkpoint import atomic_save
-    return atomic_save(obj, path)
-
-
-def atomic_write_text(path: Union[str, Path], text: str) -> Path:
-    """Write a text file atomically (``zoo.checkpoint.atomic_write_text``)."""
-    from zoo.checkpoint import atomic_write_text as _write
-    return _write(path, text)
-
-
-def atomic_copy(src: Union[str, Path], dst: Union[str, Path]) -> Path:
-    """Copy ``src`` to ``dst`` atomically (``zoo.checkpoint.atomic_copy``)."""
-    from zoo.checkpoint import atomic_copy as _copy
-    return _copy(src, dst)
 
 
 def load_checkpoint_file(path: Union[str, Path], map_location='cpu') -> Dict[str, Any]:
