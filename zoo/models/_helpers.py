@@ -27,8 +27,8 @@ from ..errors import UserError
 __all__ = [
     'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'key_filter', 'checkpoint_filter',
     'check_in_chans', 'check_input',
-    'OutputStrideError', 'DILATED_OUTPUT_STRIDES', 'imagenet_cfg', 'build_zoo_model', 'resnet_args',
-    'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter', 'ZooModel',
+    'OutputStrideError', 'DILATED_OUTPUT_STRIDES', 'imagenet_cfg', 'build_zoo_model', 'use_pretrained_builder',
+    'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter', 'ZooModel',
     'StagedModel',
 ]
 
@@ -113,6 +113,17 @@ def _output_stride_builder(model_cls: Callable[..., nn.Module], variant: str, kw
     return build
 
 
+_pretrained_builder: Callable[..., nn.Module] = build_model_with_cfg
+
+
+def use_pretrained_builder(build: Callable[..., nn.Module]) -> None:
+    """Install the builder that ``pretrained=True`` goes through (``build_model_with_cfg``'s signature). ``import
+    zoo`` installs :func:`zoo.hub.pretrained.build_model` (the Hub first, the URL fallback, checksums, one error),
+    so the model files never import the hub."""
+    global _pretrained_builder
+    _pretrained_builder = build
+
+
 def build_zoo_model(
         model_cls: Callable[..., nn.Module],
         variant: str,
@@ -139,9 +150,7 @@ def build_zoo_model(
             feature_cfg['feature_cls'] = ZooFeatureGetter if feature_cls == 'getter' else feature_cls
         else:
             feature_cfg['flatten_sequential'] = True
-    build = build_model_with_cfg
-    if pretrained:
-        from ..hub.pretrained import build_model as build  # the Hub first, the URL fallback, checksums, one error
+    build = _pretrained_builder if pretrained else build_model_with_cfg
     return build(model_cls, variant, pretrained, pretrained_filter_fn=filter_fn, feature_cfg=feature_cfg, **build_args,
                  **kwargs)
 
