@@ -3,17 +3,13 @@
 ``python tools/benchmark.py --readme`` (or ``make table``) rewrites the table between the markers
 ``<!-- model-table:start -->`` and ``<!-- model-table:end -->`` in README.md.
 
-Per family module (``zoo.models.zoo_<family>``) optional attributes are read:
-``TORCHSCRIPT`` (bool, default True: ``torch.jit.script`` works; a family that cannot be scripted sets it to
-False, and then ``torch.compile`` is what is supported),
-``PARITY`` (str, or dict arch -> str: how the model was checked against the official code) and
-``PARAMS_FORM`` (str, or dict arch -> str: a note on the form the parameters are counted in).
-A model with ``reparameterize()`` (OverLoCK) is counted in its training form, and the table notes its parameters
+The parity column is the family spec's note (``zoo.models.spec``: how the model was checked against the official
+code). A model with ``reparameterize()`` (OverLoCK) is counted in its training form, and the table notes its parameters
 after re-parameterisation too.
 
 The export column comes from ``docs/export_status.json`` when it exists (written by the export checks:
 ``{"<model>": {"torchscript": true|false|null, "fx": ..., "compile": ..., "onnx": ..., "notes": "..."}}``; null =
-not checked), else from ``TORCHSCRIPT`` (True unless the family says otherwise). An optional ``"dynamic"``
+not checked), else ``TorchScript + compile``. An optional ``"dynamic"``
 (torch.export with a dynamic height/width, verified at two input sizes) adds ``dynamic H×W ✓/✗`` where it was
 checked.
 
@@ -22,7 +18,6 @@ default size, 1 warm-up and 3 timed rounds, one fresh process per family in whic
 224 px) is measured first and the family's models right after it; the ratio is to that baseline.
 """
 import copy
-import importlib
 import json
 import re
 from pathlib import Path
@@ -33,6 +28,7 @@ import torch
 
 from . import _manifest, bench
 from ._registry import list_models, model_families
+from .models.spec import spec_of
 
 COLUMNS = ['model', 'input', 'params_m', 'gmacs', 'top1', 'weights', 'parity', 'export', 'cpu_img_s_ratio']
 EXPORT_KEYS = (('torchscript', 'TorchScript'), ('fx', 'FX'), ('compile', 'compile'), ('onnx', 'ONNX'))
@@ -41,14 +37,6 @@ HEADERS = {'model': 'model', 'input': 'input', 'params_m': 'params (M)', 'gmacs'
            'cpu_img_s_ratio': 'CPU img/s vs resnet50'}
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
 BASELINE = 'resnet50'
-
-
-def _family_attr(arch: str, attr: str, default):
-    for module, names in model_families().items():
-        if arch in names:
-            value = getattr(importlib.import_module(f'zoo.models.{module}'), attr, default)
-            return value.get(arch, default) if isinstance(value, dict) else value
-    return default
 
 
 def _weights(arch: str) -> Dict[str, str]:
@@ -92,13 +80,11 @@ def export_cell(status: Optional[Dict[str, Any]], torchscript_attr: bool) -> str
 
 
 def _params_note(arch: str, model) -> str:
-    note = _family_attr(arch, 'PARAMS_FORM', '')
-    if hasattr(model, 'reparameterize'):
-        deployed = copy.deepcopy(model).eval()
-        deployed.reparameterize()
-        n = bench.count_params(deployed) / 1e6
-        note = (note + '; ' if note else '') + f'{n:.2f} after reparameterize()'
-    return note
+    if not hasattr(model, 'reparameterize'):
+        return ''
+    deployed = copy.deepcopy(model).eval()
+    deployed.reparameterize()
+    return f'{bench.count_params(deployed) / 1e6:.2f} after reparameterize()'
 
 
 def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', batch_size: int = 8,
@@ -123,8 +109,8 @@ def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', bat
         except Exception as e:  # reported in the table, not fatal
             row['error'] = f'{type(e).__name__}: {e}'[:200]
         row.update(_weights(arch))
-        row['parity'] = _family_attr(arch, 'PARITY', 'not checked')
-        row['export'] = export_cell(status.get(arch), _family_attr(arch, 'TORCHSCRIPT', True))
+        row['parity'] = spec_of(arch).parity_of(arch)
+        row['export'] = export_cell(status.get(arch), True)
         if status.get(arch, {}).get('notes'):
             row['export_notes'] = status[arch]['notes']
         rows.append(row)

@@ -11,7 +11,7 @@ from .metrics import (DTYPES, _rss_mb, _run_case_subprocess, _sync, add_ratios, 
                       environment, is_official, markdown_table, measure, measure_in_subprocess, measure_throughput_group,
                       measure_throughput_group_in_subprocess, time_fn)
 from .pair import PAIR_COLUMNS, build_official, compare_pairs, measure_pair, official_label, parse_call, parse_pair
-from .plots import COUNTERPARTS, family_groups, family_of, plot_families, plot_scaling
+from .plots import family_groups, family_of, plot_families, plot_scaling
 from .references import (REFERENCE_COLUMNS, REFERENCE_ROUNDS, REFERENCES, _bra_reference, _na2d_ops, _reference_case,
                          _train_loop_case, compare_reference, compare_train_loop)
 
@@ -23,5 +23,5 @@ __all__ = [
     'REFERENCE_COLUMNS', 'REFERENCES', 'REFERENCE_ROUNDS', 'compare_reference', 'compare_train_loop',
     'PAIR_COLUMNS', 'measure_pair', 'compare_pairs', 'parse_pair', 'parse_call', 'build_official', 'official_label',
     'is_official',
-    'COUNTERPARTS', 'family_of', 'family_groups', 'plot_scaling', 'plot_families',
+    'family_of', 'family_groups', 'plot_scaling', 'plot_families',
 ]

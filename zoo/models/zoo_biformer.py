@@ -29,15 +29,9 @@ from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.layers.lepe import AttentionLePE
 from zoo.models._helpers import BlockStage, StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
 from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['BiFormer']
-
-PARITY = dict(
-    zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
-    zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-    zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-)
-
 
 class Stem(nn.Module):
     """Two stride-2 3x3 convs (stride 4 in total): conv-BN-GELU-conv-BN."""
@@ -309,3 +303,16 @@ def zoo_biformer_small(pretrained: bool = False, **kwargs) -> BiFormer:
 def zoo_biformer_base(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-B: 56.8M params, 9.8 GFLOPs, 84.3% IN-1k top-1."""
     return _create_biformer('zoo_biformer_base', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='biformer',
+    attention=(BiLevelRoutingAttention,),
+    maps=MapReader('routed_regions'),
+    parity=dict(
+        zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
+        zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+        zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+    ),
+    pairs=(('zoo_biformer_tiny', 'models/biformer.py:biformer_tiny(auto_pad=True)'),),
+)

@@ -23,16 +23,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
 from zoo.models._helpers import build_attention_resnet, imagenet_cfg, resnet_args
 from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['checkpoint_filter_fn']
-
-PARITY = {
-    'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
-    'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
-    'zoo_resnet34_cbam': 'layout: strict load of official keys',
-    'zoo_resnet101_cbam': 'layout: strict load of official keys',
-    'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
-}
 
 # official module names inside one residual block -> zoo (timm ResNet attn slot ``se``)
 _OFFICIAL_RENAMES = (
@@ -103,3 +96,18 @@ def zoo_resnet101_cbam(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_resnext50_32x4d_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNeXt-50 32x4d + CBAM (paper: 27.56M params)."""
     return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='cbam',
+    attention=(CBAM,),
+    maps=MapReader('channel_spatial_gates'),
+    parity={
+        'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet34_cbam': 'layout: strict load of official keys',
+        'zoo_resnet101_cbam': 'layout: strict load of official keys',
+        'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
+    },
+    pairs=(('zoo_resnet50_cbam', "MODELS/model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')"),),
+)

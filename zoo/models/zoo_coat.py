@@ -44,15 +44,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
 from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['CoaT']
-
-PARITY = dict(
-    {n: 'official-code path; = timm coat weights (exact)' for n in (
-        'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
-    zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-    zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-)
 
 _BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
 
@@ -618,3 +612,19 @@ def zoo_coat_mini(pretrained: bool = False, **kwargs) -> CoaT:
 def zoo_coat_small(pretrained: bool = False, **kwargs) -> CoaT:
     """CoaT Small (official ``coat_small``)."""
     return _create_coat('zoo_coat_small', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='coat',
+    attention=(FactorAttnConvRelPosEnc, ConvPosEnc, ConvRelPosEnc),
+    maps=MapReader('factorized_attention', grid_arg=True),
+    cam='last_attention_norm',
+    counterparts=('coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'),
+    parity=dict(
+        {n: 'official-code path; = timm coat weights (exact)' for n in (
+            'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
+        zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+        zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+    ),
+    pairs=(('zoo_coat_lite_tiny', 'src/models/coat.py:coat_lite_tiny'),),
+)

@@ -59,6 +59,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 from timm.layers import make_divisible
+from timm.layers.halo_attn import HaloAttn
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
@@ -66,14 +67,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import build_zoo_model, imagenet_cfg
 from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['HaloBlock', 'HaloNet']
-
-PARITY = dict(
-    {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
-    zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
-)
-
 
 class HaloBlock(SelfAttnBlock):
     """timm's ``SelfAttnBlock`` with HaloNet's value multiplier r_v (``value_ratio``).
@@ -231,3 +227,15 @@ def zoo_halonet_h6(pretrained: bool = False, **kwargs) -> HaloNet:
 def zoo_halonet_h7(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H7 (67.4M, 600 px): b 10, h 3, r_v 4, r_b 3.5, l_3 26, d_f 2048."""
     return _create_halonet('zoo_halonet_h7', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='halonet',
+    attention=(PaddedHaloAttn, HaloAttn),
+    maps=MapReader('halo_window', outermost=True),
+    counterparts=('halonet_h1', 'halonet26t'),
+    parity=dict(
+        {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
+        zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
+    ),
+)

@@ -47,15 +47,9 @@ from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
 from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
 from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['LkcaVit']
-
-PARITY = dict(
-    {n: "same code path as golden-checked configs (author's definition)" for n in (
-        'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
-    **{n: "yes: logits = author's code, both views (golden)" for n in (
-        'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
-)
 
 # the trainer's Tiny-ImageNet normalisation (utils/dataloader.py)
 TINY_IMAGENET_MEAN = (0.4802, 0.4481, 0.3975)
@@ -412,3 +406,19 @@ def zoo_lkca_vit_12m(pretrained: bool = False, **kwargs) -> LkcaVit:
 def zoo_lkca_vit(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA, the author's ``vit-lkca`` configuration (2.7M params)."""
     return _create_lkca('zoo_lkca_vit', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='lkca',
+    attention=(LargeKernelConvAttention,),
+    maps=MapReader('shared_kernel'),
+    cam='last_block_nhwc',
+    parity=dict(
+        {n: "same code path as golden-checked configs (author's definition)" for n in (
+            'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
+        **{n: "yes: logits = author's code, both views (golden)" for n in (
+            'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
+    ),
+    pairs=(('zoo_lkca_vit_05m', 'models/largevit_cnn.py:Large_ViT_cnn(img_size=64, patch_size=8, num_classes=200, '
+                                'dim=100, depth=8, heads=4, dim_head=25, mlp_dim_ratio=2)'),),
+)

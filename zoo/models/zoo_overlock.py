@@ -51,16 +51,9 @@ from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d,
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
 from zoo.models._helpers import BlockStage, ZooModel, build_zoo_model, imagenet_cfg, linear_head, stage_group_matcher
 from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
-
-PARITY = dict(
-    zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
-    zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
-    zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
-    zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
-)
-
 
 def _stem(in_chans: int, dim: int, device=None, dtype=None) -> nn.Sequential:
     dd = {'device': device, 'dtype': dtype}
@@ -684,3 +677,17 @@ def zoo_overlock_s(pretrained: bool = False, **kwargs) -> OverLoCK:
 def zoo_overlock_b(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-B (paper: 95M params, 16.7G FLOPs, 85.1 top-1)."""
     return _create_overlock('zoo_overlock_b', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='overlock',
+    attention=(ContMix,),
+    maps=MapReader('dynamic_kernels'),
+    parity=dict(
+        zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
+        zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
+    ),
+    pairs=(('zoo_overlock_xt', 'models/overlock.py:overlock_xt(use_ds=False)'),),
+)

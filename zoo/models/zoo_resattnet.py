@@ -40,19 +40,13 @@ from timm.layers import BatchNormAct2d, ClassifierHead
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
-from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
+from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, StagedModel, build_zoo_model, imagenet_cfg
 from zoo.models._helpers import stage_group_matcher
 from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['ResidualAttentionNet']
-
-PARITY = dict(
-    zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
-    zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
-    zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
-    zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
-)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -273,3 +267,16 @@ def zoo_resattnet92_cifar(pretrained: bool = False, **kwargs) -> ResidualAttenti
 def zoo_resattnet164_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-164 for 32 px CIFAR input (4 modules per stage): 3.58M params."""
     return _create_resattnet('zoo_resattnet164_cifar', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='resattnet',
+    attention=(SoftMaskBranch,),
+    maps=MapReader('soft_mask'),
+    parity=dict(
+        zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
+        zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
+    ),
+)

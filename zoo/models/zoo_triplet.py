@@ -29,19 +29,9 @@ from zoo.layers.triplet import TripletAttention
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, ZooModel, build_attention_resnet
 from zoo.models._helpers import build_zoo_model, linear_head, resnet_args
 from zoo.models._helpers import check_input, check_state_dict, imagenet_cfg, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
-
-PARITY = {
-    'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
-    'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
-    'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
-    'zoo_resnet34_triplet': 'layout: strict load of official keys',
-    'zoo_resnet101_triplet': 'layout: strict load of official keys',
-    'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
-    'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
-    'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
-}
 
 _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', 'hw'))
 
@@ -334,3 +324,21 @@ def zoo_resnet50_triplet_k3(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_mobilenetv2_triplet_k3(pretrained: bool = False, **kwargs) -> TripletMobileNetV2:
     """MobileNetV2 + triplet attention, 3x3 gates (official: 3.506M params, 72.62 top-1)."""
     return _create_triplet_mobilenetv2('zoo_mobilenetv2_triplet_k3', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='triplet',
+    attention=(TripletAttention,),
+    maps=MapReader('branch_gates'),
+    parity={
+        'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
+        'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet34_triplet': 'layout: strict load of official keys',
+        'zoo_resnet101_triplet': 'layout: strict load of official keys',
+        'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
+    },
+    pairs=(('zoo_resnet50_triplet', "MODELS/resnet.py:ResidualNet('ImageNet', 50, 1000, 'TripletAttention')"),),
+)
