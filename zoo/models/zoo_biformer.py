@@ -21,7 +21,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
+from timm.layers import ClassifierHead, DropPath, Mlp, calculate_drop_path_rates, to_ntuple, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
@@ -189,7 +189,7 @@ class BiFormer(StagedModel, nn.Module):
         self.drop_rate = drop_rate
 
         self.stem = Stem(in_chans, embed_dims[0], **dd)
-        dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths), device='cpu').split(list(depths))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         self.feature_info = []
         stages = []
         prev_chs = embed_dims[0]
