@@ -1,20 +1,12 @@
 """BiFormer: Vision Transformer with Bi-Level Routing Attention.
 
-Paper: `BiFormer: Vision Transformer with Bi-Level Routing Attention` - Zhu et al., CVPR 2023
-(arXiv:2303.08810). Official code and ImageNet-1k weights (MIT licence): https://github.com/rayleizhu/BiFormer
+Zhu et al., CVPR 2023 (arXiv:2303.08810). Official code and ImageNet-1k weights (MIT):
+https://github.com/rayleizhu/BiFormer
 
-This implementation follows the released models (``models/biformer.py`` + ``ops/bra_legacy.py``): conv stem,
-conv downsampling, blocks of depthwise-conv position encoding, bi-level routing attention in stages 1-3
-(:class:`zoo.layers.bra.BiLevelRoutingAttention`) and dense attention with LePE on the attention input in
-stage 4, BatchNorm + average pooling head. Official checkpoints (weights under ``model``) load through
-:func:`checkpoint_filter_fn`.
-
-Differences from the official code (numerics unchanged for the released models):
-  * any input size: feature maps that do not divide by the region grid are padded as the official dense-task
-    ``auto_pad`` mode does (``mask_padding=True`` keeps padded tokens out of routing and attention instead,
-    a documented deviation); inputs smaller than the total stride (32 px) are rejected;
-  * BRA gathers routed regions once and uses fused scaled-dot-product attention, so no attention matrix is
-    materialised (see zoo/layers/bra.py).
+Follows the released models (``models/biformer.py`` + ``ops/bra_legacy.py``): conv stem and downsampling, blocks of
+depthwise-conv position encoding, bi-level routing attention in stages 1-3 and dense attention with LePE in stage 4,
+BatchNorm + average pooling head. Any input size of at least 32 px (padded as the official ``auto_pad`` mode, or
+masked with ``mask_padding=True``). Details: docs/models.md.
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union

@@ -1,16 +1,10 @@
 """CBAM ResNets: ResNet-18/34/50/101 and ResNeXt-50 32x4d with a CBAM block in every residual block.
 
 Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018 (arXiv:1807.06521).
-Official code and weights: https://github.com/Jongchan/attention-module (MIT). The released
-ResNet-50 + CBAM checkpoint (Google Drive, 77.622 top-1) must be downloaded by hand; it loads with
-``timm.create_model('zoo_resnet50_cbam', pretrained=True, pretrained_cfg_overlay=dict(file=PATH))``
-or ``tools/convert.py``.
+Official code and weights: https://github.com/Jongchan/attention-module (MIT; the checkpoint is downloaded by hand).
 
-The network is timm's ``ResNet`` (identical to the official ResNet: 7x7 stem + max-pool, stride on the
-3x3 conv of the bottleneck, 1x1 conv + BN projection shortcut) with ``zoo.layers.CBAM`` as its
-``attn_layer``: timm places the attention after the last BN of the residual branch and before the
-shortcut addition, as the official code does. The official head is a fixed ``AvgPool2d(7)``, which at
-224 px equals timm's global average pooling; here any input size works.
+timm's ``ResNet`` with ``zoo.layers.CBAM`` as its ``attn_layer`` (after the last BN of the residual branch, before the
+shortcut addition, as the official code); any input size. Details: docs/models.md.
 """
 from functools import partial
 from typing import Any, Dict

@@ -1,19 +1,11 @@
 """Triplet attention ResNets and MobileNetV2.
 
 Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", WACV 2021 (arXiv:2010.03045).
-Official code and weights: https://github.com/landskape-ai/triplet-attention (MIT). The released ImageNet
-weights (Google Drive) must be downloaded by hand; they load with
-``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))`` or ``tools/convert.py``.
+Official code and weights: https://github.com/landskape-ai/triplet-attention (MIT; weights downloaded by hand).
 
-ResNets: timm's ``ResNet`` with ``zoo.layers.TripletAttention`` as the block attention (after the last
-BN of the residual branch, before the shortcut addition, as the official code). MobileNetV2: the
-official network appends triplet attention after the projection BN inside every inverted residual
-(before the residual addition); it is written out below since timm's MobileNetV2 places attention
-after the depthwise conv instead. ``_k3`` variants use 3x3 gate kernels.
-
-The released weights were trained with the module names ``ChannelGateH`` / ``ChannelGateW`` /
-``SpatialGate`` (the repository's root file later renamed them ``cw`` / ``hc`` / ``hw``); the
-checkpoint filter accepts both.
+ResNets: timm's ``ResNet`` with ``zoo.layers.TripletAttention`` as the block attention. MobileNetV2 is written out
+here: the official network appends triplet attention after the projection BN of every inverted residual. ``_k3``
+variants use 3x3 gate kernels. Details: docs/models.md.
 """
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
