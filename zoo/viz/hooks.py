@@ -326,31 +326,41 @@ READERS: Dict[str, Callable] = {
 }
 
 
+def _grid_size(args: tuple, kwargs: dict) -> Optional[Tuple[int, int]]:
+    """The token grid ``(H, W)`` a module was called with (``size=`` or a positional pair of ints)."""
+    size = kwargs.get('size')
+    if size is None:
+        size = next((a for a in args if isinstance(a, (tuple, list)) and len(a) == 2
+                     and all(isinstance(v, int) for v in a)), None)
+    return tuple(int(v) for v in size) if isinstance(size, (tuple, list)) and len(size) == 2 else None
+
+
+def _last_per_stage(maps: List[AttnMap]) -> List[AttnMap]:
+    last: Dict[Tuple[str, str], AttnMap] = {}
+    for mp in maps:
+        last[(mp.stage, mp.kind)] = mp
+    return list(last.values())
+
+
 def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True) -> List[AttnMap]:
     """Run ``model(x)`` once (eval, no grad) and return the attention maps of every attention module.
 
     ``last_per_stage``: keep only the maps of the last module of each (stage, kind) -- the figure's rows.
     """
-    mods = find_attention_modules(model)
+    specs = family_specs()
+    fams = {name: (m, specs[fam]) for name, m, fam in find_attention_modules(model)}
     stages = _stage_names(model)
     rec = _Recorder()
-    handles = []
     sizes: Dict[str, Any] = {}
+    maps: List[AttnMap] = []
 
     def pre(name):
         def fn(mod, args, kwargs):
             rec.stack.append(name)
             rec.calls[name] = []
-            size = kwargs.get('size')
-            if size is None:  # a MapReader with grid_arg: the grid size (H, W) is a call argument
-                size = next((a for a in args if isinstance(a, (tuple, list)) and len(a) == 2
-                             and all(isinstance(v, int) for v in a)), None)
-            sizes[name] = size
+            if fams[name][1].maps.grid_arg:
+                sizes[name] = _grid_size(args, kwargs)
         return fn
-
-    maps: List[AttnMap] = []
-    specs = family_specs()
-    fams = {name: (m, specs[fam]) for name, m, fam in mods}
 
     def post(name):
         # extract at once: later code may modify the module's output in place (e.g. a residual ``x += shortcut``)
@@ -359,22 +369,17 @@ def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True)
             calls = rec.calls.pop(name, [])
             inp = tuple(a for a in args if isinstance(a, torch.Tensor))
             m, spec = fams[name]
-            stage = _stage_of(name, stages)
-            read = READERS[spec.maps.reader]
+            extra = {'size': sizes.get(name)} if spec.maps.grid_arg else {}
             rec.paused = True
             try:
-                if spec.maps.grid_arg:
-                    size = sizes.get(name)
-                    size = tuple(int(v) for v in size) if isinstance(size, (tuple, list)) and len(size) == 2 \
-                        else None
-                    maps.extend(read(spec.name, name, m, stage, inp, output, calls, size=size))
-                else:
-                    maps.extend(read(spec.name, name, m, stage, inp, output, calls))
+                maps.extend(READERS[spec.maps.reader](spec.name, name, m, _stage_of(name, stages), inp, output,
+                                                      calls, **extra))
             finally:
                 rec.paused = False
         return fn
 
-    for name, m, fam in mods:
+    handles = []
+    for name, (m, _) in fams.items():
         handles.append(m.register_forward_pre_hook(pre(name), with_kwargs=True))
         handles.append(m.register_forward_hook(post(name), with_kwargs=True))
     was_training = model.training
@@ -386,10 +391,4 @@ def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True)
         for h in handles:
             h.remove()
         model.train(was_training)
-
-    if last_per_stage:
-        last: Dict[Tuple[str, str], AttnMap] = {}
-        for mp in maps:
-            last[(mp.stage, mp.kind)] = mp
-        maps = list(last.values())
-    return maps
+    return _last_per_stage(maps) if last_per_stage else maps
