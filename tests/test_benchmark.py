@@ -35,8 +35,8 @@ def test_every_figure_is_produced():
 def test_time_fn_statistics(monkeypatch):
     # a clock whose timed rounds last 5, 1, 3, 2, 4 s: median 3, min 1, spread = IQR / 2 of [1..5] = (4.5 - 1.5) / 2
     ticks = iter([0, 5, 10, 11, 20, 23, 30, 32, 40, 44])
-    import zoo.bench.metrics as metrics
-    monkeypatch.setattr(metrics.time, 'perf_counter', lambda: next(ticks))
+    import zoo.bench.timing as timing
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: next(ticks))
     calls = []
     t = bench.time_fn(lambda: calls.append(1), torch.device('cpu'), warmup=2, repeats=5)
     assert len(calls) == 7 and t == {'median': 3, 'min': 1, 'spread': 1.5, 'n': 5}
@@ -44,9 +44,9 @@ def test_time_fn_statistics(monkeypatch):
 
 def test_alternating_rounds_order_and_speedup(monkeypatch):
     # each call takes 1 s (fast) or 3 s (slow) on a fixed clock, except the slow side's last round (6 s)
-    import zoo.bench.machine as machine
+    import zoo.bench.timing as timing
     clock, calls = [0.0], []
-    monkeypatch.setattr(machine.time, 'perf_counter', lambda: clock[0])
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: clock[0])
 
     def side(name, seconds):
         def f():
@@ -90,6 +90,7 @@ def test_autocast_vs_fp32_fields(native, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.startswith('error: --vs-fp32 compares an autocast dtype with fp32')
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_failing_model_is_reported_not_fatal(tmp_path):
     out = tmp_path / 'bench'
     rc = benchmark.main(['resnet10t', 'zoo_no_such_model', '--sizes', '32', '48', '--batch-size', '2',
@@ -233,8 +234,8 @@ def test_pair_and_profile_follow_the_native_check(native, tmp_path, capsys, monk
     why = 'no native bf16 on this CPU (AVX2 only)'
     monkeypatch.setattr(zoo.train.utils, 'native_dtype_missing', lambda dtype, device: None if native else why)
     runs = []  # the pair measurements started (each in its own process)
-    start = zoo.bench.pair._run_case_subprocess
-    monkeypatch.setattr(zoo.bench.pair, '_run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
+    start = zoo.bench.pair.run_case_subprocess
+    monkeypatch.setattr(zoo.bench.pair, 'run_case_subprocess', lambda *a, **kw: runs.append(a) or start(*a, **kw))
     root = tmp_path / 'checkout'
     root.mkdir()
     (root / 'README.md').write_text('stand-in\n')
@@ -285,6 +286,7 @@ def test_family_plot_draws_only_its_own_counterparts():
                       'zoo_coat': ['coat_lite_tiny', 'zoo_coat_lite_tiny']}
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_pair_plot_measures_both_sides(tmp_path):
     """--pair with --plot: the official side is measured like a model at every size and drawn in its zoo family's
     plot (labelled, tagged with its zoo counterpart)."""
@@ -310,6 +312,7 @@ def test_pair_plot_measures_both_sides(tmp_path):
     assert (out / 'scaling_zoo_cbam.png').stat().st_size > 0
 
 
+@pytest.mark.slow  # end-to-end runs of several models in fresh processes
 def test_profile_below_profiles_the_slow_models(tmp_path):
     """--profile-below FRAC: a per-op profile for each model under FRAC of the matmul peak (every model under 1.0)."""
     out = tmp_path / 'bench'
@@ -326,8 +329,56 @@ def test_profile_below_profiles_the_slow_models(tmp_path):
 def test_train_loop_case_alternates_on_one_model():
     """--reference train_loop: the trainer's loop and the bare loop in alternating rounds in one process, on the
     same model and batches, with the same optimizer (plain SGD with momentum on both sides)."""
-    out = bench._train_loop_case('alternate', img_size=32, steps=1, rounds=2, batch_size=2)
+    out = bench.train_loop_case('alternate', img_size=32, steps=1, rounds=2, batch_size=2)
     z, r = out['records']
     assert (z['impl'], r['impl']) == ('zoo', 'reference') and z['same_optimizer'] is True
     assert "'nesterov': False" in z['optimizer'] and z['rounds'] == r['rounds'] == 2
     assert z['img_s_ratio_min'] <= z['img_s_ratio_max'] and z['ms'] > 0 and r['ms'] > 0
+
+
+@pytest.mark.parametrize('old, new', [
+    (['resnet10t', '--sizes', '32'], ['models', 'resnet10t', '--sizes', '32']),
+    (['resnet10t', '--profile', '--profile-rows', '5'], ['profile', 'resnet10t', '--profile-rows', '5']),
+    (['--reference', 'train_loop', '--rounds', '2'], ['reference', 'train_loop', '--rounds', '2']),
+    (['--pair', 'a=b.py:c', '--pair', 'd=e.py:f', '--train'], ['pair', 'a=b.py:c', 'd=e.py:f', '--train']),
+    (['--readme', '--readme-file', 'R.md', '--no-throughput'], ['readme', 'R.md', '--no-throughput']),
+])
+def test_subcommands_and_their_old_flags_parse_alike(old, new):
+    """Each subcommand and the single-command flag that selects it give the same arguments (the mode flags aside)."""
+    parse = lambda argv: {k: v for k, v in vars(benchmark.build_parser().parse_args(argv)).items()  # noqa: E731
+                          if k not in ('readme', 'profile')}
+    assert parse(old) == parse(new) and parse(new)['command'] == new[0]
+
+
+def test_subcommands_and_old_flags_fail_alike(tmp_path, capsys):
+    """The same one-line error and exit status 2 in both spellings."""
+    cases = [(['--pair', 'zoo_biformer_tiny'], ['pair', 'zoo_biformer_tiny'], 'error: --pair '),
+             ([], ['models'], 'error: name models or baselines'),
+             (['--profile'], ['profile'], 'error: name models or baselines'),
+             (['--readme', '--readme-models', 'zoo_no_such_*', '--no-throughput', '--readme-file', str(tmp_path / 'R.md')],
+              ['readme', str(tmp_path / 'R.md'), '--readme-models', 'zoo_no_such_*', '--no-throughput'],
+              f'error: --readme: {tmp_path / "R.md"} does not exist (give --readme-file)')]
+    for old, new, message in cases:
+        errs = []
+        for argv in (old, new):
+            try:
+                rc = benchmark.main(argv + ['--out-dir', str(tmp_path)])
+            except SystemExit as e:  # a parser error (zoo.cli.ArgumentParser.error)
+                rc = e.code
+            assert rc == 2
+            errs.append(capsys.readouterr().err)
+        assert errs[0] == errs[1] and errs[0].startswith(message), errs
+
+
+def test_readme_subcommand_writes_the_given_file(tmp_path, capsys):
+    """readme FILE (and --readme --readme-file FILE) rewrite the table between the markers of that file only."""
+    from zoo.model_table import END, START
+    readme = tmp_path / 'README.md'
+    for argv in (['readme', str(readme)], ['--readme', '--readme-file', str(readme)]):
+        readme.write_text(f'# title\n\n{START}\nold\n{END}\n\nrest\n')
+        assert benchmark.main(argv + ['--readme-models', 'zoo_no_such_*', '--no-throughput',
+                                      '--out-dir', str(tmp_path)]) == 0
+        text = readme.read_text()
+        assert 'old' not in text and text.startswith('# title') and text.endswith('rest\n')
+        assert '| model | input |' in text and 'Export: export_status.json' in text
+    assert (tmp_path / 'model_table.md').is_file()

@@ -97,6 +97,26 @@ def test_check_state_dict_names_every_problem():
     assert not diff
 
 
+def test_load_into_filters_keeps_a_new_head_and_checks_once(tmp_path):
+    src = timm.create_model('resnet10t', num_classes=10)
+    torch.save({'state_dict_ema': {'module.' + k: v for k, v in src.state_dict().items()}}, tmp_path / 'a.pth')
+
+    @ckpt.key_filter('renamed checkpoint')
+    def rename(state_dict, model):
+        return {k.replace('old.', 'fc.'): v for k, v in state_dict.items()}
+
+    dst = timm.create_model('resnet10t', num_classes=6)
+    assert ckpt.load_into(dst, tmp_path / 'a.pth', filter_fn=rename, new_head=True) == ['fc.weight', 'fc.bias']
+    assert torch.equal(dst.state_dict()['conv1.0.weight'], src.state_dict()['conv1.0.weight'])
+    with pytest.raises(ckpt.CheckpointError, match=r'^ckpt does not match net:\n  wrongly shaped 2 tensors: fc\.bias'):
+        ckpt.load_into(dst, tmp_path / 'a.pth', label='ckpt', target='net')
+    sd = {('old.' + k[3:] if k.startswith('fc.') else k): v for k, v in src.state_dict().items()}
+    del sd['conv1.0.weight']
+    with pytest.raises(ckpt.CheckpointError, match='^renamed checkpoint does not match ResNet:\n  missing 1 tensors'):
+        ckpt.convert_and_check(sd, src, rename)
+    assert rename(sd, src).keys() == {k for k in src.state_dict() if k != 'conv1.0.weight'}  # a rename, no check
+
+
 def test_classifier_and_class_count():
     model = timm.create_model('resnet18', num_classes=7)
     assert ckpt.classifier_names(model) == ('fc',)

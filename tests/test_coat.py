@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
 from zoo.layers.coat_attn import ConvRelPosEnc, FactorAttnConvRelPosEnc
+from zoo.checkpoint import convert_and_check
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_coat import checkpoint_filter_fn
 
@@ -163,7 +164,7 @@ def test_strict_loading_names_offending_tensors(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with pytest.raises(CheckpointError) as e:
-            checkpoint_filter_fn({'model': sd}, model)
+            convert_and_check({'model': sd}, model, checkpoint_filter_fn)
     msg = str(e.value)
     for name in ('stages.1.blocks.1.norm1.weight', 'parallel_blocks.3.attn.2.qkv.bias', 'extra.thing',
                  'stages.2.patch_embed.proj.weight'):
@@ -181,7 +182,7 @@ def test_wrong_family_member_is_rejected():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with pytest.raises(CheckpointError, match='parallel_blocks'):
-            checkpoint_filter_fn(official_state_dict('coat_tiny'), lite)
+            convert_and_check(official_state_dict('coat_tiny'), lite, checkpoint_filter_fn)
 
 
 def test_new_head_and_in_chans(tmp_path):

@@ -4,7 +4,7 @@ representative goes through the full inductor code generation (OverLoCK's ContMi
 tests/test_overlock.py; the whole OverLoCK model takes ~20 min to compile with inductor on 2 cores, so it runs
 with 'aot_eager' here). Slow tier: a few representatives only.
 
-The 'aot_eager' outcome of each model tested is its ``compile`` field in docs/export_status.json: a normal run checks
+The 'aot_eager' outcome of each model tested is its ``compile`` field in zoo/export_status.json: a normal run checks
 the file agrees, ``ZOO_WRITE_EXPORT_STATUS=1`` writes it (see tests/test_timm_suite.py, which owns the file format).
 """
 import os

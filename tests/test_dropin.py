@@ -1,9 +1,9 @@
 """CBAM and triplet attention as drop-in attention layers of timm's own CNN families.
 
-For every family claimed in the README: build a small model with ``zoo.layers.CBAM`` and with
+For every family claimed in docs/training.md: build a small model with ``zoo.layers.CBAM`` and with
 ``zoo.layers.TripletAttention``, check that the module fills every attention slot the family has (counted with a
 placeholder layer built the same way) and none of timm's own attention modules remain, and run forward + backward.
-The families that do not take an attention layer are checked to refuse it (TypeError), so the README's list
+The families that do not take an attention layer are checked to refuse it (TypeError), so that page's list
 stays true when timm changes.
 """
 from dataclasses import replace

@@ -2,7 +2,7 @@
 fp32 logits; torch.export (saved/loaded, ``.module()``) and TorchScript (``torch.jit.load``) for a representative;
 dynamic height/width; atomic writes; the export-status merge.
 
-``ZOO_WRITE_EXPORT_STATUS=1`` records each tested model's ``onnx`` result in docs/export_status.json (only that
+``ZOO_WRITE_EXPORT_STATUS=1`` records each tested model's ``onnx`` result in zoo/export_status.json (only that
 field), and ``dynamic`` (torch.export with a dynamic height/width, verified at two sizes) for the models exported
 that way. ``-m slow -k all_models`` exports every zoo model (the README export column).
 """

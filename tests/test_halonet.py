@@ -15,6 +15,7 @@ from timm.layers.halo_attn import HaloAttn
 
 import zoo  # noqa: F401  (registers the models)
 from zoo.layers.halo import PaddedHaloAttn
+from zoo.checkpoint import convert_and_check
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_halonet import checkpoint_filter_fn
 
@@ -255,7 +256,7 @@ def test_strict_loading_names_tensors():
     sd['final_conv.weight'] = torch.zeros(1)
     sd['stages.1.0.self_attn.attn.q.weight'] = torch.zeros(3, 3, 1, 1)
     with pytest.raises(CheckpointError) as e:
-        checkpoint_filter_fn(sd, model)
+        convert_and_check(sd, model, checkpoint_filter_fn)
     msg = str(e.value)
     for name in ('stages.2.1.self_attn.attn.kv.weight', 'stages.0.0.self_attn.attn.extra', 'final_conv.weight',
                  'stages.1.0.self_attn.attn.q.weight (checkpoint (3, 3, 1, 1)'):

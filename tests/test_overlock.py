@@ -16,6 +16,7 @@ from zoo.layers._na2d_reference import na2d_av_unfold_reference
 from zoo.layers.contmix import ContMix
 from zoo.layers.na2d import na2d_av, na2d_av_cf, na2d_rpb
 from zoo.layers.dilated_reparam import DilatedReparamBlock
+from zoo.checkpoint import convert_and_check
 from zoo.models._helpers import CheckpointError
 from zoo.models.zoo_overlock import _convert_official, checkpoint_filter_fn
 
@@ -280,7 +281,7 @@ def test_strict_loading_names_bad_tensors():
     sd['blocks2.1.proj.4.weight'] = torch.zeros(1, 1, 1, 1)
     sd['extra_head.weight'] = torch.zeros(1)
     with pytest.raises(CheckpointError) as e:
-        checkpoint_filter_fn({'state_dict': sd}, model)
+        convert_and_check({'state_dict': sd}, model, checkpoint_filter_fn)
     msg = str(e.value)
     assert 'focus_stages.0.blocks.2.contmix.rpb_large' in msg  # missing
     assert 'stages.1.blocks.1.mlp.fc1.weight' in msg  # wrongly shaped

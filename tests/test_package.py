@@ -127,9 +127,13 @@ def test_wheel_contents(built):
     for cfg in (REPO / 'configs').rglob('*'):
         if cfg.suffix in ('.py', '.yaml'):
             assert f'zoo/_configs/{cfg.relative_to(REPO / "configs").as_posix()}' in names, cfg
-    # every package of the source tree is in the wheel
+    # every package of the source tree is in the wheel, and every data file that lives in it (the card template)
     for init in (REPO / 'zoo').rglob('__init__.py'):
         assert init.relative_to(REPO).as_posix() in names, init
+    data = [p for p in (REPO / 'zoo').rglob('*') if p.is_file() and p.suffix not in ('.py', '.pyc')]
+    assert data, 'the package holds data files (model_card.md)'
+    for path in data:
+        assert path.relative_to(REPO).as_posix() in names, path
     eps = next(n for n in names if n.endswith('entry_points.txt'))
     text = zipfile.ZipFile(built['wheel']).read(eps).decode()
     for script in CONSOLE_SCRIPTS:

@@ -1,7 +1,8 @@
-"""The README runs: every ```python block executes, and every script the Makefile and the README name exists.
+"""The README and the docs/ pages run: every ```python block executes, and every script the Makefile and the pages
+name exists.
 
-Each block runs as a script in a fresh subprocess from an empty temporary folder (``HF_HUB_OFFLINE=1``: nothing is
-downloaded). A checkpoint file a snippet names is created there first (``FILES``: the official layout, from
+Pages: README.md and docs/*.md; a block that appears on several pages runs once. Each block runs as a script in a
+fresh subprocess from an empty temporary folder (``HF_HUB_OFFLINE=1``: nothing is downloaded). A checkpoint file a snippet names is created there first (``FILES``: the official layout, from
 tests/official.py). A block preceded by ``<!-- no-test: reason -->`` is skipped; only a few may be.
 """
 import os
@@ -15,6 +16,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / 'README.md'
+PAGES = [README] + sorted((REPO / 'docs').glob('*.md'))
 MAX_SKIPPED = 2
 
 
@@ -48,20 +50,39 @@ def _official_cbam50(path: Path):
 # files README snippets name -> how the test creates them in the snippet's folder
 FILES = {'RESNET50_CBAM_new_name_wrap.pth.tar': _official_cbam50}
 
-BLOCKS = [b for b in readme_blocks(README.read_text()) if b[1] == 'python'] if README.exists() else []
+def page_python_blocks(pages, root=REPO):
+    """[(page relative to root, line, code, no-test reason or None)] of the pages' ```python blocks; a repeated block
+    only once (where it first appears)."""
+    out, seen = [], set()
+    for page in pages:
+        for line, lang, code, skip in readme_blocks(page.read_text()):
+            if lang == 'python' and code not in seen:
+                seen.add(code)
+                out.append((page.relative_to(root).as_posix(), line, code, skip))
+    return out
+
+
+BLOCKS = page_python_blocks([p for p in PAGES if p.exists()])
 
 
 def test_readme_has_python_blocks_and_few_skips():
-    assert BLOCKS, 'README.md has no ```python block'
-    skipped = [(line, reason) for line, _, _, reason in BLOCKS if reason is not None]
-    assert len(skipped) <= MAX_SKIPPED, f'too many README blocks marked no-test: {skipped}'
-    assert all(reason for _, reason in skipped), 'a no-test mark must give its reason'
+    assert any(page == 'README.md' for page, *_ in BLOCKS), 'README.md has no ```python block'
+    skipped = [(page, line, reason) for page, line, _, reason in BLOCKS if reason is not None]
+    assert len(skipped) <= MAX_SKIPPED, f'too many blocks marked no-test: {skipped}'
+    assert all(reason for *_, reason in skipped), 'a no-test mark must give its reason'
 
 
-@pytest.mark.parametrize('line,code,skip', [(b[0], b[2], b[3]) for b in BLOCKS], ids=[f'line{b[0]}' for b in BLOCKS])
-def test_readme_python_block_runs(line, code, skip, tmp_path):
+def test_repeated_block_runs_once(tmp_path):
+    (tmp_path / 'a.md').write_text('```python\nprint(1)\n```\n')
+    (tmp_path / 'b.md').write_text('text\n\n```python\nprint(1)\n```\n\n```python\nprint(2)\n```\n')
+    blocks = page_python_blocks([tmp_path / 'a.md', tmp_path / 'b.md'], root=tmp_path)
+    assert [(page, line, code) for page, line, code, _ in blocks] == [('a.md', 1, 'print(1)\n'), ('b.md', 7, 'print(2)\n')]
+
+
+@pytest.mark.parametrize('page,line,code,skip', BLOCKS, ids=[f'{Path(b[0]).stem}-line{b[1]}' for b in BLOCKS])
+def test_readme_python_block_runs(page, line, code, skip, tmp_path):
     if skip is not None:
-        pytest.skip(f'README line {line}: no-test: {skip}')
+        pytest.skip(f'{page} line {line}: no-test: {skip}')
     for name, make in FILES.items():
         if name in code:
             make(tmp_path / name)
@@ -71,7 +92,7 @@ def test_readme_python_block_runs(line, code, skip, tmp_path):
     env.update(HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', MPLBACKEND='Agg')
     p = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                        env=env)
-    assert p.returncode == 0, f'README block at line {line} failed:\n{code}\n--- stderr ---\n{p.stderr[-4000:]}'
+    assert p.returncode == 0, f'{page} block at line {line} failed:\n{code}\n--- stderr ---\n{p.stderr[-4000:]}'
 
 
 def _makefile_recipes(text: str):
@@ -105,8 +126,13 @@ def test_makefile_targets_call_scripts_that_exist():
 
 
 def test_readme_names_scripts_that_exist():
+    named = {page.relative_to(REPO).as_posix(): set(re.findall(r'(?<![\w/.])(tools/[\w-]+\.(?:py|sh))', page.read_text())) for page in PAGES}
+    assert named['README.md'], 'README names no tools/ script'
+    missing = sorted((page, s) for page, scripts in named.items() for s in scripts if not (REPO / s).exists())
+    assert not missing, f'pages name scripts that do not exist: {missing}'
+
+
+def test_readme_links_every_docs_page():
     text = README.read_text()
-    named = set(re.findall(r'(?<![\w/.])(tools/[\w-]+\.(?:py|sh))', text))
-    assert named, 'README names no tools/ script'
-    missing = sorted(s for s in named if not (REPO / s).exists())
-    assert not missing, f'README names scripts that do not exist: {missing}'
+    unlinked = [p.name for p in PAGES[1:] if f'](docs/{p.name}' not in text]
+    assert not unlinked, f'README links no docs page of these: {unlinked}'

@@ -24,7 +24,7 @@ internet; they are kept but skipped for every zoo model, with that reason in the
 offline in tests/test_weights.py and tests/test_hub.py).
 
 Export status: each TorchScript (``test_model_forward_torchscript``) and FX (``test_model_forward_fx``,
-``test_model_backward_fx``) outcome is checked against docs/export_status.json as the test runs (a passing test the
+``test_model_backward_fx``) outcome is checked against zoo/export_status.json as the test runs (a passing test the
 file lists as failing, or the reverse, fails with "regenerate"), so the file cannot drift; with
 ``ZOO_WRITE_EXPORT_STATUS=1`` the outcomes are written instead. A field is false while any of its tests is listed as
 failing in the model's ``notes`` ('<field>: <test>: <reason>' segments); ``compile`` and ``onnx`` belong to
@@ -63,7 +63,7 @@ EXPORT_TESTS = {
     'torchscript': ('test_model_forward_torchscript',),
     'fx': ('test_model_forward_fx', 'test_model_backward_fx'),
 }
-STATUS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'export_status.json'
+STATUS_PATH = Path(__file__).resolve().parent.parent / 'zoo' / 'export_status.json'
 STATUS_FIELDS = ('torchscript', 'fx', 'compile', 'onnx', 'notes')
 MODULE_NAME = '_zoo_timm_test_models'
 
@@ -291,7 +291,7 @@ def write_outcome(model: str, test: str, ok: bool, reason: str = '', path: Path 
 
 
 def expected_outcome(model: str, test: str, path: Path = STATUS_PATH):
-    """What docs/export_status.json says ``test`` does for ``model``: True / False, or None if not recorded."""
+    """What zoo/export_status.json says ``test`` does for ``model``: True / False, or None if not recorded."""
     entry = read_status(path).get(model) or {}
     field = _EXPORT_TEST_FIELD[test]
     if entry.get(field) is None:

@@ -237,7 +237,7 @@ def test_initial_checkpoint_runs_the_family_filter(tmp_path):
     loads with initial_checkpoint as it does with pretrained_path: through the family's checkpoint_filter_fn."""
     import timm
     from zoo.models.zoo_cbam import _OFFICIAL_RENAMES
-    from zoo.train.build import checkpoint_filter_for
+    from zoo.models._helpers import checkpoint_filter
     src = timm.create_model('zoo_resnet18_cbam', num_classes=1000)
     official = {}
     for k, v in src.state_dict().items():
@@ -247,7 +247,7 @@ def test_initial_checkpoint_runs_the_family_filter(tmp_path):
     assert any('.cbam.ChannelGate.mlp.1.' in k for k in official)
     torch.save({'state_dict': official, 'epoch': 90}, tmp_path / 'official.pth.tar')
     dst = timm.create_model('zoo_resnet18_cbam', num_classes=6)
-    assert checkpoint_filter_for(dst).__module__ == 'zoo.models.zoo_cbam'
+    assert checkpoint_filter(dst).__module__ == 'zoo.models.zoo_cbam'
     assert load_initial_checkpoint(dst, str(tmp_path / 'official.pth.tar')) == ['fc.weight', 'fc.bias']
     ref = src.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in dst.state_dict().items() if not k.startswith('fc.'))
@@ -316,11 +316,12 @@ def test_validate_checkpoint_and_overrides(trained, tmp_path):
 
 def test_validate_exported_local_dir(trained, tmp_path):
     import timm
-    from zoo.train import export_hf
+    from zoo.hub.export import export, hub_data_config
     ck = _load(trained['checkpoints']['best'])
     m = timm.create_model('resnet10t', num_classes=6)
     m.load_state_dict(ck['state_dict'])
-    d = export_hf(m.eval(), tmp_path / 'export', class_names=ck['class_names'], data_cfg=ck['data_cfg'])
+    d = export(m.eval(), tmp_path / 'export', label_names=ck['class_names'], data_config=hub_data_config(ck['data_cfg']),
+               readme=False)
     assert {p.name for p in d.iterdir()} == {'config.json', 'model.safetensors'}
     r = validate(f'local-dir:{d}', pretrained=True, dataset='shapes', data_dir=str(Path(trained['output_dir']).parent
                  .parent / 'nowhere'), shapes=dict(n_train=24, n_val=12, size=32), workers=0)

@@ -4,11 +4,10 @@ from typing import Dict, List, Union
 
 import timm
 
-PREFIX = 'zoo_'
+from . import models
 
 
 def _zoo_modules() -> List[str]:
-    from . import models
     return [m.rsplit('.', 1)[-1] for m in models.FAMILY_MODULES]
 
 

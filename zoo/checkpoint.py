@@ -1,22 +1,12 @@
-"""Checkpoints in one place: safe loading, unwrapping and cleaning, checking against a model, the classifier and its
-class count, and atomic writes.
+"""Checkpoints in one place: the only reader of checkpoint files, the one strict check, atomic writes.
 
-* :func:`load` -- a ``.safetensors`` file with safetensors, anything else with ``torch.load(weights_only=True)``
-  inside a ``torch.serialization.safe_globals`` context that adds only :data:`SAFE_GLOBALS` (plus what the caller
-  passes as ``extra_globals``) for the duration of that one call. Nothing is added to torch's allowlist for the
-  process. A pickle that needs any other callable raises :class:`UnsafeCheckpointError` before any of it runs; a
-  damaged file raises :class:`CorruptCheckpointError`.
-* :func:`unwrap_state_dict` / :func:`clean_state_dict` / :func:`state_dict_from` -- the tensor dict inside a
-  checkpoint (bare, or under ``state_dict_ema`` / ``model_ema`` / ``state_dict`` / ``model``) without DDP /
-  ``torch.compile`` prefixes, exactly as timm's file loader reads it.
-* :func:`check_state_dict` / :func:`compare_state_dict` -- one :class:`CheckpointError` naming every missing,
-  unexpected and mis-shaped tensor.
-* :func:`classifier_names` / :func:`find_classifier` / :func:`num_classes` -- the head of a model (from its
-  pretrained cfg) and the class count a state dict's head has.
-* :func:`atomic_write` (and :func:`atomic_save`, :func:`atomic_write_text`, :func:`atomic_copy`,
-  :func:`commit_file`) -- temporary file in the target's folder, ``fsync``, ``os.replace``: a reader or a crash
-  never sees a partial file. A full device ends any of them with :class:`zoo.errors.DiskFullError` naming the file
-  and the space left (:func:`disk_full_guard` does the same for writers outside this module).
+* :func:`load` -- safetensors, or ``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS` (+ ``extra_globals``)
+  allowed for that call only: an unsafe pickle raises :class:`UnsafeCheckpointError` before any of it runs.
+* :func:`state_dict_from` -- the tensors of a checkpoint (bare or wrapped), prefixes removed, as timm reads them.
+* :func:`load_into` / :func:`convert_and_check` -- the family's key filter (:func:`key_filter`), the classifier of
+  another class count, and one :class:`CheckpointError` naming every missing, unexpected and mis-shaped tensor.
+* :func:`atomic_write` and kin -- temporary file, ``fsync``, ``os.replace``; a full device raises
+  :class:`zoo.errors.DiskFullError` naming the file and the space left.
 """
 import argparse
 import contextlib
@@ -32,7 +22,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -41,10 +31,11 @@ from .errors import DiskFullError, UserError
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'SAFE_GLOBALS',
-    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
+    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'mmengine_checkpoint_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
     'strip_prefix', 'clean_state_dict', 'state_dict_from', 'load_state_dict', 'StateDictDiff', 'compare_state_dict',
-    'check_state_dict', 'classifier_names', 'find_classifier', 'num_classes', 'atomic_write', 'atomic_save',
-    'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error', 'disk_full_guard',
+    'check_state_dict', 'key_filter', 'convert_and_check', 'load_into', 'classifier_names', 'find_classifier',
+    'num_classes', 'atomic_write', 'atomic_save', 'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error',
+    'disk_full_guard', 'KeyFilter',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -85,6 +76,22 @@ def allow_globals(extra: Iterable[Any] = ()) -> Iterator[None]:
     new = [g for g in dict.fromkeys([*SAFE_GLOBALS, *extra]) if g not in have]
     with torch.serialization.safe_globals(new):
         yield
+
+
+def mmengine_checkpoint_globals() -> list:
+    """Types found in mmengine checkpoints (message hub) that torch's weights-only unpickler must accept (for
+    ``extra_globals``; needs mmengine)."""
+    import builtins
+
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    core = getattr(np, '_core', None) or np.core
+    types = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
+             builtins.getattr]  # numpy 2 pickles dtype classes as getattr(numpy.dtypes, name)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        types += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return types
 
 
 def sha256_file(path: PathLike) -> str:
@@ -246,10 +253,12 @@ def _fmt(names: Iterable[str], limit: int = 20) -> str:
 @dataclass
 class StateDictDiff:
     """How a state dict differs from a model's: names of missing / unexpected tensors, and mis-shaped ones
-    (``'name (checkpoint (..), model (..))'``)."""
+    (``'name (checkpoint (..), model (..))'``; ``shapes``: name -> (checkpoint shape, model shape), in the state
+    dict's order)."""
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     wrong_shape: List[str] = field(default_factory=list)
+    shapes: Dict[str, tuple] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.wrong_shape)
@@ -261,6 +270,12 @@ class StateDictDiff:
             if names:
                 parts.append(f'{what} {len(names)} tensors: {_fmt(names)}')
         return '\n  '.join(parts)
+
+    def brief(self) -> str:
+        """``missing: [..]; unexpected: [..]; wrong shape: [..]`` (eight names each at most)."""
+        wrong = [f'{k}: checkpoint {a} vs model {b}' for k, (a, b) in self.shapes.items()]
+        return '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
+                         (('missing', self.missing), ('unexpected', self.unexpected), ('wrong shape', wrong)) if v)
 
 
 def _shape_exempt(model: nn.Module) -> List[str]:
@@ -281,11 +296,11 @@ def compare_state_dict(state_dict: Mapping[str, torch.Tensor],
     """Missing, unexpected and mis-shaped tensors of ``state_dict`` against a model (or its state dict)."""
     own = expected.state_dict() if isinstance(expected, nn.Module) else expected
     diff = StateDictDiff(sorted(set(own) - set(state_dict)), sorted(set(state_dict) - set(own)))
-    for k in sorted(set(own) & set(state_dict)):
-        if any(k.startswith(p + '.') for p in ignore_shape_prefixes):
-            continue
-        if tuple(state_dict[k].shape) != tuple(own[k].shape):
-            diff.wrong_shape.append(f'{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(own[k].shape)})')
+    for k, v in state_dict.items():
+        if k in own and tuple(v.shape) != tuple(own[k].shape) \
+                and not any(k.startswith(p + '.') for p in ignore_shape_prefixes):
+            diff.shapes[k] = (tuple(v.shape), tuple(own[k].shape))
+    diff.wrong_shape = [f'{k} (checkpoint {a}, model {b})' for k, (a, b) in sorted(diff.shapes.items())]
     return diff
 
 
@@ -308,6 +323,58 @@ def check_state_dict(state_dict: Dict[str, torch.Tensor], model: nn.Module, sour
     if diff:
         raise CheckpointError(diff.message(source, type(model).__name__))
     return state_dict
+
+
+KeyFilter = Callable[[Dict[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
+
+
+def key_filter(source: str = 'checkpoint') -> Callable[[KeyFilter], KeyFilter]:
+    """Mark a family's ``checkpoint_filter_fn`` (a rename of keys, as timm's filters are): ``source`` names the
+    checkpoint in the errors of :func:`convert_and_check`."""
+    def mark(fn: KeyFilter) -> KeyFilter:
+        fn.checkpoint_source = source
+        return fn
+    return mark
+
+
+def convert_and_check(state_dict: Any, model: nn.Module, filter_fn: Optional[KeyFilter] = None,
+                       **check: Any) -> Dict[str, torch.Tensor]:
+    """The family's key filter ``filter_fn(state_dict, model)`` (none: ``state_dict`` as it is), then
+    :func:`check_state_dict` (``check``: its keywords), naming the checkpoint as the filter's ``source``."""
+    sd = filter_fn(state_dict, model) if filter_fn is not None else state_dict
+    check.setdefault('source', getattr(filter_fn, 'checkpoint_source', 'checkpoint'))
+    return check_state_dict(sd, model, **check)
+
+
+def load_into(model: nn.Module, source: Any, *, filter_fn: Optional[KeyFilter] = None, use_ema: bool = True,
+              new_head: bool = False, label: str = 'checkpoint', target: Optional[str] = None,
+              error: Optional[Callable[[StateDictDiff], Exception]] = None, map_location: Any = 'cpu',
+              extra_globals: Iterable[Any] = ()) -> List[str]:
+    """Load the checkpoint ``source`` (a file, read with :func:`load`, or an object already loaded) into ``model``.
+
+    Unwraps and cleans it (EMA weights with ``use_ema``, :func:`state_dict_from`), applies the family's key filter
+    ``filter_fn``, and with ``new_head`` leaves out classifier tensors shaped for another class count (the model
+    keeps its own). Then one strict check: every missing, unexpected or mis-shaped tensor is named in one error,
+    ``CheckpointError('<label> does not match <target>: ...')``, or ``error(diff)``. Returns the keys left out.
+    """
+    obj = load(source, map_location, extra_globals) if isinstance(source, (str, os.PathLike)) else source
+    sd = state_dict_from(obj, use_ema=use_ema)
+    if filter_fn is not None:
+        sd = filter_fn(sd, model)
+    own = model.state_dict()
+    skipped: List[str] = []
+    if new_head:
+        heads = classifier_names(model)
+        skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape
+                   and any(k == h or k.startswith(h + '.') for h in heads)]
+        sd = {k: v for k, v in sd.items() if k not in skipped}
+    diff = compare_state_dict(sd, own)
+    diff.missing = [k for k in diff.missing if k not in skipped]
+    if diff:
+        raise error(diff) if error is not None else CheckpointError(
+            diff.message(label, target or type(model).__name__))
+    model.load_state_dict(sd, strict=not skipped)
+    return skipped
 
 
 # --- the classifier -----------------------------------------------------------------------------------------

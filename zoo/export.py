@@ -28,6 +28,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -41,7 +42,7 @@ __all__ = ['FORMATS', 'ExportError', 'ExportResult', 'export_model', 'second_inp
            'merge_export_status', 'EXPORT_STATUS_PATH']
 
 FORMATS = ('onnx', 'torch.export', 'torchscript')
-EXPORT_STATUS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'export_status.json'
+EXPORT_STATUS_PATH = Path(str(resources.files('zoo').joinpath('export_status.json')))  # package data
 
 
 class ExportError(UserError):
@@ -81,7 +82,7 @@ def build_model(name: str, pretrained: bool = False, checkpoint: Optional[Union[
     """A model in eval mode: random init, ``pretrained=True`` weights, or a checkpoint file / Hub-layout folder."""
     import timm
 
-    import zoo  # noqa: F401  (registers the zoo models)
+    import zoo.models  # noqa: F401  (registers the zoo models)
     from .errors import check_model_name
     if checkpoint is not None:
         from .hub import load_for_publish
@@ -351,7 +352,7 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
 
 def merge_export_status(updates: Dict[str, Dict[str, Any]], path: Union[str, os.PathLike, None] = None,
                         fields: Sequence[str] = ('onnx',), notes: Optional[Dict[str, str]] = None) -> Optional[Path]:
-    """Merge ``{model: {field: value}}`` into ``docs/export_status.json``, touching only ``fields``.
+    """Merge ``{model: {field: value}}`` into the package's ``export_status.json``, touching only ``fields``.
 
     Other models and other fields of a model (``torchscript``, ``fx``, ``compile``, owned by the timm-suite
     checks) are preserved; a new model gets the other schema fields as ``None``. ``notes`` (model -> reason) sets

@@ -1,25 +1,16 @@
 """The README's model table, generated from the registry, the weights manifest and measurements.
 
-``python tools/benchmark.py --readme`` (or ``make table``) rewrites the table between the markers
-``<!-- model-table:start -->`` and ``<!-- model-table:end -->`` in README.md.
-
-The parity column is the family spec's note (``zoo.models.spec``: how the model was checked against the official
-code). A model with ``reparameterize()`` (OverLoCK) is counted in its training form, and the table notes its parameters
-after re-parameterisation too.
-
-The export column comes from ``docs/export_status.json`` when it exists (written by the export checks:
-``{"<model>": {"torchscript": true|false|null, "fx": ..., "compile": ..., "onnx": ..., "notes": "..."}}``; null =
-not checked), else ``TorchScript + compile``. An optional ``"dynamic"``
-(torch.export with a dynamic height/width, verified at two input sizes) adds ``dynamic H×W ✓/✗`` where it was
-checked.
-
-The CPU-throughput column is cheap enough for every model on a small machine: batch-8 inference at the model's
-default size, 1 warm-up and 3 timed rounds, one fresh process per family in which the baseline (resnet50 at
-224 px) is measured first and the family's models right after it; the ratio is to that baseline.
+``zoo-benchmark readme README.md`` (``make table``) rewrites the table between the markers
+``<!-- model-table:start -->`` and ``<!-- model-table:end -->``. The export column comes from the package's
+``export_status.json`` (written by the export checks; null = not checked). The CPU-throughput column is batch-8
+inference at the model's default size, one fresh process per family, as a ratio to resnet50 at 224 px measured
+first in the same process. The parity column is each family spec's note (``zoo.models.spec``); the file format:
+docs/benchmarking.md.
 """
 import copy
 import json
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -55,8 +46,9 @@ def _weights(arch: str) -> Dict[str, str]:
     return dict(weights=f'{source} `{key.split(".", 1)[1]}`', top1=str(top1))
 
 
-def export_status_path() -> Path:
-    return Path(__file__).resolve().parent.parent / 'docs' / 'export_status.json'
+def export_status_path():
+    """The export status, package data of ``zoo`` (written by the export checks)."""
+    return resources.files('zoo').joinpath('export_status.json')
 
 
 def load_export_status(path: Optional[Path] = None) -> Dict[str, Dict[str, Any]]:

@@ -1,10 +1,10 @@
 """How far each model is from what the machine's matmul can do, and the per-op profile of one model."""
-import time
 from typing import Any, Dict, List
 
 import torch
 
-from .metrics import DTYPES, _in_chans, _run_case_subprocess, _sync, build, time_fn
+from .pair import build
+from .timing import DTYPES, alternating_rounds, in_chans, run_case_subprocess, sync, time_fn
 
 # ---------------------------------------------------------------------------------------------------------
 # Machine peak: how far each model is from what the machine's matmul can do.
@@ -26,19 +26,10 @@ def alternating_times(fns, device: str = 'cpu', rounds: int = 5) -> List[List[fl
     """Wall times (s) of each of ``fns`` (no-argument callables) over ``rounds`` rounds in this process; every
     round calls each once, and the order alternates between rounds (forward, then reversed), so all of them see
     the same machine load. One untimed call of each first. Returns one list of per-round times per function."""
-    dev = torch.device(device)
     for f in fns:
         f()
-    times: List[List[float]] = [[] for _ in fns]
-    order = list(range(len(fns)))
-    for r in range(rounds):
-        for i in (order if r % 2 == 0 else order[::-1]):
-            _sync(dev)
-            t0 = time.perf_counter()
-            fns[i]()
-            _sync(dev)
-            times[i].append(time.perf_counter() - t0)
-    return times
+    times = alternating_rounds(dict(enumerate(fns)), torch.device(device), rounds)
+    return [times[i] for i in range(len(fns))]
 
 
 def peak_fraction_alternating(fn, flops_per_call: float, device: str = 'cpu', dtype: str = 'fp32', rounds: int = 5,
@@ -72,7 +63,7 @@ def speedup_alternating(fast, slow, device: str = 'cpu', rounds: int = 5) -> Dic
 
 def matmul_peak_in_subprocess(device: str = 'cpu', dtype: str = 'fp32', timeout: float = 600, **kw) -> Dict[str, Any]:
     """:func:`matmul_peak` in a fresh process, like the models (same threads, same process set-up)."""
-    return _run_case_subprocess(matmul_peak, dict(device=device, dtype=dtype, **kw), timeout=timeout)
+    return run_case_subprocess(matmul_peak, dict(device=device, dtype=dtype, **kw), timeout=timeout)
 
 
 def add_peak_fraction(records: List[Dict[str, Any]], peaks: Dict[str, float]) -> None:
@@ -100,18 +91,18 @@ def profile(name: str, img_size: int = 224, batch_size: int = 8, device: str = '
     from torch.profiler import profile as _profile
     dev = torch.device(device)
     model = build(name, dev).eval()
-    in_chans = _in_chans(model)
-    x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev)
+    chans = in_chans(model)
+    x = torch.randn(batch_size, chans, img_size, img_size, device=dev)
     autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
     with torch.no_grad(), torch.autocast(**autocast):
         for _ in range(warmup):
             model(x)
-        _sync(dev)
+        sync(dev)
         with _profile(activities=activities, record_shapes=False) as prof:
             for _ in range(repeats):
                 model(x)
-            _sync(dev)
+            sync(dev)
     sort = 'self_cuda_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
     head = (f'{name}: {repeats} forward(s) of batch {batch_size} at {img_size} px on {device} ({dtype}), '
             f'{torch.get_num_threads()} threads; top {row_limit} ops by {sort}\n')

@@ -5,24 +5,17 @@ peak on GPU; on CPU the resident-set high-water mark of a fresh worker process, 
 own subprocess and one model's failure cannot stop the run). Timings are medians over repeats with their spread;
 compare models by the ratios of one run.
 """
-import json
 import math
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from .machine import peak_fraction_alternating, speedup_alternating
+from .pair import build
+from .timing import DTYPES, count_params, in_chans, rss_mb, run_case_subprocess, tensors, time_fn
 
 
 def count_gmacs(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> float:
@@ -35,160 +28,144 @@ def count_gmacs(model: nn.Module, input_size: Sequence[int], batch_size: int = 1
     return counter.get_total_flops() / 2 / 1e9 / batch_size
 
 
-def _sync(device: torch.device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_fn(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> Dict[str, float]:
-    """Median and spread (IQR/2 and min) of ``fn``'s wall time in seconds."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
-    return {'median': statistics.median(times), 'spread': (q[2] - q[0]) / 2, 'min': times[0], 'n': len(times)}
-
-
-def _in_chans(model: nn.Module) -> int:
-    return getattr(model, 'in_chans', None) or (getattr(model, 'pretrained_cfg', None) or {}).get('input_size', (3,))[0]
-
-
-def _tensors(out) -> List[torch.Tensor]:
-    """The tensors of a model output: a tensor, a tuple / list of them, or a dict (e.g. ``main`` and ``aux``)."""
-    if isinstance(out, dict):
-        out = list(out.values())
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def is_official(name: str) -> bool:
-    """``/path/file.py:factory(...)``: an official implementation's factory, not a timm / zoo name."""
-    return '.py:' in name
-
-
-def build(name: str, device: torch.device, channels_last: bool = False, compile: bool = False,
-          **kwargs) -> nn.Module:
-    """A timm / zoo model by name, or an official one from ``/path/file.py:factory(literal args)`` (a checkout
-    the user has; see :mod:`.pair`)."""
-    import timm
-    import zoo  # noqa: F401  (registers zoo models)
-    fmt = torch.channels_last if channels_last else torch.preserve_format
-    if is_official(name):
-        from .pair import build_official
-        model = build_official(name).to(device, memory_format=fmt)
-    else:
-        model = timm.create_model(name, **kwargs).to(device, memory_format=fmt)
-    if compile:
-        model = torch.compile(model)
-    return model
-
-
-def measure(name: str, img_size: int = 224, batch_size: int = 16, device: str = 'cpu', dtype: str = 'fp32',
-            channels_last: bool = False, compile: bool = False, warmup: int = 2, repeats: int = 5,
-            train: bool = True, infer: bool = True, flops: bool = True,
-            model_kwargs: Optional[Dict[str, Any]] = None, peak_alternate: bool = False,
-            vs_fp32: bool = False, rounds: int = 0, no_native: str = '') -> Dict[str, Any]:
-    """All figures for one model at one input size (run it in a fresh process for a clean memory peak). ``name``:
-    a timm / zoo model (built with ``model_kwargs``) or an official ``/path/file.py:factory(args)``.
-    ``peak_alternate`` (needs ``flops``): also ``frac_peak_<dtype>_alt``, the batch forward's fraction of the
-    matmul peak timed in alternating rounds with the matmul in this process (robust to a shared machine's load).
-    ``vs_fp32`` (with a ``dtype`` other than fp32): also ``speedup_vs_fp32`` (with ``_min`` / ``_max``), the
-    autocast batch forward's speed over the same forward in fp32, timed in alternating rounds in this process, and
+@dataclass
+class MeasureOptions:
+    """How :func:`measure` measures. ``peak_alternate`` (needs ``flops``): also ``frac_peak_<dtype>_alt``, the batch
+    forward's fraction of the matmul peak timed in alternating rounds with the matmul in this process (robust to a
+    shared machine's load). ``vs_fp32`` (with a ``dtype`` other than fp32): also ``speedup_vs_fp32`` (with ``_min``
+    / ``_max``), the autocast batch forward's speed over the same forward in fp32, timed in alternating rounds, and
     how far its logits are from fp32's: ``rel_diff_vs_fp32`` = max |autocast - fp32| / max |fp32| and
     ``finite_<dtype>`` (no NaN / inf). ``rounds``: alternating rounds (default ``max(repeats, 3)``).
     ``no_native``: why the device has no native ``dtype``; then ``speedup_vs_fp32`` holds that text and neither the
     speed-up nor ``frac_peak_<dtype>_alt`` is timed."""
-    dev = torch.device(device)
-    amp_dtype = DTYPES[dtype]
-    alt_rounds = rounds or max(repeats, 3)  # --vs-fp32 / --peak-alternate
-    rec: Dict[str, Any] = dict(model=name, img_size=img_size, batch_size=batch_size, device=device, dtype=dtype,
-                               channels_last=channels_last, compile=compile, threads=torch.get_num_threads())
-    rss0 = _rss_mb()
-    model = build(name, dev, channels_last=channels_last, **(model_kwargs or {}))
-    in_chans = _in_chans(model)
+    img_size: int = 224
+    batch_size: int = 16
+    device: str = 'cpu'
+    dtype: str = 'fp32'
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 2
+    repeats: int = 5
+    train: bool = True
+    infer: bool = True
+    flops: bool = True
+    peak_alternate: bool = False
+    vs_fp32: bool = False
+    rounds: int = 0
+    no_native: str = ''
+
+    @property
+    def alt_rounds(self) -> int:
+        return self.rounds or max(self.repeats, 3)
+
+    def autocast(self) -> Dict[str, Any]:
+        amp_dtype = DTYPES[self.dtype]
+        return dict(device_type=torch.device(self.device).type, dtype=amp_dtype, enabled=amp_dtype != torch.float32)
+
+    def input(self, model_chans: int, batch_size: int) -> torch.Tensor:
+        mf = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = torch.randn(batch_size, model_chans, self.img_size, self.img_size, device=torch.device(self.device))
+        return x.to(memory_format=mf)
+
+
+def measure(name: str, model_kwargs: Optional[Dict[str, Any]] = None, **options) -> Dict[str, Any]:
+    """All figures for one model at one input size (run it in a fresh process for a clean memory peak). ``name``:
+    a timm / zoo model (built with ``model_kwargs``) or an official ``/path/file.py:factory(args)``; ``options``:
+    the fields of :class:`MeasureOptions`."""
+    o = MeasureOptions(**options)
+    dev = torch.device(o.device)
+    rec: Dict[str, Any] = dict(model=name, img_size=o.img_size, batch_size=o.batch_size, device=o.device,
+                               dtype=o.dtype, channels_last=o.channels_last, compile=o.compile,
+                               threads=torch.get_num_threads())
+    rss0 = rss_mb()
+    model = build(name, dev, channels_last=o.channels_last, **(model_kwargs or {}))
+    chans = in_chans(model)
     rec['params_m'] = count_params(model) / 1e6
-    if flops:
-        rec['gmacs'] = count_gmacs(model.eval(), (in_chans, img_size, img_size))
-    if compile:
+    if o.flops:
+        rec['gmacs'] = count_gmacs(model.eval(), (chans, o.img_size, o.img_size))
+    if o.compile:
         model = torch.compile(model)
-    mf = torch.channels_last if channels_last else torch.contiguous_format
-    autocast = dict(device_type=dev.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32)
     if dev.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(dev)
-    if infer:
-        model.eval()
-        for bs, key in ((1, 'latency_ms'), (batch_size, 'infer_img_s')):
-            if key == 'infer_img_s' and bs == 1:  # batch 1: the latency run is the throughput run
-                rec['infer_img_s'] = 1e3 / rec['latency_ms']
-                rec['infer_spread_img_s'] = rec['latency_spread_ms'] * 1e3 / rec['latency_ms'] ** 2
-                continue
-            x = torch.randn(bs, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
-
-            def step():
-                with torch.no_grad(), torch.autocast(**autocast):
-                    model(x)
-            t = time_fn(step, dev, warmup, repeats)
-            if key == 'infer_img_s' and vs_fp32 and amp_dtype != torch.float32:
-                rec.update(_compare_fp32(model, x, autocast, device, alt_rounds, dtype, no_native))
-            if key == 'infer_img_s' and peak_alternate and rec.get('gmacs') and not no_native:
-                from .machine import peak_fraction_alternating
-                alt = peak_fraction_alternating(step, 2.0 * rec['gmacs'] * 1e9 * bs, device=device, dtype=dtype,
-                                                rounds=alt_rounds)
-                k = f'frac_peak_{dtype}_alt'
-                rec[k], rec[k + '_min'], rec[k + '_max'] = alt['frac'], alt['frac_min'], alt['frac_max']
-                rec[f'matmul_peak_{dtype}_alt_tflops'] = alt['peak_flops_s'] / 1e12
-            if key == 'latency_ms':
-                rec['latency_ms'], rec['latency_spread_ms'] = t['median'] * 1e3, t['spread'] * 1e3
-            else:
-                rec['infer_img_s'] = bs / t['median']
-                rec['infer_spread_img_s'] = bs * t['spread'] / t['median'] ** 2
-    if train:
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-        x = torch.randn(batch_size, in_chans, img_size, img_size, device=dev).to(memory_format=mf)
-        target = torch.randint(0, max(getattr(model, 'num_classes', 1000), 1), (batch_size,), device=dev)
-
-        def train_step():
-            with torch.autocast(**autocast):
-                out = model(x)
-            # every logits output (an official model may return auxiliary heads in a tuple / dict)
-            loss = sum(nn.functional.cross_entropy(o.float(), target) for o in _tensors(out))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        t = time_fn(train_step, dev, max(1, warmup // 2), max(2, repeats // 2))
-        rec['train_img_s'] = batch_size / t['median']
-        rec['train_spread_img_s'] = batch_size * t['spread'] / t['median'] ** 2
-    if dev.type == 'cuda':
-        rec['peak_mem_mb'] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
-        rec['mem_kind'] = 'cuda_allocator_peak'
-    else:
-        rec['peak_mem_mb'] = _rss_mb() - rss0
-        rec['mem_kind'] = 'cpu_rss_high_water_delta'
+    if o.infer:
+        rec.update(infer_figures(model, chans, o, rec.get('gmacs')))
+    if o.train:
+        rec.update(train_figures(model, chans, o))
+    rec.update(peak_memory(dev, rss0))
     return rec
 
 
-def _compare_fp32(model: nn.Module, x: torch.Tensor, autocast: Dict[str, Any], device: str, rounds: int,
-                  dtype: str, no_native: str = '') -> Dict[str, Any]:
-    """The autocast forward of ``model`` on ``x`` against the fp32 forward: speed-up in alternating rounds (or
-    ``no_native``, untimed), and the difference of their logits (the fields :func:`measure` documents for
-    ``vs_fp32``)."""
-    from .machine import speedup_alternating
+def _forward(model: nn.Module, x: torch.Tensor, autocast: Dict[str, Any]) -> Callable[[], None]:
+    def step():
+        with torch.no_grad(), torch.autocast(**autocast):
+            model(x)
+    return step
 
+
+def infer_figures(model: nn.Module, chans: int, o: MeasureOptions, gmacs: Optional[float]) -> Dict[str, Any]:
+    """Latency (batch 1) and throughput (``o.batch_size``) of the inference forward, with the ``vs_fp32`` and
+    ``peak_alternate`` figures of the batch forward."""
+    model.eval()
+    dev, autocast = torch.device(o.device), o.autocast()
+    t = time_fn(_forward(model, o.input(chans, 1), autocast), dev, o.warmup, o.repeats)
+    rec = {'latency_ms': t['median'] * 1e3, 'latency_spread_ms': t['spread'] * 1e3}
+    bs = o.batch_size
+    if bs == 1:  # batch 1: the latency run is the throughput run
+        rec['infer_img_s'] = 1e3 / rec['latency_ms']
+        rec['infer_spread_img_s'] = rec['latency_spread_ms'] * 1e3 / rec['latency_ms'] ** 2
+        return rec
+    x = o.input(chans, bs)
+    step = _forward(model, x, autocast)
+    t = time_fn(step, dev, o.warmup, o.repeats)
+    if o.vs_fp32 and DTYPES[o.dtype] != torch.float32:
+        rec.update(compare_fp32(model, x, autocast, o.device, o.alt_rounds, o.dtype, o.no_native))
+    if o.peak_alternate and gmacs and not o.no_native:
+        alt = peak_fraction_alternating(step, 2.0 * gmacs * 1e9 * bs, device=o.device, dtype=o.dtype,
+                                        rounds=o.alt_rounds)
+        k = f'frac_peak_{o.dtype}_alt'
+        rec[k], rec[k + '_min'], rec[k + '_max'] = alt['frac'], alt['frac_min'], alt['frac_max']
+        rec[f'matmul_peak_{o.dtype}_alt_tflops'] = alt['peak_flops_s'] / 1e12
+    rec['infer_img_s'] = bs / t['median']
+    rec['infer_spread_img_s'] = bs * t['spread'] / t['median'] ** 2
+    return rec
+
+
+def train_figures(model: nn.Module, chans: int, o: MeasureOptions) -> Dict[str, Any]:
+    """Throughput of a training step (forward + backward + SGD step) at ``o.batch_size``."""
+    model.train()
+    dev, autocast, bs = torch.device(o.device), o.autocast(), o.batch_size
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    x = o.input(chans, bs)
+    target = torch.randint(0, max(getattr(model, 'num_classes', 1000), 1), (bs,), device=dev)
+
+    def train_step():
+        with torch.autocast(**autocast):
+            out = model(x)
+        # every logits output (an official model may return auxiliary heads in a tuple / dict)
+        loss = sum(nn.functional.cross_entropy(y.float(), target) for y in tensors(out))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    t = time_fn(train_step, dev, max(1, o.warmup // 2), max(2, o.repeats // 2))
+    return {'train_img_s': bs / t['median'], 'train_spread_img_s': bs * t['spread'] / t['median'] ** 2}
+
+
+def peak_memory(dev: torch.device, rss0: float) -> Dict[str, Any]:
+    """The CUDA allocator's peak on a GPU, else the growth of this process's resident-set high-water mark."""
+    if dev.type == 'cuda':
+        return {'peak_mem_mb': torch.cuda.max_memory_allocated(dev) / 2 ** 20, 'mem_kind': 'cuda_allocator_peak'}
+    return {'peak_mem_mb': rss_mb() - rss0, 'mem_kind': 'cpu_rss_high_water_delta'}
+
+
+def compare_fp32(model: nn.Module, x: torch.Tensor, autocast: Dict[str, Any], device: str, rounds: int,
+                 dtype: str, no_native: str = '') -> Dict[str, Any]:
+    """The autocast forward of ``model`` on ``x`` against the fp32 forward: speed-up in alternating rounds (or
+    ``no_native``, untimed), and the difference of their logits (the fields :class:`MeasureOptions` documents for
+    ``vs_fp32``)."""
     def forward(amp: bool):
         with torch.no_grad(), torch.autocast(**dict(autocast, enabled=amp)):
             return model(x)
-    ref, low = (torch.cat([t.float().flatten() for t in _tensors(forward(amp))]) for amp in (False, True))
+    ref, low = (torch.cat([t.float().flatten() for t in tensors(forward(amp))]) for amp in (False, True))
     diff = {'rel_diff_vs_fp32': float((low - ref).abs().max() / ref.abs().max().clamp_min(1e-12)),
             f'finite_{dtype}': bool(torch.isfinite(low).all())}
     if no_native:
@@ -201,7 +178,7 @@ def _compare_fp32(model: nn.Module, x: torch.Tensor, autocast: Dict[str, Any], d
 def measure_in_subprocess(timeout: float = 1800, **kwargs) -> Dict[str, Any]:
     """``measure`` in a fresh Python process; a failure becomes ``{'error': ...}`` in the record."""
     failed = dict(model=kwargs.get('name'), img_size=kwargs.get('img_size'), batch_size=kwargs.get('batch_size'))
-    return _run_case_subprocess(measure, kwargs, timeout=timeout, failed=failed)
+    return run_case_subprocess(measure, kwargs, timeout=timeout, failed=failed)
 
 
 def add_ratios(records: List[Dict[str, Any]], baseline: str,
@@ -243,25 +220,6 @@ def markdown_table(records: List[Dict[str, Any]], columns: Sequence[str]) -> str
 
 
 
-def _run_case_subprocess(fn: Callable[..., Any], kwargs: Dict[str, Any], timeout: float = 1800,
-                         failed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """``fn(**kwargs)`` (a module-level function of zoo.bench returning a JSON-able dict) in a fresh process; a
-    failure (exception, crash, timeout) becomes ``failed`` (default: ``kwargs``) with an ``error`` message."""
-    code = (f'import json, sys; from {fn.__module__} import {fn.__name__} as fn; '
-            'print("@@" + json.dumps(fn(**json.loads(sys.argv[1]))))')
-    failed = dict(kwargs) if failed is None else failed
-    try:
-        r = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True, text=True,
-                           timeout=timeout, env=dict(os.environ))
-    except subprocess.TimeoutExpired:
-        return dict(failed, error=f'timed out after {timeout:.0f}s')
-    for line in r.stdout.splitlines():
-        if line.startswith('@@'):
-            return json.loads(line[2:])
-    err = (r.stderr.strip().splitlines() or ['exit code %d' % r.returncode])[-1]
-    return dict(failed, error=err[:500])
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Cheap throughput of many models: one process per group (family), models measured back to back.
 
@@ -280,8 +238,7 @@ def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = Non
         rec: Dict[str, Any] = dict(model=name, img_size=size, batch_size=batch_size)
         try:
             model = build(name, dev).eval()
-            in_chans = _in_chans(model)
-            x = torch.randn(batch_size, in_chans, size, size, device=dev)
+            x = torch.randn(batch_size, in_chans(model), size, size, device=dev)
             with torch.no_grad():
                 t = time_fn(lambda: model(x), dev, warmup, repeats)
             rec['infer_img_s'] = batch_size / t['median']
@@ -298,13 +255,13 @@ def measure_throughput_group(names: Sequence[str], baseline: Optional[str] = Non
     return out
 
 
-def _throughput_group_json(**kwargs) -> Dict[str, Any]:
+def throughput_group_json(**kwargs) -> Dict[str, Any]:
     return dict(records=measure_throughput_group(**kwargs))
 
 
 def measure_throughput_group_in_subprocess(timeout: float = 3600, **kwargs) -> List[Dict[str, Any]]:
     """:func:`measure_throughput_group` in a fresh process; a failure of the whole group is an error per model."""
-    out = _run_case_subprocess(_throughput_group_json, kwargs, timeout=timeout, failed={})
+    out = run_case_subprocess(throughput_group_json, kwargs, timeout=timeout, failed={})
     if 'error' in out:
         return [dict(model=n, error=f"group: {out['error'][:300]}") for n in kwargs.get('names', [])]
     return out['records']

@@ -1,30 +1,24 @@
 """Zoo model vs its official implementation, from a checkout the user supplies (never downloaded, never committed).
 
-``tools/benchmark.py --pair zoo_biformer_tiny=/path/BiFormer/models/biformer.py:biformer_tiny --train`` imports the
-factory from that file (the checkout root, the nearest folder above it with a README / LICENSE / setup file, goes
-on ``sys.path`` so the file's own imports resolve; a file inside a folder of the checkout is imported as
-``folder.module`` so its relative imports work), builds both models and times forward (and with ``--train`` a
-forward + backward + SGD step) in alternating rounds in one process, at the same batch, size and dtype. Each round
-times ``steps`` calls of each side (which side goes first alternates); figures are medians over rounds, with the
-range of the per-round ratios. ``speed`` = official time / zoo time: above 1.0 the zoo model is faster.
-
 A side is ``name`` or ``name(key=literal, ...)`` (zoo: a timm/zoo model name; official: ``file.py:factory`` with
-literal positional or keyword arguments, e.g. ``model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')``).
+literal arguments). The factory is imported from the file with its checkout root on ``sys.path``; both models are
+timed in alternating rounds in one process (``speed`` = official time / zoo time: above 1.0 the zoo model is
+faster). :func:`build` makes either kind of model by name. See docs/benchmarking.md.
 """
 import ast
 import importlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+import zoo.models  # noqa: F401  (registers the zoo models with timm)
 from ..errors import UserError
-from .metrics import DTYPES, _in_chans, _run_case_subprocess, _sync, _tensors, count_params
+from .timing import DTYPES, alternating_rounds, count_params, in_chans, is_official, run_case_subprocess, tensors
 
 PAIR_COLUMNS = ['zoo', 'official', 'mode', 'img_size', 'batch_size', 'dtype', 'zoo_ms', 'official_ms', 'speed',
                 'speed_min', 'speed_max', 'rounds', 'zoo_params_m', 'official_params_m', 'error']
@@ -105,25 +99,32 @@ def official_label(spec: str) -> str:
     return f'{Path(path).name}.py:{factory}'
 
 
+def build(name: str, device: torch.device, channels_last: bool = False, compile: bool = False,
+          **kwargs) -> nn.Module:
+    """A timm / zoo model by name, or an official one from ``/path/file.py:factory(literal args)`` (a checkout
+    the user has)."""
+    import timm
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    if is_official(name):
+        model = build_official(name).to(device, memory_format=fmt)
+    else:
+        model = timm.create_model(name, **kwargs).to(device, memory_format=fmt)
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
 def build_pair(zoo: str, path: str, factory: str, device: torch.device) -> Tuple[nn.Module, nn.Module]:
     import timm
-
-    import zoo as _zoo  # noqa: F401  (registers zoo models)
     name, args, kwargs = parse_call(zoo)
     zoo_model = timm.create_model(name, *args, **kwargs).to(device)
     return zoo_model, build_official(f'{path}:{factory}').to(device)
 
 
-def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu',
-                 dtype: str = 'fp32', train: bool = False, rounds: int = 5, steps: int = 2,
-                 warmup: int = 1) -> List[Dict[str, Any]]:
-    """Forward (and with ``train`` the training step) of the zoo model and the official one, alternating rounds."""
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    models = dict(zip(('zoo', 'official'), build_pair(zoo, path, factory, dev)))
-    x = torch.randn(batch_size, _in_chans(models['zoo']), img_size, img_size, device=dev)
-    autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
-    calls = {'zoo': 0, 'official': 0}
+def side_steps(models: Dict[str, nn.Module], x: torch.Tensor, autocast: Dict[str, Any], train: bool,
+               calls: Dict[str, int]) -> Dict[Tuple[str, str], Callable[[], Any]]:
+    """(side, 'forward' / 'train') -> one call of that side's forward (or SGD training step) on ``x``; each call
+    counted in ``calls``."""
     fns = {}
     for side, model in models.items():
         def forward(model=model, side=side):
@@ -138,17 +139,32 @@ def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_s
                 calls[side] += 1
                 with torch.autocast(**autocast):
                     out = model(x)
-                outs = _tensors(out)  # every logits output (an official model may add auxiliary heads)
-                target = torch.zeros(outs[0].shape[0], dtype=torch.long, device=dev)
+                outs = tensors(out)  # every logits output (an official model may add auxiliary heads)
+                target = torch.zeros(outs[0].shape[0], dtype=torch.long, device=x.device)
                 loss = sum(nn.functional.cross_entropy(o.float(), target) for o in outs)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             fns[(side, 'train')] = train_step
+    return fns
+
+
+def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_size: int = 8, device: str = 'cpu',
+                 dtype: str = 'fp32', train: bool = False, rounds: int = 5, steps: int = 2,
+                 warmup: int = 1) -> List[Dict[str, Any]]:
+    """Forward (and with ``train`` the training step) of the zoo model and the official one, alternating rounds."""
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    models = dict(zip(('zoo', 'official'), build_pair(zoo, path, factory, dev)))
+    x = torch.randn(batch_size, in_chans(models['zoo']), img_size, img_size, device=dev)
+    autocast = dict(device_type=dev.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] != torch.float32)
+    calls = {'zoo': 0, 'official': 0}
+    fns = side_steps(models, x, autocast, train, calls)
     shapes = {}
     for side in models:
         models[side].eval()
-        shapes[side] = list(_tensors(fns[(side, 'forward')]())[0].shape)
+        shapes[side] = list(tensors(fns[(side, 'forward')]())[0].shape)
+    same = dict(img_size=img_size, batch_size=batch_size, dtype=dtype, device=device)
     records = []
     for mode in ('forward', 'train') if train else ('forward',):
         for m in models.values():
@@ -156,19 +172,12 @@ def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_s
         for side in models:
             for _ in range(warmup):
                 fns[(side, mode)]()
-        times: Dict[str, List[float]] = {'zoo': [], 'official': []}
-        for r in range(rounds):
-            for side in (('zoo', 'official') if r % 2 == 0 else ('official', 'zoo')):
-                _sync(dev)
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    fns[(side, mode)]()
-                _sync(dev)
-                times[side].append((time.perf_counter() - t0) / steps)
+        times = alternating_rounds({side: lambda f=fns[(side, mode)]: [f() for _ in range(steps)] for side in models},
+                                   dev, rounds, per=steps)
         per_round = [o / z for z, o in zip(times['zoo'], times['official'])]
         zm, om = statistics.median(times['zoo']), statistics.median(times['official'])
-        records.append(dict(zoo=zoo, official=f'{Path(path).name}:{factory}', mode=mode, img_size=img_size,
-                            batch_size=batch_size, dtype=dtype, device=device, zoo_ms=zm * 1e3, official_ms=om * 1e3,
+        records.append(dict(zoo=zoo, official=f'{Path(path).name}:{factory}', mode=mode, **same,
+                            zoo_ms=zm * 1e3, official_ms=om * 1e3,
                             speed=om / zm, speed_min=min(per_round), speed_max=max(per_round), rounds=rounds,
                             steps=steps, threads=torch.get_num_threads(),
                             zoo_params_m=count_params(models['zoo']) / 1e6,
@@ -179,7 +188,7 @@ def measure_pair(zoo: str, path: str, factory: str, img_size: int = 224, batch_s
     return records
 
 
-def _measure_pair_json(**kwargs) -> Dict[str, Any]:
+def measure_pair_json(**kwargs) -> Dict[str, Any]:
     return dict(records=measure_pair(**kwargs))
 
 
@@ -200,7 +209,7 @@ def compare_pairs(specs: Sequence[str], sizes: Sequence[int] = (224,), timeout: 
                                          speed=no_native)
                                     for mode in (('forward', 'train') if kwargs.get('train') else ('forward',))])
             else:
-                out = _run_case_subprocess(_measure_pair_json, dict(p, img_size=size, **kwargs), timeout=timeout)
+                out = run_case_subprocess(measure_pair_json, dict(p, img_size=size, **kwargs), timeout=timeout)
             if 'error' in out:
                 records.append(dict(zoo=p['zoo'], official=f"{Path(p['path']).name}:{p['factory']}", img_size=size,
                                     error=out['error']))

@@ -1,30 +1,8 @@
-"""``zoo-benchmark`` / ``tools/benchmark.py``: benchmark zoo and timm models side by side: params, GMACs, latency, throughput, train step, peak memory.
-
-  python tools/benchmark.py 'zoo_biformer_tiny' zoo_resnet50_cbam --baselines resnet50 convnext_tiny
-  python tools/benchmark.py zoo_coat_lite_tiny zoo_biformer_tiny --sizes 224 384 512 768 1024 --plot
-  python tools/benchmark.py --reference bra --sizes 224 512 1024          # BRA vs a straightforward gather
-  python tools/benchmark.py --reference contmix --sizes 224 1024          # ContMix vs an unfold reference
-  python tools/benchmark.py --reference train_loop                       # tools/train.py step vs a bare loop
-  python tools/benchmark.py --pair zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny --train
-                                          # zoo vs the official code of a checkout you have (alternating rounds)
-  python tools/benchmark.py --readme                                     # regenerate the README model table
-  python tools/benchmark.py zoo_coat_lite_tiny --profile                  # per-op profile (torch.profiler)
-  python tools/benchmark.py 'zoo_coat_lite_*' coat_lite_tiny --sizes 224 384 512 768 1024 --plot   # one PNG per family
-  python tools/benchmark.py zoo_biformer_tiny --dtype bf16 --vs-fp32 --no-train  # bf16 autocast vs fp32, same process
-  python tools/benchmark.py 'zoo_*' --device cuda --dtype bf16 --csv docs/benchmark_gpu.csv        # the GPU table
-
-Every (model, size) is measured in a fresh process, so peak memory is per model and a model that fails
-at some size is reported with its error instead of stopping the run. Results are given as ratios to
-the first baseline of the same run (absolute times vary between machines). Each model also gets its fraction
-of the machine's matmul peak, ``frac_peak_fp32`` (and ``frac_peak_bf16`` with ``--dtype bf16``) =
-2 x GMACs x inference img/s / FLOP/s of a 2048 x 2048 ``torch.mm``, measured in a fresh process right before and
-after the models (the higher of the two is the peak; both are in results.json's environment).
-Outputs go to --out-dir: results.csv, results.json (with the environment), results.md; with --plot scaling.png
-(every model) and scaling_<family>.png (each zoo family with its timm counterparts: latency and peak memory
-against input size); with --csv PATH the GPU-table columns (GPU_COLUMNS) to PATH; with --profile the per-op
-table to profile_<model>_<size>.txt; with --profile-below FRAC the same for every model of the run under FRAC
-of the matmul peak. With --pair and --plot, both sides of each pair are measured like models at every size
-(fresh processes: latency, peak memory) and the official side is drawn in its zoo family's plot.
+"""``zoo-benchmark`` / ``tools/benchmark.py``: benchmark zoo and timm models side by side (params, GMACs, latency,
+throughput, train step, peak memory), compare an implementation with its reference or with the official code, profile
+a model, and write the README model table: the subcommands models, reference, pair, profile and readme. The flags of
+the single-command form (``--reference``, ``--pair``, ``--profile``, ``--readme``, models without a subcommand)
+select the same subcommands. Outputs and their columns: docs/benchmarking.md.
 """
 import argparse
 import csv
@@ -32,10 +10,32 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 from .. import bench
 from ..errors import UserError
 from . import ArgumentParser, add_quiet_argument, command
+
+DESCRIPTION = """Benchmark zoo and timm models side by side: params, GMACs, latency, throughput, train step and
+peak memory.
+
+  zoo-benchmark models 'zoo_biformer_tiny' zoo_resnet50_cbam --baselines resnet50 convnext_tiny
+  zoo-benchmark models 'zoo_coat_lite_*' coat_lite_tiny --sizes 224 384 512 768 1024 --plot   # one PNG per family
+  zoo-benchmark models zoo_biformer_tiny --dtype bf16 --vs-fp32 --no-train   # bf16 autocast vs fp32, same process
+  zoo-benchmark models 'zoo_*' --device cuda --dtype bf16 --csv docs/benchmark_gpu.csv       # the GPU table
+  zoo-benchmark reference bra --sizes 224 512 1024       # BRA vs a straightforward gather
+  zoo-benchmark reference contmix --sizes 224 1024       # ContMix vs an unfold reference
+  zoo-benchmark reference train_loop                     # tools/train.py step vs a bare loop
+  zoo-benchmark pair zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny --train
+                                          # zoo vs the official code of a checkout you have (alternating rounds)
+  zoo-benchmark profile zoo_coat_lite_tiny                # per-op profile (torch.profiler)
+  zoo-benchmark readme README.md                          # regenerate the README model table
+
+Every (model, size) is measured in a fresh process; ratios are to the first baseline of the run. The single-command
+form of earlier versions still works: `zoo-benchmark MODEL ... [--reference CASE | --pair SPEC | --profile |
+--readme [--readme-file PATH]]`.
+"""
+COMMANDS = ('models', 'reference', 'pair', 'profile', 'readme')
 
 TABLE_COLUMNS = ['model', 'img_size', 'params_m', 'gmacs', 'latency_ms', 'latency_ms_ratio', 'infer_img_s',
                  'infer_img_s_ratio', 'frac_peak_fp32', 'frac_peak_bf16', 'frac_peak_fp32_alt', 'frac_peak_fp32_alt_min',
@@ -171,70 +171,211 @@ def profile_slow(args, records, out_dir):
     return paths
 
 
-def default_readme() -> Path:
-    """README.md of the source checkout zoo runs from, else ./README.md."""
-    import zoo
-    repo = Path(zoo.__file__).resolve().parent.parent / 'README.md'
-    return repo if repo.is_file() else Path('README.md')
+
+# dest -> (flags, add_argument keywords) of every option, in the single-command form's order
+OPTIONS = {
+    'models': ((), dict(nargs='*', help='model names or wildcard patterns (zoo or timm)')),
+    'baselines': (('--baselines',), dict(nargs='*', default=[], help='comparison models; ratios are to the first')),
+    'sizes': (('--sizes',), dict(nargs='+', type=int, default=[224], help='input sizes (a ladder gives scaling)')),
+    'batch_size': (('--batch-size',), dict(type=int, default=16, help='batch for throughput and train step')),
+    'device': (('--device',), dict(default='cpu')),
+    'dtype': (('--dtype',), dict(default='fp32', choices=sorted(bench.DTYPES), help='autocast dtype')),
+    'channels_last': (('--channels-last',), dict(action='store_true')),
+    'compile': (('--compile',), dict(action='store_true', help='torch.compile the model')),
+    'warmup': (('--warmup',), dict(type=int, default=2)),
+    'repeats': (('--repeats',), dict(type=int, default=5)),
+    'no_train': (('--no-train',), dict(action='store_true', help='skip the training-step measurement')),
+    'no_flops': (('--no-flops',), dict(action='store_true')),
+    'timeout': (('--timeout',), dict(type=float, default=1800, help='per (model, size) measurement, seconds')),
+    'reference': (('--reference',), dict(choices=sorted(bench.REFERENCES),
+                                         help='compare an implementation with its reference')),
+    'pair': (('--pair',), dict(
+        action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
+        help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
+             "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
+             "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device. "
+             "With --plot: both sides measured like models (fresh process per size: latency, peak "
+             "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")),
+    'train': (('--train',), dict(action='store_true',
+                                 help='with --pair: also time forward + backward + SGD step')),
+    'rounds': (('--rounds',), dict(type=int, default=None,
+                                   help='with --pair / --reference train_loop (default 5), --vs-fp32 / '
+                                        '--peak-alternate (default max(--repeats, 3)): alternating rounds '
+                                        '(medians over them)')),
+    'steps': (('--steps',), dict(type=int, default=2, help='with --pair / --reference train_loop: calls '
+                                                           '(training steps) of each side per round')),
+    'plot': (('--plot',), dict(action='store_true', help='PNGs of latency and peak memory against input size '
+                                                        '(all models, and one per family)')),
+    'profile': (('--profile',), dict(action='store_true', help='print a per-op profile (torch.profiler, top ops '
+                                                              'by self CPU time) of each model instead')),
+    'profile_rows': (('--profile-rows',), dict(type=int, default=25)),
+    'profile_below': (('--profile-below',), dict(
+        type=float, default=None, metavar='FRAC',
+        help='after a run of models: the per-op profile of every model whose fraction of the fp32 matmul '
+             'peak (frac_peak_fp32_alt, else frac_peak_fp32) is under FRAC, e.g. 0.35')),
+    'csv': (('--csv',), dict(metavar='PATH', help='also write the GPU-table columns to PATH')),
+    'no_peak': (('--no-peak',), dict(action='store_true', help='skip the matmul-peak measurement')),
+    'peak_alternate': (('--peak-alternate',), dict(
+        action='store_true',
+        help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
+             'rounds with the matmul, in its own process (for a machine shared with other jobs)')),
+    'vs_fp32': (('--vs-fp32',), dict(
+        action='store_true',
+        help='with --dtype bf16 / fp16: also speedup_vs_fp32 (with _min/_max): each model\'s autocast batch '
+             'forward timed in alternating rounds with its fp32 forward, in its own process, and '
+             'rel_diff_vs_fp32 (max |autocast - fp32| logit / max |fp32| logit) and finite_<dtype>')),
+    'readme': (('--readme',), dict(action='store_true', help='regenerate the model table in README.md')),
+    'readme_models': (('--readme-models',), dict(
+        default='', metavar='PATTERN',
+        help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")),
+    'no_throughput': (('--no-throughput',), dict(action='store_true',
+                                                 help='with --readme: leave the CPU img/s column empty')),
+    'readme_file': (('--readme-file',), dict(help='README to rewrite with --readme (default: {})')),
+    'out_dir': (('--out-dir',), dict(default=os.path.join('output', 'benchmark'))),
+}
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog='zoo-benchmark', description=__doc__)
-    p.add_argument('models', nargs='*', help='model names or wildcard patterns (zoo or timm)')
-    p.add_argument('--baselines', nargs='*', default=[], help='comparison models; ratios are to the first')
-    p.add_argument('--sizes', nargs='+', type=int, default=[224], help='input sizes (a ladder gives scaling)')
-    p.add_argument('--batch-size', type=int, default=16, help='batch for throughput and train step')
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--dtype', default='fp32', choices=sorted(bench.DTYPES), help='autocast dtype')
-    p.add_argument('--channels-last', action='store_true')
-    p.add_argument('--compile', action='store_true', help='torch.compile the model')
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--repeats', type=int, default=5)
-    p.add_argument('--no-train', action='store_true', help='skip the training-step measurement')
-    p.add_argument('--no-flops', action='store_true')
-    p.add_argument('--timeout', type=float, default=1800, help='per (model, size) measurement, seconds')
-    p.add_argument('--reference', choices=sorted(bench.REFERENCES), help='compare an implementation with its reference')
-    p.add_argument('--pair', action='append', default=[], metavar='ZOO=FILE.py:FACTORY',
-                   help="zoo model vs the official implementation's factory in FILE.py of your checkout, e.g. "
-                        "zoo_biformer_tiny=/src/BiFormer/models/biformer.py:biformer_tiny; literal arguments allowed: "
-                        "FACTORY(50, num_classes=1000); repeatable. Uses --sizes, --batch-size, --dtype, --device. "
-                        "With --plot: both sides measured like models (fresh process per size: latency, peak "
-                        "memory) and drawn in the zoo family's scaling plot, instead of alternating rounds")
-    p.add_argument('--train', action='store_true', help='with --pair: also time forward + backward + SGD step')
-    p.add_argument('--rounds', type=int, default=None,
-                   help='with --pair / --reference train_loop (default 5), --vs-fp32 / --peak-alternate (default '
-                        'max(--repeats, 3)): alternating rounds (medians over them)')
-    p.add_argument('--steps', type=int, default=2,
-                   help='with --pair / --reference train_loop: calls (training steps) of each side per round')
-    p.add_argument('--plot', action='store_true',
-                   help='PNGs of latency and peak memory against input size (all models, and one per family)')
-    p.add_argument('--profile', action='store_true',
-                   help='print a per-op profile (torch.profiler, top ops by self CPU time) of each model instead')
-    p.add_argument('--profile-rows', type=int, default=25)
-    p.add_argument('--profile-below', type=float, default=None, metavar='FRAC',
-                   help='after a run of models: the per-op profile of every model whose fraction of the fp32 matmul '
-                        'peak (frac_peak_fp32_alt, else frac_peak_fp32) is under FRAC, e.g. 0.35')
-    p.add_argument('--csv', metavar='PATH', help='also write the GPU-table columns to PATH')
-    p.add_argument('--no-peak', action='store_true', help='skip the matmul-peak measurement')
-    p.add_argument('--peak-alternate', action='store_true',
-                   help='also frac_peak_<dtype>_alt (with _min/_max): each model\'s batch forward timed in alternating '
-                        'rounds with the matmul, in its own process (for a machine shared with other jobs)')
-    p.add_argument('--vs-fp32', action='store_true',
-                   help='with --dtype bf16 / fp16: also speedup_vs_fp32 (with _min/_max): each model\'s autocast batch '
-                        'forward timed in alternating rounds with its fp32 forward, in its own process, and '
-                        'rel_diff_vs_fp32 (max |autocast - fp32| logit / max |fp32| logit) and finite_<dtype>')
-    p.add_argument('--readme', action='store_true', help='regenerate the model table in README.md')
-    p.add_argument('--readme-models', default='', metavar='PATTERN',
-                   help="with --readme: only the zoo models matching PATTERN (e.g. 'zoo_coat_lite_t*'; a trial run)")
-    p.add_argument('--no-throughput', action='store_true', help='with --readme: leave the CPU img/s column empty')
-    p.add_argument('--readme-file', default=None, help='README to rewrite with --readme (default: the checkout\'s)')
-    p.add_argument('--out-dir', default=os.path.join('output', 'benchmark'))
-    add_quiet_argument(p)
+_RUN = ('sizes', 'batch_size', 'device', 'dtype', 'channels_last', 'compile', 'warmup', 'repeats', 'no_train',
+        'no_flops', 'timeout', 'rounds', 'plot', 'profile_rows', 'profile_below', 'csv', 'no_peak', 'peak_alternate',
+        'vs_fp32', 'out_dir')
+
+
+def _subcommands(options: dict) -> dict:
+    """subcommand -> (its positional: dest and add_argument keywords, or None; the options it takes)."""
+    return {
+        'models': (None, ('models', 'baselines') + _RUN),
+        'profile': (None, ('models', 'baselines', 'sizes', 'batch_size', 'device', 'dtype', 'warmup', 'repeats',
+                           'profile_rows', 'out_dir')),
+        'pair': (('pair', dict(nargs='+', metavar='ZOO=FILE.py:FACTORY', help=options['pair'][1]['help'])),
+                 ('baselines', 'train', 'steps') + _RUN),
+        'reference': (('reference', dict(choices=sorted(bench.REFERENCES), metavar='CASE',
+                                         help='compare an implementation with its reference: '
+                                              + ', '.join(sorted(bench.REFERENCES)))),
+                      ('sizes', 'device', 'repeats', 'rounds', 'steps', 'out_dir')),
+        'readme': (('readme_file', dict(nargs='?', metavar='README', default=options['readme_file'][1]['default'],
+                                        help=options['readme_file'][1]['help'].replace('with --readme ', ''))),
+                   ('readme_models', 'no_throughput', 'device', 'timeout', 'out_dir')),
+    }
+
+
+_HELP = {'models': 'measure models (also: model names without a subcommand)',
+         'reference': 'an implementation vs its reference',
+         'pair': 'zoo models vs the official code of a checkout you have', 'profile': 'per-op profile of models',
+         'readme': 'regenerate the model table in a README'}
+
+
+class BenchmarkParser(ArgumentParser):
+    """The subcommands; an argument list that does not start with one goes to the single-command form
+    (``legacy``), whose mode flags pick the subcommand."""
+
+    def __init__(self, *args, legacy: Optional[ArgumentParser] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.legacy = legacy
+
+    def parse_args(self, args: Optional[Sequence[str]] = None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args and args[0] in COMMANDS + ('-h', '--help'):
+            ns = super().parse_args(args, namespace)
+            for dest, value in vars(self.legacy.parse_args([])).items():  # the other subcommands' options
+                if not hasattr(ns, dest):
+                    setattr(ns, dest, value)
+            return ns
+        ns = self.legacy.parse_args(args, namespace)
+        ns.command = ('readme' if ns.readme else 'reference' if ns.reference else 'pair' if ns.pair
+                      else 'profile' if ns.profile else 'models')
+        return ns
+
+
+def build_parser(readme: str = 'README.md') -> BenchmarkParser:
+    """``zoo-benchmark``'s parser; ``readme``: the README the readme subcommand rewrites by default."""
+    options = dict(OPTIONS, readme_file=(('--readme-file',), dict(
+        default=readme, help=OPTIONS['readme_file'][1]['help'].format(readme))))
+    legacy = ArgumentParser(prog='zoo-benchmark', description=DESCRIPTION)
+    for dest, (flags, kw) in options.items():
+        legacy.add_argument(*(flags or (dest,)), **kw)
+    add_quiet_argument(legacy)
+    p = BenchmarkParser(prog='zoo-benchmark', description=DESCRIPTION, legacy=legacy)
+    sub = p.add_subparsers(dest='command', metavar='{' + ','.join(COMMANDS) + '}', parser_class=ArgumentParser)
+    for name, (positional, dests) in _subcommands(options).items():
+        sp = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
+        if positional:
+            sp.add_argument(positional[0], **positional[1])
+        for dest in dests:
+            flags, kw = options[dest]
+            sp.add_argument(*(flags or (dest,)), **kw)
+        add_quiet_argument(sp)
     return p
 
 
-@command(parser=build_parser)
-def main(args: argparse.Namespace) -> int:
+def run_readme(args, env, out_dir) -> int:
+    from zoo import model_table
+    rows = model_table.collect(pattern=args.readme_models, throughput=not args.no_throughput,
+                               device=args.device, batch_size=8, warmup=1, repeats=3, timeout=args.timeout)
+    table = model_table.render(rows)
+    readme = Path(args.readme_file)
+    if not readme.is_file():
+        build_parser().error(f'--readme: {readme} does not exist (give --readme-file)')
+    model_table.write_readme(readme, table, env)
+    write_outputs(rows, out_dir, env, columns=model_table.COLUMNS, stem='model_table')
+    print(table)
+    return 0
+
+
+def run_reference(args, env, out_dir) -> int:
+    kw = dict(rounds=args.rounds or 5, steps=args.steps) if args.reference in bench.REFERENCE_ROUNDS else {}
+    records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats, **kw)
+    table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
+    print(table)
+    return 0
+
+
+def run_pair(args, env, out_dir) -> int:
+    for spec in args.pair:
+        bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
+    if args.plot:
+        if len(args.sizes) < 2:
+            build_parser().error('--pair with --plot: give two or more --sizes (cost against input size)')
+        return write_run(args, run_models(args, env, items=pair_items(args.pair)), out_dir, env)
+    records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
+                                  dtype=args.dtype, train=args.train, rounds=args.rounds or 5, steps=args.steps,
+                                  warmup=max(1, args.warmup // 2), timeout=args.timeout, no_native=args.no_native,
+                                  report=lambda rec: print(json.dumps(rec), flush=True))
+    table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
+    print(table)
+    return 0
+
+
+def _need_models(args) -> None:
+    if not args.models and not args.baselines:
+        build_parser().error('name models or baselines, or use --reference / --pair / --readme')
+
+
+def run_profile(args, env, out_dir) -> int:
+    from ..errors import check_model_name
+    _need_models(args)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in expand(args.baselines) + expand(args.models):
+        check_model_name(name)
+        for size in args.sizes:
+            text = bench.profile(name, img_size=size, batch_size=args.batch_size, device=args.device,
+                                 dtype=args.dtype, warmup=args.warmup, repeats=args.repeats,
+                                 row_limit=args.profile_rows, no_native=args.no_native)
+            (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
+            print(text)
+    return 0
+
+
+def run_measure(args, env, out_dir) -> int:
+    _need_models(args)
+    return write_run(args, run_models(args, env), out_dir, env)
+
+
+RUNNERS = {'models': run_measure, 'reference': run_reference, 'pair': run_pair, 'profile': run_profile,
+           'readme': run_readme}
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """The checks every subcommand shares, then the subcommand."""
     out_dir = Path(args.out_dir)
     env = bench.environment(args.device)
     if args.vs_fp32 and args.dtype == 'fp32':
@@ -244,60 +385,15 @@ def main(args: argparse.Namespace) -> int:
     if args.no_native:
         print(f'note: {args.no_native}: its matmul peak, speed-up vs fp32, --pair speed and --profile are not '
               'timed', file=sys.stderr)
-
-    if args.readme:
-        from zoo import model_table
-        rows = model_table.collect(pattern=args.readme_models, throughput=not args.no_throughput,
-                                   device=args.device, batch_size=8, warmup=1, repeats=3, timeout=args.timeout)
-        table = model_table.render(rows)
-        readme = Path(args.readme_file) if args.readme_file else default_readme()
-        if not readme.is_file():
-            build_parser().error(f'--readme: {readme} does not exist (give --readme-file)')
-        model_table.write_readme(readme, table, env)
-        write_outputs(rows, out_dir, env, columns=model_table.COLUMNS, stem='model_table')
-        print(table)
-        return 0
-    if args.reference:
-        kw = dict(rounds=args.rounds or 5, steps=args.steps) if args.reference in bench.REFERENCE_ROUNDS else {}
-        records = bench.REFERENCES[args.reference](sizes=args.sizes, device=args.device, repeats=args.repeats, **kw)
-        table = write_outputs(records, out_dir, env, columns=bench.REFERENCE_COLUMNS, stem=f'reference_{args.reference}')
-        print(table)
-        return 0
-    if args.pair and args.plot:
-        for spec in args.pair:
-            bench.parse_pair(spec)
-        if len(args.sizes) < 2:
-            build_parser().error('--pair with --plot: give two or more --sizes (cost against input size)')
-        records = run_models(args, env, items=pair_items(args.pair))
-        return _write_run(args, records, out_dir, env)
-    if args.pair:
-        for spec in args.pair:
-            bench.parse_pair(spec)  # a malformed spec or a missing file: one error line before any timing
-        records = bench.compare_pairs(args.pair, sizes=args.sizes, batch_size=args.batch_size, device=args.device,
-                                      dtype=args.dtype, train=args.train, rounds=args.rounds or 5, steps=args.steps,
-                                      warmup=max(1, args.warmup // 2), timeout=args.timeout, no_native=args.no_native,
-                                      report=lambda rec: print(json.dumps(rec), flush=True))
-        table = write_outputs(records, out_dir, env, columns=bench.PAIR_COLUMNS, stem='pair')
-        print(table)
-        return 0
-    if not args.models and not args.baselines:
-        build_parser().error('name models or baselines, or use --reference / --pair / --readme')
-    if args.profile:
-        from ..errors import check_model_name
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in expand(args.baselines) + expand(args.models):
-            check_model_name(name)
-            for size in args.sizes:
-                text = bench.profile(name, img_size=size, batch_size=args.batch_size, device=args.device,
-                                     dtype=args.dtype, warmup=args.warmup, repeats=args.repeats,
-                                     row_limit=args.profile_rows, no_native=args.no_native)
-                (out_dir / f'profile_{name}_{size}.txt').write_text(text + '\n')
-                print(text)
-        return 0
-    return _write_run(args, run_models(args, env), out_dir, env)
+    return RUNNERS[args.command](args, env, out_dir)
 
 
-def _write_run(args, records, out_dir, env) -> int:
+@command(parser=build_parser)
+def main(args: argparse.Namespace) -> int:
+    return dispatch(args)
+
+
+def write_run(args, records, out_dir, env) -> int:
     """results.csv / .json / .md, the GPU-table CSV (--csv) and the plots (--plot) of a run of models."""
     table = write_outputs(records, out_dir, env)
     if args.csv:

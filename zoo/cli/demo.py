@@ -63,7 +63,8 @@ def main(argv: List[str]) -> int:
     import zoo  # noqa: F401  (registers the zoo models with timm)
     set_download_progress(not args.quiet)
     from zoo.data.shapes import make_classification
-    from zoo.train import export_hf, load_config, train, validate
+    from zoo.hub.export import export, hub_data_config
+    from zoo.train import load_config, train, validate
     from zoo.train.utils import load_checkpoint_file, setup_logging
     setup_logging()
 
@@ -114,7 +115,8 @@ def main(argv: List[str]) -> int:
     model = timm.create_model(ckpt['arch'], num_classes=ckpt['num_classes'], **(ckpt.get('model_kwargs') or {}))
     model.load_state_dict(ckpt['state_dict_ema'] if ckpt.get('state_dict_ema') is not None else ckpt['state_dict'])
     model.eval()
-    export_dir = export_hf(model, out / 'export', class_names=ckpt['class_names'], data_cfg=ckpt['data_cfg'])
+    export_dir = export(model, out / 'export', label_names=ckpt['class_names'],
+                        data_config=hub_data_config(ckpt['data_cfg']), readme=False)
     print('      ' + ', '.join(sorted(f.name for f in export_dir.iterdir())))
 
     stage(5, f"reloading with timm.create_model('local-dir:{export_dir}', pretrained=True)")

@@ -124,9 +124,6 @@ class _ImageDataset(Dataset):
             self.samples = [s for s in self.samples if s[0] not in bad_set]
         return bad
 
-    def class_counts(self) -> List[int]:
-        return np.bincount(np.asarray(self.targets, np.int64), minlength=len(self.classes)).tolist()
-
 
 class ImageFolderDataset(_ImageDataset):
     """``root/<class>/**/<image>`` (torchvision ImageFolder layout).

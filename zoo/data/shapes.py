@@ -1,36 +1,20 @@
 """Generated "shapes" datasets: classification, detection (COCO) and semantic segmentation.
 
-Deterministic, seeded images of filled geometric shapes (random colour, size, rotation and position) on a
-textured, noisy background, at any resolution. One generator serves three tasks:
-
-* ``make_classification(root, n_train, n_val, size, seed)`` -> an ImageFolder tree
-  ``root/{train,val}/<class>/*.png`` with one shape per image (label = its shape).
-* ``make_detection(root, n_train, n_val, size, seed)`` -> COCO-style ``annotations/instances_{train,val}.json``
-  (boxes ``[x, y, w, h]`` in pixels, instance masks as polygons, ``iscrowd=0``, category ids ``1..K``) for the
-  images in ``images/{train,val}/``. Several non-overlapping shapes per image, so polygons are exact masks.
-* ``make_segmentation(root, n_train, n_val, size, seed)`` -> PNG label maps ``labels/{train,val}/*.png``
-  (uint8, ``0`` = background, ``k + 1`` = ``CLASSES[k]``) for the same images.
-
-Detection and segmentation of one ``(n_train, n_val, size, seed)`` share their images (the same scenes), so
-``make_detection`` and ``make_segmentation`` with equal arguments return the same folder.
-
-Class names (index order): ``CLASSES = ('circle', 'triangle', 'square', 'pentagon', 'star', 'cross')``;
-segmentation classes are ``SEG_CLASSES = ('background',) + CLASSES``.
-
-Images are PNG (lossless, RGB). Each image is drawn from its own generator seeded with ``(seed, split, index)``,
-so results do not depend on the order or the number of images generated. A dataset is cached on disk: a folder
-whose ``meta.json`` matches the requested parameters is reused as-is; a new one is written to a temporary folder
-and renamed into place when complete (safe with several processes generating at once). The default location is
-``$ZOO_DATA_DIR``, else ``$ZOO_CACHE_DIR/data``, else ``~/.cache/zoo/data``.
+Seeded images of filled geometric shapes (``CLASSES``) on a textured, noisy background, at any resolution:
+``make_classification`` writes an ImageFolder tree, ``make_detection`` COCO-style annotations with polygon masks and
+``make_segmentation`` PNG label maps (0 = background, ``k + 1`` = ``CLASSES[k]``); detection and segmentation with
+equal arguments share one folder of scenes. Each image has its own generator seeded with ``(seed, split, index)``.
+A dataset is cached under ``default_data_dir()`` and reused while its ``meta.json`` matches the parameters.
+Layouts, the caching rules and the drawing are described in docs/data.md.
 """
 import functools
 import json
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -273,26 +257,18 @@ def _cached(root: Optional[Union[str, Path]], default_name: str, meta: dict, bui
 # ---------------------------------------------------------------- public API
 
 @dataclass
-class _GeneratedData:
-    """Where a generated dataset lies (``root``; the subclasses add their folders and files)."""
-    root: Path
-
-    def as_dict(self) -> Dict[str, object]:
-        """The fields, paths as strings (JSON-ready)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-
-
-@dataclass
-class ClassificationData(_GeneratedData):
+class ClassificationData:
     """Paths of a generated classification dataset (ImageFolder layout)."""
+    root: Path
     train_dir: Path
     val_dir: Path
     classes: Tuple[str, ...]
 
 
 @dataclass
-class DetectionData(_GeneratedData):
+class DetectionData:
     """Paths of a generated COCO-style detection dataset (category ids are ``1..len(classes)``)."""
+    root: Path
     train_img_dir: Path
     train_ann_file: Path
     val_img_dir: Path
@@ -301,8 +277,9 @@ class DetectionData(_GeneratedData):
 
 
 @dataclass
-class SegmentationData(_GeneratedData):
+class SegmentationData:
     """Paths of a generated semantic segmentation dataset (label maps: 0 = background, k = ``classes[k]``)."""
+    root: Path
     train_img_dir: Path
     train_ann_dir: Path
     val_img_dir: Path

@@ -1,22 +1,11 @@
 """Pretrained weights: verified downloads, conversion to the zoo layout, model cards, Hub export and publishing.
 
-One concern per module (the pipeline behind ``zoo-download`` / ``zoo-convert`` / ``zoo-push`` and
-``tools/download.py``, ``tools/convert.py``, ``tools/push_to_hub.py``):
-
-* :mod:`zoo.checkpoint` -- safe loading (:func:`safe_load`), unwrapping, checking, atomic writes; the error classes.
-* :mod:`zoo.hub.download` -- :func:`download` / :func:`fetch` an official file with a progress bar into the cache
-  (``$ZOO_CACHE_DIR/checkpoints``, default ``~/.cache/zoo/checkpoints``), its SHA-256 checked against the manifest or
-  recorded (:func:`check_sha256` for files fetched by hand).
-* :mod:`zoo.hub.convert` -- :func:`convert` through timm's pretrained path (the family's ``checkpoint_filter_fn``),
-  :func:`load_for_publish`, :func:`verify_export`.
-* :mod:`zoo.hub.card` -- :func:`model_card` from the template file ``zoo/hub/model_card.md``.
-* :mod:`zoo.hub.export` -- :func:`export` (timm's Hub layout) / :func:`push` (``timm.models.push_to_hf_hub``), and the
-  publishing rules (:func:`publish_target`, :func:`mark_published`).
-* :mod:`zoo.hub.release` -- :func:`release`: download -> record -> convert -> verify -> push -> mark published.
-
-Loading published weights needs nothing from this package: ``import zoo`` then
-``timm.create_model('zoo_<arch>.<tag>', pretrained=True)`` (manifest entries with ``published: true``),
-``timm.create_model('hf-hub:<org>/<arch>.<tag>', pretrained=True)`` or ``timm.create_model('local-dir:<dir>', ...)``.
+One concern per module, the pipeline behind ``zoo-download`` / ``zoo-convert`` / ``zoo-push``: ``download`` (fetch
+an official file into the cache, SHA-256 checked or recorded), ``convert`` (through the family's checkpoint filter),
+``card`` (the model card), ``export`` (timm's Hub layout and the push) and ``release`` (all of them for one
+manifest entry). Loading published weights needs nothing from here: ``import zoo``, then
+``timm.create_model(..., pretrained=True)``.
+How the pieces fit is described in docs/weights_internals.md.
 """
 from ..checkpoint import (CheckpointError, ChecksumError, CorruptCheckpointError, UnsafeCheckpointError,
                           load as safe_load, sha256_file, state_dict_from as checkpoint_state_dict)

@@ -7,6 +7,7 @@ weights manifest entry and the checkpoint's provenance.
 import json
 import re
 from functools import lru_cache
+from importlib import resources
 from string import Template
 from typing import Any, Dict, Optional
 
@@ -23,12 +24,7 @@ _SECTION = re.compile(r'^<!-- section: (\w+) -->\n', re.M)
 @lru_cache(maxsize=None)
 def card_template() -> Dict[str, str]:
     """The sections of ``zoo/hub/model_card.md`` (``description``, ``usage``) as raw template strings."""
-    try:
-        from importlib import resources
-        text = resources.files('zoo.hub').joinpath(TEMPLATE).read_text(encoding='utf-8')
-    except (FileNotFoundError, ModuleNotFoundError, TypeError):
-        from pathlib import Path
-        text = (Path(__file__).with_name(TEMPLATE)).read_text(encoding='utf-8')
+    text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding='utf-8')
     parts = _SECTION.split(text)
     sections = dict(zip(parts[1::2], parts[2::2]))
     missing = {'description', 'usage'} - set(sections)
@@ -69,38 +65,23 @@ def _fmt_metric(v: Any) -> str:
     return json.dumps(v) if isinstance(v, dict) else str(v)
 
 
-def model_card(model: nn.Module, repo_id: Optional[str] = None, entry: Optional[Dict[str, Any]] = None,
-               metrics: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None,
-               license: Optional[str] = None, source: Optional[str] = None,
-               description: Optional[str] = None, citation: Optional[str] = None) -> Dict[str, Any]:
-    """The ``model_card`` dict for ``timm.models.push_to_hf_hub`` / ``generate_readme``: description, details
-    (params, image size, papers, dataset, metrics, source, licence), usage (``import zoo`` first), citation,
-    licence and tags (``image-classification``, ``timm``, ``zoo``)."""
-    cfg = dict(getattr(model, 'pretrained_cfg', None) or {})
-    arch = cfg.get('architecture') or type(model).__name__
-    tag = cfg.get('tag')
-    if repo_id:
-        tag = _manifest.split_hub_id(repo_id)[1].partition('.')[2] or tag
-    full = f'{arch}.{tag}' if tag else arch
-    e = dict(entry or _manifest.entry(full) or {})
-    prov = dict(getattr(model, 'zoo_provenance', None) or {})
-    metrics = dict(metrics or e.get('metrics') or prov.get('metrics') or {})
-    license = license or e.get('license') or cfg.get('license') or 'other'
-    repo_id = repo_id or e.get('hub') or f'{_manifest.hub_org()}/{full}'
-    if dataset is None and tag and 'in1k' in tag:
-        dataset = 'ImageNet-1k'
-    if source is None:
-        if e.get('source') in ('url', 'manual'):
-            where = e.get('url') or e.get('page')
-            sha = prov.get('checkpoint_sha256') or e.get('sha256')
-            source = (f'official checkpoint `{e.get("file")}` from {where} ({e.get("origin_url") or "authors"})'
-                      + (f', SHA-256 `{sha}`' if sha else '')
-                      + ', converted to the timm/zoo layout by the zoo (tools/convert.py).')
-        elif prov.get('checkpoint'):
-            source = (f'checkpoint `{prov["checkpoint"]}` (SHA-256 `{prov.get("checkpoint_sha256")}`), '
-                      f'trained or fine-tuned with the zoo.')
-        else:
-            source = prov.get('source') or 'weights trained or converted with the zoo.'
+def _source(e: Dict[str, Any], prov: Dict[str, Any]) -> str:
+    """Where the weights come from: the official file (URL, SHA-256), a zoo checkpoint, or the provenance's word."""
+    if e.get('source') in ('url', 'manual'):
+        where = e.get('url') or e.get('page')
+        sha = prov.get('checkpoint_sha256') or e.get('sha256')
+        return (f'official checkpoint `{e.get("file")}` from {where} ({e.get("origin_url") or "authors"})'
+                + (f', SHA-256 `{sha}`' if sha else '')
+                + ', converted to the timm/zoo layout by the zoo (tools/convert.py).')
+    if prov.get('checkpoint'):
+        return (f'checkpoint `{prov["checkpoint"]}` (SHA-256 `{prov.get("checkpoint_sha256")}`), '
+                f'trained or fine-tuned with the zoo.')
+    return prov.get('source') or 'weights trained or converted with the zoo.'
+
+
+def _details(model: nn.Module, cfg: Dict[str, Any], e: Dict[str, Any], metrics: Dict[str, Any],
+             dataset: Optional[str]) -> Dict[str, Any]:
+    """The card's details up to ``Original``: model type, stats (params, image size), papers, dataset, metrics."""
     params = sum(p.numel() for p in model.parameters()) / 1e6
     size = cfg.get('input_size') or (3, 224, 224)
     stats: Dict[str, Any] = {'Params (M)': f'{params:.2f}', 'Image size': f'{size[-2]} x {size[-1]}'}
@@ -122,8 +103,35 @@ def model_card(model: nn.Module, repo_id: Optional[str] = None, entry: Optional[
         details['Metrics' + (f' ({dataset})' if dataset else '')] = {k: _fmt_metric(v) for k, v in metrics.items()}
     if e.get('origin_url') or cfg.get('origin_url'):
         details['Original'] = e.get('origin_url') or cfg.get('origin_url')
+    return details
+
+
+def model_card(model: nn.Module, repo_id: Optional[str] = None, entry: Optional[Dict[str, Any]] = None,
+               metrics: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None,
+               license: Optional[str] = None, source: Optional[str] = None,
+               description: Optional[str] = None, citation: Optional[str] = None) -> Dict[str, Any]:
+    """The ``model_card`` dict for ``timm.models.push_to_hf_hub`` / ``generate_readme``: description, details
+    (params, image size, papers, dataset, metrics, source, licence), usage (``import zoo`` first), citation,
+    licence and tags (``image-classification``, ``timm``, ``zoo``)."""
+    cfg = dict(getattr(model, 'pretrained_cfg', None) or {})
+    arch = cfg.get('architecture') or type(model).__name__
+    tag = cfg.get('tag')
+    if repo_id:
+        tag = _manifest.split_hub_id(repo_id)[1].partition('.')[2] or tag
+    full = f'{arch}.{tag}' if tag else arch
+    e = dict(entry or _manifest.entry(full) or {})
+    prov = dict(getattr(model, 'zoo_provenance', None) or {})
+    metrics = dict(metrics or e.get('metrics') or prov.get('metrics') or {})
+    license = license or e.get('license') or cfg.get('license') or 'other'
+    repo_id = repo_id or e.get('hub') or f'{_manifest.hub_org()}/{full}'
+    if dataset is None and tag and 'in1k' in tag:
+        dataset = 'ImageNet-1k'
+    if source is None:
+        source = _source(e, prov)
+    details = _details(model, cfg, e, metrics, dataset)
     details['Source'] = source
     details['License'] = license
+    paper_name = e.get('paper_name') or cfg.get('paper_name')
     values = dict(arch=arch, full=full, repo_id=repo_id, paper_suffix=f', {paper_name}' if paper_name else '')
     card = {
         'description': description or e.get('description') or _render('description', **values).strip(),

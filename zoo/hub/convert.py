@@ -8,7 +8,6 @@ layout. :func:`verify_export` reloads an exported folder the way users will and 
 """
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -20,8 +19,9 @@ import timm
 from ..checkpoint import (CheckpointError, classifier_names, load as safe_load, num_classes as head_classes,
                           sha256_file, state_dict_from)
 from ..errors import UserError, check_model_name
+from ..models._helpers import checkpoint_filter
 
-__all__ = ['ZOO_CONFIG_KEY', 'convert', 'load_for_publish', 'verify_export', 'filter_fn']
+__all__ = ['ZOO_CONFIG_KEY', 'convert', 'load_for_publish', 'verify_export']
 
 ZOO_CONFIG_KEY = 'zoo'  # provenance block stored in config.json (ignored by timm's loaders)
 
@@ -32,15 +32,9 @@ def _split_name(name: str):
     return arch, tag or None
 
 
-def filter_fn(arch: str):
-    """The family's ``checkpoint_filter_fn`` of architecture ``arch`` (None when it has none)."""
-    module = sys.modules.get(timm.models.model_entrypoint(arch).__module__)
-    return getattr(module, 'checkpoint_filter_fn', None)
-
-
 def _checkpoint_num_classes(arch: str, state_dict: Dict[str, torch.Tensor], model_args: Dict[str, Any]) -> int:
     """Classes of the checkpoint's head, read after converting it to the zoo layout (0 if it has no head)."""
-    fn = filter_fn(arch)
+    fn = checkpoint_filter(arch)
 
     def probe(device):
         with torch.device(device):
@@ -75,7 +69,7 @@ def convert(name: str, checkpoint: Union[str, os.PathLike, Mapping[str, Any]], n
         pretrained_cfg_overlay=dict(state_dict=sd, num_classes=ckpt_classes), **model_args, **kwargs)
     model.pretrained_cfg.pop('state_dict', None)
     # the same conversion once more against the built model: every converted tensor must be in it, unchanged
-    fn = filter_fn(arch)
+    fn = checkpoint_filter(arch)
     converted = fn(dict(sd), model) if fn else sd
     own = model.state_dict()
     skip = classifier_names(model) if (num_classes is not None and num_classes != ckpt_classes) else ()

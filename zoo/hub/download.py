@@ -148,7 +148,7 @@ def fetch(name: str, cache: Optional[Union[str, os.PathLike]] = None, progress: 
         # `file` names the cached copy (direct links such as OneDrive's .../content carry no file name)
         extra = ()
         if e.get('task') in _manifest.DENSE_TASKS:  # mmcv / mmengine checkpoints keep numpy scalars in `meta`
-            from ..mm import mmengine_checkpoint_globals
+            from ..checkpoint import mmengine_checkpoint_globals
             extra = mmengine_checkpoint_globals()
         result = download(url, sha256=e.get('sha256'), filename=e.get('file'), cache=folder, progress=progress,
                           sha256_prefix=e.get('sha256_prefix'), extra_globals=extra)

@@ -20,8 +20,8 @@ from ..errors import UserError
 from .card import model_card
 from .convert import ZOO_CONFIG_KEY
 
-__all__ = ['HubError', 'export', 'push', 'check_repo_id', 'publish_target', 'PublishTarget', 'publish_cfg',
-           'require_online', 'mark_published']
+__all__ = ['HubError', 'export', 'hub_data_config', 'push', 'check_repo_id', 'publish_target', 'PublishTarget',
+           'publish_cfg', 'require_online', 'mark_published']
 
 
 class HubError(UserError, ValueError):
@@ -45,14 +45,23 @@ def _data_config(model: nn.Module) -> Optional[Dict[str, Any]]:
     return (getattr(model, 'zoo_provenance', None) or {}).get('data_config')
 
 
+def hub_data_config(data_config: Dict[str, Any]) -> Dict[str, Any]:
+    """The keys of a data config that timm's Hub layout holds (lists as tuples)."""
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in data_config.items()
+            if k in ('input_size', 'interpolation', 'mean', 'std', 'crop_pct', 'crop_mode')}
+
+
 def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Dict[str, Any]] = None,
            tag: Optional[str] = None, repo_id: Optional[str] = None, cfg: Optional[Dict[str, Any]] = None, *,
-           label_names: Optional[Sequence[str]] = None, data_config: Optional[Dict[str, Any]] = None) -> Path:
+           label_names: Optional[Sequence[str]] = None, data_config: Optional[Dict[str, Any]] = None,
+           readme: bool = True) -> Path:
     """Write ``model`` in timm's Hub layout: ``model.safetensors`` + ``config.json`` (``timm.models.save_for_hf``)
-    and ``README.md`` (the model card, rendered by timm's ``generate_readme``). ``cfg`` overrides values of the
-    exported pretrained cfg (e.g. :func:`zoo._manifest.cfg_overrides` of the manifest entry); ``label_names`` are
-    the class names written into ``config.json``; ``data_config`` the preprocessing the weights were trained /
-    evaluated with (default: the checkpoint's, from ``model.zoo_provenance``)."""
+    and, with ``readme``, ``README.md`` (the model card, rendered by timm's ``generate_readme``). ``cfg`` overrides
+    values of the exported pretrained cfg (e.g. :func:`zoo._manifest.cfg_overrides` of the manifest entry);
+    ``label_names`` are the class names written into ``config.json``; ``data_config`` the preprocessing the weights
+    were trained / evaluated with (default: the checkpoint's, from ``model.zoo_provenance``; a training run's
+    ``data_cfg``: through :func:`hub_data_config`). Reload with
+    ``timm.create_model('local-dir:' + out_dir, pretrained=True)``."""
     from timm.models._hub import generate_readme
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +75,8 @@ def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Di
                                 data_config=data_config if data_config is not None else _data_config(model))
         for f in sorted(Path(staged).iterdir()):
             commit_file(f, out / f.name)
+    if not readme:
+        return out
     card = card or model_card(model, repo_id=repo_id)
     arch = model.pretrained_cfg.get('architecture')
     name = repo_id.split('/')[-1] if repo_id else (f'{arch}.{tag}' if tag else arch)

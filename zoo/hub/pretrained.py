@@ -19,7 +19,7 @@ import torch
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 
 from .. import _manifest
-from ..checkpoint import CheckpointError, load as safe_load, sha256_file
+from ..checkpoint import CheckpointError, convert_and_check, load as safe_load, sha256_file
 from ..errors import PretrainedUnavailable
 from .download import cache_dir, download, downloadable
 
@@ -180,11 +180,15 @@ def resolve(name: str, cfg: Optional[Dict[str, Any]] = None) -> Weights:
     return found
 
 
-def _wrap_filter(name: str, weights: Weights, filter_fn: Optional[Callable]) -> Callable:
+def _checked_filter(filter_fn: Callable, name: Optional[str] = None, weights: Optional[Weights] = None) -> Callable:
+    """The family's key filter, then the one strict check (:func:`zoo.checkpoint.convert_and_check`); for weights
+    the zoo found itself (``weights``), a mismatch says which file holds another model's weights."""
     def convert(state_dict, model):
         model.pretrained_cfg.pop('state_dict', None)  # the tensors go into the model, not into its cfg
+        if weights is None:
+            return convert_and_check(state_dict, model, filter_fn)
         try:
-            return filter_fn(state_dict, model) if filter_fn is not None else state_dict
+            return convert_and_check(state_dict, model, filter_fn)
         except CheckpointError as e:
             raise _unavailable(name, [f'{weights.origin}: {weights.path}: {_reason(e)}'], _fix_source(name, weights),
                                'the file found holds the weights of another model') from None
@@ -214,5 +218,8 @@ def build_model(model_cls: Callable, variant: str, pretrained: bool, pretrained_
                 raise _unavailable(name, [f'{weights.origin}: {weights.path} holds a {type(obj).__name__}'],
                                    _fix_source(name, weights), 'the file found holds no state dict')
             kwargs['pretrained_cfg_overlay'] = dict(kwargs.get('pretrained_cfg_overlay') or {}, state_dict=obj)
-            pretrained_filter_fn = _wrap_filter(name, weights, pretrained_filter_fn)
+            return build_model_with_cfg(model_cls, variant, pretrained, **kwargs,
+                                        pretrained_filter_fn=_checked_filter(pretrained_filter_fn, name, weights))
+        if pretrained_filter_fn is not None:
+            pretrained_filter_fn = _checked_filter(pretrained_filter_fn)
     return build_model_with_cfg(model_cls, variant, pretrained, pretrained_filter_fn=pretrained_filter_fn, **kwargs)

@@ -1,24 +1,10 @@
 """OpenMMLab integration: zoo / timm backbones in mmdetection 3.x and mmsegmentation 1.x.
 
-``import zoo`` never imports this package. Importing ``zoo.mm`` (configs do it through
-``custom_imports=dict(imports=['zoo.mm'], allow_failed_imports=False)``) needs only ``mmengine`` and registers
-
-* ``ZooBackbone`` in mmengine's ``MODELS`` and, where they import, in mmdet's and mmseg's ``MODELS``;
-* ``ZooAlbu`` (albumentations inside mmdet pipelines, robust to crops that drop every box) in mmdet's
-  ``TRANSFORMS``, when mmdet's datasets import (they need mmcv with compiled ops).
-
-Anything that needs mmdet / mmseg / mmcv's compiled ops calls :func:`require`, which fails with a message naming the
-missing package and how to install it.
-
-Loading stays safe: mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (the default, True, since torch 2.6;
-open-mmlab/mmengine#1655), and its checkpoints carry a few plain data types (mmengine's ``HistoryBuffer``, numpy
-arrays, scalars and dtypes of the message hub; numpy 2 pickles dtype classes through ``builtins.getattr``). Those are
-allowed only *during* mmengine's checkpoint loads: ``import zoo.mm`` wraps ``CheckpointLoader.load_checkpoint`` (the
-one function behind ``load_checkpoint``, Runner ``load_from`` / ``--resume``, ``init_cfg=dict(type='Pretrained')`` and
-``tools/eval.py``) so that it runs inside a ``torch.serialization.safe_globals`` context with
-:func:`mmengine_checkpoint_globals`. Nothing is added to torch's allowlist for the process: any other
-``torch.load(weights_only=True)``, and :func:`zoo.checkpoint.load`, still refuse a pickle that calls
-``builtins.getattr``.
+``import zoo`` never imports this package. Importing ``zoo.mm`` (configs do it through ``custom_imports``) needs
+only ``mmengine``; it registers ``ZooBackbone`` in mmengine's ``MODELS`` and, where they import, in mmdet's and
+mmseg's, and ``ZooAlbu`` in mmdet's ``TRANSFORMS`` when mmdet's datasets import (mmcv with compiled ops).
+Anything that needs mmdet / mmseg / mmcv's compiled ops calls :func:`require`, which names the missing package and
+how to install it. mmengine's checkpoint loads allow its data types for that call only (:mod:`zoo.mm.weights`).
 """
 import importlib
 import importlib.util
@@ -57,7 +43,9 @@ def require(*packages: str) -> None:
 
 require('mmengine')
 
+from ..checkpoint import mmengine_checkpoint_globals  # noqa: E402
 from .backbone import ZooBackbone, feature_levels  # noqa: E402
+from .weights import mmengine_checkpoint_allowlist, scope_mmengine_checkpoint_loads  # noqa: E402
 
 REGISTRATION_ERRORS = {}
 _REGISTERED = {}
@@ -87,53 +75,10 @@ def _register():
             REGISTRATION_ERRORS['mmdet.TRANSFORMS'] = f'{type(e).__name__}: {e}'
 
 
-def mmengine_checkpoint_globals() -> list:
-    """Types found in mmengine checkpoints (message hub) that torch's weights-only unpickler must accept."""
-    import builtins
-
-    import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
-    core = getattr(np, '_core', None) or np.core
-    types = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
-             builtins.getattr]  # numpy 2 pickles dtype classes as getattr(numpy.dtypes, name)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        types += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
-    return types
-
-
-def mmengine_checkpoint_allowlist():
-    """Context manager: :func:`mmengine_checkpoint_globals` allowed for ``torch.load(weights_only=True)`` inside the
-    ``with`` block only (entries that were allowed before stay allowed afterwards)."""
-    from ..checkpoint import allow_globals
-    return allow_globals(mmengine_checkpoint_globals())
-
-
-def _scope_mmengine_checkpoint_loads():
-    """Wrap mmengine's ``CheckpointLoader.load_checkpoint`` so that its ``torch.load`` runs inside
-    :func:`mmengine_checkpoint_allowlist` (idempotent)."""
-    import functools
-
-    from mmengine.runner.checkpoint import CheckpointLoader
-    current = CheckpointLoader.__dict__['load_checkpoint']
-    func = current.__func__ if isinstance(current, classmethod) else current
-    if getattr(func, '_zoo_scoped_allowlist', False):
-        return
-
-    @functools.wraps(func)
-    def load_checkpoint(cls, *args, **kwargs):
-        with mmengine_checkpoint_allowlist():
-            return func(cls, *args, **kwargs)
-
-    load_checkpoint._zoo_scoped_allowlist = True
-    load_checkpoint.__wrapped__ = func
-    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
-
-
 def registered() -> dict:
     """Which registries hold the zoo classes (and why the others do not)."""
     return dict(registered=sorted(_REGISTERED), errors=dict(REGISTRATION_ERRORS))
 
 
 _register()
-_scope_mmengine_checkpoint_loads()
+scope_mmengine_checkpoint_loads()

@@ -13,8 +13,11 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..checkpoint import CheckpointError, atomic_save, compare_state_dict, sha256_file, strip_prefix
+from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, convert_and_check, load,
+                          mmengine_checkpoint_globals, sha256_file, strip_prefix)
 from ..errors import UserError
+from ..models._helpers import checkpoint_filter
+from .weights import dense_entry
 
 __all__ = ['LAYOUTS', 'LayoutError', 'detect_layout', 'convert_state_dict', 'convert_checkpoint', 'build_model',
            'dense_entry', 'resolve_checkpoint', 'inferencer']
@@ -62,7 +65,6 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor], model: torch.nn.Modu
     Raises one :class:`CheckpointError` naming every tensor left unmatched: the family filter's complaints, the
     model's tensors nothing in the checkpoint provides, the checkpoint's tensors with no place, and shape mismatches.
     """
-    from ..hub.convert import filter_fn
     body = _body(model)
     sd = strip_prefix(dict(state_dict), 'module.')
     backbone = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
@@ -74,12 +76,12 @@ def convert_state_dict(state_dict: Dict[str, torch.Tensor], model: torch.nn.Modu
     if not backbone:
         problems.append('no backbone.* tensor in the checkpoint')
     else:
-        fn = filter_fn(body.default_cfg['architecture']) if hasattr(body, 'default_cfg') else None
+        fn = checkpoint_filter(body.default_cfg['architecture']) if hasattr(body, 'default_cfg') else None
         if fn is None:
             raise CheckpointError(f'{type(body).__name__} has no checkpoint filter to convert the authors\' keys')
         own = body.state_dict()
         try:
-            out = fn(backbone, body)
+            out = convert_and_check(backbone, body, fn)
         except CheckpointError as e:
             problems.append(f'backbone: {e}')
         else:
@@ -111,8 +113,6 @@ def convert_checkpoint(checkpoint: Union[str, os.PathLike], config: str, out: Un
                        layout: Optional[str] = None, cfg_options: Optional[dict] = None) -> Path:
     """Convert the authors' checkpoint file for ``config`` (a file or ``zoo::`` name) and write ``out`` atomically
     (mmengine format: ``state_dict`` + ``meta``). ``layout`` defaults to what the checkpoint's meta says."""
-    from . import mmengine_checkpoint_globals
-    from ..checkpoint import load
     from .runner import load_config
     cfg = load_config(config, cfg_options)
     scope = cfg.get('default_scope')
@@ -144,13 +144,6 @@ def build_model(cfg) -> torch.nn.Module:
     registry = importlib.import_module(f'{scope}.registry')
     with DefaultScope.overwrite_default_scope(scope):
         return registry.MODELS.build(cfg.model)
-
-
-def dense_entry(name: str) -> Optional[Dict[str, Any]]:
-    """The manifest entry of a det / seg tag (None for anything else)."""
-    from .. import _manifest
-    e = _manifest.entry(name) if isinstance(name, str) and '.' in name and '/' not in name else None
-    return e if e and e.get('task') in ('det', 'seg') else None
 
 
 def resolve_checkpoint(spec: str, progress: bool = True) -> str:

@@ -195,12 +195,12 @@ def _check_paths(cfg, loaders: Sequence[str]) -> None:
 
 
 def _check_backbones(cfg) -> None:
-    from .backbone import _check_model_name
+    from .backbone import check_backbone_name
     for path, d in _iter_dicts(cfg.get('model', {}), 'model'):
         t = d.get('type')
         if isinstance(t, str) and t.split('.')[-1] == 'ZooBackbone':
             try:
-                _check_model_name(d.get('model_name'))
+                check_backbone_name(d.get('model_name'))
             except ValueError as e:
                 raise ConfigError(f'{path}: {e}') from None
 

@@ -10,6 +10,7 @@ scripted ``forward`` reaches (``forward_head``) and ``forward_intermediates`` ar
 are ``@torch.jit.ignore``.
 """
 import inspect
+import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -20,11 +21,12 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from ..checkpoint import CheckpointError, check_state_dict, strip_prefix, unwrap_state_dict
+from ..checkpoint import CheckpointError, KeyFilter, check_state_dict, key_filter, strip_prefix, unwrap_state_dict
 from ..errors import UserError
 
 __all__ = [
-    'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'check_in_chans', 'check_input',
+    'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'key_filter', 'checkpoint_filter',
+    'check_in_chans', 'check_input',
     'OutputStrideError', 'DILATED_OUTPUT_STRIDES', 'imagenet_cfg', 'build_zoo_model', 'resnet_args',
     'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter', 'ZooModel',
     'StagedModel',
@@ -64,6 +66,22 @@ def imagenet_cfg(first_conv: str, classifier: str, paper: str, origin_url: str, 
                first_conv=first_conv, classifier=classifier, license=license, paper_ids=paper, origin_url=origin_url)
     cfg.update(overrides)
     return cfg
+
+
+def checkpoint_filter(model: Union[nn.Module, str]) -> Optional[KeyFilter]:
+    """The family's key filter ``checkpoint_filter_fn(state_dict, model)`` of a model or an architecture name, found
+    in the module that registers the architecture (a model's ``pretrained_cfg['architecture']``), else in the model
+    class's module; None when there is none."""
+    from timm.models import is_model, model_entrypoint
+    arch = model if isinstance(model, str) else (getattr(model, 'pretrained_cfg', None) or {}).get('architecture')
+    modules = [model_entrypoint(arch).__module__] if arch and is_model(arch) else []
+    if not isinstance(model, str):
+        modules.append(type(model).__module__)
+    for name in modules:
+        fn = getattr(sys.modules.get(name), 'checkpoint_filter_fn', None)
+        if callable(fn):
+            return fn
+    return None
 
 
 class OutputStrideError(UserError, ValueError):

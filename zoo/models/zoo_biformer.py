@@ -20,7 +20,7 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.layers.lepe import AttentionLePE
 from zoo.models._helpers import BlockStage, StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
-from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['BiFormer']
@@ -250,12 +250,13 @@ def _official_key(k: str) -> str:
     return k
 
 
+@key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: BiFormer) -> Dict[str, torch.Tensor]:
     """Official BiFormer checkpoint (``{'model': {...}}``, or bare) or zoo-layout state dict -> zoo layout."""
     sd = strip_prefix(unwrap_state_dict(state_dict), 'module.')
     if not any(k.startswith('stem.') for k in sd):
         sd = {_official_key(k): v for k, v in sd.items()}
-    return check_state_dict(sd, model)
+    return sd
 
 
 # each variant's hyper-parameters (official models/biformer.py)

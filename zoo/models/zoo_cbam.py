@@ -16,7 +16,7 @@ from timm.models.resnet import ResNet
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
 from zoo.models._helpers import build_attention_resnet, imagenet_cfg, resnet_args
-from zoo.models._helpers import check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['checkpoint_filter_fn']
@@ -30,9 +30,10 @@ _OFFICIAL_RENAMES = (
 )
 
 
+@key_filter('CBAM checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str, torch.Tensor]:
     """Official Jongchan/attention-module checkpoint (``.pth.tar`` dict with ``state_dict``, keys
-    prefixed ``module.``) or a zoo-layout state dict -> zoo layout, checked against ``model``."""
+    prefixed ``module.``) or a zoo-layout state dict -> zoo layout."""
     sd = strip_prefix(unwrap_state_dict(state_dict), 'module.')
     out = {}
     for k, v in sd.items():
@@ -41,7 +42,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str,
                 k = k.replace(old, new)
                 break
         out[k] = v
-    return check_state_dict(out, model, source='CBAM checkpoint')
+    return out
 
 
 # each variant's ResNet layout: zoo_<arch>_cbam

@@ -22,7 +22,7 @@ from timm.models import checkpoint, generate_default_cfgs, register_model
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
-from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['CoaT']
@@ -513,15 +513,16 @@ def _convert_official(state_dict: Dict[str, torch.Tensor], model: CoaT) -> Dict[
     return out
 
 
+@key_filter('CoaT checkpoint')
 def checkpoint_filter_fn(state_dict, model: CoaT) -> Dict[str, torch.Tensor]:
     """Official CoaT files (weights under ``model``, shared modules under several keys, unused ``norm1`` etc.),
-    timm's ``coat_*`` state dicts, and zoo-layout state dicts -> zoo layout, validated against ``model``."""
+    timm's ``coat_*`` state dicts, and zoo-layout state dicts -> zoo layout."""
     sd = strip_prefix(unwrap_state_dict(state_dict, keys=('model', 'state_dict_ema', 'model_ema', 'state_dict')))
     if not any(k.startswith('stages.') for k in sd):
         sd = _convert_official(sd, model)
     if isinstance(model.head, nn.Identity):  # num_classes=0: the checkpoint's classifier has no place
         sd = {k: v for k, v in sd.items() if not k.startswith('head.')}
-    return check_state_dict(sd, model, source='CoaT checkpoint')
+    return sd
 
 
 # each variant's hyper-parameters (official src/models/coat.py)

@@ -21,7 +21,7 @@ from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import build_zoo_model, imagenet_cfg
-from zoo.models._helpers import check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['HaloBlock', 'HaloNet']
@@ -75,6 +75,7 @@ class HaloNet(ByobNet):
         return self.forward_head(self.forward_features(x))
 
 
+@key_filter()
 def checkpoint_filter_fn(state_dict, model: HaloNet):
     """Accept the zoo layout, or timm's ByobNet layout (``HaloAttn`` directly under ``self_attn``, e.g. a
     ``halonet_h1`` state dict for ``zoo_halonet_h1``); wrappers (``state_dict``/``model``...) and ``module.``
@@ -84,7 +85,7 @@ def checkpoint_filter_fn(state_dict, model: HaloNet):
     for k, v in state_dict.items():
         k = re.sub(r'\.self_attn\.(q|kv|pos_embed)\.', r'.self_attn.attn.\1.', k)
         out[k] = v
-    return check_state_dict(out, model)
+    return out
 
 
 def _halonet_cfg(b: int, h: int, rv: float, rb: float, l3: int, df: int = 0) -> ByoModelCfg:

@@ -21,7 +21,7 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
 from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
-from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import CheckpointError, check_input, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['LkcaVit']
@@ -289,6 +289,7 @@ def _convert_official(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Di
     return out
 
 
+@key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Dict[str, torch.Tensor]:
     """Load the author's trainer checkpoints (``{'model_state_dict': ...}`` or bare) or zoo-layout state dicts.
 
@@ -311,7 +312,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: LkcaVit) ->
     for k, v in list(state_dict.items()):
         if k.endswith('attn.kernel') and v.dim() == 4 and tuple(v.shape[-2:]) != (kh, kw):
             state_dict[k] = lkca_fit_kernel(v, (kh + 1) // 2, (kw + 1) // 2)
-    return check_state_dict(state_dict, model)
+    return state_dict
 
 
 # each variant's hyper-parameters (the author's models/create_model.py)

@@ -22,7 +22,7 @@ from zoo.layers.contmix import ContMix
 from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d, ResDWConv
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
 from zoo.models._helpers import BlockStage, ZooModel, build_zoo_model, imagenet_cfg, linear_head, stage_group_matcher
-from zoo.models._helpers import CheckpointError, check_in_chans, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import CheckpointError, check_in_chans, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
@@ -568,6 +568,7 @@ def _convert_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
+@key_filter('OverLoCK checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: OverLoCK) -> Dict[str, torch.Tensor]:
     """Official OverLoCK checkpoint (bare or under ``state_dict``, optional ``module.`` prefix; training or
     re-parameterised form; classification or dense backbone keys) or a zoo-layout state dict -> ``model``."""
@@ -593,7 +594,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: OverLoCK) -> Dict[st
         for k, v in model_sd.items():
             if k.startswith(prefix) and (k not in sd or sd[k].shape != v.shape):
                 sd[k] = v
-    return check_state_dict(sd, model, source='OverLoCK checkpoint')
+    return sd
 
 
 # each variant's hyper-parameters (official models/overlock.py)

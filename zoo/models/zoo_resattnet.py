@@ -19,7 +19,7 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, StagedModel, build_zoo_model, imagenet_cfg
 from zoo.models._helpers import stage_group_matcher
-from zoo.models._helpers import CheckpointError, check_input, check_state_dict, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import CheckpointError, check_input, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['ResidualAttentionNet']
@@ -177,6 +177,7 @@ class ResidualAttentionNet(StagedModel, nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+@key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAttentionNet) -> Dict[str, torch.Tensor]:
     """Zoo-layout state dicts (bare or wrapped, optional ``module.`` prefix); no official weights exist."""
     state_dict = strip_prefix(unwrap_state_dict(state_dict), 'module.')
@@ -185,7 +186,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAtt
             'this is a tengshaofeng/ResidualAttentionNetwork-pytorch checkpoint: that re-implementation is a '
             'different network (extra terms in the soft-mask branch, other widths and head) and cannot be '
             'converted to the official Caffe graph that zoo_resattnet implements')
-    return check_state_dict(state_dict, model)
+    return state_dict
 
 
 def _cfg(**kwargs) -> Dict[str, Any]:

@@ -20,7 +20,7 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, ZooModel, build_attention_resnet
 from zoo.models._helpers import build_zoo_model, linear_head, resnet_args
-from zoo.models._helpers import check_input, check_state_dict, imagenet_cfg, strip_prefix, unwrap_state_dict
+from zoo.models._helpers import check_input, imagenet_cfg, key_filter, strip_prefix, unwrap_state_dict
 from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
@@ -211,6 +211,7 @@ def _mbv2_official_map(model: TripletMobileNetV2) -> Dict[str, str]:
     return mapping
 
 
+@key_filter('triplet attention checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official triplet-attention checkpoint (dict with ``state_dict``, keys prefixed ``module.``, gate names
     ``ChannelGateH/ChannelGateW/SpatialGate`` or ``cw/hc/hw``) or a zoo-layout state dict -> zoo layout."""
@@ -226,7 +227,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
         else:
             k = k.replace('.triplet_attention.', '.se.')
         out[_rename_gates(k)] = v
-    return check_state_dict(out, model, source='triplet attention checkpoint')
+    return out
 
 
 # each variant's network arguments (ResNet layout; the gate kernel where it is not 7x7)

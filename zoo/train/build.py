@@ -17,7 +17,6 @@ Reading top to bottom follows a config value into training:
 """
 import logging
 import math
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,12 +28,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .config import ConfigError
 from .loop import TrainState
-from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, state_dict_from
+from zoo.checkpoint import CheckpointError, load_into
+from zoo.models._helpers import checkpoint_filter
 from zoo.retrofit import ATTENTIONS, add_attention, attention_record, gate_parameters
 
 from .utils import DistInfo, barrier, is_primary, load_checkpoint_file, resolve_amp_dtype
 
-__all__ = ['resolve_dataset', 'build_datasets', 'build_model', 'load_initial_checkpoint', 'checkpoint_filter_for',
+__all__ = ['resolve_dataset', 'build_datasets', 'build_model', 'load_initial_checkpoint',
            'build_transforms', 'Loaders', 'build_loaders', 'resolve_lr', 'build_optimizer', 'build_scheduler',
            'build_ema', 'build_amp', 'build_mixup', 'build_loss', 'TrainParts', 'build_training', 'wrap_model',
            'InitialCheckpointError', 'gate_param_groups', 'BackboneWarmup']
@@ -198,48 +198,15 @@ class InitialCheckpointError(CheckpointError, RuntimeError):
     """An ``initial_checkpoint`` whose weights do not fit the model."""
 
 
-def checkpoint_filter_for(model: nn.Module) -> Optional[Callable]:
-    """The ``checkpoint_filter_fn(state_dict, model)`` of the model's family (the one its pretrained weights go
-    through: official key layouts, re-parameterisation, ...), found in the module that registers the model's
-    architecture (``pretrained_cfg['architecture']``), else the model class's module; None when there is none."""
-    from timm.models import is_model, model_entrypoint
-    arch = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture')
-    modules = []
-    if arch and is_model(arch):
-        modules.append(model_entrypoint(arch).__module__)
-    modules.append(type(model).__module__)
-    for name in modules:
-        fn = getattr(sys.modules.get(name), 'checkpoint_filter_fn', None)
-        if callable(fn):
-            return fn
-    return None
-
-
 def load_initial_checkpoint(model: nn.Module, path: str, use_ema: bool = True) -> List[str]:
     """Load weights for fine-tuning, as timm loads pretrained weights: the checkpoint's state dict (EMA weights
     with ``use_ema``) goes through the family's checkpoint filter (so an official-layout file works, as with
     ``pretrained_path``); classifier tensors whose shape differs (another class count) are skipped and left freshly
     initialised; any other missing / unexpected / mis-shaped tensor raises one error naming them.
     Returns the skipped keys."""
-    sd = state_dict_from(load_checkpoint_file(path), use_ema=use_ema)
-    filter_fn = checkpoint_filter_for(model)
-    if filter_fn is not None:
-        sd = filter_fn(sd, model)
-    own = model.state_dict()
-    heads = classifier_names(model)
-    skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape
-               and any(k == h or k.startswith(h + '.') for h in heads)]
-    sd = {k: v for k, v in sd.items() if k not in skipped}
-    diff = compare_state_dict(sd, own)
-    diff.missing = [k for k in diff.missing if k not in skipped]
-    if diff:
-        wrong = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}' for k in sd
-                 if k in own and own[k].shape != sd[k].shape]
-        raise InitialCheckpointError(
-            f'initial checkpoint {path} does not fit the model: '
-            + '; '.join(f'{n}: {v[:8]}{" ..." if len(v) > 8 else ""}' for n, v in
-                        (('missing', diff.missing), ('unexpected', diff.unexpected), ('wrong shape', wrong)) if v))
-    model.load_state_dict(sd, strict=False)
+    skipped = load_into(model, load_checkpoint_file(path), filter_fn=checkpoint_filter(model), use_ema=use_ema,
+                        new_head=True, error=lambda diff: InitialCheckpointError(
+                            f'initial checkpoint {path} does not fit the model: {diff.brief()}'))
     if skipped:
         _logger.info(f'initial checkpoint: kept the new classifier ({", ".join(skipped)} differ in shape)')
     return skipped

@@ -150,16 +150,11 @@ def load_checkpoint_file(path: Union[str, Path], map_location='cpu') -> Dict[str
     """A checkpoint loaded safely (``zoo.checkpoint.load``: ``torch.load(weights_only=True)``, or safetensors, whose
     tensors come back under ``state_dict``). A missing file raises FileNotFoundError, an unreadable or unsafe one
     a ``zoo.checkpoint.CheckpointError`` naming it."""
-    from zoo.checkpoint import CheckpointError, CorruptCheckpointError, is_safetensors, load
+    from zoo.checkpoint import is_safetensors, load
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint {path} does not exist')
-    try:
-        ckpt = load(path, map_location=map_location)
-    except (CheckpointError, OSError):
-        raise
-    except Exception as e:  # e.g. torch's unpickler on a text file: KeyError
-        raise CorruptCheckpointError(f'{path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
+    ckpt = load(path, map_location=map_location)
     return {'state_dict': ckpt} if is_safetensors(path) else ckpt
 
 

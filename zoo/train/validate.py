@@ -13,12 +13,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader
 
-from zoo.checkpoint import CheckpointError, classifier_names, compare_state_dict, num_classes as head_classes
-from zoo.checkpoint import state_dict_from
+from zoo.checkpoint import classifier_names, compare_state_dict, load_into, num_classes as head_classes, state_dict_from
 from zoo.data.loader import CorruptTracker, ShardSampler
+from zoo.models._helpers import checkpoint_filter
 from zoo.retrofit import add_attention, attention_record
 
-from .build import checkpoint_filter_for
 from .config import ConfigError
 from .loop import evaluate
 from .utils import load_checkpoint_file, resolve_amp_dtype
@@ -64,17 +63,9 @@ def load_model_for_eval(model_name: Optional[str] = None, checkpoint: Optional[s
         add_attention(model, retrofit[0], **retrofit[1])
     if checkpoint:
         has_ema = isinstance(ckpt, dict) and ckpt.get('state_dict_ema') is not None
-        diff = compare_state_dict(sd, model)
-        filter_fn = checkpoint_filter_for(model) if diff else None
-        if filter_fn is not None:  # another layout (e.g. the family's official files): the family's filter
-            try:
-                sd = filter_fn(sd, model)
-            except CheckpointError:
-                pass  # reported below, against the file as it is
-            diff = compare_state_dict(sd, model)
-        if diff:
-            raise CheckpointError(diff.message(f'checkpoint {checkpoint}', model_name))
-        model.load_state_dict(sd)
+        converts = bool(compare_state_dict(sd, model))  # not in the model's layout: the family's filter converts it
+        load_into(model, sd, filter_fn=checkpoint_filter(model) if converts else None, label=f'checkpoint {checkpoint}',
+                  target=model_name)
         info['weights'] = 'ema' if (use_ema and has_ema) else 'model'
     return model, info
 
