@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_module
 
-__all__ = ['BiLevelRoutingAttention']
+__all__ = ['BiLevelRoutingAttention', 'pad_amounts', 'valid_region_mask']
 
 
 def _is_symbolic(size: int) -> bool:
@@ -32,7 +32,7 @@ def _may_be_padded(H: int, W: int, Hp: int, Wp: int) -> bool:
     return Hp != H or Wp != W
 
 
-def _pad_amounts(size: int, n_win: int) -> int:
+def pad_amounts(size: int, n_win: int) -> int:
     return (n_win - size % n_win) % n_win
 
 
@@ -49,7 +49,7 @@ def _valid_image_mask(H: int, W: int, Hp: int, Wp: int, device: torch.device) ->
     return (torch.arange(Hp, device=device) < H)[:, None] & (torch.arange(Wp, device=device) < W)[None, :]
 
 
-def _valid_region_mask(H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device) -> torch.Tensor:
+def valid_region_mask(H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device) -> torch.Tensor:
     """(n_win**2, tokens per region) bool, True where a token lies inside the unpadded H x W image."""
     valid = _valid_image_mask(H, W, Hp, Wp, device)
     rh, rw = Hp // n_win, Wp // n_win
@@ -160,7 +160,7 @@ class BiLevelRoutingAttention(nn.Module):
         q_d, k_d = q.detach(), kv.view(N, R, T, -1)[..., :qk_dim].detach()
         valid: Optional[torch.Tensor] = None
         if use_mask:
-            valid = _valid_region_mask(H, W, Hp, Wp, S, q.device)  # (R, T)
+            valid = valid_region_mask(H, W, Hp, Wp, S, q.device)  # (R, T)
             w_tok = valid.view(1, R, T, 1).to(q.dtype)
             count = valid.sum(1).view(1, R, 1).to(q.dtype).clamp(min=1.)
             q_mean = (q_d * w_tok).sum(2) / count
