@@ -209,3 +209,21 @@ def test_missing_grad_cam_names_the_extra(monkeypatch):
     model, size = _model('cbam')
     with pytest.raises(UserError, match=r'pip install "timm-attention-zoo\[viz\]"'):
         grad_cam(model, load_image(None, model, size=(size, size)))
+
+
+def test_family_specs_are_consistent():
+    """Every family file ends with a spec that names its own architectures, a map reader and a CAM target that
+    zoo.viz knows, and attention classes that a model of the family contains."""
+    from zoo.models.spec import family_specs, spec_of
+    from zoo.viz.figure import CAM_TARGETS
+    from zoo.viz.hooks import READERS
+    specs = family_specs()
+    assert list(specs) == [m.rsplit('_', 1)[-1] for m in zoo.models.FAMILY_MODULES]
+    for name, spec in specs.items():
+        archs = set(timm.list_models(module=spec.module))
+        assert archs and set(spec.parity) <= archs and {z for z, _ in spec.pairs} <= archs, name
+        assert all(spec_of(a) is spec for a in archs)
+        assert spec.maps.reader in READERS and spec.cam in CAM_TARGETS, name
+        assert not set(spec.counterparts) & archs and all(timm.is_model(c) for c in spec.counterparts), name
+    with pytest.raises(KeyError):
+        spec_of('resnet50')

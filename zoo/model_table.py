@@ -4,10 +4,10 @@
 ``<!-- model-table:start -->`` and ``<!-- model-table:end -->``. The export column comes from the package's
 ``export_status.json`` (written by the export checks; null = not checked). The CPU-throughput column is batch-8
 inference at the model's default size, one fresh process per family, as a ratio to resnet50 at 224 px measured
-first in the same process. The family attributes read and the file format: docs/benchmarking.md.
+first in the same process. The parity column is each family spec's note (``zoo.models.spec``); the file format:
+docs/benchmarking.md.
 """
 import copy
-import importlib
 import json
 import re
 from importlib import resources
@@ -19,6 +19,7 @@ import torch
 
 from . import _manifest, bench
 from ._registry import list_models, model_families
+from .models.spec import spec_of
 
 COLUMNS = ['model', 'input', 'params_m', 'gmacs', 'top1', 'weights', 'parity', 'export', 'cpu_img_s_ratio']
 EXPORT_KEYS = (('torchscript', 'TorchScript'), ('fx', 'FX'), ('compile', 'compile'), ('onnx', 'ONNX'))
@@ -27,14 +28,6 @@ HEADERS = {'model': 'model', 'input': 'input', 'params_m': 'params (M)', 'gmacs'
            'cpu_img_s_ratio': 'CPU img/s vs resnet50'}
 START, END = '<!-- model-table:start -->', '<!-- model-table:end -->'
 BASELINE = 'resnet50'
-
-
-def _family_attr(arch: str, attr: str, default):
-    for module, names in model_families().items():
-        if arch in names:
-            value = getattr(importlib.import_module(f'zoo.models.{module}'), attr, default)
-            return value.get(arch, default) if isinstance(value, dict) else value
-    return default
 
 
 def _weights(arch: str) -> Dict[str, str]:
@@ -79,13 +72,11 @@ def export_cell(status: Optional[Dict[str, Any]], torchscript_attr: bool) -> str
 
 
 def _params_note(arch: str, model) -> str:
-    note = _family_attr(arch, 'PARAMS_FORM', '')
-    if hasattr(model, 'reparameterize'):
-        deployed = copy.deepcopy(model).eval()
-        deployed.reparameterize()
-        n = bench.count_params(deployed) / 1e6
-        note = (note + '; ' if note else '') + f'{n:.2f} after reparameterize()'
-    return note
+    if not hasattr(model, 'reparameterize'):
+        return ''
+    deployed = copy.deepcopy(model).eval()
+    deployed.reparameterize()
+    return f'{bench.count_params(deployed) / 1e6:.2f} after reparameterize()'
 
 
 def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', batch_size: int = 8,
@@ -110,8 +101,8 @@ def collect(pattern: str = '', throughput: bool = True, device: str = 'cpu', bat
         except Exception as e:  # reported in the table, not fatal
             row['error'] = f'{type(e).__name__}: {e}'[:200]
         row.update(_weights(arch))
-        row['parity'] = _family_attr(arch, 'PARITY', 'not checked')
-        row['export'] = export_cell(status.get(arch), _family_attr(arch, 'TORCHSCRIPT', True))
+        row['parity'] = spec_of(arch).parity_of(arch)
+        row['export'] = export_cell(status.get(arch), True)
         if status.get(arch, {}).get('notes'):
             row['export_notes'] = status[arch]['notes']
         rows.append(row)

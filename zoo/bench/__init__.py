@@ -12,7 +12,7 @@ from .metrics import (MeasureOptions, add_ratios, count_gmacs, environment, mark
                       measure_in_subprocess, measure_throughput_group, measure_throughput_group_in_subprocess)
 from .pair import (PAIR_COLUMNS, build, build_official, compare_pairs, measure_pair, official_label, parse_call,
                    parse_pair)
-from .plots import COUNTERPARTS, family_groups, family_of, plot_families, plot_scaling
+from .plots import family_groups, family_of, plot_families, plot_scaling
 from .references import (REFERENCE_COLUMNS, REFERENCE_ROUNDS, REFERENCES, compare_reference, compare_train_loop,
                          reference_case, train_loop_case)
 from .timing import DTYPES, count_params, is_official, time_fn
@@ -26,5 +26,5 @@ __all__ = [
     'reference_case', 'train_loop_case',
     'PAIR_COLUMNS', 'measure_pair', 'compare_pairs', 'parse_pair', 'parse_call', 'build_official', 'official_label',
     'is_official',
-    'COUNTERPARTS', 'family_of', 'family_groups', 'plot_scaling', 'plot_families',
+    'family_of', 'family_groups', 'plot_scaling', 'plot_families',
 ]

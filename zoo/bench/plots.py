@@ -4,6 +4,9 @@ counterparts only (timm implementations of the same design, and official impleme
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..models.spec import family_specs, spec_of
+
+
 def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] = ('latency_ms', 'peak_mem_mb'),
                  title: Optional[str] = None) -> Optional[str]:
     """Latency and memory against resolution for every model in ``records`` (PNG via matplotlib)."""
@@ -33,29 +36,12 @@ def plot_scaling(records: List[Dict[str, Any]], path: str, keys: Sequence[str] =
     return path
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Cost-vs-resolution plots, one PNG per family, zoo models next to their timm / official counterparts.
-
-# timm models that implement the same design as a zoo family (the same architecture where timm has it), plotted
-# with that family when they are in the run; official code comes in through ``--pair`` (``counterpart_of``)
-COUNTERPARTS = {
-    'zoo_cbam': [], 'zoo_triplet': [], 'zoo_halonet': ['halonet_h1', 'halonet26t'],
-    'zoo_coat': ['coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'], 'zoo_biformer': [],
-    'zoo_lkca': [], 'zoo_resattnet': [], 'zoo_overlock': [],
-}
-
-
 def family_of(name: str) -> Optional[str]:
     """The zoo family module (``zoo_coat``, ...) of a zoo model, else None."""
     try:
-        from zoo._registry import model_families
-    except ImportError:
+        return spec_of(name).module
+    except KeyError:
         return None
-    arch = name.split('.', 1)[0]
-    for module, names in model_families().items():
-        if arch in names:
-            return module
-    return None
 
 
 def _setting(records: List[Dict[str, Any]]) -> str:
@@ -72,7 +58,7 @@ def _setting(records: List[Dict[str, Any]]) -> str:
 
 def family_groups(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
     """The records of each zoo family's plot (error records dropped): the family's models and only its own
-    counterparts -- the timm models of ``COUNTERPARTS[family]`` in the run and the records whose ``counterpart_of``
+    counterparts -- the timm models of its spec's ``counterparts`` in the run and the records whose ``counterpart_of``
     is one of the family's models (official code, ``--pair ... --plot``). Other baselines of the run are in no
     family's group."""
     ok = [r for r in records if 'error' not in r]
@@ -81,9 +67,10 @@ def family_groups(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
         f = family_of(r['model']) if not r.get('counterpart_of') else None
         if f and r['model'] not in fams.setdefault(f, []):
             fams[f].append(r['model'])
+    counterparts = {spec.module: spec.counterparts for spec in family_specs().values()}
     groups = {}
     for fam, models in sorted(fams.items()):
-        own = set(models) | set(COUNTERPARTS.get(fam, []))
+        own = set(models) | set(counterparts.get(fam, ()))
         groups[fam] = [r for r in ok if (r['model'] in own and not r.get('counterpart_of'))
                        or r.get('counterpart_of') in models]
     return groups

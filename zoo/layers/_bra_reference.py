@@ -8,7 +8,7 @@ expand + gather of key/value regions and an explicit softmax, run with a
 import torch
 import torch.nn.functional as F
 
-from .bra import BiLevelRoutingAttention, _pad_amounts, _valid_region_mask
+from .bra import BiLevelRoutingAttention, pad_amounts, valid_region_mask
 
 __all__ = ['bra_gather_reference']
 
@@ -24,7 +24,7 @@ def bra_gather_reference(attn: BiLevelRoutingAttention, x: torch.Tensor) -> torc
     """
     N, H, W, C = x.shape
     S, m, qk_dim = attn.n_win, attn.num_heads, attn.qk_dim
-    pad_b, pad_r = _pad_amounts(H, S), _pad_amounts(W, S)
+    pad_b, pad_r = pad_amounts(H, S), pad_amounts(W, S)
     x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
     Hp, Wp = H + pad_b, W + pad_r
     rh, rw = Hp // S, Wp // S
@@ -35,7 +35,7 @@ def bra_gather_reference(attn: BiLevelRoutingAttention, x: torch.Tensor) -> torc
     xr = x.view(N, S, rh, S, rw, C).permute(0, 1, 3, 2, 4, 5).reshape(N, R, rh, rw, C)
     qkv = attn.qkv(xr)
     q, kv = qkv[..., :qk_dim], qkv[..., qk_dim:]
-    valid = _valid_region_mask(H, W, Hp, Wp, S, x.device).view(1, R, rh, rw, 1).to(x.dtype)
+    valid = valid_region_mask(H, W, Hp, Wp, S, x.device).view(1, R, rh, rw, 1).to(x.dtype)
     if use_mask:
         cnt = valid.sum((2, 3)).clamp(min=1.)
         q_win = (q * valid).sum((2, 3)) / cnt

@@ -1,38 +1,11 @@
-"""Bi-Level Routing Attention (BRA).
+"""Bi-Level Routing Attention (BRA), as the released BiFormer weights use it (``ops/bra_legacy.py``).
 
-Paper: `BiFormer: Vision Transformer with Bi-Level Routing Attention` - Zhu et al., CVPR 2023,
-https://arxiv.org/abs/2303.08810. Official code: https://github.com/rayleizhu/BiFormer (``ops/bra_legacy.py``,
-the variant used by the released BiFormer-T/S/B weights).
+Zhu et al., CVPR 2023 (arXiv:2303.08810); official code https://github.com/rayleizhu/BiFormer
 
-The feature map is split row-major into ``n_win x n_win`` regions. Region-level queries and keys are the
-(detached) means of the token queries and keys of each region; every query region keeps the ``topk`` key
-regions with the largest affinity, and its tokens attend to all tokens of those regions. A 5x5 depthwise conv
-on the values, laid out as the full image (LePE), is added to the attention output before the output projection.
-
-Released-model details kept here on purpose:
-  * the attention scale is ``qk_dim ** -0.5`` with the FULL qk width, not the head width;
-  * one biased Linear produces ``[q | k | v]`` in that order, channels head-major within q, k and v;
-  * inputs whose size is not a multiple of ``n_win`` are zero-padded right/bottom *before* the qkv
-    projection (the official ``auto_pad`` mode): padded tokens carry the qkv bias, enter the region means and
-    serve as keys; the output is cropped back.
-
-``mask_padding=True`` is a documented deviation from the official code: padded tokens are excluded from the
-region means, from routing (fully padded key regions are never chosen before real ones) and from token
-attention, and their values do not enter the LePE conv. For inputs that divide by ``n_win`` both modes are
-identical.
-
-Memory: the official implementation expands the key/value tensor to one copy per (query region, key region)
-pair, gathers ``topk`` copies of every routed key/value region and then materialises the full attention
-matrix. Here the projection output is laid out region-major once (each region's tokens contiguous), the routed
-regions are gathered once with ``index_select`` of whole regions straight into the layout
-``F.scaled_dot_product_attention`` takes (heads and the k/v split are strided views), and no attention matrix is
-ever materialised (fused kernels on CPU and GPU). ``zoo.layers._bra_reference.bra_gather_reference`` (not
-public API) keeps the straightforward expand + gather + explicit softmax algorithm for benchmarks and tests.
-
-torch.fx: the module is a leaf (``register_notrace_module``), since padding and region sizes depend on the input
-size; TorchScript compiles it as is. ``torch.export`` with a dynamic height/width: sizes are symbolic there, and
-the padding, cropping and (with ``mask_padding``) masking run unconditionally with amounts that may be 0, so one
-exported graph serves every size whose region side is at least 2 tokens (torch.export specialises a size of 1).
+Region-level routing keeps the ``topk`` key regions of every query region; tokens attend to the tokens of those regions,
+plus a 5x5 depthwise LePE on the values. Routed regions are gathered once into the layout of
+``F.scaled_dot_product_attention`` (no attention matrix); ``zoo.layers._bra_reference`` keeps the expand + gather
+algorithm. ``mask_padding=True`` keeps padded tokens out (a documented deviation). Details: docs/models.md.
 """
 from typing import Optional, Tuple
 
@@ -41,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_module
 
-__all__ = ['BiLevelRoutingAttention']
+__all__ = ['BiLevelRoutingAttention', 'pad_amounts', 'valid_region_mask']
 
 
 def _is_symbolic(size: int) -> bool:
@@ -59,7 +32,7 @@ def _may_be_padded(H: int, W: int, Hp: int, Wp: int) -> bool:
     return Hp != H or Wp != W
 
 
-def _pad_amounts(size: int, n_win: int) -> int:
+def pad_amounts(size: int, n_win: int) -> int:
     return (n_win - size % n_win) % n_win
 
 
@@ -76,7 +49,7 @@ def _valid_image_mask(H: int, W: int, Hp: int, Wp: int, device: torch.device) ->
     return (torch.arange(Hp, device=device) < H)[:, None] & (torch.arange(Wp, device=device) < W)[None, :]
 
 
-def _valid_region_mask(H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device) -> torch.Tensor:
+def valid_region_mask(H: int, W: int, Hp: int, Wp: int, n_win: int, device: torch.device) -> torch.Tensor:
     """(n_win**2, tokens per region) bool, True where a token lies inside the unpadded H x W image."""
     valid = _valid_image_mask(H, W, Hp, Wp, device)
     rh, rw = Hp // n_win, Wp // n_win
@@ -187,7 +160,7 @@ class BiLevelRoutingAttention(nn.Module):
         q_d, k_d = q.detach(), kv.view(N, R, T, -1)[..., :qk_dim].detach()
         valid: Optional[torch.Tensor] = None
         if use_mask:
-            valid = _valid_region_mask(H, W, Hp, Wp, S, q.device)  # (R, T)
+            valid = valid_region_mask(H, W, Hp, Wp, S, q.device)  # (R, T)
             w_tok = valid.view(1, R, T, 1).to(q.dtype)
             count = valid.sum(1).view(1, R, 1).to(q.dtype).clamp(min=1.)
             q_mean = (q_d * w_tok).sum(2) / count

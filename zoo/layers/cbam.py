@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from timm.layers import LayerType, get_act_layer
 
-from .gates import AttentionGate, ZPool, global_max, global_mean, zpool  # noqa: F401  (ZPool: old import path)
+from .gates import AttentionGate, global_max, global_mean, zpool
 
 __all__ = ['ChannelGate', 'SpatialGate', 'CBAM']
 

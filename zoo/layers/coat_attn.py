@@ -1,17 +1,9 @@
 """CoaT conv-attention: factorised attention with convolutional relative position encoding (CRPE), and the
 convolutional position encoding (CPE).
 
-Paper: "Co-Scale Conv-Attentional Image Transformers", Xu, Xu, Chang, Tu, ICCV 2021 (arXiv:2104.06399).
-Official code: https://github.com/mlpc-ucsd/CoaT (this is an independent implementation of the same computation).
-
-All three layers work on a token sequence ``(B, 1 + H * W, C)`` whose first token is a class token and whose other
-tokens are an ``H x W`` image in row-major order; ``size=(H, W)`` is passed at call time, so any grid size works.
-The class token is never convolved: CPE leaves it unchanged and CRPE contributes zero to its row.
-
-In CoaT one CPE and one CRPE per stage are shared by every block of that stage (and by the parallel blocks at that
-scale): the attention layer takes the shared CRPE module (``crpe=``) and registers it, as the official model does, or
-builds one of its own (``crpe_window=``). :func:`conv_pos_enc` / :func:`conv_rel_pos_enc` are the same computations
-as functions.
+Xu et al., ICCV 2021 (arXiv:2104.06399); official code https://github.com/mlpc-ucsd/CoaT (independent implementation).
+The layers take a token sequence ``(B, 1 + H * W, C)`` (class token first) and ``size=(H, W)`` at call time; the class
+token is never convolved. One CPE and one CRPE per stage are shared by its blocks. Details: docs/models.md.
 """
 from typing import Dict, List, Optional, Tuple
 

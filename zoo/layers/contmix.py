@@ -1,18 +1,10 @@
-"""ContMix: context-mixing dynamic kernels.
+"""ContMix: context-mixing dynamic kernels (OverLoCK).
 
-Lou & Yu, "OverLoCK: An Overview-first-Look-Closely-next ConvNet with Context-Mixing Dynamic Kernels",
-CVPR 2025 (arXiv:2502.20087); official code https://github.com/LMMMEng/OverLoCK (Apache-2.0).
+Lou & Yu, CVPR 2025 (arXiv:2502.20087); official code https://github.com/LMMMEng/OverLoCK (Apache-2.0).
 
-ContMix turns the affinity between every pixel (query) and a 7x7 pooled context map (keys) into a
-per-pixel, per-group KxK kernel: the 49 affinities are projected to K^2 (and k_s^2 for a second, small
-kernel) logits, a relative position bias is added, a softmax over the taps normalises them, and each pixel
-aggregates its KxK neighbourhood of the value map with its own kernel. The aggregation and the bias
-indexing are NATTEN's (``zoo.layers.na2d``, plain PyTorch, see there).
-
-The kernels are produced channels-last (taps last), the layout the aggregation consumes, so the softmax
-runs over the contiguous dimension. Traceable with timm's FX feature extraction (the size-dependent
-small-input resize and the aggregation are FX leaves), scriptable with TorchScript, and it runs under
-``torch.compile`` and exports to ONNX.
+The affinities between every pixel and a 7x7 pooled context map become a per-pixel, per-group KxK kernel (plus a
+relative position bias, softmax over the taps) with which each pixel aggregates its neighbourhood of the values
+(``zoo.layers.na2d``). Kernels are produced channels-last. Details: docs/models.md.
 """
 from typing import Tuple
 

@@ -1,23 +1,9 @@
-"""Dilated re-parameterisable large-kernel depthwise convolution.
+"""Dilated re-parameterisable large-kernel depthwise convolution (UniRepLKNet, arXiv:2311.15599; used by OverLoCK).
 
-From UniRepLKNet (Ding et al., "UniRepLKNet: A Universal Perception Large-Kernel ConvNet for Audio, Video,
-Point Cloud, Time-Series and Image Recognition", CVPR 2024, arXiv:2311.15599), as used by OverLoCK
-(arXiv:2502.20087) in every Base-/Overview-Net block and in the ContMix block's local branch.
-
-Training form: a depthwise KxK conv + BN, plus parallel depthwise convs with smaller kernels k_i and
-dilation r_i (each + BN) whose receptive field r_i * (k_i - 1) + 1 fits inside K. All convs are bias-free and
-keep the spatial size.
-
-Deploy form: one depthwise KxK conv with bias. Because each branch is linear in eval mode, BN folds into
-its conv (w * g / s, b + (c - m) * g / s with s = sqrt(var + eps)); a dilated kernel is a dense kernel of size
-r (k - 1) + 1 with zeros between the taps, which is zero-padded to K and summed into the large kernel.
-:meth:`DilatedReparamBlock.reparameterize` does that in place; :func:`merge_dilated_reparam_state` does the
-same on a state dict (used to load a training-form checkpoint into a deploy-form model). A training-form block
-in eval mode computes that merged kernel per call (:meth:`DilatedReparamBlock.merged_kernel`) and runs one conv;
-training mode (batch statistics) runs the branches. TorchScript keeps the branch-by-branch form.
-
-Parameter names follow UniRepLKNet / OverLoCK (``lk_origin``, ``origin_bn``, ``dil_conv_k{k}_{r}``,
-``dil_bn_k{k}_{r}``), so their checkpoints map one to one.
+Training form: a depthwise KxK conv + BN and parallel dilated depthwise convs + BN that fit inside K. Deploy form: one
+biased depthwise KxK conv; :meth:`DilatedReparamBlock.reparameterize` and :func:`merge_dilated_reparam_state` fold the
+branches into it. In eval mode a training-form block runs the merged kernel. Parameter names follow UniRepLKNet /
+OverLoCK. Details: docs/models.md.
 """
 import re
 from typing import Dict, List, Optional, Tuple

@@ -1,50 +1,10 @@
 """Halo attention that serves feature maps of any size, vectorised.
 
-Paper: `Scaling Local Self-Attention for Parameter Efficient Visual Backbones` (Vaswani et al., CVPR 2021),
-arXiv:2103.12731. No official code was released. The parameters, their initialisation and the semantics are timm's
-``HaloAttn`` (``timm.layers.halo_attn``): blocked local self-attention, b x b query blocks, each attending to its
-(b + 2h) x (b + 2h) haloed window (zero border), 2-D relative position logits, strided queries for stride 2. A timm
-``HaloAttn`` is kept as ``self.attn`` to hold those parameters (state dicts are timm's under the prefix ``attn.``);
-its forward is not used.
-
-The computation (:func:`halo_attention`) is written here instead of timm's:
-
-* the 1x1 projections run as channels-last matmuls; the key/value rows get one zero row per image (the halo
-  border and the block padding) and every block's window is gathered ONCE by row index, straight into the layout
-  attention takes; keys and values are strided views of that one copy (timm makes an unfold copy, then
-  permuted/split copies per block and expanded relative-logit copies); the queries are gathered in block order
-  the same way (projected rows at stride 1; input pixels, then projected, at stride 2), and the output is gathered
-  back to the query grid; the index vectors depend on the shape only and are memoised per shape in eager mode;
-* the relative position logits are computed as timm's ``PosEmbedRel`` defines them (query . height table row
-  ``w - 1 + key_row - query_row`` plus the same along the width), batched in one einsum against a gathered table,
-  and enter ``F.scaled_dot_product_attention`` as its additive mask; the fused kernel never materialises the
-  attention probabilities.
-At sizes that divide by b the result equals timm's ``HaloAttn`` up to float rounding (summation order).
-
-timm's ``HaloAttn`` asserts that H and W divide by the block size b. :class:`PaddedHaloAttn` removes that limit:
-
-1. the map is treated as zero-padded at the bottom and right to the next multiple of b (no padded copy is made:
-   window positions off the map gather the zero row),
-2. halo attention runs block by block as on the padded map,
-3. only the ``ceil(H / stride) x ceil(W / stride)`` real query positions are gathered back (the size a strided 1x1
-   shortcut gives).
-
-The index arithmetic is built from flat ``arange`` s, without shape-dependent Python branches and without tensors
-that have a block-count dimension, so a dynamic-shape ``torch.export`` (batch, height and width) does not
-specialise on ``H % b`` or on a map being a single block.
-
-What the padded positions mean: the query and key/value projections are bias-free 1x1 convolutions, so a zero
-input position yields a zero key and a zero value - exactly what the halo border holds (the projected keys/values
-are zero-padded by h on every side). Real queries near the bottom/right edge therefore see the block padding as a
-wider stretch of that same border: a logit made of the relative-position term alone and a zero value. Queries at
-padded positions are computed and dropped. (With ``qkv_bias=True`` the padded keys/values are zero too, i.e. they
-behave like the zero halo border, as timm's border does; no zoo model uses that option.)
-
-Downsampling (stride 2): with b divisible by 2, queries are subsampled (every second row/column, as timm's strided
-1x1 convolution); the padded map still divides by b, and the first ``ceil(H / 2)`` query rows are kept, the
-positions the strided shortcut samples. With an odd b (or ``avg_down=True``) attention runs at stride 1 and is
-average-pooled 2x2 after it, with ``ceil_mode=True``, so an odd-sized map's last row/column is averaged over
-its real positions only (identical to ``HaloAttn`` at even sizes).
+Vaswani et al., CVPR 2021 (arXiv:2103.12731); no official code. Parameters and semantics are timm's ``HaloAttn``
+(kept as ``self.attn``, state dicts under ``attn.``); :func:`halo_attention` computes it with one window gather, batched
+relative logits and fused SDPA. :class:`PaddedHaloAttn` treats the map as zero-padded to a multiple of the block size
+and gathers back the real positions, so any H x W works; at sizes that divide by the block it equals timm's up to float
+rounding. What the padded positions mean and how stride 2 works: docs/models.md.
 """
 from collections import OrderedDict
 from typing import Optional, Tuple
@@ -153,8 +113,8 @@ def halo_attention(
 ) -> torch.Tensor:
     """Blocked halo attention on an NCHW map of any size; returns NCHW
     ``(B, num_heads * dim_head_v, ceil(H / stride), ceil(W / stride))`` (heads-major channels, as timm's
-    ``HaloAttn``). The map is treated as zero-padded at the bottom/right to a multiple of ``block_size`` (see the
-    module docstring); ``stride`` must divide ``block_size``.
+    ``HaloAttn``). The map is treated as zero-padded at the bottom/right to a multiple of ``block_size`` (see
+    docs/models.md); ``stride`` must divide ``block_size``.
 
     ``q_weight`` / ``kv_weight``: the 1x1 projections (``(out, in[, 1, 1])``, channels head-major; within a head
     of ``kv`` the key channels come first), ``height_rel`` / ``width_rel``: ``(2 * win - 1, dim_head_qk)`` tables.

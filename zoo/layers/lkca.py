@@ -1,31 +1,12 @@
 """Large Kernel Convolutional Attention (LKCA).
 
-Paper: "LKCA: Large Kernel Convolutional Attention" (v3: "Interpreting and Improving Attention From the
-Perspective of Large Kernel Convolution"), Chenghao Li et al., arXiv:2401.05738.
+Li et al., arXiv:2401.05738.
 Author's code: https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet
-(``models/largevit_cnn.py`` = convolution view, ``models/largevit_vit.py`` = attention-matrix view).
 
-LKCA replaces the query-key softmax attention of a ViT by one learnable kernel ``K`` of size (2n-1) x (2n-1)
-for an n x n token grid, shared by every channel and every head: V = X W_v, then each channel of V (seen as an
-n x n image) is cross-correlated with ``K`` under zero padding n-1, so every token sees every other token
-with a weight that depends only on their offset. There is no softmax and no scale.
-
-The same operation has two exact views:
-
-* ``conv``: a depthwise convolution whose weight is ``K`` repeated over the channels (``groups = C``).
-  Cost O(N * k_h * k_w * C) for N tokens.
-* ``matrix``: an N x N "attention" matrix ``A`` with A[(i, j), (p, q)] = K[p - i + c_h, q - j + c_w]
-  (c = kernel centre), multiplied with V. Cost O(N^2 * C) plus the N x N matrix; built by one gather.
-
-``auto`` (default) picks the view with fewer multiply-adds for the current grid (N <= k_h * k_w -> matrix,
-else conv); both give the same result up to float summation order. Measured on one CPU core (C = 192, 15 x 15
-kernel): 8 x 8 grid (the training grid) matrix 6.7 ms vs conv 9.0 ms (batch 64); 16 x 16 conv 8.3 vs 15.9 ms;
-64 x 64 conv 9.5 vs 389 ms -- so 'auto' is the faster path on every grid measured.
-
-Other grid sizes: the kernel is defined by offsets. On a grid larger than the training grid, offsets beyond
-the kernel have weight zero (zero-extension: tokens further apart than n-1 do not interact); on a smaller grid
-the offsets that cannot occur are simply unused (crop). The convolution view does this by keeping the padding
-at k//2 ("same" convolution); the matrix view by zero-padding / cropping the kernel to (2H-1) x (2W-1).
+One learnable (2n-1) x (2n-1) kernel, shared by channels and heads, cross-correlated with the values of an n x n token
+grid (no softmax, no scale). Two exact views: ``conv`` (a depthwise convolution) and ``matrix`` (an N x N matrix
+gathered from the kernel); ``auto`` picks the one with fewer multiply-adds. On other grids the kernel is zero-extended
+or cropped. Measurements: docs/models.md.
 """
 from typing import Tuple
 

@@ -1,28 +1,10 @@
 """NATTEN-style 2-D neighbourhood aggregation (``na2d_av``) and relative position bias, in plain PyTorch.
 
-The official OverLoCK code (https://github.com/LMMMEng/OverLoCK, Apache-2.0) takes the aggregation of its
-ContMix dynamic kernels from NATTEN (``natten.functional.na2d_av``, a compiled extension removed from
-NATTEN >= 0.20). :func:`na2d_av` reproduces its semantics:
-
-* the window of a query at index ``i`` along an axis of length ``L`` starts at
-  ``clamp(i - k // 2, 0, L - k)``: near the border the window shifts inward and always holds ``k`` real
-  pixels (no zero padding), so ``L >= k`` is required;
-* with dilation ``d`` the axis splits into ``d`` interleaved sub-grids (``i mod d``), each handled as above
-  with its own length ``ceil((L - i mod d) / d)``;
-* taps are ordered row-major (``a * k + b``, ``a`` = row offset inside the window);
-* the relative position bias of tap ``a`` is entry ``(k - 1) + (key - query)`` (in sub-grid units) of a
-  ``2k - 1`` table per axis, which is what NATTEN's RPB indexing gives for shifted border windows too.
-
-Algorithm (matmul over taps, no Python loop at all): for a query row ``i`` and a window row ``a`` the key
-row is one image row ``rows[i, a]``, so the taps ``b`` of every pixel of that row form a banded ``W x W``
-matrix (pixel ``j`` has its ``k`` weights in columns ``cols[j, :]``). Stacking the ``k`` window rows gives,
-per (batch, group, query row), one ``(W, k*W) @ (k*W, C)`` matrix product. The banded matrices are built
-with a single ``scatter`` of the weights into zeros, the key rows with a single ``index_select``. Extra
-memory: ``k`` copies of the value map and ``k*W / C`` times the weights' size for the banded matrices, far
-below the ``k^2`` value copies of an unfold (``zoo.layers._na2d_reference``). Wider maps are cut into
-column tiles so the banded matrices stay ``O(W * tile)`` instead of ``O(W^2)``. Everything is a plain
-tensor op: it differentiates, runs under autocast (the matrix product runs in the value's dtype, the
-weights are cast once) and ``torch.compile``, and exports to ONNX; the shape checks are FX leaves.
+Reproduces the semantics of ``natten.functional.na2d_av`` that the official OverLoCK code uses (border windows shift
+inward, dilation splits the axis into sub-grids, taps row-major, NATTEN's RPB indexing) as a matmul over taps: per
+query row, one banded-matrix product built with a single ``scatter`` and ``index_select``, tiled over columns for wide
+maps. Plain tensor ops (autograd, autocast, ``torch.compile``, ONNX); ``zoo.layers._na2d_reference`` is the unfold
+reference. Details: docs/models.md.
 """
 from typing import Optional, Tuple
 

@@ -1,31 +1,11 @@
-"""Attention Module of the Residual Attention Network.
+"""Attention Module of the Residual Attention Network (p = 1, t = 2, r = 1).
 
-Paper: "Residual Attention Network for Image Classification", Fei Wang, Mengqing Jiang, Chen Qian, Shuo Yang,
-Cheng Li, Honggang Zhang, Xiaogang Wang, Xiaoou Tang -- CVPR 2017, arXiv:1704.06904.
-Official definition: Caffe deploy prototxts in https://github.com/fwang91/residual-attention-network
-(``imagenet_model/Attention-{56,92}-deploy.prototxt``).
+Wang et al., CVPR 2017 (arXiv:1704.06904); official definition: the Caffe deploy prototxts of
+https://github.com/fwang91/residual-attention-network
 
-An Attention Module (hyper-parameters p = 1, t = 2, r = 1 of the paper) on C channels:
-
-    T1 = RU(x)                                   pre-processing unit (p = 1)
-    T  = RU(RU(T1))                              trunk branch (t = 2)
-    M  = sigmoid(mask(T1))                       soft mask branch, bottom-up top-down, same shape as T
-    out = RU((1 + M) * T)                        attention residual learning, then one unit (p = 1)
-
-with RU the pre-activation bottleneck unit. The soft mask branch with L pooling levels (L = 3, 2, 1 for the
-paper's stages at 56, 28, 14 px):
-
-    d_1 = RU(pool(T1)), d_l = RU(pool(d_{l-1}))  for l < L;  d_L = RU(RU(pool(d_{L-1})))   (2r units at the bottom)
-    u_L = d_L;  u_l = RU(up(u_{l+1} -> size of d_l) + RU_skip(d_l))                            for l = L-1 .. 1
-    M   = sigmoid(conv1x1(relu(bn(conv1x1(relu(bn(up(u_1 -> size of T))))))))
-
-Up-sampling is bilinear to the size of the reference tensor (Caffe ``Interp`` with a second bottom), so any
-input size works. Conventions chosen where the Caffe graph cannot be reproduced exactly in PyTorch:
-
-* Max pooling is 3x3 / stride 2 / padding 1 (PyTorch floor mode). Caffe's layer is padding 0 with ceil
-  rounding: identical output sizes for even inputs (all sizes at 224 px) but windows offset by one pixel;
-  the PyTorch convention also serves 1-pixel maps, where Caffe's would produce an empty output.
-* Interpolation uses ``align_corners=True``, the mapping of the DeepLab-style Caffe ``Interp`` layer.
+``out = RU((1 + M) * T)`` with the trunk ``T = RU(RU(RU(x)))`` and the bottom-up top-down soft mask ``M`` (L pooling
+levels), RU the pre-activation bottleneck unit. Max pooling 3x3/2 with padding 1 and bilinear up-sampling with
+``align_corners=True`` to each reference size, so any input size works. The full graph: docs/models.md.
 """
 from typing import List, Optional
 

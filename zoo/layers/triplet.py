@@ -3,16 +3,9 @@
 Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", WACV 2021 (arXiv:2010.03045).
 Official code: https://github.com/landskape-ai/triplet-attention
 
-Three gates see the input from three sides. Each gate Z-pools (max, mean) one axis, convolves the
-remaining 2-D plane with a kxk conv (no bias) + BatchNorm, and scales the input by the sigmoid:
-
-  cw: pools H, conv over the (C, W) plane      (official legacy name ChannelGateH)
-  hc: pools W, conv over the (H, C) plane      (ChannelGateW)
-  hw: pools C, conv over the (H, W) plane      (SpatialGate)
-
-output = (hw(x) + cw(x) + hc(x)) / 3.  The official code permutes the whole tensor for each branch;
-here only the pooled 2-channel maps are laid out in the permuted order (so the kernels have the same
-orientation as the official weights), and the gates are applied in the original layout.
+Three Z-pool gates (``cw`` pools H, ``hc`` pools W, ``hw`` pools C; official legacy names ChannelGateH / ChannelGateW /
+SpatialGate) scale the input; the output is their mean. Only the pooled maps are permuted, so the kernels keep the
+official weights' orientation.
 """
 from typing import Optional
 

@@ -1,27 +1,19 @@
 """BiFormer: Vision Transformer with Bi-Level Routing Attention.
 
-Paper: `BiFormer: Vision Transformer with Bi-Level Routing Attention` - Zhu et al., CVPR 2023
-(arXiv:2303.08810). Official code and ImageNet-1k weights (MIT licence): https://github.com/rayleizhu/BiFormer
+Zhu et al., CVPR 2023 (arXiv:2303.08810). Official code and ImageNet-1k weights (MIT):
+https://github.com/rayleizhu/BiFormer
 
-This implementation follows the released models (``models/biformer.py`` + ``ops/bra_legacy.py``): conv stem,
-conv downsampling, blocks of depthwise-conv position encoding, bi-level routing attention in stages 1-3
-(:class:`zoo.layers.bra.BiLevelRoutingAttention`) and dense attention with LePE on the attention input in
-stage 4, BatchNorm + average pooling head. Official checkpoints (weights under ``model``) load through
-:func:`checkpoint_filter_fn`.
-
-Differences from the official code (numerics unchanged for the released models):
-  * any input size: feature maps that do not divide by the region grid are padded as the official dense-task
-    ``auto_pad`` mode does (``mask_padding=True`` keeps padded tokens out of routing and attention instead,
-    a documented deviation); inputs smaller than the total stride (32 px) are rejected;
-  * BRA gathers routed regions once and uses fused scaled-dot-product attention, so no attention matrix is
-    materialised (see zoo/layers/bra.py).
+Follows the released models (``models/biformer.py`` + ``ops/bra_legacy.py``): conv stem and downsampling, blocks of
+depthwise-conv position encoding, bi-level routing attention in stages 1-3 and dense attention with LePE in stage 4,
+BatchNorm + average pooling head. Any input size of at least 32 px (padded as the official ``auto_pad`` mode, or
+masked with ``mask_padding=True``). Details: docs/models.md.
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import ClassifierHead, DropPath, Mlp, to_ntuple, trunc_normal_
+from timm.layers import ClassifierHead, DropPath, Mlp, calculate_drop_path_rates, to_ntuple, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
@@ -29,15 +21,9 @@ from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.layers.lepe import AttentionLePE
 from zoo.models._helpers import BlockStage, StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher
 from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['BiFormer']
-
-PARITY = dict(
-    zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
-    zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-    zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-)
-
 
 class Stem(nn.Module):
     """Two stride-2 3x3 convs (stride 4 in total): conv-BN-GELU-conv-BN."""
@@ -195,7 +181,7 @@ class BiFormer(StagedModel, nn.Module):
         self.drop_rate = drop_rate
 
         self.stem = Stem(in_chans, embed_dims[0], **dd)
-        dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths), device='cpu').split(list(depths))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         self.feature_info = []
         stages = []
         prev_chs = embed_dims[0]
@@ -310,3 +296,16 @@ def zoo_biformer_small(pretrained: bool = False, **kwargs) -> BiFormer:
 def zoo_biformer_base(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-B: 56.8M params, 9.8 GFLOPs, 84.3% IN-1k top-1."""
     return _create_biformer('zoo_biformer_base', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='biformer',
+    attention=(BiLevelRoutingAttention,),
+    maps=MapReader('routed_regions'),
+    parity=dict(
+        zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
+        zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+        zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+    ),
+    pairs=(('zoo_biformer_tiny', 'models/biformer.py:biformer_tiny(auto_pad=True)'),),
+)

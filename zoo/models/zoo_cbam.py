@@ -1,16 +1,10 @@
 """CBAM ResNets: ResNet-18/34/50/101 and ResNeXt-50 32x4d with a CBAM block in every residual block.
 
 Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018 (arXiv:1807.06521).
-Official code and weights: https://github.com/Jongchan/attention-module (MIT). The released
-ResNet-50 + CBAM checkpoint (Google Drive, 77.622 top-1) must be downloaded by hand; it loads with
-``timm.create_model('zoo_resnet50_cbam', pretrained=True, pretrained_cfg_overlay=dict(file=PATH))``
-or ``tools/convert.py``.
+Official code and weights: https://github.com/Jongchan/attention-module (MIT; the checkpoint is downloaded by hand).
 
-The network is timm's ``ResNet`` (identical to the official ResNet: 7x7 stem + max-pool, stride on the
-3x3 conv of the bottleneck, 1x1 conv + BN projection shortcut) with ``zoo.layers.CBAM`` as its
-``attn_layer``: timm places the attention after the last BN of the residual branch and before the
-shortcut addition, as the official code does. The official head is a fixed ``AvgPool2d(7)``, which at
-224 px equals timm's global average pooling; here any input size works.
+timm's ``ResNet`` with ``zoo.layers.CBAM`` as its ``attn_layer`` (after the last BN of the residual branch, before the
+shortcut addition, as the official code); any input size. Details: docs/models.md.
 """
 from functools import partial
 from typing import Any, Dict
@@ -23,16 +17,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
 from zoo.models._helpers import build_attention_resnet, imagenet_cfg, resnet_args
 from zoo.models._helpers import key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['checkpoint_filter_fn']
-
-PARITY = {
-    'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
-    'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
-    'zoo_resnet34_cbam': 'layout: strict load of official keys',
-    'zoo_resnet101_cbam': 'layout: strict load of official keys',
-    'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
-}
 
 # official module names inside one residual block -> zoo (timm ResNet attn slot ``se``)
 _OFFICIAL_RENAMES = (
@@ -104,3 +91,18 @@ def zoo_resnet101_cbam(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_resnext50_32x4d_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNeXt-50 32x4d + CBAM (paper: 27.56M params)."""
     return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='cbam',
+    attention=(CBAM,),
+    maps=MapReader('channel_spatial_gates'),
+    parity={
+        'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet34_cbam': 'layout: strict load of official keys',
+        'zoo_resnet101_cbam': 'layout: strict load of official keys',
+        'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
+    },
+    pairs=(('zoo_resnet50_cbam', "MODELS/model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')"),),
+)

@@ -1,34 +1,13 @@
 """CoaT and CoaT-Lite: Co-Scale Conv-Attentional Image Transformers.
 
-Paper: "Co-Scale Conv-Attentional Image Transformers", Weijian Xu, Yifan Xu, Tyler Chang, Zhuowen Tu, ICCV 2021,
-arXiv:2104.06399. Official code and weights (Apache-2.0): https://github.com/mlpc-ucsd/CoaT
+Xu, Xu, Chang, Tu, ICCV 2021 (arXiv:2104.06399).
+Official code and weights (Apache-2.0): https://github.com/mlpc-ucsd/CoaT
 
-An independent implementation of the official computation (mlpc-ucsd/CoaT@220d31f, ``src/models/coat.py``):
-four serial stages (patch embedding, a class token, blocks of factorised conv-attention with a CPE and a CRPE shared
-by all blocks of the stage) and, for CoaT (not Lite), parallel blocks that run scales 2-4 jointly and mix their
-attention outputs across scales. Differences from timm's ``coat.py``, which ports the same weights:
-
-* any input size of at least 32 px works (timm fixes the input size). Patch embeddings floor the grid as the
-  official convolutions do, and the co-scale mixing resizes to the neighbour scale's actual grid (official
-  behaviour; timm uses fixed factors 2 and 4, equal only when every grid halves exactly);
-* ``features_only`` / ``forward_intermediates`` give the four stage maps without class tokens at strides
-  4/8/16/32 (for CoaT, scales 2-4 after the parallel blocks), grad checkpointing is supported;
-* the state dict has no aliased duplicates: a stage's shared CPE and CRPE are saved once, as ``stages.<i>.cpe`` /
-  ``.crpe`` (the attention layers that also register the CRPE, as officially, are left out by a state-dict hook
-  and refilled on load), one MLP per parallel block. :func:`checkpoint_filter_fn` reads the official files
-  (weights under ``model``, aliases under several keys) and timm's ``timm/coat_*.in1k`` files.
-
-``forward_features`` returns what timm's CoaT returns: the token sequences (class token first) after the final
-norm, one tensor ``(B, 1 + N, C)`` for CoaT-Lite (scale 4), a list of the three for CoaT (scales 2-4).
-``global_pool='token'`` (official) pools the class tokens, ``'avg'`` (timm's extension) the image-token means; CoaT
-then aggregates the three scales with a Conv1d. As timm's own ``coat_*``, the models are therefore "non-standard"
-for timm's test-suite (no ``(B, C, H, W)`` map matching ``pool_size``; no ``global_pool=''``). Spatial maps come
-from ``forward_intermediates`` / ``features_only``.
-
-The stage applies its shared CPE before each block; every module is called with activations only, so module hooks,
-``torch.utils.module_tracker`` and the FLOP counter (also under ``inference_mode``) see the usual module tree.
-
-Stochastic depth: as in the official code, every block uses the same ``drop_path_rate`` (no linear ramp).
+An independent implementation of the official computation (``src/models/coat.py``): serial stages of factorised
+conv-attention with a CPE and a CRPE shared per stage and, for CoaT, parallel blocks mixing scales 2-4. Unlike timm's
+``coat.py``: any input size of at least 32 px, ``features_only`` / ``forward_intermediates`` at strides 4-32, and no
+aliased duplicates in the state dict. ``forward_features`` returns the token sequences as timm's CoaT does.
+Details: docs/models.md.
 """
 import re
 import warnings
@@ -44,15 +23,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
 from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['CoaT']
-
-PARITY = dict(
-    {n: 'official-code path; = timm coat weights (exact)' for n in (
-        'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
-    zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-    zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-)
 
 _BLOCK_EPS = 1e-6  # LayerNorm eps of the blocks and final norms; the patch-embedding norm keeps PyTorch's 1e-5
 
@@ -619,3 +592,19 @@ def zoo_coat_mini(pretrained: bool = False, **kwargs) -> CoaT:
 def zoo_coat_small(pretrained: bool = False, **kwargs) -> CoaT:
     """CoaT Small (official ``coat_small``)."""
     return _create_coat('zoo_coat_small', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='coat',
+    attention=(FactorAttnConvRelPosEnc, ConvPosEnc, ConvRelPosEnc),
+    maps=MapReader('factorized_attention', grid_arg=True),
+    cam='last_attention_norm',
+    counterparts=('coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'),
+    parity=dict(
+        {n: 'official-code path; = timm coat weights (exact)' for n in (
+            'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
+        zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+        zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+    ),
+    pairs=(('zoo_coat_lite_tiny', 'src/models/coat.py:coat_lite_tiny'),),
+)

@@ -1,56 +1,11 @@
 """HaloNet: the paper's H0-H7 family, at any input size.
 
-Paper: `Scaling Local Self-Attention for Parameter Efficient Visual Backbones` (Vaswani, Ramachandran, Srinivas,
-Parmar, Hechtman, Shlens; CVPR 2021), arXiv:2103.12731. No official code and no official weights were released.
+Vaswani et al., "Scaling Local Self-Attention for Parameter Efficient Visual Backbones", CVPR 2021
+(arXiv:2103.12731). No official code and no official weights were released.
 
-Built from timm's machinery, reused where it matches the paper: ``ByobNet`` (7x7 stem + max-pool, four stages,
-optional final 1x1 conv of width d_f, classifier head), halo attention with timm's ``HaloAttn`` parameters and
-semantics computed by ``zoo.layers.halo`` (vectorised: one key/value window gather, batched relative logits,
-fused SDPA; pads and crops so that every H x W works) and timm's ``SelfAttnBlock`` (1x1 conv-BN-act -> attention ->
-BN-act -> 1x1 conv-BN -> drop-path -> + shortcut -> act), extended by one thing timm lacks: the value multiplier r_v.
-
-Mapping of the paper's knobs (stage base widths w = 64, 128, 256, 512; depths 3, 3, l_3, 3; strides 1, 2, 2, 2):
-  * b, h: halo attention block and halo size (all stages; 8 heads; strided queries in the first block of stages 2-4),
-  * d_qk = w: the block's 1x1 input conv width and the query/key width,
-  * d_v = r_v * w: the attention output (value) width, followed by BN-act and the 1x1 output conv,
-  * r_b * w: the block output width,
-  * d_f: width of a final 1x1 conv-BN-act before pooling (none for H0-H2).
-timm's ``halonet_h1`` is exactly H1 (r_v = r_b = 1). A ByobNet port that reads r_v as a multiplier of the whole
-bottleneck width (``br = r_v / r_b``) matches the paper's parameter counts only where r_v = 1 (H5: 71.0M vs 30.7M);
-the reading above reproduces all eight of them:
-
-| Model | b  | h | r_v | r_b  | l_3 | d_f  | image | params (paper) | params (zoo)  |
-|-------|----|---|-----|------|-----|------|-------|----------------|---------------|
-| H0    | 8  | 3 | 1.0 | 0.5  | 7   | -    | 256   | 5.5M           | 5,500,952     |
-| H1    | 8  | 3 | 1.0 | 1.0  | 10  | -    | 256   | 8.1M           | 8,100,056     |
-| H2    | 8  | 3 | 1.0 | 1.25 | 11  | -    | 256   | 9.4M           | 9,404,312     |
-| H3    | 10 | 3 | 1.0 | 1.5  | 12  | 1024 | 320   | 11.8M          | 11,841,304    |
-| H4    | 12 | 2 | 1.0 | 3.0  | 12  | 1280 | 384   | 19.1M          | 19,101,976    |
-| H5    | 14 | 2 | 2.5 | 2.0  | 23  | 1536 | 448   | 30.7M          | 30,717,272    |
-| H6    | 8  | 4 | 3.0 | 2.75 | 24  | 1536 | 512   | 43.4M          | 43,456,792    |
-| H7    | 10 | 3 | 4.0 | 3.5  | 26  | 2048 | 600   | 67.4M          | 67,433,240    |
-
-What is confirmed and how (the paper PDF itself could not be read from this environment):
-  * b, h, r_v, r_b, l_3, d_f: identical in two independent third-party ports (a timm/ByobNet one and
-    leondgarse/keras_cv_attention_models ``halonet.py``); H1 equals timm's ``halonet_h1``.
-  * image sizes and parameter counts: keras_cv_attention_models' README quotes the paper's table with the same
-    values (256/256/256/320/384/448/512/600; 5.5/8.1/9.4/11.8/19.1/30.7/43.4/67.4M), and the zoo models, built
-    from the knobs alone, round to every one of those counts except H6 (43.46M, +0.13%); tested in
-    tests/test_halonet.py. zoo_halonet_h1 has exactly the parameters and outputs of timm's halonet_h1.
-UNVERIFIED: the activation (ReLU here, as timm's ``halonet_h1``; the keras port uses SiLU - pass
-``act_layer='silu'`` to change it), the head count (8 in every stage as timm; the keras port uses 4 in stage 1 - it
-changes the parameter count by < 0.05%), whether the paper's strided attention subsamples queries as timm's does,
-and the ImageNet top-1 (77.9/79.9/80.4/81.9/83.3-83.5/84.0/84.4-84.6/84.9: the two secondary sources disagree on
-H4 and H6).
-
-Any input size: ``PaddedHaloAttn`` zero-pads each attention input to a multiple of b and crops the output (see
-zoo/layers/halo.py for what the padded positions mean), so every stage serves any H x W; there is no minimum size
-(each stage's output is ceil(input / stride), down to 1 x 1, as for a ResNet). At sizes whose every stage divides by
-b (e.g. 256 for H0-H2) the computation is timm's up to float summation order (zoo_halonet_h1 with halonet_h1
-weights: logits within 1e-5).
-
-No weights exist; the models are registered untagged and train from scratch (``drop_path_rate`` is ByobNet's
-stagewise stochastic depth).
+timm's ``ByobNet`` and ``SelfAttnBlock`` with halo attention computed by ``zoo.layers.halo`` (any H x W), plus the
+paper's value multiplier r_v. The knobs b, h, r_v, r_b, l_3 and d_f reproduce the paper's eight parameter counts;
+``zoo_halonet_h1`` is timm's ``halonet_h1``. The mapping, what is confirmed and what is not: docs/models.md.
 """
 import re
 from dataclasses import replace
@@ -59,6 +14,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 from timm.layers import make_divisible
+from timm.layers.halo_attn import HaloAttn
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
@@ -66,14 +22,9 @@ from zoo._manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import build_zoo_model, imagenet_cfg
 from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['HaloBlock', 'HaloNet']
-
-PARITY = dict(
-    {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
-    zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
-)
-
 
 class HaloBlock(SelfAttnBlock):
     """timm's ``SelfAttnBlock`` with HaloNet's value multiplier r_v (``value_ratio``).
@@ -232,3 +183,15 @@ def zoo_halonet_h6(pretrained: bool = False, **kwargs) -> HaloNet:
 def zoo_halonet_h7(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H7 (67.4M, 600 px): b 10, h 3, r_v 4, r_b 3.5, l_3 26, d_f 2048."""
     return _create_halonet('zoo_halonet_h7', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='halonet',
+    attention=(PaddedHaloAttn, HaloAttn),
+    maps=MapReader('halo_window', outermost=True),
+    counterparts=('halonet_h1', 'halonet26t'),
+    parity=dict(
+        {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
+        zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
+    ),
+)

@@ -1,37 +1,12 @@
 """ViT-LKCA: Vision Transformers whose attention is a Large Kernel Convolutional Attention (LKCA).
 
-Paper: "LKCA: Large Kernel Convolutional Attention" (v3 title: "Interpreting and Improving Attention From the
-Perspective of Large Kernel Convolution"), Chenghao Li, Chaoning Zhang, Boheng Zeng, Yi Lu, Pengbo Shi, Qingzi
-Chen, Jirui Liu, Lingyun Zhu, Yang Yang, Heng Tao Shen -- arXiv:2401.05738.
-Author's code: https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet
-(``models/largevit_cnn.py`` ``Large_ViT_cnn``, ``models/largevit_vit.py`` ``Large_ViT_vit``,
-variants in ``models/create_model.py``). No trained weights were released; the trainer's repository has no
-licence file.
+Li et al., "LKCA: Large Kernel Convolutional Attention", arXiv:2401.05738. Author's code (no weights, no licence file):
+https://github.com/CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet
 
-Architecture (as in the author's code): non-overlapping p x p patches -> Linear -> + absolute position
-embedding (no class token) -> depth x pre-norm blocks [LKCA token mixer, GELU MLP] with stochastic depth ->
-mean over tokens -> LayerNorm -> Linear. The patch size is img_size / 8, so the token grid is always 8 x 8 at the
-training resolution and the shared kernel is 15 x 15 (see ``zoo.layers.lkca``).
-
-Zoo specifics:
-* ``img_size`` as in timm's ViTs; ``patch_size`` defaults to img_size // 8 (the author's rule: 32 px -> 4,
-  64 px -> 8, 256 px -> 32). The default cfgs are the Tiny-ImageNet setting (64 px, 200 classes); for the
-  CIFAR setting use ``timm.create_model(name, img_size=32, num_classes=100)`` (patch 4).
-* Inputs of any size: the image is zero-padded (bottom/right) to a multiple of the patch; the position embedding
-  is resampled bicubically to the token grid (like timm's ``dynamic_img_size``); the kernel is zero-extended on
-  larger grids and cropped on smaller ones (tokens further apart than the training grid do not interact).
-  Checkpoints trained on another grid are adapted the same way when loaded.
-* The patch embedding is a strided convolution, equal to the author's (p1 p2 c)-ordered Linear after a reshape.
-* The class token that the author's models define but never use is not created (it is dropped on load).
-* Stochastic depth uses one rate for every block, as the author's code does (not timm's linear ramp).
-* ``attn_view``: 'auto' (default, the cheaper of the two exact views for the grid: the N x N matrix on the 8 x 8
-  training grid, the depthwise convolution on larger grids), 'conv' or 'matrix'.
-* Dense features (``features_only`` / ``forward_intermediates``): the final token map (stride p) and a
-  parameter-free simple pyramid derived from it, ViTDet-style: bilinear x2 upsampling (stride p/2; no finer
-  detail than the stride-p map, it only lets standard 4-level necks attach), identity (p), 2x2 and 4x4 max
-  pooling (2p, 4p). At 64 px / patch 8 that is strides 4, 8, 16, 32 (``zoo.layers.pyramid``). Learnable
-  deconvolutions belong to the neck (e.g. mmdet's ViTDet SimpleFPN). ``prune_intermediate_layers`` with the
-  head pruned makes ``forward_features`` end at the deepest kept level (timm's "features end at the tap").
+Patches (img_size / 8) -> Linear -> absolute position embedding -> pre-norm blocks [LKCA, GELU MLP] -> token mean ->
+LayerNorm -> Linear, as the author's code. Any input size (padding, resampled position embedding, kernel extended or
+cropped), ``attn_view`` 'auto' / 'conv' / 'matrix', and a parameter-free simple pyramid for dense features.
+Details: docs/models.md.
 """
 import math
 import re
@@ -47,15 +22,9 @@ from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
 from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
 from zoo.models._helpers import CheckpointError, check_input, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['LkcaVit']
-
-PARITY = dict(
-    {n: "same code path as golden-checked configs (author's definition)" for n in (
-        'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
-    **{n: "yes: logits = author's code, both views (golden)" for n in (
-        'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
-)
 
 # the trainer's Tiny-ImageNet normalisation (utils/dataloader.py)
 TINY_IMAGENET_MEAN = (0.4802, 0.4481, 0.3975)
@@ -215,7 +184,7 @@ class LkcaVit(ZooModel, nn.Module):
     def _forward_levels(
             self, x: torch.Tensor, take_indices: List[int], max_index: int, norm: bool, stop_early: bool,
             output_fmt: str, final: bool) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Final token map and pyramid levels (see the module docstring); ``indices`` select pyramid levels,
+        """Final token map and pyramid levels (see docs/models.md); ``indices`` select pyramid levels,
         ``output_fmt`` may also be NHWC.
 
         All levels derive from the last block, so ``stop_early`` has nothing to skip; ``norm`` is accepted for
@@ -413,3 +382,19 @@ def zoo_lkca_vit_12m(pretrained: bool = False, **kwargs) -> LkcaVit:
 def zoo_lkca_vit(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA, the author's ``vit-lkca`` configuration (2.7M params)."""
     return _create_lkca('zoo_lkca_vit', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='lkca',
+    attention=(LargeKernelConvAttention,),
+    maps=MapReader('shared_kernel'),
+    cam='last_block_nhwc',
+    parity=dict(
+        {n: "same code path as golden-checked configs (author's definition)" for n in (
+            'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
+        **{n: "yes: logits = author's code, both views (golden)" for n in (
+            'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
+    ),
+    pairs=(('zoo_lkca_vit_05m', 'models/largevit_cnn.py:Large_ViT_cnn(img_size=64, patch_size=8, num_classes=200, '
+                                'dim=100, depth=8, heads=4, dim_head=25, mlp_dim_ratio=2)'),),
+)

@@ -1,39 +1,11 @@
 """OverLoCK: An Overview-first-Look-Closely-next ConvNet with Context-Mixing Dynamic Kernels.
 
-Lou & Yu, CVPR 2025 (arXiv:2502.20087). Official code and weights: https://github.com/LMMMEng/OverLoCK
-(Apache-2.0); the ImageNet-1k checkpoints are GitHub release assets (``overlock_{xt,t,s,b}_in1k_224.pth`` and
-the re-parameterised ``..._reparam.pth``).
+Lou & Yu, CVPR 2025 (arXiv:2502.20087). Official code and weights (Apache-2.0): https://github.com/LMMMEng/OverLoCK
 
-Three sub-networks:
-  * Base-Net: stem (stride 4) and stages 0-2 of RepConv blocks (strides 4, 8, 16);
-  * Overview-Net: stage 3 (stride 32), a coarse global context ``ctx``;
-  * Focus-Net: two stages of DynamicConv blocks at strides 16 and 32 that carry, next to the features, a
-    context stream (C4 / 4 channels) seeded by a 1x1 projection of ``ctx`` (the top-down "prior") and
-    re-injected in every block; their ContMix kernels are generated from that context.
-The classifier is a 1x1 conv to 1024 channels + BN + SiLU on the fused stride-32 map, global pooling and a
-linear layer. Here the 1x1 conv + BN + SiLU belong to ``forward_features`` (as EfficientNet's conv_head), so
-``num_features == head_hidden_size == 1024``.
-
-Differences from the official code, none of which changes the eval-mode outputs:
-  * no compiled extensions: NATTEN's ``na2d_av`` is replaced by ``zoo.layers.contmix.na2d_av_cf`` (same
-    border semantics, see that module) and the optional implicit-GEMM depthwise conv by ``nn.Conv2d``;
-    both run under ``torch.compile`` and export to ONNX;
-  * ``forward`` returns the main logits in training mode too (timm convention). The auxiliary training head
-    of the official model (BN + pooling + linear on the Overview-Net output, loss weight 0.4 in the
-    official recipe) exists only with ``aux_head=True``; ``forward_with_aux(x)`` then returns
-    ``(logits, aux_logits)``. Without it, the checkpoint's ``aux_head`` tensors are dropped on load.
-  * structural re-parameterisation: ``deploy=True`` builds the deploy form (each DilatedReparamBlock is one
-    biased depthwise conv), ``model.reparameterize()`` converts a trained model in place (outputs unchanged
-    in eval mode). The ``.in1k_reparam`` tags (official ``_reparam.pth`` files) create ``deploy=True`` models;
-    a deploy model also loads the original checkpoint (its branches are merged on load), while a training-form
-    model refuses a re-parameterised file with an error saying to pass ``deploy=True``.
-  * dense prediction: ``forward_intermediates`` / ``features_only`` give strides 4/8/16/32 with C1, C2,
-    C3 + C4/4 and C4 + C4/4 channels (Focus-Net maps include the context stream). The official det/seg
-    backbones add five LayerNorm2d and a context projection (1x1 conv + LayerScale 1e-5) that are trained in
-    the dense task; ``dense_outputs=True`` adds them (``dense_norms``, ``dense_ctx_norm``, ``dense_ctx_proj``)
-    and applies them exactly as the official detection backbone does (the normed stride-8 map also feeds
-    stage 2 there). The official segmentation backbone has the four norms only: ``zoo.mm`` builds it from
-    ``dense_outputs='norms'``.
+Base-Net (stem and stages 0-2 of RepConv blocks), Overview-Net (stage 3, the global context) and Focus-Net (two stages
+of DynamicConv blocks whose ContMix kernels come from the context stream). No compiled extensions; eval-mode outputs
+equal the official code's. ``deploy=True`` / ``reparameterize()``, ``aux_head=True`` and ``dense_outputs`` build the
+official variants. Details: docs/models.md.
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -51,16 +23,9 @@ from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d,
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state
 from zoo.models._helpers import BlockStage, ZooModel, build_zoo_model, imagenet_cfg, linear_head, stage_group_matcher
 from zoo.models._helpers import CheckpointError, check_in_chans, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['OverLoCK', 'checkpoint_filter_fn']
-
-PARITY = dict(
-    zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
-    zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
-    zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
-    zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
-)
-
 
 def _stem(in_chans: int, dim: int, device=None, dtype=None) -> nn.Sequential:
     dd = {'device': device, 'dtype': dtype}
@@ -685,3 +650,17 @@ def zoo_overlock_s(pretrained: bool = False, **kwargs) -> OverLoCK:
 def zoo_overlock_b(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-B (paper: 95M params, 16.7G FLOPs, 85.1 top-1)."""
     return _create_overlock('zoo_overlock_b', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='overlock',
+    attention=(ContMix,),
+    maps=MapReader('dynamic_kernels'),
+    parity=dict(
+        zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
+        zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
+    ),
+    pairs=(('zoo_overlock_xt', 'models/overlock.py:overlock_xt(use_ds=False)'),),
+)

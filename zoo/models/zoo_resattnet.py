@@ -1,35 +1,11 @@
 """Residual Attention Network (Attention-56 / -92 for ImageNet, Attention-92 / -164 for CIFAR).
 
-Paper: "Residual Attention Network for Image Classification", Fei Wang, Mengqing Jiang, Chen Qian, Shuo Yang,
-Cheng Li, Honggang Zhang, Xiaogang Wang, Xiaoou Tang -- CVPR 2017, arXiv:1704.06904.
-Official definition: https://github.com/fwang91/residual-attention-network (Caffe deploy prototxts
-``imagenet_model/Attention-{56,92}-deploy.prototxt``; "trained model will be released soon" -- never released,
-so there are no official weights). The popular PyTorch re-implementation (tengshaofeng/
-ResidualAttentionNetwork-pytorch) is a different network (extra terms in the mask branch, other widths) and its
-checkpoints are rejected with an explanation rather than converted.
+Wang et al., "Residual Attention Network for Image Classification", CVPR 2017 (arXiv:1704.06904). Official definition:
+Caffe deploy prototxts at https://github.com/fwang91/residual-attention-network (no official weights).
 
-ImageNet graph (as the prototxts): conv 7x7/2 (64) -> BN-ReLU -> max-pool 3x3/2 -> stage 1 [pre-activation
-bottleneck 64->256, m1 x Attention Module with a 3-level mask] -> stage 2 [unit 256->512 /2, m2 x modules with
-a 2-level mask] -> stage 3 [unit 512->1024 /2, m3 x modules with a 1-level mask] -> stage 4 [unit 1024->2048 /2,
-2 units] -> BN-ReLU -> global average pool -> FC. Attention-56: (m1, m2, m3) = (1, 1, 1); Attention-92:
-(1, 2, 3). The Attention Module (p = 1, t = 2, r = 1; output (1 + M) * T) is ``zoo.layers.residual_attention``.
-
-Parameters, counted from this implementation (= the prototxts: convolutions, BN scale/shift, FC): Attention-56
-31.81M, Attention-92 52.47M; multiply-adds at 224 px: 6.27G / 10.53G. The paper's table gives 31.9M / 6.3
-GFLOPs and 51.3M / 10.4 GFLOPs: Attention-56 agrees, Attention-92 is 1.2M params (2.3%) and 0.13 GMACs (1.2%)
-off the paper -- the official prototxt, which this follows, is larger than the paper's figure.
-
-CIFAR networks (the paper's Sec. 4.1; no official definition was published, so this is a reconstruction): the
-same units and modules on a 32 px input: conv 3x3 (16) -> BN-ReLU -> stage 1 [unit 16->64, m x modules with a
-3-level mask, 32 px] -> stage 2 [unit 64->128 /2, m x 2-level, 16 px] -> stage 3 [unit 128->256 /2,
-m x 1-level, 8 px, then 3 units] -> BN-ReLU -> pool -> FC, i.e. depth 36m + 20 (Attention-92: m = 2,
-Attention-164: m = 4). This channel plan (pre-activation ResNet-164's) reproduces the paper's parameter counts
-for the CIFAR models (Attention-92 1.9M, Attention-236 5.1M; this code: 1.96M / 5.20M).
-
-Conventions (see ``zoo.layers.residual_attention``): max pooling 3x3/2 with padding 1 (PyTorch) instead of
-Caffe's padding 0 + ceil (same sizes for even inputs, windows shifted by one pixel; serves any input size);
-bilinear up-sampling with align_corners=True to the size of each reference tensor, so inputs of any size work.
-There is no stochastic depth in the architecture (no ``drop_path_rate``).
+The ImageNet networks follow the prototxts (Attention Modules in stages 1-3, pre-activation bottlenecks); the CIFAR
+networks are reconstructed from the paper. Checkpoints of the popular PyTorch re-implementation (a different network)
+are rejected with an explanation. Parameter counts, conventions and the CIFAR channel plan: docs/models.md.
 """
 from collections import OrderedDict
 from typing import Any, Dict, List, Sequence
@@ -40,19 +16,13 @@ from timm.layers import BatchNormAct2d, ClassifierHead
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
 from zoo._manifest import pretrained_cfgs
-from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
+from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, StagedModel, build_zoo_model, imagenet_cfg
 from zoo.models._helpers import stage_group_matcher
 from zoo.models._helpers import CheckpointError, check_input, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['ResidualAttentionNet']
-
-PARITY = dict(
-    zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
-    zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
-    zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
-    zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
-)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -274,3 +244,16 @@ def zoo_resattnet92_cifar(pretrained: bool = False, **kwargs) -> ResidualAttenti
 def zoo_resattnet164_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-164 for 32 px CIFAR input (4 modules per stage): 3.58M params."""
     return _create_resattnet('zoo_resattnet164_cifar', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='resattnet',
+    attention=(SoftMaskBranch,),
+    maps=MapReader('soft_mask'),
+    parity=dict(
+        zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
+        zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
+    ),
+)

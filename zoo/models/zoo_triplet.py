@@ -1,19 +1,11 @@
 """Triplet attention ResNets and MobileNetV2.
 
 Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", WACV 2021 (arXiv:2010.03045).
-Official code and weights: https://github.com/landskape-ai/triplet-attention (MIT). The released ImageNet
-weights (Google Drive) must be downloaded by hand; they load with
-``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))`` or ``tools/convert.py``.
+Official code and weights: https://github.com/landskape-ai/triplet-attention (MIT; weights downloaded by hand).
 
-ResNets: timm's ``ResNet`` with ``zoo.layers.TripletAttention`` as the block attention (after the last
-BN of the residual branch, before the shortcut addition, as the official code). MobileNetV2: the
-official network appends triplet attention after the projection BN inside every inverted residual
-(before the residual addition); it is written out below since timm's MobileNetV2 places attention
-after the depthwise conv instead. ``_k3`` variants use 3x3 gate kernels.
-
-The released weights were trained with the module names ``ChannelGateH`` / ``ChannelGateW`` /
-``SpatialGate`` (the repository's root file later renamed them ``cw`` / ``hc`` / ``hw``); the
-checkpoint filter accepts both.
+ResNets: timm's ``ResNet`` with ``zoo.layers.TripletAttention`` as the block attention. MobileNetV2 is written out
+here: the official network appends triplet attention after the projection BN of every inverted residual. ``_k3``
+variants use 3x3 gate kernels. Details: docs/models.md.
 """
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,19 +21,9 @@ from zoo.layers.triplet import TripletAttention
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, ZooModel, build_attention_resnet
 from zoo.models._helpers import build_zoo_model, linear_head, resnet_args
 from zoo.models._helpers import check_input, imagenet_cfg, key_filter, strip_prefix, unwrap_state_dict
+from zoo.models.spec import FamilySpec, MapReader
 
 __all__ = ['TripletMobileNetV2', 'checkpoint_filter_fn']
-
-PARITY = {
-    'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
-    'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
-    'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
-    'zoo_resnet34_triplet': 'layout: strict load of official keys',
-    'zoo_resnet101_triplet': 'layout: strict load of official keys',
-    'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
-    'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
-    'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
-}
 
 _GATE_NAMES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', 'hw'))
 
@@ -335,3 +317,21 @@ def zoo_resnet50_triplet_k3(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_mobilenetv2_triplet_k3(pretrained: bool = False, **kwargs) -> TripletMobileNetV2:
     """MobileNetV2 + triplet attention, 3x3 gates (official: 3.506M params, 72.62 top-1)."""
     return _create_triplet_mobilenetv2('zoo_mobilenetv2_triplet_k3', pretrained, **kwargs)
+
+
+SPEC = FamilySpec(
+    name='triplet',
+    attention=(TripletAttention,),
+    maps=MapReader('branch_gates'),
+    parity={
+        'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
+        'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet34_triplet': 'layout: strict load of official keys',
+        'zoo_resnet101_triplet': 'layout: strict load of official keys',
+        'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
+    },
+    pairs=(('zoo_resnet50_triplet', "MODELS/resnet.py:ResidualNet('ImageNet', 50, 1000, 'TripletAttention')"),),
+)

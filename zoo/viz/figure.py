@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from ..models.spec import family_specs
 from .hooks import AttnMap
 
 __all__ = ['CAM_TARGETS', 'cam_target', 'grad_cam', 'plot_maps']
@@ -60,14 +61,17 @@ def _lkca_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Op
     return [model.blocks[-1]], lambda t: t.permute(0, 3, 1, 2)
 
 
-# model class -> the layers to target where the last feature stage is not the one (matched by class name, as
-# zoo.viz.hooks matches the attention modules)
-CAM_TARGETS: Dict[str, Callable] = {'CoaT': _coat_target, 'LkcaVit': _lkca_target}
+# a FamilySpec's ``cam`` -> the layers it targets
+CAM_TARGETS: Dict[str, Callable] = {
+    'last_stage': _stage_target, 'last_attention_norm': _coat_target, 'last_block_nhwc': _lkca_target}
 
 
 def cam_target(model: nn.Module, x: torch.Tensor) -> Tuple[List[nn.Module], Optional[Callable]]:
-    """Grad-CAM's ``target_layers`` and ``reshape_transform`` for ``model`` on input ``x``."""
-    return CAM_TARGETS.get(type(model).__name__, _stage_target)(model, x)
+    """Grad-CAM's ``target_layers`` and ``reshape_transform`` for ``model`` on input ``x``: the ``cam`` of the
+    spec of the family whose module defines the model's class, else the last feature stage."""
+    module = type(model).__module__
+    spec = next((s for s in family_specs().values() if module == f'zoo.models.{s.module}'), None)
+    return CAM_TARGETS[spec.cam if spec else 'last_stage'](model, x)
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target: Optional[int] = None) -> np.ndarray:

@@ -1,19 +1,9 @@
 """Attention maps taken from the real modules of a model during one forward pass.
 
-How the maps are obtained (no second implementation of any layer):
-
-* the attention modules are found at run time by class name (``CBAM``, ``TripletAttention``,
-  ``BiLevelRoutingAttention``, ``PaddedHaloAttn``/``HaloAttn``, ``FactorAttnConvRelPosEnc``, ``ConvPosEnc``,
-  ``ConvRelPosEnc``, ``LargeKernelConvAttention``, ``SoftMaskBranch``, ``ContMix``), so refactors that move a
-  class between files do not matter;
-* forward pre-hooks / hooks on those modules give their inputs and outputs (e.g. the Residual Attention soft
-  mask is the output of ``SoftMaskBranch``; CoaT's conv position encoding is ``ConvPosEnc``'s output minus its
-  input);
-* intermediates that are not a module output (the gate sigmoids, the softmaxes, BiFormer's ``topk`` routing,
-  the arguments of ``scaled_dot_product_attention``) are recorded by a ``TorchFunctionMode`` that is active only
-  while one of those modules runs: it records the tensors the module's own code computes, unchanged. Where a
-  layer calls ``F.scaled_dot_product_attention`` (which never materialises the probabilities), the probabilities
-  of the chosen query are ``softmax(q k^T * scale + mask)`` from the recorded arguments -- SDPA's definition.
+The attention modules and the way to read their maps come from each family's spec (``zoo.models.spec``): modules
+are matched by class name, hooks give their inputs and outputs, and a ``TorchFunctionMode`` active only while one
+of them runs records the intermediates their own code computes (gate sigmoids, softmaxes, BiFormer's ``topk``, the
+arguments of ``scaled_dot_product_attention``, whose probabilities are ``softmax(q k^T * scale + mask)``).
 """
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,22 +13,13 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from ..layers.lkca import lkca_attention_matrix
+from ..models.spec import family_specs
+
 __all__ = ['AttnMap', 'collect_maps', 'FAMILY_CLASSES', 'find_attention_modules']
 
 # class name -> family; matched against type(module).__name__ at run time
-FAMILY_CLASSES = {
-    'CBAM': 'cbam',
-    'TripletAttention': 'triplet',
-    'BiLevelRoutingAttention': 'biformer',
-    'PaddedHaloAttn': 'halonet',
-    'HaloAttn': 'halonet',
-    'FactorAttnConvRelPosEnc': 'coat',
-    'ConvPosEnc': 'coat',
-    'ConvRelPosEnc': 'coat',
-    'LargeKernelConvAttention': 'lkca',
-    'SoftMaskBranch': 'resattnet',
-    'ContMix': 'overlock',
-}
+FAMILY_CLASSES = {n: spec.name for spec in family_specs().values() for n in spec.attention_names}
 _RECORDED = {'sigmoid', 'softmax', 'topk', 'scaled_dot_product_attention'}
 
 
@@ -91,12 +72,13 @@ class _Recorder(TorchFunctionMode):
 def find_attention_modules(model: nn.Module) -> List[Tuple[str, nn.Module, str]]:
     """(qualified name, module, family) of every attention module, outermost first (a HaloAttn inside a
     PaddedHaloAttn is skipped: the outer one is watched)."""
+    specs = family_specs()
     found = []
     for name, m in model.named_modules():
         fam = FAMILY_CLASSES.get(type(m).__name__)
         if fam is None:
             continue
-        if any(name.startswith(n + '.') for n, _, f in found if f == fam and fam == 'halonet'):
+        if specs[fam].maps.outermost and any(name.startswith(n + '.') for n, _, f in found if f == fam):
             continue
         found.append((name, m, fam))
     return found
@@ -146,9 +128,9 @@ def _sdpa_probs(args: tuple, kwargs: dict) -> torch.Tensor:
     return logits.softmax(-1)
 
 
-# --- one extractor per family: (name, module, stage, inputs, output, calls) -> [AttnMap] --------------------------
+# --- the readers a family's MapReader names: (family, name, module, stage, inputs, output, calls) -> [AttnMap] -----
 
-def _cbam(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _channel_spatial_gates(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]
     B, C, H, W = x.shape
     maps = []
@@ -156,13 +138,13 @@ def _cbam(name, m, stage, inp, out, calls) -> List[AttnMap]:
         if fn != 'sigmoid':
             continue
         if o.numel() == B * C:  # channel gate (B, C) or (B, C, 1, 1)
-            maps.append(AttnMap('cbam', 'channel gate', name, stage, _first(o).reshape(C), overlay=False))
+            maps.append(AttnMap(fam, 'channel gate', name, stage, _first(o).reshape(C), overlay=False))
         elif o.shape[-2:] == (H, W) and o.numel() == B * H * W:
-            maps.append(AttnMap('cbam', 'spatial gate', name, stage, _first(o).reshape(H, W)))
+            maps.append(AttnMap(fam, 'spatial gate', name, stage, _first(o).reshape(H, W)))
     return maps
 
 
-def _triplet(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _branch_gates(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]
     B, C, H, W = x.shape
     sig = [o for fn, _, _, o in calls if fn == 'sigmoid']
@@ -175,13 +157,13 @@ def _triplet(name, m, stage, inp, out, calls) -> List[AttnMap]:
         key = tuple(g.shape)
         kind = names[key] if list(names).count(key) == 1 and len(set(names)) == 3 else order[min(i, 2)]
         if kind.startswith('H-W'):
-            maps.append(AttnMap('triplet', kind, name, stage, g))
+            maps.append(AttnMap(fam, kind, name, stage, g))
         else:
-            maps.append(AttnMap('triplet', kind, name, stage, g, overlay=False))
+            maps.append(AttnMap(fam, kind, name, stage, g, overlay=False))
     return maps
 
 
-def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _routed_regions(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]  # (N, H, W, C)
     H, W = x.shape[1], x.shape[2]
     S = int(getattr(m, 'n_win'))
@@ -198,7 +180,7 @@ def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
     routed[r_idx[rq].cpu()] = 1.  # 1 = routed key region of the query region (marked by `query`)
     region = routed.view(S, S)
     qr, qc = divmod(rq, S)
-    maps = [AttnMap('biformer', f'routed regions (top-{r_idx.shape[1]})', name, stage, region,
+    maps = [AttnMap(fam, f'routed regions (top-{r_idx.shape[1]})', name, stage, region,
                     query=(qr, qc), extra={'grid': S})]
     # token attention of the query region's centre token over the routed regions
     Hp, Wp = -(-H // S) * S, -(-W // S) * S
@@ -233,11 +215,11 @@ def _biformer(name, m, stage, inp, out, calls) -> List[AttnMap]:
             img[r // S, r % S] = probs[j * T:(j + 1) * T].reshape(rh, rw).cpu()
         img = img.permute(0, 2, 1, 3).reshape(Hp, Wp)[:H, :W]
         qy, qx = qr * rh + rh // 2, qc * rw + rw // 2
-        maps.append(AttnMap('biformer', 'token attention', name, stage, img, query=(qy, qx), normalize=True))
+        maps.append(AttnMap(fam, 'token attention', name, stage, img, query=(qy, qx), normalize=True))
     return maps
 
 
-def _halonet(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _halo_window(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]
     H, W = x.shape[-2:]
     attn = m.attn if hasattr(m, 'attn') and hasattr(m.attn, 'halo_size') else m
@@ -269,11 +251,11 @@ def _halonet(name, m, stage, inp, out, calls) -> List[AttnMap]:
     canvas[by * b:by * b + win, bx * b:bx * b + win] = p
     img = canvas[h:h + H, h:h + W]
     q = (by * b + (bq // 2) * stride, bx * b + (bq // 2) * stride)
-    return [AttnMap('halonet', f'halo attention ({b}+2x{h} window)', name, stage, img, query=q, normalize=True,
+    return [AttnMap(fam, f'halo attention ({b}+2x{h} window)', name, stage, img, query=q, normalize=True,
                     extra={'block': (by * b, bx * b, b), 'window': (by * b - h, bx * b - h, win)})]
 
 
-def _coat(name, m, stage, inp, out, calls, size=None) -> List[AttnMap]:
+def _factorized_attention(fam, name, m, stage, inp, out, calls, size=None) -> List[AttnMap]:
     cls = type(m).__name__
     if size is None:
         return []
@@ -281,45 +263,41 @@ def _coat(name, m, stage, inp, out, calls, size=None) -> List[AttnMap]:
     if cls == 'ConvPosEnc':
         x = inp[0]
         enc = (out - x)[0, 1:].float()  # the depthwise-conv encoding added to the image tokens
-        return [AttnMap('coat', 'conv pos. encoding |CPE|', name, stage, enc.norm(dim=-1).reshape(H, W).cpu(),
+        return [AttnMap(fam, 'conv pos. encoding |CPE|', name, stage, enc.norm(dim=-1).reshape(H, W).cpu(),
                         unit=False)]
     if cls == 'ConvRelPosEnc':
         ev = out[0, :, 1:].float()  # (heads, HW, d)
-        return [AttnMap('coat', 'conv rel. pos. enc. |CRPE|', name, stage,
+        return [AttnMap(fam, 'conv rel. pos. enc. |CRPE|', name, stage,
                         ev.norm(dim=-1).mean(0).reshape(H, W).cpu(), unit=False)]
     for fn, a, kw, o in calls:
         if fn == 'softmax' and o.dim() == 4 and o.shape[2] == 1 + H * W:
             # softmax over the tokens of every key channel: how much each token feeds the context k^T v
             k = o[0, :, 1:].float().mean((0, 2)).reshape(H, W).cpu()
-            return [AttnMap('coat', 'factorized attn softmax(K)', name, stage, k * (H * W), unit=False,
+            return [AttnMap(fam, 'factorized attn softmax(K)', name, stage, k * (H * W), unit=False,
                             note='x N (1 = uniform)')]
     return []
 
 
-def _lkca(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _shared_kernel(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     x = inp[0]  # (B, H, W, C)
     H, W = x.shape[1], x.shape[2]
     kernel = m.kernel.detach().float().reshape(m.kernel.shape[-2], m.kernel.shape[-1]).cpu()
-    maps = [AttnMap('lkca', f'kernel {kernel.shape[0]}x{kernel.shape[1]}', name, stage, kernel, overlay=False,
+    maps = [AttnMap(fam, f'kernel {kernel.shape[0]}x{kernel.shape[1]}', name, stage, kernel, overlay=False,
                     unit=False, input_dependent=False)]
-    try:
-        from zoo.layers import lkca_attention_matrix
-        a = lkca_attention_matrix(m.kernel.detach().float(), H, W)
-        c = (H // 2) * W + W // 2
-        maps.append(AttnMap('lkca', 'attention row of centre token', name, stage,
-                            a[c].reshape(H, W).cpu(), unit=False, input_dependent=False, query=(H // 2, W // 2),
-                            normalize=True))
-    except ImportError:
-        pass
-    maps.append(AttnMap('lkca', '|output|', name, stage, out[0].float().norm(dim=-1).cpu(), unit=False))
+    a = lkca_attention_matrix(m.kernel.detach().float(), H, W)
+    c = (H // 2) * W + W // 2
+    maps.append(AttnMap(fam, 'attention row of centre token', name, stage,
+                        a[c].reshape(H, W).cpu(), unit=False, input_dependent=False, query=(H // 2, W // 2),
+                        normalize=True))
+    maps.append(AttnMap(fam, '|output|', name, stage, out[0].float().norm(dim=-1).cpu(), unit=False))
     return maps
 
 
-def _resattnet(name, m, stage, inp, out, calls) -> List[AttnMap]:
-    return [AttnMap('resattnet', 'soft mask (mean over C)', name, stage, _first(out).mean(0))]
+def _soft_mask(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
+    return [AttnMap(fam, 'soft mask (mean over C)', name, stage, _first(out).mean(0))]
 
 
-def _overlock(name, m, stage, inp, out, calls) -> List[AttnMap]:
+def _dynamic_kernels(fam, name, m, stage, inp, out, calls) -> List[AttnMap]:
     value = inp[0]
     H, W = value.shape[-2:]
     maps = []
@@ -333,18 +311,35 @@ def _overlock(name, m, stage, inp, out, calls) -> List[AttnMap]:
             continue
         h, w = p.shape[1], p.shape[2]
         c = p[:, h // 2, w // 2].mean(0).reshape(k, k).cpu()
-        maps.append(AttnMap('overlock', f'dynamic {k}x{k} kernel @ centre', name, stage, c, overlay=False,
+        maps.append(AttnMap(fam, f'dynamic {k}x{k} kernel @ centre', name, stage, c, overlay=False,
                             query=(k // 2, k // 2)))
         peak = p.amax(-1).mean(0).cpu()  # how concentrated each pixel's kernel is
-        maps.append(AttnMap('overlock', f'{k}x{k} kernel peak weight', name, stage, peak,
+        maps.append(AttnMap(fam, f'{k}x{k} kernel peak weight', name, stage, peak,
                             note='resized input' if (h, w) != (H, W) else ''))
     return maps
 
 
-_EXTRACTORS: Dict[str, Callable] = {
-    'cbam': _cbam, 'triplet': _triplet, 'biformer': _biformer, 'halonet': _halonet, 'coat': _coat,
-    'lkca': _lkca, 'resattnet': _resattnet, 'overlock': _overlock,
+READERS: Dict[str, Callable] = {
+    'channel_spatial_gates': _channel_spatial_gates, 'branch_gates': _branch_gates, 'routed_regions': _routed_regions,
+    'halo_window': _halo_window, 'factorized_attention': _factorized_attention, 'shared_kernel': _shared_kernel,
+    'soft_mask': _soft_mask, 'dynamic_kernels': _dynamic_kernels,
 }
+
+
+def _grid_size(args: tuple, kwargs: dict) -> Optional[Tuple[int, int]]:
+    """The token grid ``(H, W)`` a module was called with (``size=`` or a positional pair of ints)."""
+    size = kwargs.get('size')
+    if size is None:
+        size = next((a for a in args if isinstance(a, (tuple, list)) and len(a) == 2
+                     and all(isinstance(v, int) for v in a)), None)
+    return tuple(int(v) for v in size) if isinstance(size, (tuple, list)) and len(size) == 2 else None
+
+
+def _last_per_stage(maps: List[AttnMap]) -> List[AttnMap]:
+    last: Dict[Tuple[str, str], AttnMap] = {}
+    for mp in maps:
+        last[(mp.stage, mp.kind)] = mp
+    return list(last.values())
 
 
 def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True) -> List[AttnMap]:
@@ -352,25 +347,20 @@ def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True)
 
     ``last_per_stage``: keep only the maps of the last module of each (stage, kind) -- the figure's rows.
     """
-    mods = find_attention_modules(model)
+    specs = family_specs()
+    fams = {name: (m, specs[fam]) for name, m, fam in find_attention_modules(model)}
     stages = _stage_names(model)
     rec = _Recorder()
-    handles = []
     sizes: Dict[str, Any] = {}
+    maps: List[AttnMap] = []
 
     def pre(name):
         def fn(mod, args, kwargs):
             rec.stack.append(name)
             rec.calls[name] = []
-            size = kwargs.get('size')
-            if size is None:  # CoaT layers take the grid size (H, W) as a call argument
-                size = next((a for a in args if isinstance(a, (tuple, list)) and len(a) == 2
-                             and all(isinstance(v, int) for v in a)), None)
-            sizes[name] = size
+            if fams[name][1].maps.grid_arg:
+                sizes[name] = _grid_size(args, kwargs)
         return fn
-
-    maps: List[AttnMap] = []
-    fams = {name: (m, fam) for name, m, fam in mods}
 
     def post(name):
         # extract at once: later code may modify the module's output in place (e.g. a residual ``x += shortcut``)
@@ -378,22 +368,18 @@ def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True)
             rec.stack.pop()
             calls = rec.calls.pop(name, [])
             inp = tuple(a for a in args if isinstance(a, torch.Tensor))
-            m, fam = fams[name]
-            stage = _stage_of(name, stages)
+            m, spec = fams[name]
+            extra = {'size': sizes.get(name)} if spec.maps.grid_arg else {}
             rec.paused = True
             try:
-                if fam == 'coat':
-                    size = sizes.get(name)
-                    size = tuple(int(v) for v in size) if isinstance(size, (tuple, list)) and len(size) == 2 \
-                        else None
-                    maps.extend(_coat(name, m, stage, inp, output, calls, size=size))
-                else:
-                    maps.extend(_EXTRACTORS[fam](name, m, stage, inp, output, calls))
+                maps.extend(READERS[spec.maps.reader](spec.name, name, m, _stage_of(name, stages), inp, output,
+                                                      calls, **extra))
             finally:
                 rec.paused = False
         return fn
 
-    for name, m, fam in mods:
+    handles = []
+    for name, (m, _) in fams.items():
         handles.append(m.register_forward_pre_hook(pre(name), with_kwargs=True))
         handles.append(m.register_forward_hook(post(name), with_kwargs=True))
     was_training = model.training
@@ -405,10 +391,4 @@ def collect_maps(model: nn.Module, x: torch.Tensor, last_per_stage: bool = True)
         for h in handles:
             h.remove()
         model.train(was_training)
-
-    if last_per_stage:
-        last: Dict[Tuple[str, str], AttnMap] = {}
-        for mp in maps:
-            last[(mp.stage, mp.kind)] = mp
-        maps = list(last.values())
-    return maps
+    return _last_per_stage(maps) if last_per_stage else maps
