@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
-from zoo.layers._bra_reference import bra_gather_reference
+from zoo.layers.bra_reference import bra_gather_reference
 from zoo.layers.bra import BiLevelRoutingAttention
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 
 from helpers import (assert_formulas_agree, check_bf16_autocast, fp64_tol, golden_spread, load_pretrained, max_diff,
                      n_params, randn, save_checkpoint, tol_from_spread, with_grads)

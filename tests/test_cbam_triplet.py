@@ -6,7 +6,7 @@ import torch
 
 import zoo  # noqa: F401
 from zoo.layers import CBAM, TripletAttention
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 
 from helpers import assert_formulas_agree, golden_spread, load_pretrained, n_params, save_checkpoint, tol_from_spread
 from official import load_golden, official_state_dict, parity_input

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import zoo  # noqa: F401
 from zoo.layers.coat_attn import ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.checkpoint import convert_and_check
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 from zoo.models.zoo_coat import checkpoint_filter_fn
 
 from helpers import (assert_formulas_agree, fp32_spread, golden_spread, load_pretrained, max_diff, max_diffs, n_params,

@@ -16,7 +16,7 @@ from timm.layers.halo_attn import HaloAttn
 import zoo  # noqa: F401  (registers the models)
 from zoo.layers.halo import PaddedHaloAttn
 from zoo.checkpoint import convert_and_check
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 from zoo.models.zoo_halonet import checkpoint_filter_fn
 
 from helpers import (assert_formulas_agree, check_bf16_autocast, fp32_and_fp64, fp32_spread, load_pretrained, max_diff,

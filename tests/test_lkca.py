@@ -7,7 +7,7 @@ import torch
 
 import zoo  # noqa: F401
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_attention_matrix, lkca_fit_kernel, lkca_use_matrix
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 
 from helpers import (assert_formulas_agree, fp32_and_fp64, golden_spread, load_pretrained, max_diff, n_params, randn,
                      save_checkpoint, tol_from_spread)

@@ -12,12 +12,12 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
-from zoo.layers._na2d_reference import na2d_av_unfold_reference
+from zoo.layers.na2d_reference import na2d_av_unfold_reference
 from zoo.layers.contmix import ContMix
 from zoo.layers.na2d import na2d_av, na2d_av_cf, na2d_rpb
 from zoo.layers.dilated_reparam import DilatedReparamBlock
 from zoo.checkpoint import convert_and_check
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 from zoo.models.zoo_overlock import _convert_official, checkpoint_filter_fn
 
 from helpers import (assert_formulas_agree, bf16_tol, fp32_and_fp64, fp32_spread, fp64_tol, golden_spread,

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import zoo  # noqa: F401
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 from zoo.models.zoo_resattnet import ResidualAttentionNet, _cifar_args
 
 from helpers import fp32_and_fp64, fp64_tol, load_pretrained, max_diff, n_params, save_checkpoint

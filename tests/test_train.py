@@ -252,7 +252,7 @@ def test_initial_checkpoint_runs_the_family_filter(tmp_path):
     loads with initial_checkpoint as it does with pretrained_path: through the family's checkpoint_filter_fn."""
     import timm
     from zoo.models.zoo_cbam import _OFFICIAL_RENAMES
-    from zoo.models._helpers import checkpoint_filter
+    from zoo.models import checkpoint_filter
     src = timm.create_model('zoo_resnet18_cbam', num_classes=1000)
     official = {}
     for k, v in src.state_dict().items():

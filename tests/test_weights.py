@@ -24,7 +24,7 @@ import yaml
 import timm
 import zoo
 from zoo import _manifest, hub
-from zoo.models._helpers import CheckpointError
+from zoo.checkpoint import CheckpointError
 
 from helpers import fp32_spread, tol_from_spread
 from official import official_state_dict

@@ -21,7 +21,7 @@ REFERENCE_COLUMNS = ['case', 'impl', 'img_size', 'ms', 'ms_ratio', 'img_s', 'img
 def _bra_forward(impl: str, img_size: int, dev: torch.device) -> Callable[[], Any]:
     """The whole BiFormer-T forward, batch 1; the reference swaps every BRA layer for the expand+gather algorithm."""
     import timm
-    from zoo.layers._bra_reference import bra_gather_reference
+    from zoo.layers.bra_reference import bra_gather_reference
     from zoo.layers.bra import BiLevelRoutingAttention
     model = timm.create_model('zoo_biformer_tiny').to(dev).eval()
     if impl == 'reference':
@@ -34,7 +34,7 @@ def _bra_forward(impl: str, img_size: int, dev: torch.device) -> Callable[[], An
 
 def _contmix_forward(impl: str, img_size: int, dev: torch.device) -> Callable[[], Any]:
     """The neighbourhood aggregation of a stage-3 ContMix (stride 16, 256 channels, 8 groups) at this input size."""
-    from zoo.layers._na2d_reference import na2d_av_unfold_reference
+    from zoo.layers.na2d_reference import na2d_av_unfold_reference
     from zoo.layers.na2d import na2d_av
     hw = max(img_size // 16, 13)
     op = na2d_av if impl == 'zoo' else na2d_av_unfold_reference

@@ -19,7 +19,7 @@ import timm
 from ..checkpoint import (CheckpointError, classifier_names, load as safe_load, num_classes as head_classes,
                           sha256_file, state_dict_from)
 from ..errors import UserError, check_model_name
-from ..models._helpers import checkpoint_filter
+from ..models import checkpoint_filter
 
 __all__ = ['ZOO_CONFIG_KEY', 'convert', 'load_for_publish', 'verify_export']
 

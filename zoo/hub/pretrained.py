@@ -1,13 +1,11 @@
 """``pretrained=True`` for the zoo's tags: the Hub first, the authors' URL as the fallback, checksums, one error.
 
-Every family builds through ``zoo.models._helpers.build_zoo_model``, which hands ``pretrained=True`` here
-(:func:`build_model`); weights the caller chose (``file`` / ``state_dict`` overlays, ``hf-hub:`` / ``local-dir:``
-names) go to timm unchanged. :func:`resolve` tries the cfg's ``hf_hub_id`` (the zoo's published copy, else e.g.
-timm's) through timm's ``_hub`` and huggingface_hub (cache, resume, offline mode, revisions), then the official
-``url`` or a copy of the official file saved by hand, both cached under ``$ZOO_CACHE_DIR/checkpoints``. A file is
-checked against the manifest's SHA-256 when it lists one, then loaded safely and converted by the family's filter in
-timm's ``load_pretrained``. When nothing loads, :class:`~zoo.errors.PretrainedUnavailable` names every source tried
-and the next step.
+``import zoo`` installs :func:`build_model` as the builder ``pretrained=True`` goes through
+(``zoo.models.use_pretrained_builder``); weights the caller chose (``file`` / ``state_dict`` overlays, ``hf-hub:`` /
+``local-dir:`` names) go to timm unchanged. :func:`resolve` tries the cfg's ``hf_hub_id`` through timm's ``_hub`` and
+huggingface_hub, then the official ``url`` or a copy saved by hand (under ``$ZOO_CACHE_DIR/checkpoints``), checks the
+manifest's SHA-256 where it lists one, and loads through :mod:`zoo.checkpoint`. When nothing loads,
+:class:`~zoo.errors.PretrainedUnavailable` names every source tried and the next step.
 """
 import logging
 import os

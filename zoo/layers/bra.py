@@ -4,7 +4,7 @@ Zhu et al., CVPR 2023 (arXiv:2303.08810); official code https://github.com/rayle
 
 Region-level routing keeps the ``topk`` key regions of every query region; tokens attend to the tokens of those regions,
 plus a 5x5 depthwise LePE on the values. Routed regions are gathered once into the layout of
-``F.scaled_dot_product_attention`` (no attention matrix); ``zoo.layers._bra_reference`` keeps the expand + gather
+``F.scaled_dot_product_attention`` (no attention matrix); ``zoo.layers.bra_reference`` keeps the expand + gather
 algorithm. ``mask_padding=True`` keeps padded tokens out (a documented deviation). Details: docs/models.md.
 """
 from typing import Optional, Tuple

@@ -3,7 +3,7 @@
 Reproduces the semantics of ``natten.functional.na2d_av`` that the official OverLoCK code uses (border windows shift
 inward, dilation splits the axis into sub-grids, taps row-major, NATTEN's RPB indexing) as a matmul over taps: per
 query row, one banded-matrix product built with a single ``scatter`` and ``index_select``, tiled over columns for wide
-maps. Plain tensor ops (autograd, autocast, ``torch.compile``, ONNX); ``zoo.layers._na2d_reference`` is the unfold
+maps. Plain tensor ops (autograd, autocast, ``torch.compile``, ONNX); ``zoo.layers.na2d_reference`` is the unfold
 reference. Details: docs/models.md.
 """
 from typing import Optional, Tuple

@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..checkpoint import (CheckpointError, compare_state_dict, load, mmengine_checkpoint_globals, strip_prefix,
                           unwrap_state_dict)
 from ..errors import UnknownModelError, UserError, check_model_name
-from ..models._helpers import checkpoint_filter
+from ..models import checkpoint_filter
 from .weights import dense_entry
 
 try:

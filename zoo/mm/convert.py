@@ -16,7 +16,7 @@ import torch
 from ..checkpoint import (CheckpointError, atomic_save, compare_state_dict, convert_and_check, load,
                           mmengine_checkpoint_globals, sha256_file, strip_prefix)
 from ..errors import UserError
-from ..models._helpers import checkpoint_filter
+from ..models import checkpoint_filter
 from .weights import dense_entry
 
 __all__ = ['LAYOUTS', 'LayoutError', 'detect_layout', 'convert_state_dict', 'convert_checkpoint', 'build_model',

@@ -5,6 +5,9 @@ One file per family, named with the ``zoo_`` prefix so that timm's per-module li
 """
 import importlib
 
+from ._helpers import OutputStrideError, checkpoint_filter, use_pretrained_builder
+from .spec import FamilySpec, family_specs, spec_of
+
 FAMILY_MODULES = [
     'zoo.models.zoo_cbam',
     'zoo.models.zoo_triplet',
@@ -19,3 +22,6 @@ FAMILY_MODULES = [
 for _m in FAMILY_MODULES:
     importlib.import_module(_m)
 del _m
+
+__all__ = ['FAMILY_MODULES', 'FamilySpec', 'family_specs', 'spec_of', 'checkpoint_filter', 'OutputStrideError',
+           'use_pretrained_builder']

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from .config import ConfigError, TrainConfig
 from .loop import TrainState
 from zoo.checkpoint import CheckpointError, load_into
-from zoo.models._helpers import checkpoint_filter
+from zoo.models import checkpoint_filter
 from zoo.retrofit import ATTENTIONS, add_attention, attention_record, gate_parameters
 
 from .utils import DistInfo, barrier, is_primary, load_checkpoint_file, resolve_amp_dtype

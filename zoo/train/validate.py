@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from zoo.checkpoint import classifier_names, compare_state_dict, load_into, num_classes as head_classes, state_dict_from
 from zoo.data.loader import CorruptTracker, ShardSampler
-from zoo.models._helpers import checkpoint_filter
+from zoo.models import checkpoint_filter
 from zoo.retrofit import add_attention, attention_record
 
 from .config import SETTINGS, ConfigError, EvalConfig
