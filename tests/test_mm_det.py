@@ -35,7 +35,8 @@ def _small_backbone(cfg, small):
     return cfg
 
 
-def _shapes_dataset(root, pipeline_key, cfg_path=osp.join(DET, '_base_', 'shapes_instance.py'), test_mode=False):
+def _shapes_dataset(root, pipeline_key, cfg_path=osp.join(ROOT, 'configs', '_base_', 'det', 'shapes_instance.py'),
+                    test_mode=False):
     from mmdet.registry import DATASETS
     from mmengine.config import Config
     base = Config.fromfile(cfg_path)

@@ -31,7 +31,7 @@ def _config(head, slug):
 def _shapes_dataset(root, test_mode):
     from mmengine.config import Config
     from mmseg.registry import DATASETS
-    base = Config.fromfile(osp.join(SEG, '_base_', 'shapes_segmentation.py'))
+    base = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'seg', 'shapes_segmentation.py'))
     split = 'val' if test_mode else 'train'
     if test_mode:
         pipeline = base.test_pipeline
