@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import ArgumentParser, add_quiet_argument, command, config_path, set_download_progress
+from ..configs import config_path
+from . import ArgumentParser, add_quiet_argument, command, set_download_progress
 
 DEFAULT_CONFIG = 'zoo::cls/shapes_resnet18_cbam.yaml'
 

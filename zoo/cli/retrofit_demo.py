@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from . import ArgumentParser, add_quiet_argument, command, config_path
+from ..configs import config_path
+from . import ArgumentParser, add_quiet_argument, command
 
 __all__ = ['main', 'build_parser', 'run_demo']
 
