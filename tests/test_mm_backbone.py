@@ -386,7 +386,8 @@ def test_shapes_config_classes_match_generator():
 
 def test_check_config_reports_missing_paths_and_unknown_backbone(tmp_path):
     from mmengine.config import Config
-    from zoo.mm.runner import ConfigError, check_config
+    from zoo.mm.configs import ConfigError
+    from zoo.mm.runner import check_config
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'det', 'shapes_instance.py'))
     cfg.model = dict(type='RetinaNet', backbone=dict(type='ZooBackbone', model_name='resnet18'))
     for name in ('train_dataloader', 'val_dataloader'):

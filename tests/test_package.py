@@ -212,7 +212,7 @@ def test_config_by_name_from_the_installed_package(installed):
     (work / 'mine.py').write_text(f"_base_ = '{SHAPES_DET}'\nmodel = dict(bbox_head=dict(num_classes=3))\n")
     script = textwrap.dedent(f'''
         import json
-        from zoo.mm.runner import load_config
+        from zoo.mm.configs import load_config
         a = load_config('{SHAPES_DET}')
         b = load_config('mine.py')
         print(json.dumps(dict(file=a.filename, model=a.model.type, backbone=a.model.backbone.type,

@@ -1,8 +1,7 @@
 """Train / evaluate mmdetection 3.x and mmsegmentation 1.x configs on mmengine's Runner, from a config and values.
 
-:func:`load_config` reads a file or a packaged config (``zoo::det/<file>.py``, :mod:`zoo.configs`) and lets
-mmengine resolve ``_base_ = 'zoo::...'``. Before the Runner is built :func:`check_config` fails with one
-:class:`ConfigError` for an unknown backbone or a dataset path that does not exist, after generating the data a
+The config is a file or a packaged config (``zoo::det/<file>.py``), read by :func:`zoo.mm.configs.load_config`.
+Before the Runner is built :func:`check_config` fails with one :class:`~zoo.mm.configs.ConfigError` for an unknown backbone or a dataset path that does not exist, after generating the data a
 config asks for (``zoo_data = dict(generator='shapes', ...)``). CPU-only machines run multi-process too (gloo, plain
 BN, DDP without ``device_ids``). Nothing is overwritten: a work dir with checkpoints needs ``resume``, a run that
 fails before its first checkpoint removes the work dir it created, ``out`` refuses an existing file and
@@ -16,67 +15,12 @@ import os.path as osp
 import shutil
 from typing import List, Optional, Sequence
 
-from ..configs import CONFIG_SCOPE, config_path
-from .backbone import ConfigError  # also raised by ZooBackbone for bad backbone arguments
+from .configs import ConfigError, load_config
 
-__all__ = ['run_train', 'run_eval', 'load_config', 'enable_zoo_bases', 'check_config', 'prepare_data', 'ConfigError']
+__all__ = ['run_train', 'run_eval', 'check_config', 'prepare_data']
 
 
 # ---------------------------------------------------------------------------------------------------------- config
-def _import_stack(cfg) -> None:
-    """Import zoo.mm (registers ZooBackbone) and the packages the config's scope needs, with clear errors."""
-    from . import require
-    scope = cfg.get('default_scope', None)
-    if scope == 'mmdet':
-        require('mmcv', 'mmcv._ext', 'mmdet', 'pycocotools')
-    elif scope == 'mmseg':
-        require('mmcv', 'mmcv._ext', 'mmseg')
-
-
-_ENABLED = []
-
-
-def enable_zoo_bases() -> None:
-    """Let mmengine resolve ``_base_ = 'zoo::<path>'`` to the packaged config (idempotent); mmengine itself accepts
-    ``<package>::`` only for its fixed list of OpenMMLab packages."""
-    if _ENABLED:
-        return
-    from mmengine.config import Config
-    original = Config._get_cfg_path
-
-    def get_cfg_path(cfg_path, filename):
-        if isinstance(cfg_path, str) and cfg_path.startswith(CONFIG_SCOPE):
-            return config_path(cfg_path), None  # a local-like base: it does not change the default scope
-        return original(cfg_path, filename)
-
-    Config._get_cfg_path = staticmethod(get_cfg_path)
-    _ENABLED.append(original)
-
-
-def load_config(config: str, cfg_options: Optional[dict] = None):
-    """The mmengine Config of a file or a packaged config name (``zoo::det/<file>.py``)."""
-    from . import require
-    require('mmengine')
-    try:
-        config = config_path(config)
-    except FileNotFoundError as e:
-        raise ConfigError(str(e)) from None
-    if not osp.isfile(config):
-        raise ConfigError(f'config file {config} does not exist')
-    with open(config, encoding='utf-8') as f:
-        text = f.read()
-    for scope in ('mmdet', 'mmseg'):  # `_base_ = 'mmdet::...'` reads the configs shipped inside the package
-        if f'{scope}::' in text:
-            require(scope)
-    from mmengine.config import Config
-    enable_zoo_bases()
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    _import_stack(cfg)
-    return cfg
-
-
 def _iter_dicts(obj, path=''):
     if isinstance(obj, dict):
         yield path, obj
