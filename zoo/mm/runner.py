@@ -1,11 +1,11 @@
 """Train / evaluate mmdetection 3.x and mmsegmentation 1.x configs on mmengine's Runner, from a config and values.
 
 The config is a file or a packaged config (``zoo::det/<file>.py``), read by :func:`zoo.mm.configs.load_config`.
-Before the Runner is built :func:`check_config` fails with one :class:`~zoo.mm.configs.ConfigError` for an unknown backbone or a dataset path that does not exist, after generating the data a
-config asks for (``zoo_data = dict(generator='shapes', ...)``). CPU-only machines run multi-process too (gloo, plain
-BN, DDP without ``device_ids``). Nothing is overwritten: a work dir with checkpoints needs ``resume``, a run that
-fails before its first checkpoint removes the work dir it created, ``out`` refuses an existing file and
-``metrics.json`` is written atomically. The command lines are in :mod:`zoo.cli.mm`.
+Before the Runner is built :func:`check_config` fails with one ``ConfigError`` for an unknown backbone or a dataset
+path that does not exist, after generating the data a config asks for (``zoo_data = dict(generator='shapes', ...)``).
+CPU-only machines run multi-process too (gloo, plain BN, DDP without ``device_ids``). Nothing is overwritten: a work
+dir with checkpoints needs ``resume``, a run that fails before its first checkpoint removes the work dir it created,
+``out`` refuses an existing file and ``metrics.json`` is written atomically. The command lines: :mod:`zoo.cli.mm`.
 """
 import glob
 import json
