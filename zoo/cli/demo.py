@@ -75,7 +75,7 @@ def _config(args, p: ArgumentParser, out: Path):
     overrides += [f'{key}={value}' for key, value in
                   (('data_dir', args.data_dir), ('model', args.model), ('epochs', args.epochs)) if value]
     cfg = load_config(args.config, overrides)
-    if cfg['dataset'] != 'shapes':
+    if cfg.data.dataset != 'shapes':
         p.error('the demo trains on the generated shapes dataset (dataset: shapes)')
     if out.exists():
         if any(out.iterdir()) and not (out / 'results.json').exists() and not (out / 'train').exists():
@@ -94,15 +94,16 @@ def _data_train_eval(cfg, times: dict):
     import torch
 
     from zoo.data.shapes import make_classification
-    from zoo.train import train, validate
-    _stage(1, f'shapes dataset: {cfg["shapes_train"]} train / {cfg["shapes_val"]} val images, {cfg["shapes_size"]} px')
+    from zoo.train import eval_config, train, validate
+    _stage(1, f'shapes dataset: {cfg.data.shapes_train} train / {cfg.data.shapes_val} val images, '
+              f'{cfg.data.shapes_size} px')
     t = time.time()
-    data = make_classification(cfg['data_dir'] or None, n_train=cfg['shapes_train'], n_val=cfg['shapes_val'],
-                               size=cfg['shapes_size'], seed=cfg['shapes_seed'])
+    data = make_classification(cfg.data.data_dir or None, n_train=cfg.data.shapes_train, n_val=cfg.data.shapes_val,
+                               size=cfg.data.shapes_size, seed=cfg.data.shapes_seed)
     times['data_s'] = time.time() - t
     print(f'      {data.root}  classes: {", ".join(data.classes)}  ({times["data_s"]:.1f}s)')
 
-    _stage(2, f'training {cfg["model"]} for {cfg["epochs"]} epochs (torch threads: {torch.get_num_threads()})')
+    _stage(2, f'training {cfg.model.model} for {cfg.sched.epochs} epochs (torch threads: {torch.get_num_threads()})')
     t = time.time()
     res = train(cfg)
     times['train_s'] = time.time() - t
@@ -112,8 +113,8 @@ def _data_train_eval(cfg, times: dict):
 
     _stage(3, f'evaluating {best} on the validation split')
     t = time.time()
-    ev = validate(checkpoint=str(best), dataset='shapes', data_dir=cfg['data_dir'], workers=cfg['workers'],
-                  batch_size=256)
+    ev = validate(eval_config(checkpoint=str(best), dataset='shapes', data_dir=cfg.data.data_dir,
+                              workers=cfg.data.workers, batch_size=256))
     times['eval_s'] = time.time() - t
     print(f'      top-1 {ev["top1"]:.2f}%  top-5 {ev["top5"]:.2f}%  loss {ev["loss"]:.4f}  '
           f'{ev["images_per_s"]:.0f} img/s')
@@ -126,7 +127,7 @@ def _export_reload(cfg, best: Path, out: Path):
     import torch
 
     from zoo.hub.export import export, hub_data_config
-    from zoo.train import validate
+    from zoo.train import eval_config, validate
     from zoo.train.utils import load_checkpoint_file
     _stage(4, f'exporting to the Hub layout: {out / "export"}')
     ckpt = load_checkpoint_file(best)
@@ -142,10 +143,10 @@ def _export_reload(cfg, best: Path, out: Path):
     x = torch.randn(8, *ckpt['data_cfg']['input_size'], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = float((model(x) - reloaded(x)).abs().max())
-    ev2 = validate(model=reloaded, dataset='shapes', data_dir=cfg['data_dir'], workers=cfg['workers'],
-                   batch_size=256, num_classes=ckpt['num_classes'],
-                   shapes=dict(n_train=cfg['shapes_train'], n_val=cfg['shapes_val'], size=cfg['shapes_size'],
-                               seed=cfg['shapes_seed']))
+    d = cfg.data
+    ev2 = validate(eval_config(dataset='shapes', data_dir=d.data_dir, workers=d.workers, batch_size=256,
+                               num_classes=ckpt['num_classes'], shapes_train=d.shapes_train, shapes_val=d.shapes_val,
+                               shapes_size=d.shapes_size, shapes_seed=d.shapes_seed), model=reloaded)
     data_cfg = timm.data.resolve_model_data_config(reloaded)
     print(f'      max |logits diff| = {diff:.3g}; reloaded top-1 {ev2["top1"]:.2f}%; '
           f'data cfg from config.json: input {data_cfg["input_size"]}, crop_pct {data_cfg["crop_pct"]}; '
@@ -161,8 +162,8 @@ def _report(args, cfg, res, ev, ckpt, export_dir, diff, ev2, times, out: Path) -
     rows = [
         ['model', 'params', 'input', 'epochs', 'train img/s', 'train time', 'val top-1', 'val top-5', 'val loss',
          'eval img/s', 'reloaded top-1', 'reload max diff', 'total time'],
-        [cfg['model'], f'{res["num_params"] / 1e6:.2f}M',
-         f'{ckpt["data_cfg"]["input_size"][-1]} px (data {cfg["shapes_size"]} px)', res['epochs_done'],
+        [cfg.model.model, f'{res["num_params"] / 1e6:.2f}M',
+         f'{ckpt["data_cfg"]["input_size"][-1]} px (data {cfg.data.shapes_size} px)', res['epochs_done'],
          f'{last["train_images_per_s"]:.0f}', f'{times["train_s"] / 60:.1f} min', f'{ev["top1"]:.2f}%',
          f'{ev["top5"]:.2f}%', f'{ev["loss"]:.3f}', f'{ev["images_per_s"]:.0f}', f'{ev2["top1"]:.2f}%',
          f'{diff:.1g}', f'{times["total_s"] / 60:.1f} min'],
@@ -171,7 +172,7 @@ def _report(args, cfg, res, ev, ckpt, export_dir, diff, ev2, times, out: Path) -
           f'{torch.get_num_threads()})\n')
     print(_fmt_table(rows))
     print('\nper-class top-1: ' + ', '.join(f'{k} {v:.1f}%' for k, v in ev['per_class_top1'].items()))
-    summary = dict(model=cfg['model'], config=str(args.config), params=res['num_params'], epochs=res['epochs_done'],
+    summary = dict(model=cfg.model.model, config=str(args.config), params=res['num_params'], epochs=res['epochs_done'],
                    times=times, eval=ev, reloaded_eval_top1=ev2['top1'], reload_max_abs_diff=diff,
                    run_dir=str(run_dir), export_dir=str(export_dir), torch_threads=torch.get_num_threads())
     (out / 'results.json').write_text(json.dumps(summary, indent=2, default=str))
