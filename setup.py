@@ -2,9 +2,9 @@
 
 ``zoo._weights`` and ``zoo._configs`` are the repository's ``weights/`` and ``configs/`` folders mapped into the
 package, so the wheel ships the weights manifest and the det/seg/cls configs as package data without a second copy
-in the repository. Code finds them with ``zoo._manifest.manifest_path()`` and ``zoo.cli.config_path()``, which fall
-back to the repository folders in a source checkout or an editable install. The config folders are listed as
-(namespace) packages too, so setuptools does not warn that they look importable.
+in the repository. In a source checkout and an editable install the links ``zoo/_weights`` and ``zoo/_configs`` point
+at the same folders, so ``importlib.resources`` finds them everywhere. The config folders are listed as (namespace)
+packages too, so setuptools does not warn that they look importable.
 """
 from setuptools import find_namespace_packages, find_packages, setup
 

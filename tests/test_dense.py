@@ -92,7 +92,7 @@ def _standin(name, seed=0):
 
 def _model(config):
     from zoo.mm.convert import build_model
-    from zoo.mm.runner import load_config
+    from zoo.mm.configs import load_config
     cfg = load_config(config)
     cfg.model.backbone.pretrained = False
     return build_model(cfg).eval()
@@ -145,7 +145,7 @@ def test_standin_converts_loads_strictly_and_predicts(tmp_path, name):
     import numpy as np
 
     from zoo.mm.convert import convert_checkpoint, inferencer
-    from zoo.mm.runner import load_config
+    from zoo.mm.configs import load_config
     config, layout = STANDINS[name]
     out = convert_checkpoint(_authors_file(tmp_path, name, layout), config, tmp_path / 'converted.pth')
     ckpt = torch.load(out, weights_only=True)
@@ -217,7 +217,7 @@ def test_every_entry_config_builds_the_authors_model():
     neck / head tensors have the stand-in's names and shapes, but for the input channels of convolutions that read
     the backbone's maps."""
     from zoo.mm.convert import convert_state_dict
-    from zoo.mm.runner import load_config
+    from zoo.mm.configs import load_config
     arch_of = {ref: load_config(cfg).model.backbone.model_name for ref, (cfg, _) in STANDINS.items()}
     converted = set()
     for name, e in _dense_entries().items():

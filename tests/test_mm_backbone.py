@@ -377,8 +377,8 @@ def test_every_family_has_the_four_configs():
 def test_shapes_config_classes_match_generator():
     from mmengine.config import Config
     from zoo.data import shapes
-    det = Config.fromfile(os.path.join(ROOT, 'configs', 'det', '_base_', 'shapes_instance.py'))
-    seg = Config.fromfile(os.path.join(ROOT, 'configs', 'seg', '_base_', 'shapes_segmentation.py'))
+    det = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'det', 'shapes_instance.py'))
+    seg = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'seg', 'shapes_segmentation.py'))
     assert tuple(det.metainfo['classes']) == tuple(shapes.CLASSES)
     assert tuple(seg.metainfo['classes']) == tuple(shapes.SEG_CLASSES)
     assert [tuple(c) for c in seg.metainfo['palette']] == [tuple(c) for c in shapes.SEG_PALETTE]
@@ -386,8 +386,9 @@ def test_shapes_config_classes_match_generator():
 
 def test_check_config_reports_missing_paths_and_unknown_backbone(tmp_path):
     from mmengine.config import Config
-    from zoo.mm.runner import ConfigError, check_config
-    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'det', '_base_', 'shapes_instance.py'))
+    from zoo.mm.configs import ConfigError
+    from zoo.mm.runner import check_config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'det', 'shapes_instance.py'))
     cfg.model = dict(type='RetinaNet', backbone=dict(type='ZooBackbone', model_name='resnet18'))
     for name in ('train_dataloader', 'val_dataloader'):
         cfg[name].dataset.data_root = str(tmp_path / 'nope')

@@ -59,7 +59,10 @@ def _source_copy(dst: Path) -> Path:
         return dst
     for f in filter(None, files):
         src = REPO / f
-        if src.is_file():
+        if src.is_symlink():  # zoo/_weights, zoo/_configs: the package data folders in a checkout
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dst / f)
+        elif src.is_file():
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / f)
     return dst
@@ -150,7 +153,7 @@ def test_installed_wheel_works_outside_the_repo(installed):
         import json, os, sys
         import torch, timm, zoo
         from zoo import _manifest
-        from zoo.cli import config_path, list_configs
+        from zoo.configs import config_path, list_configs
         site = os.path.dirname(os.path.dirname(zoo.__file__))
         out = dict(zoo=zoo.__file__, manifest=str(_manifest.manifest_path()), site=site)
         # every pretrained tag resolves its cfg from the packaged manifest
@@ -227,7 +230,7 @@ def test_editable_install_resolves_manifest_and_configs(built, tmp_path):
     src = built['src']
     py = _venv(tmp_path / 'venv-e')
     _run(_pip(py, '--no-build-isolation', '-e', src), cwd=tmp_path, timeout=600)
-    script = ('import json, zoo; from zoo import _manifest; from zoo.cli import config_path; '
+    script = ('import json, zoo; from zoo import _manifest; from zoo.configs import config_path; '
               f'print(json.dumps(dict(zoo=zoo.__file__, manifest=str(_manifest.manifest_path()), '
               f'config=config_path("{SHAPES_DET}"), tags=len(zoo.list_pretrained()))))')
     out = json.loads(_run([py, '-c', script], cwd=tmp_path).stdout.strip().splitlines()[-1])
@@ -238,7 +241,7 @@ def test_editable_install_resolves_manifest_and_configs(built, tmp_path):
 
 
 def test_mm_runner_by_name_and_error_convention(installed):
-    """zoo-train hands .py / zoo:: configs to zoo.mm.runner: unknown names and existing checkpoints end with one
+    """zoo-train hands .py / zoo:: configs to zoo.cli.mm: unknown names and existing checkpoints end with one
     `error:` line and exit 2, and nothing is written."""
     py, bin_, work = installed['py'], installed['bin'], installed['work']
     if subprocess.run([str(py), '-c', 'import mmengine'], capture_output=True, env=_env()).returncode != 0:
@@ -249,6 +252,6 @@ def test_mm_runner_by_name_and_error_convention(installed):
     (work / 'tiny.py').write_text("model = dict(type='ZooBackbone', model_name='resnet10t')\n")
     (work / 'wck').mkdir()
     (work / 'wck' / 'epoch_1.pth').write_bytes(b'old')
-    p = _run([py, '-m', 'zoo.mm.runner', 'train', 'tiny.py', '--work-dir', 'wck'], cwd=work, check=False)
+    p = _run([py, '-m', 'zoo.cli.mm', 'train', 'tiny.py', '--work-dir', 'wck'], cwd=work, check=False)
     assert p.returncode == 2 and 'already holds checkpoints' in p.stderr and 'Traceback' not in p.stderr, p.stderr
     assert (work / 'wck' / 'epoch_1.pth').read_bytes() == b'old' and len(list((work / 'wck').iterdir())) == 1

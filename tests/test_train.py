@@ -348,9 +348,10 @@ def test_validate_exported_local_dir(trained, tmp_path):
 
 def test_train_tool_dispatches_mm_configs(monkeypatch):
     calls = []
+    from zoo.cli import mm as cli_mm
     runner = types.ModuleType('zoo.mm.runner')
-    runner.main_train = lambda argv: calls.append(('train', list(argv))) or 0
-    runner.main_eval = lambda argv: calls.append(('eval', list(argv))) or 0
+    monkeypatch.setattr(cli_mm, 'main_train', lambda argv: calls.append(('train', list(argv))) or 0)
+    monkeypatch.setattr(cli_mm, 'main_eval', lambda argv: calls.append(('eval', list(argv))) or 0)
     pkg = types.ModuleType('zoo.mm')
     pkg.runner = runner
     monkeypatch.setitem(sys.modules, 'zoo.mm', pkg)

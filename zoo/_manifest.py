@@ -1,33 +1,19 @@
 """The weights manifest (``weights/manifest.yaml``): the single source of truth for every pretrained tag.
 
-Model files describe their architectures with a base pretrained cfg (input size, pooling, first conv,
-classifier, ...); :func:`pretrained_cfgs` merges in, for every ``arch.tag`` the manifest lists, the
-weights source, licence, paper and evaluation settings, and returns the dict that
-``timm.models.generate_default_cfgs`` takes. An architecture without manifest tags is registered
-untagged (no weights).
+Model files describe their architectures with a base pretrained cfg; :func:`pretrained_cfgs` merges in, for every
+``arch.tag`` the manifest lists, the weights source, licence, paper and evaluation settings (the fields are described
+in the manifest's header), and returns the dict that ``timm.models.generate_default_cfgs`` takes. Entries with
+``task: det`` / ``seg`` are the authors' detectors / segmenters, loaded through ``zoo.mm``, never timm tags.
 
-Manifest entry fields (see the manifest's header for the full description):
-  source   'url' (downloadable official file), 'manual' (must be fetched by hand from ``page``),
-           'hub' (only our published copy), or 'none' (trained by the zoo, not yet published)
-  url, page, file, sha256, layout, license, paper, origin_url, metrics, hub (repo id),
-  published (bool: the converted copy is on the Hub), hub_sha256 (of its model.safetensors),
-  hf_hub_id / hf_hub_sha256 (another Hub copy of the same weights, e.g. timm's, converted on load),
-  cfg (overrides of the base cfg)
-  task     'cls' (default), or 'det' / 'seg' for the authors' detectors / segmenters (not timm tags: loaded through
-           ``zoo.mm`` into their ``config``; ``sha256_prefix`` is the published start of the file's SHA-256)
-  optional: notes, description, paper_name, citation (BibTeX for the model card),
-           params (which form of the model the parameter counts refer to: ``form`` = the zoo model of this tag,
-           ``paper_m`` / ``paper_form`` = the count the paper quotes and its form)
-
-The manifest is read from the installed package (``zoo._weights``), falling back to the repository's
-``weights/manifest.yaml``; the environment variable ``ZOO_WEIGHTS_MANIFEST`` points at another file
-(a fork's or a test's manifest). It must be set before ``import zoo``, since the cfgs are built at import.
+The manifest is the package data ``zoo._weights``; the environment variable ``ZOO_WEIGHTS_MANIFEST`` points at
+another file (a fork's or a test's manifest). It must be set before ``import zoo``, since the cfgs are built at import.
 """
 import copy
 import functools
 import json
 import os
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -69,15 +55,7 @@ def manifest_path() -> Path:
     env = os.environ.get(MANIFEST_ENV)
     if env:
         return Path(env)
-    try:
-        from importlib import resources
-        p = resources.files('zoo._weights').joinpath('manifest.yaml')
-        if p.is_file():
-            return Path(str(p))
-    except (ModuleNotFoundError, TypeError):
-        pass
-    # running from a source checkout that is not installed: <repo>/weights/manifest.yaml
-    return Path(__file__).resolve().parent.parent / 'weights' / 'manifest.yaml'
+    return Path(str(resources.files('zoo._weights').joinpath('manifest.yaml'))).resolve()
 
 
 @functools.lru_cache(maxsize=None)

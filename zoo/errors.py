@@ -56,9 +56,7 @@ def check_model_name(name: str, candidates: Optional[Iterable[str]] = None) -> s
     ``local-dir:`` id; raise :class:`UnknownModelError` listing the closest registered names otherwise."""
     if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')):
         return name
-    import timm
-
-    import zoo  # noqa: F401  (registers the zoo architectures)
+    import timm  # the zoo architectures are registered: importing any zoo module runs zoo/__init__.py first
     arch = name.split('.', 1)[0]
     if timm.is_model(arch):
         return name

@@ -1,36 +1,13 @@
-"""Zoo backbones as segmentation_models_pytorch (smp) encoders, for any input size.
+"""Zoo backbones as segmentation_models_pytorch (smp) encoders, for any input size (no mmcv needed).
 
-Two routes, both without mmcv:
+Either smp's timm universal encoder after ``import zoo`` (``smp.Unet('tu-zoo_biformer_tiny', ...)``; wrap the model
+in :class:`PadToStride` for any input size), or :func:`create_model`, which also covers DeepLabV3+ for backbones that
+cannot dilate their last stages and returns the model wrapped in :class:`PadToStride`::
 
-1. smp's timm universal encoder, after ``import zoo`` (which registers the zoo models with timm)::
+    from zoo.smp import create_model
+    net = create_model('DeepLabV3Plus', 'zoo_coat_lite_tiny', classes=21)
 
-       import zoo, segmentation_models_pytorch as smp
-       net = smp.Unet('tu-zoo_biformer_tiny', encoder_weights=None, classes=21)   # also smp.FPN, ...
-
-   ``encoder_weights=True`` loads the zoo's pretrained weights (``'tu-zoo_x.<tag>'`` picks a tag). smp asks for
-   input sizes divisible by the encoder's output stride; wrap the model in :class:`PadToStride` for any size.
-
-   What smp's ``TimmUniversalEncoder`` expects: it reads the strides of ``features_only``'s *default* out_indices
-   -- (2, 4, 8, 16, 32) ("traditional", as timm's ResNets, whose stride-2 ``act1`` is a stage) or (4, 8, 16, 32)
-   ("transformer", given a zero-channel stand-in at stride 2) -- and then builds the model with
-   ``out_indices=range(depth)`` (resp. ``range(depth - 1)``): indices counted from the first entry of the model's
-   ``feature_info``. So the default out_indices must start at index 0, which holds for every zoo family (HaloNet's
-   default includes its stride-2 stem, as timm's own HaloNets). Plain smp's DeepLabV3+ builds the encoder with
-   ``output_stride=16`` (dilation): the CNN families (CBAM, triplet attention, Residual Attention Network) and
-   HaloNet (timm's ByobNet) dilate to 8 or 16; the attention backbones (BiFormer, CoaT, LKCA, OverLoCK) raise a
-   ``ValueError`` naming the one stride they support (32), and route 2 covers them. The encoder scripts with
-   ``torch.jit.script`` for every family.
-
-2. :func:`create_model`, which also covers DeepLabV3+ for backbones that cannot dilate their last stages
-   (smp's DeepLabV3+ wants an output stride of 8 or 16; the zoo's attention backbones only offer their native
-   strides, so DeepLabV3+ then uses the first four stages, whose output stride is 16 natively) and returns the
-   model wrapped in :class:`PadToStride`::
-
-       from zoo.smp import create_model
-       net = create_model('DeepLabV3Plus', 'zoo_coat_lite_tiny', classes=21)
-       net(torch.randn(2, 3, 250, 333)).shape   # (2, 21, 250, 333)
-
-Needs ``pip install "timm-attention-zoo[smp]"`` (segmentation-models-pytorch).
+Needs ``pip install "timm-attention-zoo[smp]"``. How smp reads the encoders' strides: ``docs/smp.md``.
 """
 import math
 from typing import Any, Optional
@@ -99,7 +76,7 @@ def native_reductions(name: str):
     """Feature reductions of a timm/zoo model (``features_only``), without building its weights twice."""
     import timm
 
-    import zoo  # noqa: F401
+    import zoo.models  # noqa: F401  (registers the zoo models)
     return list(timm.create_model(name.split('.', 1)[0], features_only=True).feature_info.reduction())
 
 
@@ -110,7 +87,7 @@ def supports_output_stride(name: str, output_stride: int) -> bool:
     without dilation refuses the argument (zoo models: a ``ValueError`` naming their stride; others: ``TypeError``)."""
     import timm
 
-    import zoo  # noqa: F401
+    import zoo.models  # noqa: F401  (registers the zoo models)
     base = name.split('.', 1)[0]
     try:
         m = timm.create_model(base, features_only=True, output_stride=output_stride).eval()
@@ -134,9 +111,10 @@ def register_encoders() -> None:
     """Register every zoo model with ``features_only`` in smp's encoder table under ``zoo-<model>`` (smp's custom
     encoder mechanism), served by :class:`ZooEncoder`; used by :func:`create_model` for DeepLabV3+."""
     smp = _smp()
-    import zoo
     from segmentation_models_pytorch.encoders import encoders
-    for name in zoo.list_models():
+
+    from ._registry import list_models
+    for name in list_models():
         key = f'zoo-{name}'
         if key not in encoders:
             encoders[key] = {'encoder': _encoder_class(), 'pretrained_settings': {}, 'params': {'name': name}}
@@ -223,7 +201,7 @@ def create_model(arch: str, encoder: str, encoder_weights: Optional[bool] = None
     else its first ``log2(encoder_output_stride)`` stages at their native strides (stride 16: four stages).
     """
     smp = _smp()
-    import zoo
+    from ._registry import list_models
     from .errors import check_model_name
     check_model_name(encoder)
     if encoder_weights not in (None, True, False):
@@ -231,7 +209,7 @@ def create_model(arch: str, encoder: str, encoder_weights: Optional[bool] = None
                         f'{encoder}.<tag>), got {encoder_weights!r}')
     weights = True if encoder_weights else None
     base = encoder.split('.', 1)[0]
-    if base not in zoo.list_models():
+    if base not in list_models():
         return PadToStride(smp.create_model(arch, f'tu-{encoder}', encoder_weights=weights, **kwargs), mode=pad_mode)
     if arch.lower().replace('_', '') in ('deeplabv3plus', 'deeplabv3+', 'deeplabv3'):
         os_ = int(kwargs.get('encoder_output_stride', 16 if 'plus' in arch.lower() or '+' in arch else 8))

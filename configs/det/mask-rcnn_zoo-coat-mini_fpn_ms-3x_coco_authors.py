@@ -1,4 +1,4 @@
 # The authors' CoaT Mini Mask R-CNN 3x (mask_rcnn_coat_mini_mstrain_480-800_adamw_3x_coco.py); weights: the manifest
 # tag zoo_coat_mini.mask_rcnn_3x_coco (load_from='zoo_coat_mini.mask_rcnn_3x_coco' converts the authors' file).
-_base_ = ['./_base_/mask-rcnn_coat_ms-3x_authors.py']
+_base_ = ['../_base_/det/mask-rcnn_coat_ms-3x_authors.py']
 model = dict(backbone=dict(model_name='zoo_coat_mini'), neck=dict(in_channels=[152, 216, 216, 216]))

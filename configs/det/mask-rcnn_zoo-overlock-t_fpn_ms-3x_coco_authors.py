@@ -1,4 +1,4 @@
 # The authors' OverLoCK-T Mask R-CNN 3x (mask_rcnn_overlock_t_in1k_fpn_3x_coco.py); weights: the manifest tag
 # zoo_overlock_t.mask_rcnn_3x_coco (load_from='zoo_overlock_t.mask_rcnn_3x_coco' converts the authors' file).
-_base_ = ['./_base_/mask-rcnn_overlock_ms-3x_authors.py']
+_base_ = ['../_base_/det/mask-rcnn_overlock_ms-3x_authors.py']
 model = dict(backbone=dict(model_name='zoo_overlock_t', drop_path_rate=0.2), neck=dict(in_channels=[64, 128, 384, 640]))

@@ -4,7 +4,7 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
-    './_base_/shapes_instance.py',
+    '../_base_/det/shapes_instance.py',
     '../_base_/zoo_mm.py',
 ]
 model = dict(

@@ -4,7 +4,7 @@
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/default_runtime.py',
-    './_base_/shapes_segmentation.py',
+    '../_base_/seg/shapes_segmentation.py',
     '../_base_/zoo_mm.py',
 ]
 norm_cfg = dict(requires_grad=True, type='BN')  # single-process CPU: plain BN

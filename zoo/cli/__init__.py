@@ -6,27 +6,19 @@ or any ENOSPC) ends with one line ``error: ...`` on stderr and exit status 2, wi
 ``ZOO_DEBUG=1``) re-raises it with the traceback. An entry point's ``main(argv)`` gets this by the decorator
 :func:`command`; given the tool's parser
 (``@command(parser=build_parser)``), it also parses the arguments and applies ``--quiet`` to the download
-progress bars, in one place for all tools.
-
-:func:`config_path` finds the configs shipped with the package (``zoo::det/<file>.py``, ``zoo::cls/<file>.yaml``)
-in an installed wheel as in a source checkout; the tools accept these names wherever they take a config file.
+progress bars, in one place for all tools. The det/seg tools' parsers are in :mod:`zoo.cli.mm`.
 """
 import argparse
-import difflib
 import errno
 import functools
 import os
 import sys
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..errors import UserError
 
-__all__ = ['run', 'command', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'configs_root', 'config_path',
-           'list_configs', 'CONFIG_SCOPE', 'ConfigNotFoundError', 'add_quiet_argument', 'set_download_progress',
-           'mm_runner']
-
-CONFIG_SCOPE = 'zoo::'  # by-name prefix of the packaged configs, as in mmengine's `mmdet::...`
+__all__ = ['run', 'command', 'ArgumentParser', 'USER_ERRORS', 'debug_enabled', 'add_quiet_argument',
+           'set_download_progress', 'mm_runner']
 
 # errors that come from what the user asked for; anything else is a bug and keeps its traceback
 USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -89,7 +81,7 @@ def command(main: Optional[Callable[..., Optional[int]]] = None, *,
     namespace of ``build_parser().parse_args(argv)``, with the download progress bars already switched by its
     ``--quiet`` (:func:`add_quiet_argument`, :func:`set_download_progress`). With ``mm_main`` (``'main_train'``,
     ``'main_eval'``), an argument list that starts with a ``.py`` file (an OpenMMLab detection / segmentation
-    config) goes unparsed to that function of ``zoo.mm.runner`` (:func:`mm_runner`) instead."""
+    config) goes unparsed to that function of :mod:`zoo.cli.mm` (:func:`mm_runner`) instead."""
     def decorate(fn: Callable[..., Optional[int]]) -> Callable[[Optional[Sequence[str]]], int]:
         def body(argv: List[str]) -> Optional[int]:
             if mm_main and argv and argv[0].endswith('.py') and not argv[0].startswith('-'):
@@ -133,69 +125,12 @@ def set_download_progress(enabled: bool = True) -> None:
 
 
 def mm_runner(name: str):
-    """``zoo.mm.runner.<name>`` (main_train / main_eval), or a :class:`UserError` naming the missing OpenMMLab
+    """``zoo.cli.mm.<name>`` (main_train / main_eval), or a :class:`UserError` naming the missing OpenMMLab
     package when the detection / segmentation stack is not installed."""
     try:
-        from zoo.mm import runner
+        import zoo.mm.runner  # noqa: F401  (the stack is importable)
     except ImportError as e:
         raise UserError(f'detection / segmentation configs need the OpenMMLab stack ({e}); '
                         'install it with `pip install "timm-attention-zoo[mm]"` plus mmcv with compiled ops (see README)') from e
-    return getattr(runner, name)
-
-
-# ------------------------------------------------------------------------------------------------- packaged configs
-class ConfigNotFoundError(UserError, FileNotFoundError):
-    """A config named on the command line is neither a file nor a packaged config."""
-
-
-def configs_root() -> Path:
-    """Folder of the configs shipped with zoo: ``zoo/_configs`` in an installed wheel (package data), the
-    repository's ``configs/`` in a source checkout or an editable install."""
-    try:
-        from importlib import resources
-        readme = resources.files('zoo._configs').joinpath('README.md')
-        if readme.is_file():
-            return Path(str(readme)).parent
-    except (ModuleNotFoundError, TypeError, AttributeError):
-        pass
-    return Path(__file__).resolve().parent.parent.parent / 'configs'
-
-
-def list_configs(pattern: str = '*') -> List[str]:
-    """By-name form (``zoo::det/<file>.py``) of every packaged config whose relative path matches ``pattern``."""
-    root = configs_root()
-    found = sorted(p.relative_to(root).as_posix() for p in root.rglob('*') if p.suffix in ('.py', '.yaml', '.yml'))
-    import fnmatch
-    return [CONFIG_SCOPE + f for f in found if fnmatch.fnmatch(f, pattern) and '_base_' not in f.split('/')]
-
-
-def config_path(spec: str) -> str:
-    """Resolve a config given as a file or by name.
-
-    * an existing file: returned as it is;
-    * ``zoo::<relative path>`` (e.g. ``zoo::det/retinanet_zoo-resnet18-cbam_fpn_shapes.py``): the packaged config;
-    * ``configs/<relative path>`` that does not exist under the current folder (the README's commands run
-      outside a checkout): the packaged config of that name.
-
-    Relative ``_base_`` files (``../_base_/zoo_mm.py``) resolve next to the returned file, and ``mmdet::`` /
-    ``mmseg::`` bases from the installed OpenMMLab packages, so inheritance works from an installed zoo.
-    Raises :class:`ConfigNotFoundError` (a UserError) naming close matches when there is no such config.
-    """
-    spec = str(spec)
-    if spec.startswith(CONFIG_SCOPE):
-        rel = spec[len(CONFIG_SCOPE):].lstrip('/')
-    elif os.path.exists(spec):
-        return spec
-    elif spec.replace(os.sep, '/').startswith('configs/'):
-        rel = spec.replace(os.sep, '/')[len('configs/'):]
-    else:
-        raise ConfigNotFoundError(f'config file {spec} does not exist (packaged configs are named zoo::det/<file>.py, '
-                          f'zoo::seg/..., zoo::cls/<file>.yaml)')
-    root = configs_root()
-    path = root / rel
-    if '..' in Path(rel).parts or not path.is_file():
-        names = list_configs()
-        close = difflib.get_close_matches(CONFIG_SCOPE + rel, names, n=3, cutoff=0.5)
-        hint = f'; closest: {", ".join(close)}' if close else f'; {len(names)} packaged configs (see configs/README.md)'
-        raise ConfigNotFoundError(f'no packaged config {CONFIG_SCOPE}{rel} (in {root}){hint}')
-    return str(path)
+    from . import mm
+    return getattr(mm, name)

@@ -1,4 +1,19 @@
-"""``tools/retrofit_demo.py``: attention added to a pretrained CNN, at demo scale, against plain fine-tuning.
+"""``tools/retrofit_demo.py``: attention added to a pretrained CNN, at demo scale, against plain fine-tuning
+(``add_attention`` gates vs the plain model, from one pretrained checkpoint; ``--help`` tells the steps)."""
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from ..configs import config_path
+from . import ArgumentParser, add_quiet_argument, command
+
+__all__ = ['main', 'build_parser', 'run_demo']
+
+BASE_CONFIG = 'zoo::cls/shapes_resnet18_cbam.yaml'
+DESCRIPTION = """``tools/retrofit_demo.py``: attention added to a pretrained CNN, at demo scale, against plain fine-tuning.
 
 1. pretrains ``--model`` (default resnet18, no attention) on the generated shapes set (seed 0),
 2. fine-tunes it on a new shapes set (seed 1) twice, from the same pretrained checkpoint, same data, epochs and
@@ -15,22 +30,10 @@ retrofitted model's step-0 logits differ by more than 1e-5 or its reload differs
     python tools/retrofit_demo.py                       # 16 min on 2 busy CPU cores (numbers in the README)
     python tools/retrofit_demo.py --attention triplet --finetune-epochs 5
 """
-import json
-import os
-import shutil
-import time
-from pathlib import Path
-from typing import Any, Dict, List
-
-from . import ArgumentParser, add_quiet_argument, command, config_path
-
-__all__ = ['main', 'build_parser', 'run_demo']
-
-BASE_CONFIG = 'zoo::cls/shapes_resnet18_cbam.yaml'
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog='retrofit_demo', description=__doc__)
+    p = ArgumentParser(prog='retrofit_demo', description=DESCRIPTION)
     p.add_argument('--model', default='resnet18', help='a timm CNN with attention slots (ResNet, EfficientNet, ...)')
     p.add_argument('--attention', default='cbam', choices=('cbam', 'triplet'))
     p.add_argument('--img-size', type=int, default=32, help='shapes image size = input size (pixels)')
@@ -160,7 +163,7 @@ def main(args) -> int:
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    import zoo  # noqa: F401  (registers the zoo models with timm)
+    import zoo.models  # noqa: F401  (registers the zoo models with timm)
     from zoo.train.utils import setup_logging
     setup_logging()
     res = run_demo(args)

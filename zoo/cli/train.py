@@ -57,7 +57,7 @@ def _config_file(path: Optional[str]) -> Optional[str]:
     if not path:
         return path
     try:
-        from . import config_path
+        from ..configs import config_path
     except ImportError:
         return path
     return config_path(path)

@@ -23,8 +23,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import (CheckpointError, compare_state_dict, load, mmengine_checkpoint_globals, strip_prefix,
                           unwrap_state_dict)
-from ..errors import UnknownModelError, UserError, check_model_name
+from ..errors import UnknownModelError, check_model_name
 from ..models import checkpoint_filter
+from .configs import ConfigError
 from .weights import dense_entry
 
 try:
@@ -33,10 +34,6 @@ except ImportError as e:  # pragma: no cover - zoo.mm checks this first with a c
     raise ImportError('zoo.mm.backbone needs mmengine (pip install "mmengine==0.10.7")') from e
 
 __all__ = ['ZooBackbone', 'feature_levels', 'ConfigError', 'check_backbone_name']
-
-
-class ConfigError(UserError, ValueError):
-    """A det/seg config that cannot run (unknown backbone, out_indices outside the model, missing dataset path)."""
 
 
 def check_backbone_name(model_name: str) -> str:

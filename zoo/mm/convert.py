@@ -113,7 +113,7 @@ def convert_checkpoint(checkpoint: Union[str, os.PathLike], config: str, out: Un
                        layout: Optional[str] = None, cfg_options: Optional[dict] = None) -> Path:
     """Convert the authors' checkpoint file for ``config`` (a file or ``zoo::`` name) and write ``out`` atomically
     (mmengine format: ``state_dict`` + ``meta``). ``layout`` defaults to what the checkpoint's meta says."""
-    from .runner import load_config
+    from .configs import load_config
     cfg = load_config(config, cfg_options)
     scope = cfg.get('default_scope')
     ckpt = load(checkpoint, extra_globals=mmengine_checkpoint_globals())
@@ -164,7 +164,7 @@ def resolve_checkpoint(spec: str, progress: bool = True) -> str:
 def inferencer(config: str, checkpoint: str, device: str = 'cpu', cfg_options: Optional[dict] = None):
     """mmdet's ``DetInferencer`` / mmseg's ``MMSegInferencer`` for a zoo config (``cfg_options`` merged into it) and a
     converted checkpoint (the backbone's ImageNet initialisation is skipped: the checkpoint holds every weight)."""
-    from .runner import load_config
+    from .configs import load_config
     cfg = load_config(config, cfg_options)
     cfg.model.backbone.pretrained = False
     if cfg.get('default_scope') == 'mmseg':

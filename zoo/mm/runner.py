@@ -1,36 +1,12 @@
-"""Train / evaluate mmdetection 3.x and mmsegmentation 1.x configs on mmengine's Runner.
+"""Train / evaluate mmdetection 3.x and mmsegmentation 1.x configs on mmengine's Runner, from a config and values.
 
-``tools/train.py`` and ``tools/eval.py`` dispatch ``.py`` (mmengine) configs here with mmdet-style arguments::
-
-    tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr] [--resume [CKPT]] [--cfg-options k=v ...]
-                          [--launcher none|pytorch|slurm|mpi]
-    tools/eval.py  CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl] [--cfg-options k=v ...] [--launcher ...]
-
-Multi-process: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch``.
-
-Multi-process on CPU-only machines works too: gloo instead of nccl, the process group is started here (mmengine's
-``init_dist`` calls ``torch.cuda.set_device``), DDP without ``device_ids`` and plain BN instead of SyncBN.
-
-Before the Runner is built the config is checked, so that a bad config fails with one clear message before any
-training step: the backbone must name a known zoo/timm model, and every dataset path (``data_root``, ``ann_file``,
-``data_prefix`` folders, evaluator ``ann_file``) must exist. Out-of-range ``out_indices`` are reported by
-``ZooBackbone`` while the Runner builds the model (also before training). ``main_train`` / ``main_eval`` print these
-as ``error: ...`` and return exit code 2.
-
-A config may ask for generated data with ``zoo_data = dict(generator='shapes', task='detection'|'segmentation',
-root=..., n_train=..., n_val=..., size=..., seed=..., max_objects=...)``: it is generated (once, cached) before the
-path checks. The ``configs/*/*_shapes.py`` configs use this.
-
-``CONFIG`` is a file or a packaged config by name, ``zoo::det/<file>.py`` (see :mod:`zoo.mm.configs`); a
-``configs/...`` path that does not exist under the current folder is looked up among the packaged configs too.
-
-Errors follow the zoo tools' convention (``zoo.cli.run``): a user mistake prints one ``error: ...`` line and exits
-with status 2, without a traceback (``--debug`` shows it). Nothing is overwritten: training into a work dir that
-already holds checkpoints needs ``--resume`` (or another ``--work-dir``); a work dir this run created is removed
-again when the run fails before its first checkpoint; ``--out`` refuses an existing file; ``metrics.json`` is
-written atomically.
+The config is a file or a packaged config (``zoo::det/<file>.py``), read by :func:`zoo.mm.configs.load_config`.
+Before the Runner is built :func:`check_config` fails with one ``ConfigError`` for an unknown backbone or a dataset
+path that does not exist, after generating the data a config asks for (``zoo_data = dict(generator='shapes', ...)``).
+CPU-only machines run multi-process too (gloo, plain BN, DDP without ``device_ids``). Nothing is overwritten: a work
+dir with checkpoints needs ``resume``, a run that fails before its first checkpoint removes the work dir it created,
+``out`` refuses an existing file and ``metrics.json`` is written atomically. The command lines: :mod:`zoo.cli.mm`.
 """
-import argparse
 import glob
 import json
 import logging
@@ -39,93 +15,12 @@ import os.path as osp
 import shutil
 from typing import List, Optional, Sequence
 
-from ..cli import ArgumentParser, config_path
-from ..cli import run as _run_cli
-from ..errors import UserError
-from .backbone import ConfigError  # also raised by ZooBackbone for bad backbone arguments
+from .configs import ConfigError, load_config
 
-__all__ = ['main_train', 'main_eval', 'run_train', 'run_eval', 'load_config', 'check_config', 'prepare_data',
-           'ConfigError']
-
-
-# ------------------------------------------------------------------------------------------------------- arguments
-class MissingPackageError(UserError, ImportError):
-    """A package the config needs is not installed (the message says how to install it)."""
-
-
-def _train_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog='tools/train.py', description='Train an mmdet/mmseg config (mmengine Runner)')
-    p.add_argument('config', help='config file (.py), or a packaged config by name: zoo::det/<file>.py')
-    p.add_argument('--work-dir', help='folder for logs and checkpoints (default ./work_dirs/<config name>)')
-    p.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper, needs CUDA)')
-    p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by total batch / base_batch_size')
-    p.add_argument('--resume', nargs='?', type=str, const='auto',
-                   help='resume from CKPT, or from the latest checkpoint in the work dir when no CKPT is given')
-    p.add_argument('--cfg-options', nargs='+', action=_DictAction, default={},
-                   help='override config entries, e.g. model.backbone.drop_path_rate=0.2 train_dataloader.batch_size=4')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return p
-
-
-def _eval_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog='tools/eval.py', description='Evaluate an mmdet/mmseg checkpoint (mmengine Runner)')
-    p.add_argument('config', help='config file (.py), or a packaged config by name: zoo::seg/<file>.py')
-    p.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py, or a det / seg manifest tag '
-                   '(the authors\' file, downloaded and converted once)')
-    p.add_argument('--work-dir', help='folder for the evaluation log and metrics.json')
-    p.add_argument('--out', help='also dump the raw predictions to this .pkl file')
-    p.add_argument('--cfg-options', nargs='+', action=_DictAction, default={})
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return p
-
-
-class _DictAction(argparse.Action):
-    """``key=value`` pairs parsed like mmengine's DictAction (imported lazily so --help works without mmengine)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from mmengine.config import DictAction
-        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+__all__ = ['run_train', 'run_eval', 'check_config', 'prepare_data']
 
 
 # ---------------------------------------------------------------------------------------------------------- config
-def _import_stack(cfg) -> None:
-    """Import zoo.mm (registers ZooBackbone) and the packages the config's scope needs, with clear errors."""
-    from . import require
-    scope = cfg.get('default_scope', None)
-    if scope == 'mmdet':
-        require('mmcv', 'mmcv._ext', 'mmdet', 'pycocotools')
-    elif scope == 'mmseg':
-        require('mmcv', 'mmcv._ext', 'mmseg')
-
-
-def load_config(config: str, cfg_options: Optional[dict] = None):
-    """The mmengine Config of a file or a packaged config name (``zoo::det/<file>.py``)."""
-    from . import require
-    require('mmengine')
-    try:
-        config = config_path(config)
-    except FileNotFoundError as e:
-        raise ConfigError(str(e)) from None
-    if not osp.isfile(config):
-        raise ConfigError(f'config file {config} does not exist')
-    with open(config, encoding='utf-8') as f:
-        text = f.read()
-    for scope in ('mmdet', 'mmseg'):  # `_base_ = 'mmdet::...'` reads the configs shipped inside the package
-        if f'{scope}::' in text:
-            require(scope)
-    from mmengine.config import Config
-
-    from .configs import enable_zoo_bases
-    enable_zoo_bases()  # `_base_ = 'zoo::det/...'` in a user's config
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    _import_stack(cfg)
-    return cfg
-
-
 def _iter_dicts(obj, path=''):
     if isinstance(obj, dict):
         yield path, obj
@@ -298,34 +193,48 @@ def _dense_weights(cfg, spec):
     return resolve_checkpoint(spec)
 
 
-def _run_config(args):
-    """The config a train / eval command runs: ``--cfg-options``, ``--launcher`` and the work dir applied (and
+def _run_config(config: str, work_dir: Optional[str], cfg_options: Optional[dict], launcher: str, local_rank: int):
+    """The config a train / eval run uses: ``cfg_options``, ``launcher`` and the work dir applied (and
     ``LOCAL_RANK`` set for mmengine when no launcher set it)."""
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = load_config(args.config, args.cfg_options)
+        os.environ['LOCAL_RANK'] = str(local_rank)
+    cfg = load_config(config, cfg_options)
     cfg.load_from = _dense_weights(cfg, cfg.get('load_from'))
-    cfg.launcher = args.launcher
-    cfg.work_dir = _work_dir(cfg, args.work_dir, args.config)
+    cfg.launcher = launcher
+    cfg.work_dir = _work_dir(cfg, work_dir, config)
     return cfg
 
 
-def _check_and_fit(cfg, args, loaders: Sequence[str]) -> None:
+def _check_and_fit(cfg, loaders: Sequence[str]) -> None:
     """Check the config (generating its data), then fit it to this machine and its data loaders."""
     check_config(cfg, loaders, generate=True)
-    _adapt_to_machine(cfg, args.launcher != 'none')
+    _adapt_to_machine(cfg, cfg.launcher != 'none')
     _fix_loaders(cfg)
 
 
-def run_train(argv: Optional[List[str]] = None):
-    """Train; returns the mmengine Runner after ``runner.train()`` (``main_train`` is the CLI wrapper)."""
-    args = _train_parser().parse_args(argv)
-    cfg = _run_config(args)
+def _set_resume(cfg, resume: Optional[str]) -> None:
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise ConfigError(f'--resume {resume}: checkpoint file does not exist')
+        cfg.resume = True
+        cfg.load_from = resume
+
+
+def run_train(config: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None, *, amp: bool = False,
+              auto_scale_lr: bool = False, resume: Optional[str] = None, launcher: str = 'none', local_rank: int = 0):
+    """Train ``config`` (a file or a ``zoo::`` name); returns the mmengine Runner after ``runner.train()``.
+
+    ``resume``: ``'auto'`` (the latest checkpoint in the work dir) or a checkpoint file; ``launcher``: mmengine's
+    (``none``, ``pytorch``, ``slurm``, ``mpi``)."""
+    cfg = _run_config(config, work_dir, cfg_options, launcher, local_rank)
     existed = osp.exists(cfg.work_dir)
-    if args.resume is None and _checkpoints(cfg.work_dir):
+    if resume is None and _checkpoints(cfg.work_dir):
         raise ConfigError(f'work dir {cfg.work_dir} already holds checkpoints ({_checkpoints(cfg.work_dir)[0]}); '
                           'continue it with --resume, or choose another --work-dir (nothing is overwritten)')
-    if args.amp:
+    if amp:
         import torch
         if not torch.cuda.is_available():
             raise ConfigError('--amp needs a CUDA device (mmengine AmpOptimWrapper); drop --amp on CPU')
@@ -335,20 +244,13 @@ def run_train(argv: Optional[List[str]] = None):
         else:
             ow.type = 'AmpOptimWrapper'
             ow.setdefault('loss_scale', 'dynamic')
-    if args.auto_scale_lr:
+    if auto_scale_lr:
         if 'auto_scale_lr' in cfg and 'base_batch_size' in cfg.auto_scale_lr:
             cfg.auto_scale_lr.enable = True
         else:
             raise ConfigError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config')
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise ConfigError(f'--resume {args.resume}: checkpoint file does not exist')
-        cfg.resume = True
-        cfg.load_from = args.resume
-    _check_and_fit(cfg, args, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader',))
+    _set_resume(cfg, resume)
+    _check_and_fit(cfg, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader',))
     try:
         runner = _build_runner(cfg)
         runner.train()
@@ -370,23 +272,24 @@ def _checkpoints(work_dir: str) -> List[str]:
     return found
 
 
-def run_eval(argv: Optional[List[str]] = None) -> dict:
-    """Evaluate a checkpoint on the config's test set; returns the metrics (also written to work_dir/metrics.json)."""
-    args = _eval_parser().parse_args(argv)
-    cfg = _run_config(args)
-    args.checkpoint = _dense_weights(cfg, args.checkpoint)
-    if not osp.isfile(args.checkpoint) and not _is_remote(args.checkpoint):
-        raise ConfigError(f'checkpoint {args.checkpoint} does not exist')
-    _check_and_fit(cfg, args, ('test_dataloader',))
-    cfg.load_from = args.checkpoint
+def run_eval(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
+             cfg_options: Optional[dict] = None, *, launcher: str = 'none', local_rank: int = 0) -> dict:
+    """Evaluate ``checkpoint`` (a file or a det / seg manifest tag) on the config's test set; returns the metrics
+    (also written to work_dir/metrics.json); ``out``: a .pkl file for the raw predictions."""
+    cfg = _run_config(config, work_dir, cfg_options, launcher, local_rank)
+    checkpoint = _dense_weights(cfg, checkpoint)
+    if not osp.isfile(checkpoint) and not _is_remote(checkpoint):
+        raise ConfigError(f'checkpoint {checkpoint} does not exist')
+    _check_and_fit(cfg, ('test_dataloader',))
+    cfg.load_from = checkpoint
     cfg.resume = False
-    if args.out:
-        if not args.out.endswith(('.pkl', '.pickle')):
+    if out:
+        if not out.endswith(('.pkl', '.pickle')):
             raise ConfigError('--out must be a .pkl/.pickle file')
-        if osp.exists(args.out):
-            raise ConfigError(f'--out {args.out} already exists (nothing is overwritten); remove it or choose another')
+        if osp.exists(out):
+            raise ConfigError(f'--out {out} already exists (nothing is overwritten); remove it or choose another')
         dump = dict(type='DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults',
-                    out_file_path=args.out)
+                    out_file_path=out)
         ev = cfg.test_evaluator
         cfg.test_evaluator = (list(ev) if isinstance(ev, (list, tuple)) else [ev]) + [dump]
     runner = _build_runner(cfg)
@@ -397,46 +300,6 @@ def run_eval(argv: Optional[List[str]] = None) -> dict:
         os.makedirs(cfg.work_dir, exist_ok=True)
         path = osp.join(cfg.work_dir, 'metrics.json')
         with open(path + '.tmp', 'w') as f:  # written whole, then renamed: never a half-written metrics.json
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint, metrics=metrics), f, indent=2, default=str)
+            json.dump(dict(config=config, checkpoint=checkpoint, metrics=metrics), f, indent=2, default=str)
         os.replace(path + '.tmp', path)
     return metrics
-
-
-def _user_errors(fn, argv):
-    """Run ``fn(argv)``; a missing package (``zoo.mm.require``) becomes a user error like a bad config."""
-    try:
-        return fn(argv)
-    except ImportError as e:
-        if isinstance(e, UserError) or not str(e).startswith('zoo.mm: missing package'):
-            raise
-        raise MissingPackageError(str(e)) from None
-
-
-def _main_train(argv: List[str]) -> int:
-    _user_errors(run_train, argv)
-    return 0
-
-
-def _main_eval(argv: List[str]) -> int:
-    metrics = _user_errors(run_eval, argv)
-    print(json.dumps(metrics, indent=2, default=str))
-    return 0
-
-
-def main_train(argv: Optional[List[str]] = None) -> int:
-    """CLI entry (``tools/train.py CONFIG ...``); returns the exit code: 0, or 2 with one ``error: ...`` line for a
-    user mistake (bad config, missing file or package, existing checkpoints without --resume)."""
-    return _run_cli(_main_train, argv)
-
-
-def main_eval(argv: Optional[List[str]] = None) -> int:
-    """CLI entry (``tools/eval.py CONFIG CHECKPOINT ...``); prints the metrics, returns the exit code (0 or 2)."""
-    return _run_cli(_main_eval, argv)
-
-
-if __name__ == '__main__':  # python -m zoo.mm.runner {train,eval} ...
-    import sys
-    if len(sys.argv) < 2 or sys.argv[1] not in ('train', 'eval'):
-        print('error: usage: python -m zoo.mm.runner {train,eval} CONFIG ...', file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main_train(sys.argv[2:]) if sys.argv[1] == 'train' else main_eval(sys.argv[2:]))

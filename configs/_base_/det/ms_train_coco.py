@@ -1,7 +1,7 @@
 # Mask R-CNN 1x COCO (the zoo's base) with the DETR / Sparse R-CNN multi-scale training the OverLoCK 3x and all CoaT
 # detectors were trained with: mmdet 2's AutoAugment of two policies (resize the short side to 480-800; or resize to
 # 400-600, crop 384-600, resize to 480-800) is mmdet 3's RandomChoice of the two transform lists.
-_base_ = ['../../_base_/det/mask-rcnn_fpn_1x_coco.py']
+_base_ = ['./mask-rcnn_fpn_1x_coco.py']
 _scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333), (672, 1333), (704, 1333),
            (736, 1333), (768, 1333), (800, 1333)]
 train_pipeline = [

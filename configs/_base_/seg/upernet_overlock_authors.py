@@ -4,7 +4,7 @@
 # backbone: dense_outputs='norms' (four output LayerNorms; the normed stride-8 map feeds stage 2; no context
 # projection). Test: resize to 2048x512 keeping the ratio, then to a multiple of 32 (bicubic), whole-image inference.
 # A config on top names the variant (model_name, drop_path_rate) and the heads' in_channels.
-_base_ = ['../../_base_/seg/upernet_adamw_160k_ade20k.py']
+_base_ = ['./upernet_adamw_160k_ade20k.py']
 model = dict(backbone=dict(pretrained=True, out_indices=(0, 1, 2, 3), dense_outputs='norms'))
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 test_pipeline = [

@@ -5,7 +5,7 @@
 # LayerScaled projection of the Overview-Net context added to the stride-32 output). The test pipeline is mmdet's
 # (Resize 1333x800 keep ratio, padding to 32 in the data preprocessor), as the authors' mmdet 2 pipeline.
 # A config on top names the variant (model_name, drop_path_rate) and the FPN in_channels.
-_base_ = ['../../_base_/det/mask-rcnn_fpn_1x_coco.py']
+_base_ = ['./mask-rcnn_fpn_1x_coco.py']
 model = dict(backbone=dict(pretrained=True, out_indices=(0, 1, 2, 3), dense_outputs=True))
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=0.0002, betas=(0.9, 0.999), weight_decay=0.05),
