@@ -220,8 +220,10 @@ def test_data_dir_image_folder_trains_without_dataset_flag(tmp_path, layout):
 
 def test_mixup_on_odd_batches():
     from zoo.train.build import build_mixup
+    from zoo.train.config import TrainConfig
     from timm.data import Mixup
-    cfg = dict(mixup=0.2, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, mixup_mode='batch', smoothing=0.1)
+    cfg = TrainConfig.from_dict(dict(mixup=0.2, cutmix=1.0, mixup_prob=1.0, mixup_switch_prob=0.5, mixup_mode='batch',
+                                     smoothing=0.1))
     mix = build_mixup(cfg, 5)
     ref = Mixup(mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=5)
     x, y = torch.randn(8, 3, 8, 8), torch.arange(8) % 5
@@ -231,7 +233,7 @@ def test_mixup_on_odd_batches():
     xb, yb = ref(x.clone(), y)
     assert torch.equal(xa, xb) and torch.equal(ya, yb)  # even batches: exactly timm's
     for mode in ('batch', 'pair', 'elem'):
-        m = build_mixup(dict(cfg, mixup_mode=mode), 5)
+        m = build_mixup(cfg.replace(mixup_mode=mode), 5)
         for n in (7, 1):
             xo, yo = m(x[:n].clone(), y[:n])
             assert xo.shape == (n, 3, 8, 8) and yo.shape == (n, 5)
