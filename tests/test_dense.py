@@ -46,18 +46,18 @@ mm = [pytest.mark.mm, pytest.mark.skipif(_REASON is not None, reason=_REASON or 
 
 
 def _dense_entries():
-    from zoo import _manifest
-    return {k: e for k, e in _manifest.entries().items() if e.get('task') in _manifest.DENSE_TASKS}
+    from zoo import manifest as zoo_manifest
+    return {k: e for k, e in zoo_manifest.entries().items() if e.get('task') in zoo_manifest.DENSE_TASKS}
 
 
 def test_manifest_dense_entries():
     import timm
 
     import zoo  # noqa: F401
-    from zoo import _manifest
+    from zoo import manifest as zoo_manifest
     entries = _dense_entries()
     assert len(entries) == 19  # OverLoCK 6 det + 3 seg, CoaT 8 Mask R-CNN + 2 Cascade
-    assert not _manifest.validate()
+    assert not zoo_manifest.validate()
     for name, e in entries.items():
         assert e['sha256'] is None and e['layout'] in ('mmdet2', 'mmseg0')
         assert osp.isfile(osp.join(ROOT, 'configs', e['config'][len('zoo::'):])), e['config']
@@ -66,7 +66,7 @@ def test_manifest_dense_entries():
         if 'coat' in name:  # the file name ends with the published SHA-256 prefix
             assert e['file'].endswith(f'_{e["sha256_prefix"]}.pth')
     bad = dict(entries['zoo_coat_mini.mask_rcnn_1x_coco'], sha256='0' * 64, config='configs/x.py')
-    errs = _manifest.validate_entry('zoo_coat_mini.mask_rcnn_1x_coco', bad)
+    errs = zoo_manifest.validate_entry('zoo_coat_mini.mask_rcnn_1x_coco', bad)
     assert any('sha256_prefix' in m for m in errs) and any('needs `config`' in m for m in errs)
 
 
@@ -246,10 +246,10 @@ def test_cli_converts_a_tag(tmp_path, capsys, tag, ref):
     """``tools/convert.py --model TAG --checkpoint FILE`` converts for the tag's config, and the result loads strictly
     into its model. Where the authors publish a SHA-256 prefix (CoaT), another file is refused (one ``error:`` line)
     unless --no-verify; OverLoCK's releases publish none (the full SHA-256 is recorded with --record)."""
-    from zoo import _manifest
+    from zoo import manifest as zoo_manifest
     from zoo.cli.convert import main
     from zoo.mm.convert import convert_state_dict
-    entry = _manifest.entry(tag)
+    entry = zoo_manifest.entry(tag)
     assert entry['config'] == STANDINS[ref][0]
     src = _authors_file(tmp_path, ref, entry['layout'])
     out = tmp_path / 'converted.pth'

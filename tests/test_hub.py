@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import timm
-from zoo import _manifest, hub
+from zoo import hub, manifest as zoo_manifest
 
 from official import official_state_dict
 
@@ -100,7 +100,7 @@ def fake_hub(tmp_path, monkeypatch):
 @pytest.fixture
 def test_manifest(tmp_path, monkeypatch):
     """The real manifest plus a published test entry whose Hub repo the test fills."""
-    text = _manifest.manifest_path().read_text().rstrip('\n') + '\n'
+    text = zoo_manifest.manifest_path().read_text().rstrip('\n') + '\n'
     text += textwrap.indent(textwrap.dedent(f'''\
         {ARCH}.unittest:
           source: hub
@@ -115,12 +115,12 @@ def test_manifest(tmp_path, monkeypatch):
         '''), '  ')
     path = tmp_path / 'manifest.yaml'
     path.write_text(text)
-    monkeypatch.setenv(_manifest.MANIFEST_ENV, str(path))
-    _manifest.reload()
-    assert _manifest.validate() == []
+    monkeypatch.setenv(zoo_manifest.MANIFEST_ENV, str(path))
+    zoo_manifest.reload()
+    assert zoo_manifest.validate() == []
     yield path
-    monkeypatch.delenv(_manifest.MANIFEST_ENV)
-    _manifest.reload()
+    monkeypatch.delenv(zoo_manifest.MANIFEST_ENV)
+    zoo_manifest.reload()
 
 
 def _official_checkpoint(path):
@@ -230,7 +230,7 @@ def test_publish_and_load_round_trip_offline(tmp_path, fake_hub, test_manifest):
     # 4. load everything back in a fresh, offline interpreter
     torch.save(X, tmp_path / 'x.pt')
     env = dict(os.environ, HF_HOME=str(tmp_path / 'hf'), HF_HUB_OFFLINE='1', HF_HUB_DISABLE_TELEMETRY='1',
-               **{_manifest.MANIFEST_ENV: str(test_manifest)})
+               **{zoo_manifest.MANIFEST_ENV: str(test_manifest)})
     env.pop('HF_HUB_CACHE', None)
     env.pop('HUGGINGFACE_HUB_CACHE', None)
     r = subprocess.run([sys.executable, '-c', _LOADER, str(tmp_path / 'x.pt'), str(folder), str(tmp_path / 'out.pt')],
@@ -275,7 +275,7 @@ def test_push_refusals(tmp_path, fake_hub, capsys):
 def test_push_marks_published(tmp_path, fake_hub, test_manifest, capsys):
     text = test_manifest.read_text()
     test_manifest.write_text(text.replace('published: true', 'published: false').replace('source: hub', 'source: none'))
-    _manifest.reload()
+    zoo_manifest.reload()
     ckpt = _official_checkpoint(tmp_path / 'r18.pth.tar')
     push = _push_tool()
     # the repo defaults to the entry's `hub`
@@ -283,10 +283,10 @@ def test_push_marks_published(tmp_path, fake_hub, test_manifest, capsys):
     assert json.loads((tmp_path / 'dry' / 'config.json').read_text())['pretrained_cfg']['crop_pct'] == 0.9
     assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}.unittest']) == 0
     assert 'published: true' in capsys.readouterr().out  # a note to mark it
-    assert _manifest.entry(f'{ARCH}.unittest')['published'] is False
+    assert zoo_manifest.entry(f'{ARCH}.unittest')['published'] is False
     assert push.main([ARCH, '--checkpoint', str(ckpt), '--repo', f'{ORG}/{ARCH}.unittest', '--mark-published']) == 0
-    assert _manifest.entry(f'{ARCH}.unittest')['published'] is True
-    assert _manifest.validate() == []
+    assert zoo_manifest.entry(f'{ARCH}.unittest')['published'] is True
+    assert zoo_manifest.validate() == []
 
 
 def test_push_refuses_in_offline_mode(tmp_path, fake_hub, monkeypatch, capsys):

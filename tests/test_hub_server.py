@@ -26,7 +26,7 @@ import safetensors.torch
 import torch
 
 import timm
-from zoo import _manifest, hub
+from zoo import hub, manifest as zoo_manifest
 
 from helpers import fp32_spread, tol_from_spread
 
@@ -221,7 +221,7 @@ def _test_manifest(path: Path, srv: HubServer, commits, weights) -> Path:
               hf_hub_id: zoo-test/coat_{bad}
               hf_hub_sha256: {_sha256(weights['timm'])}
             ''')
-    text = _manifest.manifest_path().read_text().rstrip('\n') + '\n' + textwrap.indent(entries, '  ')
+    text = zoo_manifest.manifest_path().read_text().rstrip('\n') + '\n' + textwrap.indent(entries, '  ')
     path.write_text(text)
     return path
 
@@ -276,7 +276,7 @@ def test_pretrained_through_huggingface_hub_client(tmp_path, server, weights, mo
            and not k.lower().endswith('_proxy')}
     env.update(HF_ENDPOINT=srv.endpoint, HF_HOME=str(tmp_path / 'hf'), HF_HUB_DISABLE_TELEMETRY='1',
                HF_HUB_DISABLE_IMPLICIT_TOKEN='1', no_proxy='127.0.0.1', ZOO_CACHE_DIR=str(tmp_path / 'zoo'),
-               OMP_NUM_THREADS='1', **{_manifest.MANIFEST_ENV: str(manifest)})
+               OMP_NUM_THREADS='1', **{zoo_manifest.MANIFEST_ENV: str(manifest)})
     good = ['zoo_resnet18_cbam.unittest', 'zoo_coat_lite_tiny', 'zoo_coat_lite_tiny.unittest_url']
     bad = ['zoo_coat_lite_tiny.unittest_corrupt', 'zoo_coat_lite_tiny.unittest_truncated']
 

@@ -152,10 +152,10 @@ def test_installed_wheel_works_outside_the_repo(installed):
     script = textwrap.dedent(f'''
         import json, os, sys
         import torch, timm, zoo
-        from zoo import _manifest
+        from zoo import manifest as zoo_manifest
         from zoo.configs import config_path, list_configs
         site = os.path.dirname(os.path.dirname(zoo.__file__))
-        out = dict(zoo=zoo.__file__, manifest=str(_manifest.manifest_path()), site=site)
+        out = dict(zoo=zoo.__file__, manifest=str(zoo_manifest.manifest_path()), site=site)
         # every pretrained tag resolves its cfg from the packaged manifest
         tags = zoo.list_pretrained()
         missing = [t for t in tags if timm.models.get_pretrained_cfg(t) is None]
@@ -230,8 +230,8 @@ def test_editable_install_resolves_manifest_and_configs(built, tmp_path):
     src = built['src']
     py = _venv(tmp_path / 'venv-e')
     _run(_pip(py, '--no-build-isolation', '-e', src), cwd=tmp_path, timeout=600)
-    script = ('import json, zoo; from zoo import _manifest; from zoo.configs import config_path; '
-              f'print(json.dumps(dict(zoo=zoo.__file__, manifest=str(_manifest.manifest_path()), '
+    script = ('import json, zoo; from zoo import manifest as zoo_manifest; from zoo.configs import config_path; '
+              f'print(json.dumps(dict(zoo=zoo.__file__, manifest=str(zoo_manifest.manifest_path()), '
               f'config=config_path("{SHAPES_DET}"), tags=len(zoo.list_pretrained()))))')
     out = json.loads(_run([py, '-c', script], cwd=tmp_path).stdout.strip().splitlines()[-1])
     assert out['zoo'] == str(src / 'zoo' / '__init__.py'), out

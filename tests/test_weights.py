@@ -23,7 +23,7 @@ import yaml
 
 import timm
 import zoo
-from zoo import _manifest, hub
+from zoo import hub, manifest as zoo_manifest
 from zoo.checkpoint import CheckpointError
 
 from helpers import fp32_spread, tol_from_spread
@@ -108,17 +108,17 @@ def _files(folder):
 # --- manifest --------------------------------------------------------------------------------------------
 
 def test_manifest_is_valid():
-    assert _manifest.validate() == []
-    data = yaml.safe_load(_manifest.manifest_path().read_text())
+    assert zoo_manifest.validate() == []
+    data = yaml.safe_load(zoo_manifest.manifest_path().read_text())
     assert list(data)[-1] == 'models', '`models:` must stay the last key (entries are appended with cat >>)'
 
 
 def test_every_manifest_tag_resolves_to_a_registered_cfg():
-    for name, e in _manifest.entries().items():
+    for name, e in zoo_manifest.entries().items():
         arch, tag = name.split('.', 1)
         assert timm.is_model(arch), f'{name}: architecture {arch} is not registered'
         cfgs = timm.models.get_arch_pretrained_cfgs(arch)
-        if e.get('task') in _manifest.DENSE_TASKS:  # detectors / segmenters: zoo.mm, never timm tags
+        if e.get('task') in zoo_manifest.DENSE_TASKS:  # detectors / segmenters: zoo.mm, never timm tags
             assert name not in cfgs
             continue
         assert name in cfgs, f'{name}: no pretrained cfg registered (does the family build default_cfgs with pretrained_cfgs()?)'
@@ -142,7 +142,7 @@ def test_every_manifest_tag_resolves_to_a_registered_cfg():
 
 
 def test_every_zoo_cfg_with_weights_or_tag_is_in_the_manifest():
-    models = _manifest.entries()
+    models = zoo_manifest.entries()
     for arch in zoo.list_models():
         for key, cfg in timm.models.get_arch_pretrained_cfgs(arch).items():
             has_weights = bool(cfg.url or cfg.file or cfg.hf_hub_id)
@@ -170,31 +170,31 @@ def test_every_zoo_cfg_with_weights_or_tag_is_in_the_manifest():
     ('hf_hub_sha256', 'a' * 64, 'hf_hub_sha256 needs `hf_hub_id`'),
 ])
 def test_manifest_validation_rejects(field, value, match):
-    good = _manifest.entries()['zoo_resnet50_cbam.in1k'] if 'zoo_resnet50_cbam.in1k' in _manifest.entries() else {
+    good = zoo_manifest.entries()['zoo_resnet50_cbam.in1k'] if 'zoo_resnet50_cbam.in1k' in zoo_manifest.entries() else {
         'source': 'manual', 'page': 'https://example.org/x', 'file': 'x.pth.tar', 'sha256': None,
         'layout': 'state_dict', 'license': 'mit', 'hub': 'zoo-models/zoo_resnet50_cbam.in1k', 'published': False}
-    assert _manifest.validate_entry('zoo_resnet50_cbam.in1k', good) == []
+    assert zoo_manifest.validate_entry('zoo_resnet50_cbam.in1k', good) == []
     bad = dict(good, **{field: value})
-    errs = _manifest.validate_entry('zoo_resnet50_cbam.in1k', bad)
+    errs = zoo_manifest.validate_entry('zoo_resnet50_cbam.in1k', bad)
     assert errs and any(match in e for e in errs), errs
 
 
 def test_manifest_validation_rules_between_fields():
     base = {'license': 'mit', 'sha256': None, 'file': 'f.pth', 'layout': 'x'}
-    assert any("needs `url`" in e for e in _manifest.validate_entry('zoo_a.b', dict(base, source='url')))
-    assert any("needs `page`" in e for e in _manifest.validate_entry('zoo_a.b', dict(base, source='manual')))
-    assert any('needs `hub`' in e for e in _manifest.validate_entry('zoo_a.b', dict(base, source='none', published=True)))
-    assert any('published' in e for e in _manifest.validate_entry('zoo_a.b', dict(base, source='hub')))
-    assert any('key must be' in e for e in _manifest.validate_entry('resnet.b', dict(base, source='none')))
-    assert _manifest.validate_entry('zoo_a.b', dict(base, source='hub', published=True, hub='o/zoo_a.b@v1.0')) == []
-    assert _manifest.validate_entry('zoo_a.b', dict(base, source='none', hf_hub_id='timm/a.in1k@0123abc',
+    assert any("needs `url`" in e for e in zoo_manifest.validate_entry('zoo_a.b', dict(base, source='url')))
+    assert any("needs `page`" in e for e in zoo_manifest.validate_entry('zoo_a.b', dict(base, source='manual')))
+    assert any('needs `hub`' in e for e in zoo_manifest.validate_entry('zoo_a.b', dict(base, source='none', published=True)))
+    assert any('published' in e for e in zoo_manifest.validate_entry('zoo_a.b', dict(base, source='hub')))
+    assert any('key must be' in e for e in zoo_manifest.validate_entry('resnet.b', dict(base, source='none')))
+    assert zoo_manifest.validate_entry('zoo_a.b', dict(base, source='hub', published=True, hub='o/zoo_a.b@v1.0')) == []
+    assert zoo_manifest.validate_entry('zoo_a.b', dict(base, source='none', hf_hub_id='timm/a.in1k@0123abc',
                                                     hf_hub_sha256='0' * 64)) == []
 
 
 def test_coat_loads_timms_hub_copies_first():
     """Every CoaT / CoaT-Lite tag names timm's Hub copy of its official weights (timm's own default_cfgs), keeps the
     authors' URL as the fallback, and the family filter converts timm's layout exactly."""
-    coat = {k: e for k, e in _manifest.entries().items() if k.startswith('zoo_coat') and e.get('task', 'cls') == 'cls'}
+    coat = {k: e for k, e in zoo_manifest.entries().items() if k.startswith('zoo_coat') and e.get('task', 'cls') == 'cls'}
     timm_ids = {f"timm/{k}" for k in timm.list_pretrained('coat_*')}
     assert len(coat) == 8 and all(e['hf_hub_id'] in timm_ids and e['url'] for e in coat.values())
     assert len({e['hf_hub_id'] for e in coat.values()}) == 8
@@ -208,7 +208,7 @@ def test_coat_loads_timms_hub_copies_first():
 
 
 def test_record_sha256_edits_one_line(tmp_path):
-    src = _manifest.manifest_path().read_text()
+    src = zoo_manifest.manifest_path().read_text()
     path = tmp_path / 'manifest.yaml'
     path.write_text(src.rstrip('\n') + '\n' + textwrap.indent(textwrap.dedent('''\
         zoo_resnet18_cbam.unittest:
@@ -221,18 +221,18 @@ def test_record_sha256_edits_one_line(tmp_path):
         '''), '  '))
     before = path.read_text().splitlines()
     sha = '0123456789' * 6 + '0123'  # all digits: must stay a string in YAML
-    _manifest.record_sha256('zoo_resnet18_cbam.unittest', sha, path)
+    zoo_manifest.record_sha256('zoo_resnet18_cbam.unittest', sha, path)
     after = path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(before) == len(after) and len(changed) == 1 and changed[0][1].strip().startswith('sha256:')
     parsed = yaml.safe_load(path.read_text())['models']['zoo_resnet18_cbam.unittest']
     assert parsed['sha256'] == sha
-    assert _manifest.validate(yaml.safe_load(path.read_text())) == []
+    assert zoo_manifest.validate(yaml.safe_load(path.read_text())) == []
     with pytest.raises(ValueError):
-        _manifest.record_sha256('zoo_resnet18_cbam.unittest', 'not-a-sha', path)
+        zoo_manifest.record_sha256('zoo_resnet18_cbam.unittest', 'not-a-sha', path)
     with pytest.raises(KeyError):
-        _manifest.record_sha256('zoo_nope.x', sha, path)
-    _manifest.set_entry_field('zoo_resnet18_cbam.unittest', 'published', True, path)
+        zoo_manifest.record_sha256('zoo_nope.x', sha, path)
+    zoo_manifest.set_entry_field('zoo_resnet18_cbam.unittest', 'published', True, path)
     assert yaml.safe_load(path.read_text())['models']['zoo_resnet18_cbam.unittest']['published'] is True
 
 
@@ -384,11 +384,11 @@ def test_manifest(tmp_path, server, monkeypatch):
     root, base = server
     f = _official_checkpoint(root / 'r18_official.pth.tar')
     path = _test_manifest(tmp_path, f'{base}/r18_official.pth.tar')
-    monkeypatch.setenv(_manifest.MANIFEST_ENV, str(path))
-    _manifest.reload()
+    monkeypatch.setenv(zoo_manifest.MANIFEST_ENV, str(path))
+    zoo_manifest.reload()
     yield path, f
-    monkeypatch.delenv(_manifest.MANIFEST_ENV)
-    _manifest.reload()
+    monkeypatch.delenv(zoo_manifest.MANIFEST_ENV)
+    zoo_manifest.reload()
 
 
 def test_fetch_records_unknown_sha256(test_manifest, cache, capsys):
@@ -400,10 +400,10 @@ def test_fetch_records_unknown_sha256(test_manifest, cache, capsys):
     assert 'no SHA-256' in err and res.sha256 in err and '--record' in err
     records = json.loads((cache / hub.SHA_RECORDS).read_text())
     assert records[name]['sha256'] == res.sha256
-    assert _manifest.entry(name)['sha256'] is None  # not written without --record
+    assert zoo_manifest.entry(name)['sha256'] is None  # not written without --record
     res = hub.fetch(name, progress=False, record=True)
     assert yaml.safe_load(path.read_text())['models'][name]['sha256'] == res.sha256
-    assert _manifest.entry(name)['sha256'] == res.sha256
+    assert zoo_manifest.entry(name)['sha256'] == res.sha256
     assert hub.fetch(name, progress=False).verified  # now verified against the manifest
 
 
@@ -420,7 +420,7 @@ def test_manual_entry_with_direct_link_is_downloaded(test_manifest, server, cach
     text = path.read_text().replace('page: https://example.org/drive/r18',
                                     f'page: https://example.org/drive/r18\n    url: {base}/r18_official.pth.tar?download=1')
     path.write_text(text)
-    _manifest.reload()
+    zoo_manifest.reload()
     res = hub.fetch(f'{ARCH}.unittest_manual', progress=False)
     assert res.path.name == 'r18_manual.pth.tar' and res.sha256 == _sha(f)
 
@@ -430,7 +430,7 @@ def test_download_tool_end_to_end(test_manifest, tmp_path, cache):
     download from the loopback server, convert through the CBAM filter, export in timm's Hub layout."""
     path, f = test_manifest
     out = tmp_path / 'export'
-    env = dict(os.environ, **{_manifest.MANIFEST_ENV: str(path), 'ZOO_CACHE_DIR': str(cache)})
+    env = dict(os.environ, **{zoo_manifest.MANIFEST_ENV: str(path), 'ZOO_CACHE_DIR': str(cache)})
     cmd = [sys.executable, str(ROOT / 'tools' / 'download.py'), f'{ARCH}.unittest', '--out', str(out), '--record']
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -499,16 +499,16 @@ def test_convert_tool_official_checkpoint(tmp_path):
 def test_convert_checks_manifest_sha256(tmp_path, monkeypatch, capsys):
     ckpt = _official_checkpoint(tmp_path / 'r18_official.pth.tar')
     path = _test_manifest(tmp_path, 'https://example.org/r18_official.pth.tar', sha256='0' * 64)
-    monkeypatch.setenv(_manifest.MANIFEST_ENV, str(path))
-    _manifest.reload()
+    monkeypatch.setenv(zoo_manifest.MANIFEST_ENV, str(path))
+    zoo_manifest.reload()
     try:
         conv = _tool('convert')
         rc = conv.main(['--model', f'{ARCH}.unittest', '--checkpoint', str(ckpt), '--out', str(tmp_path / 'o')])
         assert rc == 2 and not (tmp_path / 'o').exists()
         assert 'error: SHA-256 of' in capsys.readouterr().err
     finally:
-        monkeypatch.delenv(_manifest.MANIFEST_ENV)
-        _manifest.reload()
+        monkeypatch.delenv(zoo_manifest.MANIFEST_ENV)
+        zoo_manifest.reload()
 
 
 def test_convert_training_checkpoint_keeps_head_and_picks_ema(tmp_path):
@@ -575,7 +575,7 @@ with torch.no_grad():
 
 def _release(tmp_path, manifest, cache, *args):
     calls = tmp_path / 'calls.json'
-    env = dict(os.environ, **{_manifest.MANIFEST_ENV: str(manifest), 'ZOO_CACHE_DIR': str(cache)})
+    env = dict(os.environ, **{zoo_manifest.MANIFEST_ENV: str(manifest), 'ZOO_CACHE_DIR': str(cache)})
     cmd = [sys.executable, '-c', _RELEASE_DRIVER, str(ROOT / 'tests'), str(tmp_path / 'hf' / 'hub'),
            str(tmp_path / 'remote'), str(calls), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
@@ -603,8 +603,8 @@ def test_release_flow_all_record_verify_push_offline(test_manifest, tmp_path, ca
     assert 'verified: ' in r.stdout and 'reloads strictly' in r.stdout
     entry = yaml.safe_load(path.read_text())['models'][name]
     assert entry['sha256'] == _sha(f) and entry['published'] is True
-    _manifest.reload()
-    assert _manifest.validate() == []
+    zoo_manifest.reload()
+    assert zoo_manifest.validate() == []
     uploads = [c[1] for c in calls if isinstance(c, list)]
     assert [u['repo_id'] for u in uploads] == [f'zoo-test/{name}']
     assert uploads[0]['files'] == ['README.md', 'config.json', 'model.safetensors']
@@ -616,7 +616,7 @@ def test_release_flow_all_record_verify_push_offline(test_manifest, tmp_path, ca
     # published: the short name now loads the pushed weights (fresh interpreter, offline, Hub cache only)
     torch.save(X, tmp_path / 'x.pt')
     env = dict(os.environ, HF_HOME=str(tmp_path / 'hf'), HF_HUB_OFFLINE='1', HF_HUB_DISABLE_TELEMETRY='1',
-               **{_manifest.MANIFEST_ENV: str(path)})
+               **{zoo_manifest.MANIFEST_ENV: str(path)})
     env.pop('HF_HUB_CACHE', None)
     env.pop('HUGGINGFACE_HUB_CACHE', None)
     r = subprocess.run([sys.executable, '-c', _SHORT_NAME_LOADER, str(tmp_path / 'x.pt'), str(tmp_path / 'y.pt')],
@@ -642,7 +642,7 @@ def test_verify_export_catches_a_changed_file(tmp_path):
 # --- parameter counts: which form -----------------------------------------------------------------------------
 
 def test_overlock_entries_name_the_form_of_their_parameter_counts():
-    entries = _manifest.entries()
+    entries = zoo_manifest.entries()
     overlock = {k: e for k, e in entries.items() if k.startswith('zoo_overlock_') and e.get('task', 'cls') == 'cls'}
     assert overlock and all(e.get('params', {}).get('form') and e['params'].get('paper_m') for e in overlock.values())
     # the paper's counts are the re-parameterised form: the deploy model of the XT tag has them, the training one not
@@ -651,8 +651,8 @@ def test_overlock_entries_name_the_form_of_their_parameter_counts():
          for tag in ('in1k', 'in1k_reparam')}
     assert round(n['in1k_reparam']) == entries['zoo_overlock_xt.in1k_reparam']['params']['paper_m'] == 16
     assert round(n['in1k'], 2) == 16.97 and 'training form' in entries['zoo_overlock_xt.in1k']['params']['form']
-    assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'paper_m': 'x'}})
-    assert _manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'size': 1}})
+    assert zoo_manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'paper_m': 'x'}})
+    assert zoo_manifest.validate_entry('zoo_a.b', {'source': 'none', 'license': 'mit', 'params': {'size': 1}})
 
 
 # --- pretrained=True: one error that says what to do ----------------------------------------------------------
@@ -669,7 +669,7 @@ def test_pretrained_unavailable_says_what_to_do(cache, capsys):
     is refused; the official file saved there by hand loads. The CLI tools print the message as one error line."""
     from zoo.cli import download as cli_download, eval as cli_eval
     from zoo.errors import PretrainedUnavailable
-    name, e = 'zoo_resnet50_cbam.in1k', _manifest.entry('zoo_resnet50_cbam.in1k')
+    name, e = 'zoo_resnet50_cbam.in1k', zoo_manifest.entry('zoo_resnet50_cbam.in1k')
     saved = cache / 'checkpoints' / e['file']
     with pytest.raises(PretrainedUnavailable) as ei:
         timm.create_model('zoo_resnet50_cbam', pretrained=True)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import timm
 import torch
 
-from . import _manifest, bench
+from . import bench, manifest
 from ._registry import list_models, model_families
 from .models.spec import spec_of
 
@@ -31,8 +31,8 @@ BASELINE = 'resnet50'
 
 
 def _weights(arch: str) -> Dict[str, str]:
-    tags = {k: v for k, v in _manifest.entries().items()
-            if k.split('.', 1)[0] == arch and v.get('task', 'cls') not in _manifest.DENSE_TASKS}
+    tags = {k: v for k, v in manifest.entries().items()
+            if k.split('.', 1)[0] == arch and v.get('task', 'cls') not in manifest.DENSE_TASKS}
     if not tags:
         return dict(weights='none (train with tools/train.py)', top1='')
     key, e = next(iter(tags.items()))

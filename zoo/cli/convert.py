@@ -79,9 +79,9 @@ def main(argv: List[str]) -> int:
                                                    '(default: the tag\'s, else read from its meta)')
     ap.add_argument('--image', default=None, help='det / seg: run the converted model on this image')
     args = ap.parse_args(argv)
-    from .. import _manifest, hub
-    if args.config or args.layout or args.image or (_manifest.entry(args.model or '') or {}).get('task') in (
-            _manifest.DENSE_TASKS):
+    from .. import hub, manifest
+    if args.config or args.layout or args.image or (manifest.entry(args.model or '') or {}).get('task') in (
+            manifest.DENSE_TASKS):
         return _dense(args, ap)
     if not args.model or not args.checkpoint:
         ap.error('--model and --checkpoint are required')
@@ -93,7 +93,7 @@ def main(argv: List[str]) -> int:
     hub.check_sha256(args.model, ckpt, record=args.record, allow_mismatch=args.no_verify)
     model = hub.convert(args.model, ckpt, num_classes=args.num_classes, use_ema=not args.no_ema)
     tag = args.model.partition('.')[2] or None
-    entry = _manifest.entry(args.model) if tag else None
+    entry = manifest.entry(args.model) if tag else None
     out = hub.export(model, args.out, tag=tag, cfg=hub.publish_cfg(entry) if entry else None)
     n = sum(p.numel() for p in model.parameters())
     print(f"{args.model}: {n / 1e6:.2f}M params, {model.num_classes} classes -> {out}\n"

@@ -62,7 +62,7 @@ def _parser() -> ArgumentParser:
 
 @command(parser=_parser)
 def main(args: argparse.Namespace) -> int:
-    from .. import _manifest, hub
+    from .. import hub, manifest
     if args.all == bool(args.names):
         _parser().error('give NAME.TAG ... or --all')
     if (args.push or args.verify) and args.no_convert:
@@ -71,15 +71,15 @@ def main(args: argparse.Namespace) -> int:
         hub.require_online()
     if args.source == 'hub' and (args.push or args.verify):
         _parser().error(f'--{"push" if args.push else "verify"} works on the official file (--source url)')
-    entries = _manifest.entries()
+    entries = manifest.entries()
 
     def from_hub(name):
         return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
-                                         and _manifest.hub_source(entries.get(name))[0] is not None)
+                                         and manifest.hub_source(entries.get(name))[0] is not None)
 
     if args.all:
         names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or from_hub(n)]
-        print(f'{len(names)} tags with weights listed in {_manifest.manifest_path()}', file=sys.stderr)
+        print(f'{len(names)} tags with weights listed in {manifest.manifest_path()}', file=sys.stderr)
     else:
         names = list(args.names)
     cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
@@ -133,11 +133,11 @@ def _fetch_pretrained(name: str, record: bool, cache_root=None):
     ``record``. Returns ``(name, Weights, recorded)``."""
     import timm
 
-    from .. import _manifest
+    from .. import manifest
     from ..hub import CACHE_ENV, pretrained
-    entry = _manifest.entry(name)
+    entry = manifest.entry(name)
     if entry is None:
-        raise UserError(f'{name} is not in the weights manifest ({_manifest.manifest_path()})')
+        raise UserError(f'{name} is not in the weights manifest ({manifest.manifest_path()})')
     before = os.environ.get(CACHE_ENV)
     if cache_root:
         os.environ[CACHE_ENV] = str(Path(cache_root).expanduser())
@@ -151,7 +151,7 @@ def _fetch_pretrained(name: str, record: bool, cache_root=None):
             os.environ[CACHE_ENV] = before
     recorded = False
     if w.expected_sha256 is None and record:
-        _manifest.set_entry_field(name, w.sha_field, w.sha256)
+        manifest.set_entry_field(name, w.sha_field, w.sha256)
         recorded = True
     state = 'verified' if w.verified else f'recorded as {w.sha_field}' if recorded else \
         f'NOT verified (no {w.sha_field} in the manifest; --record writes it)'

@@ -58,7 +58,7 @@ def _parser() -> ArgumentParser:
 
 @command(parser=_parser)
 def main(args: argparse.Namespace) -> int:
-    from .. import _manifest, hub
+    from .. import hub, manifest
     from ..errors import check_model_name
     check_model_name(args.name)
     target = hub.publish_target(args.name, args.repo)
@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     result = hub.push(model, repo, card=card, token=args.token, private=args.private, revision=args.revision,
                       create_pr=args.create_pr, commit_message=args.commit_message, cfg=cfg)
     print(f'pushed {args.name} to https://huggingface.co/{repo} ({getattr(result, "commit_url", result)})')
-    e = _manifest.entry(target.repo_name)
+    e = manifest.entry(target.repo_name)
     if args.mark_published:
         path = hub.mark_published(target.repo_name, repo)
         if path is None:
@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         else:
             print(f'marked {target.repo_name} as published in {path}')
     elif e is not None and e.get('hub') == repo and not e.get('published'):
-        print(f'note: set `published: true` for {target.repo_name} in {_manifest.manifest_path()} (or pass '
+        print(f'note: set `published: true` for {target.repo_name} in {manifest.manifest_path()} (or pass '
               f"--mark-published) so that timm.create_model('{target.repo_name}', pretrained=True) loads from the Hub")
     return 0
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 
 import torch.nn as nn
 
-from .. import _manifest
+from .. import manifest
 
 __all__ = ['model_card', 'card_template', 'bibtex']
 
@@ -117,13 +117,13 @@ def model_card(model: nn.Module, repo_id: Optional[str] = None, entry: Optional[
     arch = cfg.get('architecture') or type(model).__name__
     tag = cfg.get('tag')
     if repo_id:
-        tag = _manifest.split_hub_id(repo_id)[1].partition('.')[2] or tag
+        tag = manifest.split_hub_id(repo_id)[1].partition('.')[2] or tag
     full = f'{arch}.{tag}' if tag else arch
-    e = dict(entry or _manifest.entry(full) or {})
+    e = dict(entry or manifest.entry(full) or {})
     prov = dict(getattr(model, 'zoo_provenance', None) or {})
     metrics = dict(metrics or e.get('metrics') or prov.get('metrics') or {})
     license = license or e.get('license') or cfg.get('license') or 'other'
-    repo_id = repo_id or e.get('hub') or f'{_manifest.hub_org()}/{full}'
+    repo_id = repo_id or e.get('hub') or f'{manifest.hub_org()}/{full}'
     if dataset is None and tag and 'in1k' in tag:
         dataset = 'ImageNet-1k'
     if source is None:

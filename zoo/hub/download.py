@@ -18,7 +18,7 @@ from typing import Optional, Union
 
 import torch
 
-from .. import _manifest
+from .. import manifest
 from ..checkpoint import (CheckpointError, ChecksumError, atomic_write_text, commit_file, disk_full_guard,
                           load as safe_load, sha256_file)
 from ..errors import UserError
@@ -131,9 +131,9 @@ def fetch(name: str, cache: Optional[Union[str, os.PathLike]] = None, progress: 
     With ``record`` an unknown SHA-256 is written into the manifest entry; otherwise it is printed and kept in
     ``<cache>/sha256_records.json`` with a note. ``cache`` is the cache root (files go to ``<cache>/checkpoints``).
     """
-    e = _manifest.entry(name)
+    e = manifest.entry(name)
     if e is None:
-        raise KeyError(f'{name} is not in the weights manifest ({_manifest.manifest_path()})')
+        raise KeyError(f'{name} is not in the weights manifest ({manifest.manifest_path()})')
     source = e.get('source')
     url = e.get('url') if source in ('url', 'manual') else None
     if source == 'manual' and not url:
@@ -147,7 +147,7 @@ def fetch(name: str, cache: Optional[Union[str, os.PathLike]] = None, progress: 
     try:
         # `file` names the cached copy (direct links such as OneDrive's .../content carry no file name)
         extra = ()
-        if e.get('task') in _manifest.DENSE_TASKS:  # mmcv / mmengine checkpoints keep numpy scalars in `meta`
+        if e.get('task') in manifest.DENSE_TASKS:  # mmcv / mmengine checkpoints keep numpy scalars in `meta`
             from ..checkpoint import mmengine_checkpoint_globals
             extra = mmengine_checkpoint_globals()
         result = download(url, sha256=e.get('sha256'), filename=e.get('file'), cache=folder, progress=progress,
@@ -158,14 +158,14 @@ def fetch(name: str, cache: Optional[Union[str, os.PathLike]] = None, progress: 
         raise OSError(f'{name}: download of {url} failed: {ex}{hint}') from ex
     if result.expected_sha256 is None:
         if record:
-            path = _manifest.record_sha256(name, result.sha256)
+            path = manifest.record_sha256(name, result.sha256)
             _note(f'NOTE: {name}: the manifest had no SHA-256; recorded {result.sha256} in {path}. '
                   f'Check the file came from the official source before committing it.')
         else:
             rec = record_sha256_locally(name, result, url, folder.parent)
             _note(f'NOTE: {name}: the manifest has no SHA-256, so the download could not be verified.\n'
                   f'  sha256: {result.sha256}\n'
-                  f'  kept in {rec}; run again with --record to write it into {_manifest.manifest_path()}.')
+                  f'  kept in {rec}; run again with --record to write it into {manifest.manifest_path()}.')
     return result
 
 
@@ -177,7 +177,7 @@ def check_sha256(name: str, path: Union[str, os.PathLike], record: bool = False,
     known; a note prints it), ``'mismatch'`` (only with ``allow_mismatch``; a warning says so) or ``'n/a'`` (no
     official file for this name). A mismatch otherwise raises :class:`ChecksumError`.
     """
-    entry = _manifest.entry(name) if '.' in name else None
+    entry = manifest.entry(name) if '.' in name else None
     if entry is None or entry.get('source') not in ('url', 'manual'):
         return 'n/a'
     path = Path(path)
@@ -185,12 +185,12 @@ def check_sha256(name: str, path: Union[str, os.PathLike], record: bool = False,
     expected = entry.get('sha256')
     if expected is None:
         if record:
-            where = _manifest.record_sha256(name, sha)
+            where = manifest.record_sha256(name, sha)
             _note(f'NOTE: the manifest had no SHA-256 for {name}; recorded {sha} in {where}. '
                   f'Check the file is the official {entry.get("file")} before committing it.')
             return 'recorded'
         _note(f'NOTE: the manifest has no SHA-256 for {name}, so {path.name} could not be verified.\n'
-              f'  sha256: {sha}\n  run again with --record to write it into {_manifest.manifest_path()}.')
+              f'  sha256: {sha}\n  run again with --record to write it into {manifest.manifest_path()}.')
         return 'unverified'
     if sha != expected:
         msg = (f'SHA-256 of {path} is {sha}, but the manifest lists {expected} for the official '

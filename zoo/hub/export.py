@@ -14,7 +14,7 @@ import torch.nn as nn
 
 import timm
 
-from .. import _manifest
+from .. import manifest
 from ..checkpoint import atomic_write_text, commit_file, disk_full_guard
 from ..errors import UserError
 from .card import model_card
@@ -57,7 +57,7 @@ def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Di
            readme: bool = True) -> Path:
     """Write ``model`` in timm's Hub layout: ``model.safetensors`` + ``config.json`` (``timm.models.save_for_hf``)
     and, with ``readme``, ``README.md`` (the model card, rendered by timm's ``generate_readme``). ``cfg`` overrides
-    values of the exported pretrained cfg (e.g. :func:`zoo._manifest.cfg_overrides` of the manifest entry);
+    values of the exported pretrained cfg (e.g. :func:`zoo.manifest.cfg_overrides` of the manifest entry);
     ``label_names`` are the class names written into ``config.json``; ``data_config`` the preprocessing the weights
     were trained / evaluated with (default: the checkpoint's, from ``model.zoo_provenance``; a training run's
     ``data_cfg``: through :func:`hub_data_config`). Reload with
@@ -87,7 +87,7 @@ def export(model: nn.Module, out_dir: Union[str, os.PathLike], card: Optional[Di
 def check_repo_id(model: nn.Module, repo_id: str) -> str:
     """``repo_id`` must be ``<org>/<arch>.<tag>`` with the model's architecture; returns the tag."""
     try:
-        _, repo_name, _ = _manifest.split_hub_id(repo_id)
+        _, repo_name, _ = manifest.split_hub_id(repo_id)
     except ValueError as e:
         raise HubError(str(e)) from None
     arch = model.pretrained_cfg.get('architecture')
@@ -130,12 +130,12 @@ def publish_target(name: str, repo: Optional[str] = None) -> PublishTarget:
     """Resolve a publish request: ``name`` is ``arch`` or ``arch.tag`` (the tag selects the manifest entry), ``repo``
     defaults to that entry's ``hub``. A manifest tag added after ``import zoo`` (no registered cfg yet) builds the
     architecture and takes its tag from the repo; a repo named after a registered entry builds with its cfg."""
-    entry = _manifest.entry(name) if '.' in name else None
+    entry = manifest.entry(name) if '.' in name else None
     repo = repo or (entry or {}).get('hub')
     if not repo:
         raise HubError(f'--repo ORG/ARCH.TAG is needed (the manifest has no `hub` for {name})')
     try:
-        repo_name = _manifest.split_hub_id(repo)[1]
+        repo_name = manifest.split_hub_id(repo)[1]
     except ValueError as e:
         raise HubError(str(e)) from None
     arch = name.partition('.')[0]
@@ -143,7 +143,7 @@ def publish_target(name: str, repo: Optional[str] = None) -> PublishTarget:
     if '.' in name and timm.is_model(arch) and name not in timm.models.get_arch_pretrained_cfgs(arch):
         build = arch
     if entry is None:  # the repo's arch.tag may be a manifest entry
-        entry = _manifest.entry(repo_name)
+        entry = manifest.entry(repo_name)
         if entry is not None and build == repo_name.partition('.')[0] and timm.is_model(build) \
                 and repo_name in timm.models.get_arch_pretrained_cfgs(build):
             build = repo_name
@@ -151,9 +151,9 @@ def publish_target(name: str, repo: Optional[str] = None) -> PublishTarget:
 
 
 def publish_cfg(entry: Optional[Dict[str, Any]], license: Optional[str] = None) -> Dict[str, Any]:
-    """The pretrained-cfg values to publish: the manifest entry's (:func:`zoo._manifest.cfg_overrides`) and an
+    """The pretrained-cfg values to publish: the manifest entry's (:func:`zoo.manifest.cfg_overrides`) and an
     explicit licence."""
-    cfg = _manifest.cfg_overrides(entry)
+    cfg = manifest.cfg_overrides(entry)
     if license:
         cfg['license'] = license
     return cfg
@@ -162,7 +162,7 @@ def publish_cfg(entry: Optional[Dict[str, Any]], license: Optional[str] = None) 
 def mark_published(repo_name: str, repo: str) -> Optional[Path]:
     """Set ``published: true`` for manifest entry ``repo_name`` if its ``hub`` is ``repo``; the manifest path, or
     None when there is no such entry."""
-    e = _manifest.entry(repo_name)
+    e = manifest.entry(repo_name)
     if e is None or e.get('hub') != repo:
         return None
-    return _manifest.set_entry_field(repo_name, 'published', True)
+    return manifest.set_entry_field(repo_name, 'published', True)

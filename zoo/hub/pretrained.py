@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 
-from .. import _manifest
+from .. import manifest
 from ..checkpoint import CheckpointError, convert_and_check, load as safe_load, sha256_file
 from ..errors import PretrainedUnavailable
 from .download import cache_dir, download, downloadable
@@ -156,13 +156,13 @@ def resolve(name: str, cfg: Optional[Dict[str, Any]] = None) -> Weights:
     of its pretrained cfg, else the official URL, else the official file saved by hand in the cache; checksums
     verified. Raises :class:`PretrainedUnavailable` naming every source tried and the next step."""
     name, cfg = _name_cfg(name, cfg)
-    entry = _manifest.entry(name) or {}
+    entry = manifest.entry(name) or {}
     tried: List[str] = []
     hub_id = cfg.get('hf_hub_id')
     url = cfg.get('url') or (entry.get('url') if downloadable(entry) else None)
     found = None
     if hub_id:
-        own_id, own_sha = _manifest.hub_source(entry)
+        own_id, own_sha = manifest.hub_source(entry)
         field = 'hub_sha256' if hub_id == entry.get('hub') else 'hf_hub_sha256'
         found = _from_hub(hub_id, cfg.get('hf_hub_filename'), own_sha if hub_id == own_id else None, field, tried)
     if found is None and url:
@@ -194,7 +194,7 @@ def _checked_filter(filter_fn: Callable, name: Optional[str] = None, weights: Op
 
 
 def _fix_source(name: str, weights: Weights) -> str:
-    return (f'check the weights source of {name} in {_manifest.manifest_path()} (or your pretrained_cfg_overlay), '
+    return (f'check the weights source of {name} in {manifest.manifest_path()} (or your pretrained_cfg_overlay), '
             f'delete {weights.path.resolve()}, or pass a checkpoint: {_overlay(name)}')
 
 

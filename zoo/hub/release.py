@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from .. import _manifest
+from .. import manifest
 from ..errors import UserError
 from .card import model_card
 from .convert import convert, verify_export
@@ -48,9 +48,9 @@ def release(name: str, out_root: Union[str, os.PathLike], cache: Optional[Union[
     optional (``convert_``, ``verify``, ``push_``; pushing implies converting and verifying; ``mark`` sets
     ``published: true`` after a push). Raises on the first failing step; :class:`ManualDownloadError` when the
     official file must be fetched by hand."""
-    entry = _manifest.entry(name)
+    entry = manifest.entry(name)
     if entry is None:
-        raise UserError(f'{name} is not in the weights manifest ({_manifest.manifest_path()})')
+        raise UserError(f'{name} is not in the weights manifest ({manifest.manifest_path()})')
     if push_:
         convert_ = verify = True
         if downloadable(entry) and not entry.get('hub'):  # (files to fetch by hand: fetch() says so below)
@@ -63,8 +63,8 @@ def release(name: str, out_root: Union[str, os.PathLike], cache: Optional[Union[
     say(f'{name}: downloaded {dl.path} sha256={dl.sha256} [{state}]')
     if not convert_:
         return r
-    entry = _manifest.entry(name) or entry
-    if entry.get('task') in _manifest.DENSE_TASKS:  # the authors' detector / segmenter: mmengine file, no Hub copy
+    entry = manifest.entry(name) or entry
+    if entry.get('task') in manifest.DENSE_TASKS:  # the authors' detector / segmenter: mmengine file, no Hub copy
         from ..mm.convert import convert_checkpoint
         r.out = convert_checkpoint(dl.path, entry['config'], Path(out_root) / f'{name}.pth', layout=entry['layout'])
         say(f'{name}: converted -> {r.out}  (load_from={r.out!s} with {entry["config"]})')

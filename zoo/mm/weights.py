@@ -42,6 +42,6 @@ def scope_mmengine_checkpoint_loads() -> None:
 
 def dense_entry(name: str) -> Optional[Dict[str, Any]]:
     """The manifest entry of a det / seg tag (None for anything else)."""
-    from .. import _manifest
-    e = _manifest.entry(name) if isinstance(name, str) and '.' in name and '/' not in name else None
+    from .. import manifest
+    e = manifest.entry(name) if isinstance(name, str) and '.' in name and '/' not in name else None
     return e if e and e.get('task') in ('det', 'seg') else None

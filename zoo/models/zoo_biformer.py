@@ -16,7 +16,7 @@ import torch.nn as nn
 from timm.layers import ClassifierHead, DropPath, Mlp, calculate_drop_path_rates, to_ntuple, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.bra import BiLevelRoutingAttention
 from zoo.layers.lepe import AttentionLePE
 from zoo.models._helpers import BlockStage, StagedModel, build_zoo_model, imagenet_cfg, stage_group_matcher

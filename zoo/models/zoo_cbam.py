@@ -13,7 +13,7 @@ import torch
 from timm.models import generate_default_cfgs, register_model
 from timm.models.resnet import ResNet
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.cbam import CBAM
 from zoo.models._helpers import build_attention_resnet, imagenet_cfg, resnet_args
 from zoo.models._helpers import key_filter, strip_prefix, unwrap_state_dict

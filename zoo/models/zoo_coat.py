@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
 from timm.models import checkpoint, generate_default_cfgs, register_model
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.coat_attn import ConvPosEnc, ConvRelPosEnc, FactorAttnConvRelPosEnc
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head
 from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict

@@ -18,7 +18,7 @@ from timm.layers.halo_attn import HaloAttn
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, SelfAttnBlock
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.halo import PaddedHaloAttn
 from zoo.models._helpers import build_zoo_model, imagenet_cfg
 from zoo.models._helpers import check_input, key_filter, strip_prefix, unwrap_state_dict

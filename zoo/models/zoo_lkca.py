@@ -17,7 +17,7 @@ import torch.nn as nn
 from timm.layers import DropPath, Mlp, PatchEmbed, resample_abs_pos_embed_nhwc, to_2tuple
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.lkca import LargeKernelConvAttention, lkca_fit_kernel
 from zoo.layers.pyramid import SimpleFeaturePyramid, simple_pyramid_level, simple_pyramid_reductions
 from zoo.models._helpers import ZooModel, build_zoo_model, imagenet_cfg, linear_head

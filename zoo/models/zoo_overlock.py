@@ -17,7 +17,7 @@ from timm.layers import ClassifierHead, DropPath, LayerNorm2d, SEModule, SelectA
 from torch.jit import Final
 from timm.models import generate_default_cfgs, register_model
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.contmix import ContMix
 from zoo.layers.conv_mlp import ChannelAffine, ConvGrnMlp, GlobalResponseNorm2d, ResDWConv
 from zoo.layers.dilated_reparam import DilatedReparamBlock, merge_dilated_reparam_state

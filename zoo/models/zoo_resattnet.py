@@ -15,7 +15,7 @@ import torch.nn as nn
 from timm.layers import BatchNormAct2d, ClassifierHead
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.residual_attention import PreActBottleneck, ResidualAttentionModule, SoftMaskBranch
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, StagedModel, build_zoo_model, imagenet_cfg
 from zoo.models._helpers import stage_group_matcher

@@ -16,7 +16,7 @@ from timm.layers import SelectAdaptivePool2d
 from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.resnet import ResNet
 
-from zoo._manifest import pretrained_cfgs
+from zoo.manifest import pretrained_cfgs
 from zoo.layers.triplet import TripletAttention
 from zoo.models._helpers import DILATED_OUTPUT_STRIDES, OutputStrideError, ZooModel, build_attention_resnet
 from zoo.models._helpers import build_zoo_model, linear_head, resnet_args
