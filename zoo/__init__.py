@@ -8,8 +8,8 @@ from . import layers, models  # noqa: F401  (importing registers the models)
 from ._registry import list_models, list_pretrained, model_families
 from .hub.pretrained import build_model as _pretrained_build
 from .retrofit import add_attention
+from .version import __version__
 
 models.use_pretrained_builder(_pretrained_build)
 
-__version__ = '0.1.0'
 __all__ = ['list_models', 'list_pretrained', 'model_families', 'add_attention', '__version__']

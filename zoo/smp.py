@@ -132,7 +132,7 @@ def _encoder_class():
     _smp()
     from segmentation_models_pytorch.encoders import TimmUniversalEncoder
 
-    from .models._helpers import OutputStrideError
+    from .models import OutputStrideError
 
     class ZooEncoder(TimmUniversalEncoder):
         """smp's timm universal encoder for a zoo model, built from the model's full ``feature_info`` (so the

@@ -51,10 +51,10 @@ GPU_COLUMNS = ['model', 'img_size', 'batch_size', 'device', 'gpu', 'dtype', 'cha
 def expand(patterns):
     import timm
 
-    import zoo
+    from .. import list_models
     names = []
     for p in patterns:
-        found = (zoo.list_models(p) or timm.list_models(p)) if any(c in p for c in '*?[') else [p]
+        found = (list_models(p) or timm.list_models(p)) if any(c in p for c in '*?[') else [p]
         names += [n for n in found if n not in names]
     return names
 

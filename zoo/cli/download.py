@@ -63,6 +63,7 @@ def _parser() -> ArgumentParser:
 @command(parser=_parser)
 def main(args: argparse.Namespace) -> int:
     from .. import hub, manifest
+    from ..release import release
     if args.all == bool(args.names):
         _parser().error('give NAME.TAG ... or --all')
     if (args.push or args.verify) and args.no_convert:
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
             if from_hub(name):
                 cached.append(_fetch_pretrained(name, args.record, args.cache_dir))
                 continue
-            r = hub.release(name, out_root, cache=cache, progress=not args.quiet, record=args.record,
+            r = release(name, out_root, cache=cache, progress=not args.quiet, record=args.record,
                             convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
                             token=args.token, private=args.private, commit_message=args.commit_message,
                             say=lambda msg: print(msg))

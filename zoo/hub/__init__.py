@@ -2,8 +2,8 @@
 
 One concern per module, the pipeline behind ``zoo-download`` / ``zoo-convert`` / ``zoo-push``: ``download`` (fetch
 an official file into the cache, SHA-256 checked or recorded), ``convert`` (through the family's checkpoint filter),
-``card`` (the model card), ``export`` (timm's Hub layout and the push) and ``release`` (all of them for one
-manifest entry). Loading published weights needs nothing from here: ``import zoo``, then
+``card`` (the model card) and ``export`` (timm's Hub layout and the push); :mod:`zoo.release` runs all of them for one
+manifest entry. Loading published weights needs nothing from here: ``import zoo``, then
 ``timm.create_model(..., pretrained=True)``.
 How the pieces fit is described in docs/weights_internals.md.
 """
@@ -15,7 +15,6 @@ from .download import (CACHE_ENV, SHA_RECORDS, Download, ManualDownloadError, ca
                        downloadable, fetch, record_sha256_locally)
 from .export import (HubError, PublishTarget, check_repo_id, export, mark_published, publish_cfg, publish_target, push,
                      require_online)
-from .release import Release, release
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'ManualDownloadError',
@@ -23,5 +22,5 @@ __all__ = [
     'cache_dir', 'sha256_file', 'safe_load', 'checkpoint_state_dict', 'download', 'fetch', 'record_sha256_locally',
     'check_sha256', 'downloadable', 'convert', 'load_for_publish', 'verify_export', 'model_card', 'export', 'push',
     'check_repo_id', 'publish_target', 'PublishTarget', 'publish_cfg', 'require_online', 'mark_published',
-    'Download', 'Release', 'release',
+    'Download',
 ]

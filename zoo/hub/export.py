@@ -15,6 +15,7 @@ import torch.nn as nn
 import timm
 
 from .. import manifest
+from ..version import __version__
 from ..checkpoint import atomic_write_text, commit_file, disk_full_guard
 from ..errors import UserError
 from .card import model_card
@@ -36,7 +37,6 @@ def _export_config(model: nn.Module, tag: Optional[str], cfg: Optional[Dict[str,
     if pretrained_cfg:
         model_config['pretrained_cfg'] = pretrained_cfg
     prov = {k: v for k, v in (getattr(model, 'zoo_provenance', None) or {}).items() if k != 'data_config'}
-    from .. import __version__
     model_config[ZOO_CONFIG_KEY] = dict(prov, zoo_version=__version__)
     return model_config
 

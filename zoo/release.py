@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from .. import manifest
-from ..errors import UserError
-from .card import model_card
-from .convert import convert, verify_export
-from .download import downloadable, fetch
-from .export import HubError, export, mark_published, publish_cfg, push
+from . import manifest
+from .errors import UserError
+from .hub.card import model_card
+from .hub.convert import convert, verify_export
+from .hub.download import downloadable, fetch
+from .hub.export import HubError, export, mark_published, publish_cfg, push
 
 __all__ = ['Release', 'release']
 
@@ -65,7 +65,7 @@ def release(name: str, out_root: Union[str, os.PathLike], cache: Optional[Union[
         return r
     entry = manifest.entry(name) or entry
     if entry.get('task') in manifest.DENSE_TASKS:  # the authors' detector / segmenter: mmengine file, no Hub copy
-        from ..mm.convert import convert_checkpoint
+        from .mm.convert import convert_checkpoint
         r.out = convert_checkpoint(dl.path, entry['config'], Path(out_root) / f'{name}.pth', layout=entry['layout'])
         say(f'{name}: converted -> {r.out}  (load_from={r.out!s} with {entry["config"]})')
         return r
