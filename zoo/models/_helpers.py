@@ -28,8 +28,8 @@ __all__ = [
     'CheckpointError', 'unwrap_state_dict', 'strip_prefix', 'check_state_dict', 'key_filter', 'checkpoint_filter',
     'check_in_chans', 'check_input',
     'OutputStrideError', 'DILATED_OUTPUT_STRIDES', 'imagenet_cfg', 'build_zoo_model', 'use_pretrained_builder',
-    'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter', 'ZooModel',
-    'StagedModel',
+    'resnet_args', 'build_attention_resnet', 'stage_group_matcher', 'linear_head', 'BlockStage', 'ZooFeatureGetter',
+    'ZooModel', 'StagedModel',
 ]
 
 

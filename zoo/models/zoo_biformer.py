@@ -250,6 +250,16 @@ def _official_key(k: str) -> str:
     return k
 
 
+SPEC = FamilySpec(name='biformer', attention=(BiLevelRoutingAttention,), maps=MapReader('routed_regions'),
+    parity=dict(
+        zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
+        zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+        zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
+    ),
+    pairs=(('zoo_biformer_tiny', 'models/biformer.py:biformer_tiny(auto_pad=True)'),),
+)
+
+
 @key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: BiFormer) -> Dict[str, torch.Tensor]:
     """Official BiFormer checkpoint (``{'model': {...}}``, or bare) or zoo-layout state dict -> zoo layout."""
@@ -296,16 +306,3 @@ def zoo_biformer_small(pretrained: bool = False, **kwargs) -> BiFormer:
 def zoo_biformer_base(pretrained: bool = False, **kwargs) -> BiFormer:
     """BiFormer-B: 56.8M params, 9.8 GFLOPs, 84.3% IN-1k top-1."""
     return _create_biformer('zoo_biformer_base', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='biformer',
-    attention=(BiLevelRoutingAttention,),
-    maps=MapReader('routed_regions'),
-    parity=dict(
-        zoo_biformer_tiny='yes: logits = official code, 224 and padded 96x136 (golden)',
-        zoo_biformer_small='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-        zoo_biformer_base='yes: official code (golden; fp64 1e-7, fp32 2e-6 relative)',
-    ),
-    pairs=(('zoo_biformer_tiny', 'models/biformer.py:biformer_tiny(auto_pad=True)'),),
-)

@@ -30,6 +30,18 @@ _OFFICIAL_RENAMES = (
 )
 
 
+SPEC = FamilySpec(name='cbam', attention=(CBAM,), maps=MapReader('channel_spatial_gates'),
+    parity={
+        'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
+        'zoo_resnet34_cbam': 'layout: strict load of official keys',
+        'zoo_resnet101_cbam': 'layout: strict load of official keys',
+        'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
+    },
+    pairs=(('zoo_resnet50_cbam', "MODELS/model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')"),),
+)
+
+
 @key_filter('CBAM checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: ResNet) -> Dict[str, torch.Tensor]:
     """Official Jongchan/attention-module checkpoint (``.pth.tar`` dict with ``state_dict``, keys
@@ -91,18 +103,3 @@ def zoo_resnet101_cbam(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_resnext50_32x4d_cbam(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNeXt-50 32x4d + CBAM (paper: 27.56M params)."""
     return _create_cbam_resnet('zoo_resnext50_32x4d_cbam', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='cbam',
-    attention=(CBAM,),
-    maps=MapReader('channel_spatial_gates'),
-    parity={
-        'zoo_resnet18_cbam': 'yes: logits = official code (golden)',
-        'zoo_resnet50_cbam': 'yes: logits = official code (golden)',
-        'zoo_resnet34_cbam': 'layout: strict load of official keys',
-        'zoo_resnet101_cbam': 'layout: strict load of official keys',
-        'zoo_resnext50_32x4d_cbam': 'no official code/weights (paper params match)',
-    },
-    pairs=(('zoo_resnet50_cbam', "MODELS/model_resnet.py:ResidualNet('ImageNet', 50, 1000, 'CBAM')"),),
-)

@@ -513,6 +513,20 @@ def _convert_official(state_dict: Dict[str, torch.Tensor], model: CoaT) -> Dict[
     return out
 
 
+SPEC = FamilySpec(name='coat', attention=(FactorAttnConvRelPosEnc, ConvPosEnc, ConvRelPosEnc),
+    maps=MapReader('factorized_attention', grid_arg=True),
+    cam='last_attention_norm',
+    counterparts=('coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'),
+    parity=dict(
+        {n: 'official-code path; = timm coat weights (exact)' for n in (
+            'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
+        zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+        zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
+    ),
+    pairs=(('zoo_coat_lite_tiny', 'src/models/coat.py:coat_lite_tiny'),),
+)
+
+
 @key_filter('CoaT checkpoint')
 def checkpoint_filter_fn(state_dict, model: CoaT) -> Dict[str, torch.Tensor]:
     """Official CoaT files (weights under ``model``, shared modules under several keys, unused ``norm1`` etc.),
@@ -592,19 +606,3 @@ def zoo_coat_mini(pretrained: bool = False, **kwargs) -> CoaT:
 def zoo_coat_small(pretrained: bool = False, **kwargs) -> CoaT:
     """CoaT Small (official ``coat_small``)."""
     return _create_coat('zoo_coat_small', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='coat',
-    attention=(FactorAttnConvRelPosEnc, ConvPosEnc, ConvRelPosEnc),
-    maps=MapReader('factorized_attention', grid_arg=True),
-    cam='last_attention_norm',
-    counterparts=('coat_lite_tiny', 'coat_lite_mini', 'coat_lite_small'),
-    parity=dict(
-        {n: 'official-code path; = timm coat weights (exact)' for n in (
-            'zoo_coat_lite_mini', 'zoo_coat_lite_small', 'zoo_coat_lite_medium', 'zoo_coat_mini', 'zoo_coat_small')},
-        zoo_coat_lite_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-        zoo_coat_tiny='yes: logits = official code, 224 and 72x108 (golden)',
-    ),
-    pairs=(('zoo_coat_lite_tiny', 'src/models/coat.py:coat_lite_tiny'),),
-)

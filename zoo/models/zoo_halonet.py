@@ -75,6 +75,16 @@ class HaloNet(ByobNet):
         return self.forward_head(self.forward_features(x))
 
 
+SPEC = FamilySpec(name='halonet', attention=(PaddedHaloAttn, HaloAttn),
+    maps=MapReader('halo_window', outermost=True),
+    counterparts=('halonet_h1', 'halonet26t'),
+    parity=dict(
+        {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
+        zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
+    ),
+)
+
+
 @key_filter()
 def checkpoint_filter_fn(state_dict, model: HaloNet):
     """Accept the zoo layout, or timm's ByobNet layout (``HaloAttn`` directly under ``self_attn``, e.g. a
@@ -183,15 +193,3 @@ def zoo_halonet_h6(pretrained: bool = False, **kwargs) -> HaloNet:
 def zoo_halonet_h7(pretrained: bool = False, **kwargs) -> HaloNet:
     """HaloNet-H7 (67.4M, 600 px): b 10, h 3, r_v 4, r_b 3.5, l_3 26, d_f 2048."""
     return _create_halonet('zoo_halonet_h7', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='halonet',
-    attention=(PaddedHaloAttn, HaloAttn),
-    maps=MapReader('halo_window', outermost=True),
-    counterparts=('halonet_h1', 'halonet26t'),
-    parity=dict(
-        {f'zoo_halonet_h{i}': 'no official code; paper param counts match' for i in range(8)},
-        zoo_halonet_h1='= timm halonet_h1 (same weights, logits within 1e-5); paper params match',
-    ),
-)

@@ -289,6 +289,19 @@ def _convert_official(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Di
     return out
 
 
+SPEC = FamilySpec(name='lkca', attention=(LargeKernelConvAttention,), maps=MapReader('shared_kernel'),
+    cam='last_block_nhwc',
+    parity=dict(
+        {n: "same code path as golden-checked configs (author's definition)" for n in (
+            'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
+        **{n: "yes: logits = author's code, both views (golden)" for n in (
+            'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
+    ),
+    pairs=(('zoo_lkca_vit_05m', 'models/largevit_cnn.py:Large_ViT_cnn(img_size=64, patch_size=8, num_classes=200, '
+                                'dim=100, depth=8, heads=4, dim_head=25, mlp_dim_ratio=2)'),),
+)
+
+
 @key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: LkcaVit) -> Dict[str, torch.Tensor]:
     """Load the author's trainer checkpoints (``{'model_state_dict': ...}`` or bare) or zoo-layout state dicts.
@@ -382,19 +395,3 @@ def zoo_lkca_vit_12m(pretrained: bool = False, **kwargs) -> LkcaVit:
 def zoo_lkca_vit(pretrained: bool = False, **kwargs) -> LkcaVit:
     """ViT-LKCA, the author's ``vit-lkca`` configuration (2.7M params)."""
     return _create_lkca('zoo_lkca_vit', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='lkca',
-    attention=(LargeKernelConvAttention,),
-    maps=MapReader('shared_kernel'),
-    cam='last_block_nhwc',
-    parity=dict(
-        {n: "same code path as golden-checked configs (author's definition)" for n in (
-            'zoo_lkca_vit_1m', 'zoo_lkca_vit_4m', 'zoo_lkca_vit_8m')},
-        **{n: "yes: logits = author's code, both views (golden)" for n in (
-            'zoo_lkca_vit_05m', 'zoo_lkca_vit_2m', 'zoo_lkca_vit', 'zoo_lkca_vit_12m')},
-    ),
-    pairs=(('zoo_lkca_vit_05m', 'models/largevit_cnn.py:Large_ViT_cnn(img_size=64, patch_size=8, num_classes=200, '
-                                'dim=100, depth=8, heads=4, dim_head=25, mlp_dim_ratio=2)'),),
-)

@@ -568,6 +568,17 @@ def _convert_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
+SPEC = FamilySpec(name='overlock', attention=(ContMix,), maps=MapReader('dynamic_kernels'),
+    parity=dict(
+        zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
+        zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
+        zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
+    ),
+    pairs=(('zoo_overlock_xt', 'models/overlock.py:overlock_xt(use_ds=False)'),),
+)
+
+
 @key_filter('OverLoCK checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: OverLoCK) -> Dict[str, torch.Tensor]:
     """Official OverLoCK checkpoint (bare or under ``state_dict``, optional ``module.`` prefix; training or
@@ -650,17 +661,3 @@ def zoo_overlock_s(pretrained: bool = False, **kwargs) -> OverLoCK:
 def zoo_overlock_b(pretrained: bool = False, **kwargs) -> OverLoCK:
     """OverLoCK-B (paper: 95M params, 16.7G FLOPs, 85.1 top-1)."""
     return _create_overlock('zoo_overlock_b', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='overlock',
-    attention=(ContMix,),
-    maps=MapReader('dynamic_kernels'),
-    parity=dict(
-        zoo_overlock_xt='yes: official code, natten op replaced (golden; fp64 1e-13, fp32 1e-5 rel), both forms',
-        zoo_overlock_t='same code path as XT (official key layout, params/GMACs match)',
-        zoo_overlock_s='same code path as XT (official key layout, params/GMACs match)',
-        zoo_overlock_b='same code path as XT (official key layout, params/GMACs match)',
-    ),
-    pairs=(('zoo_overlock_xt', 'models/overlock.py:overlock_xt(use_ds=False)'),),
-)

@@ -177,6 +177,16 @@ class ResidualAttentionNet(StagedModel, nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+SPEC = FamilySpec(name='resattnet', attention=(SoftMaskBranch,), maps=MapReader('soft_mask'),
+    parity=dict(
+        zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
+        zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
+        zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
+    ),
+)
+
+
 @key_filter()
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: ResidualAttentionNet) -> Dict[str, torch.Tensor]:
     """Zoo-layout state dicts (bare or wrapped, optional ``module.`` prefix); no official weights exist."""
@@ -244,16 +254,3 @@ def zoo_resattnet92_cifar(pretrained: bool = False, **kwargs) -> ResidualAttenti
 def zoo_resattnet164_cifar(pretrained: bool = False, **kwargs) -> ResidualAttentionNet:
     """Attention-164 for 32 px CIFAR input (4 modules per stage): 3.58M params."""
     return _create_resattnet('zoo_resattnet164_cifar', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='resattnet',
-    attention=(SoftMaskBranch,),
-    maps=MapReader('soft_mask'),
-    parity=dict(
-        zoo_resattnet56='structure = official Caffe prototxt (no official weights or runnable code)',
-        zoo_resattnet92='structure = official Caffe prototxt (no official weights or runnable code)',
-        zoo_resattnet92_cifar='reconstructed from the paper (no official definition)',
-        zoo_resattnet164_cifar='reconstructed from the paper (no official definition)',
-    ),
-)

@@ -211,6 +211,21 @@ def _mbv2_official_map(model: TripletMobileNetV2) -> Dict[str, str]:
     return mapping
 
 
+SPEC = FamilySpec(name='triplet', attention=(TripletAttention,), maps=MapReader('branch_gates'),
+    parity={
+        'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
+        'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
+        'zoo_resnet34_triplet': 'layout: strict load of official keys',
+        'zoo_resnet101_triplet': 'layout: strict load of official keys',
+        'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
+        'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
+    },
+    pairs=(('zoo_resnet50_triplet', "MODELS/resnet.py:ResidualNet('ImageNet', 50, 1000, 'TripletAttention')"),),
+)
+
+
 @key_filter('triplet attention checkpoint')
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official triplet-attention checkpoint (dict with ``state_dict``, keys prefixed ``module.``, gate names
@@ -317,21 +332,3 @@ def zoo_resnet50_triplet_k3(pretrained: bool = False, **kwargs) -> ResNet:
 def zoo_mobilenetv2_triplet_k3(pretrained: bool = False, **kwargs) -> TripletMobileNetV2:
     """MobileNetV2 + triplet attention, 3x3 gates (official: 3.506M params, 72.62 top-1)."""
     return _create_triplet_mobilenetv2('zoo_mobilenetv2_triplet_k3', pretrained, **kwargs)
-
-
-SPEC = FamilySpec(
-    name='triplet',
-    attention=(TripletAttention,),
-    maps=MapReader('branch_gates'),
-    parity={
-        'zoo_resnet18_triplet': 'yes: logits = official code (golden)',
-        'zoo_resnet50_triplet': 'yes: logits = official code (golden)',
-        'zoo_mobilenetv2_triplet': 'yes: logits = official code (golden)',
-        'zoo_resnet34_triplet': 'layout: strict load of official keys',
-        'zoo_resnet101_triplet': 'layout: strict load of official keys',
-        'zoo_resnet18_triplet_k3': 'layout: strict load (3x3 gates)',
-        'zoo_resnet50_triplet_k3': 'layout: strict load (3x3 gates)',
-        'zoo_mobilenetv2_triplet_k3': 'layout: strict load (3x3 gates)',
-    },
-    pairs=(('zoo_resnet50_triplet', "MODELS/resnet.py:ResidualNet('ImageNet', 50, 1000, 'TripletAttention')"),),
-)
