@@ -1,23 +1,8 @@
 """Export a zoo (or timm) model to ONNX, ``torch.export`` or TorchScript, and verify the artifact where it will run.
 
-Every export is checked in the runtime that will execute it, against the eager model's logits on random fp32
-inputs (max abs difference <= ``atol``, default 1e-4):
-
-* ``onnx``: ``torch.onnx.export(..., dynamo=True)``, then run in onnxruntime (CPU provider);
-* ``torch.export``: ``torch.export.export``, saved with ``torch.export.save``, loaded back with
-  ``torch.export.load`` and run through ``.module()``;
-* ``torchscript``: ``torch.jit.script`` (falling back to ``torch.jit.trace`` where scripting fails), saved, loaded
-  back with ``torch.jit.load``.
-
-``dynamic=True`` makes batch, height and width dynamic (``torch.export.Dim.DYNAMIC`` for torch.export and the dynamo
-ONNX exporter) and verifies at a second input size as well; an architecture whose export specialises the spatial
-size raises :class:`ExportError` with the reason. BiFormer (BRA regions) and HaloNet (halo blocks) pad without
-branches on the size, so one program serves sizes that pad differently; torch.export still fixes a size that is 1 at
-the traced input (e.g. one 7 x 7-region side), so trace at a size where every attention stage has at least two
-regions / blocks per side (BiFormer: > 112 px, e.g. the default 224).
-
-The artifact is written to a temporary file next to ``out`` and moved into place only after it verified, so a
-failed export or verification never leaves a (half-written) file at ``out``.
+Every export is checked in the runtime that will execute it against the eager model's fp32 logits (max abs
+difference <= ``atol``); ``dynamic=True`` also verifies at a second input size. The artifact reaches ``out`` only
+after it verified. How each format is exported and checked: docs/export.md, "How export works inside".
 
 Optional dependencies: onnxruntime (and onnx/onnxscript) -- ``pip install "timm-attention-zoo[export]"``.
 """
@@ -275,6 +260,54 @@ _EXPORTERS = {'onnx': _export_onnx, 'torch.export': _export_torch_export, 'torch
 _SUFFIX = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
 
 
+def _checked_target(fmt: str, input_size: Sequence[int], out: Union[str, os.PathLike]) -> Tuple[Tuple[int, ...], Path]:
+    """Validate the format, input size and output file; create the output's folder."""
+    if fmt not in FORMATS:
+        raise ExportError(f'unknown format {fmt!r}; choose one of {", ".join(FORMATS)}')
+    input_size = tuple(int(v) for v in input_size)
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise ExportError(f'input size must be C H W (positive), got {input_size}')
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f'--out {out} is a folder; give a file name (e.g. {out / ("model" + _SUFFIX[fmt])})')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return input_size, out
+
+
+def _verify_artifact(run, xs, refs, fmt: str, tmp: Path, atol: float, out: Path) -> Tuple[float, Dict[str, float]]:
+    """Run the artifact on each input and compare with the eager logits: (worst, per-size max abs diff)."""
+    diffs = {}
+    for x, ref in zip(xs, refs):
+        key = 'x'.join(str(v) for v in x.shape)
+        try:
+            y = run(x)
+        except Exception as e:
+            what = 'at the second input size ' if x is not xs[0] else ''
+            rng = _RANGES.pop(str(tmp), '')
+            rng = (f' (the export allows only {rng}; torch.export fixes a size that is 1 at the traced input, '
+                   f'e.g. one attention region or block per side: trace at a larger --input-size)') if rng else ''
+            raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime{rng}: '
+                              f'{_short(e)}') from e
+        if y.shape != ref.shape:
+            raise ExportError(f'{fmt} output shape {tuple(y.shape)} != eager {tuple(ref.shape)} at {key}')
+        diffs[key] = float((y.float() - ref.float()).abs().max())
+    worst = max(diffs.values())
+    if not worst <= atol:  # also catches NaN
+        raise ExportError(f'{fmt} artifact does not match eager fp32 logits: max abs diff {worst:.3g} > {atol:g} '
+                          f'({diffs}); nothing written to {out}')
+    return worst, diffs
+
+
+def _move_into_place(tmp_dir: str, tmp: Path, out: Path) -> None:
+    """Move the verified artifact (and any ONNX external-data files beside it) to ``out``."""
+    files = list(Path(tmp_dir).iterdir())
+    if len(files) > 1:  # ONNX external data: move the folder's files next to out (same names)
+        for f in files:
+            if f.name != out.name:
+                os.replace(f, out.parent / f.name)
+    os.replace(tmp, out)
+
+
 def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Union[str, os.PathLike], *,
                  dynamic: bool = False, atol: float = 1e-4, batch: int = 2, seed: int = 0,
                  second_size: Optional[Sequence[int]] = None, time_limit: Optional[float] = None) -> ExportResult:
@@ -287,15 +320,7 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
     left untouched. ``time_limit`` (seconds, main thread only): give up on an exporter that does not finish
     (dynamic-shape tracing of some architectures spends a very long time in symbolic shape reasoning).
     """
-    if fmt not in FORMATS:
-        raise ExportError(f'unknown format {fmt!r}; choose one of {", ".join(FORMATS)}')
-    input_size = tuple(int(v) for v in input_size)
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise ExportError(f'input size must be C H W (positive), got {input_size}')
-    out = Path(out)
-    if out.is_dir():
-        raise ExportError(f'--out {out} is a folder; give a file name (e.g. {out / ("model" + _SUFFIX[fmt])})')
-    out.parent.mkdir(parents=True, exist_ok=True)
+    input_size, out = _checked_target(fmt, input_size, out)
     model = model.eval().float().cpu()
     t0 = time.time()
     sizes: List[Tuple[int, Tuple[int, int, int]]] = [(batch, input_size)]
@@ -314,31 +339,8 @@ def export_model(model: nn.Module, fmt: str, input_size: Sequence[int], out: Uni
         what = f'{fmt} export{" with dynamic shapes" if dynamic else ""}'
         with _time_limit(time_limit, what), disk_full_guard(out):
             run, method = _EXPORTERS[fmt](model, xs[0], dynamic, tmp)
-        diffs = {}
-        for x, ref in zip(xs, refs):
-            key = 'x'.join(str(v) for v in x.shape)
-            try:
-                y = run(x)
-            except Exception as e:
-                what = 'at the second input size ' if x is not xs[0] else ''
-                rng = _RANGES.pop(str(tmp), '')
-                rng = (f' (the export allows only {rng}; torch.export fixes a size that is 1 at the traced input, '
-                       f'e.g. one attention region or block per side: trace at a larger --input-size)') if rng else ''
-                raise ExportError(f'the {fmt} artifact fails to run {what}{key} in its runtime{rng}: '
-                                  f'{_short(e)}') from e
-            if y.shape != ref.shape:
-                raise ExportError(f'{fmt} output shape {tuple(y.shape)} != eager {tuple(ref.shape)} at {key}')
-            diffs[key] = float((y.float() - ref.float()).abs().max())
-        worst = max(diffs.values())
-        if not worst <= atol:  # also catches NaN
-            raise ExportError(f'{fmt} artifact does not match eager fp32 logits: max abs diff {worst:.3g} > {atol:g} '
-                              f'({diffs}); nothing written to {out}')
-        files = list(Path(tmp_dir).iterdir())
-        if len(files) > 1:  # ONNX external data: move the folder's files next to out (same names)
-            for f in files:
-                if f.name != out.name:
-                    os.replace(f, out.parent / f.name)
-        os.replace(tmp, out)
+        worst, diffs = _verify_artifact(run, xs, refs, fmt, tmp, atol, out)
+        _move_into_place(tmp_dir, tmp, out)
     finally:
         for f in Path(tmp_dir).glob('*'):
             with contextlib.suppress(OSError):

@@ -106,34 +106,23 @@ def split_hub_id(hub_id: str):
     return m.group('org'), m.group('name'), m.group('rev')
 
 
-def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
-    """Problems with one manifest entry (empty list when valid)."""
-    errs = []
+def _mapping_field(e, bad, field, what, verb, allowed):
+    """``e[field]`` when it is a mapping, else None; complains when it is not one or has keys outside
+    ``allowed``."""
+    value = e.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        bad(f'{field} must be {what}')
+        return None
+    extra = set(value) - allowed
+    if extra:
+        bad(f'{field} may only {verb} {sorted(allowed)}; got {sorted(extra)}')
+    return value
 
-    def bad(msg):
-        errs.append(f'{name}: {msg}')
 
-    def mapping_field(field, what, verb, allowed):
-        """``e[field]`` when it is a mapping, else None; complains when it is not one or has keys outside
-        ``allowed``."""
-        value = e.get(field)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            bad(f'{field} must be {what}')
-            return None
-        extra = set(value) - allowed
-        if extra:
-            bad(f'{field} may only {verb} {sorted(allowed)}; got {sorted(extra)}')
-        return value
-
-    if not _NAME_RE.match(name):
-        bad('key must be zoo_<arch>.<tag> (lowercase letters, digits, underscores; one dot)')
-    if not isinstance(e, dict):
-        return errs + [f'{name}: entry is not a mapping']
-    unknown = set(e) - _ENTRY_FIELDS
-    if unknown:
-        bad(f'unknown fields {sorted(unknown)}')
+def _check_download(e, bad):
+    """Source, checksums, URLs and the fields each source needs."""
     source = e.get('source')
     if source not in SOURCES:
         bad(f'source {source!r} not in {list(SOURCES)}')
@@ -158,6 +147,10 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
             bad('official downloads need a `sha256` field (null until known)')
     if source == 'hub' and not e.get('published'):
         bad("source 'hub' means only the published copy exists: set `published: true`")
+
+
+def _check_provenance(e, bad):
+    """License, paper and reported metrics."""
     lic = e.get('license')
     if not (isinstance(lic, str) and _LICENSE_RE.match(lic)):
         bad(f'license must be a Hub licence id (e.g. mit, apache-2.0, other), got {lic!r}')
@@ -173,6 +166,10 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
                 vals = v.values() if isinstance(v, dict) else [v]
                 if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
                     bad(f'metric {k!r} must be a number (or a mapping of numbers), got {v!r}')
+
+
+def _check_hub(name, e, bad):
+    """Hub repositories (ours and the Hugging Face one), their checksums and ``published``."""
     hub = e.get('hub')
     if hub is not None:
         try:
@@ -195,6 +192,11 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
         bad(f'published must be true/false, got {published!r}')
     elif published and not hub:
         bad('published: true needs `hub`')
+
+
+def _check_task(e, bad):
+    """Task, the checksum prefix and the config a dense task loads into."""
+    sha = e.get('sha256')
     task = e.get('task', 'cls')
     if task not in TASKS:
         bad(f'task {task!r} not in {list(TASKS)}')
@@ -205,11 +207,15 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
         bad(f'sha256 {sha} does not start with sha256_prefix {prefix}')
     if task in DENSE_TASKS and not (isinstance(e.get('config'), str) and e['config'].startswith('zoo::')):
         bad(f"task {task!r} needs `config`: the zoo config it loads into (zoo::det/... or zoo::seg/...)")
-    mapping_field('cfg', 'a mapping', 'override', _CFG_FIELDS)
+
+
+def _check_details(e, bad):
+    """``cfg`` overrides, free-text fields and ``params``."""
+    _mapping_field(e, bad, 'cfg', 'a mapping', 'override', _CFG_FIELDS)
     for f in ('notes', 'description', 'paper_name', 'citation', 'file', 'layout'):
         if e.get(f) is not None and not isinstance(e.get(f), str):
             bad(f'{f} must be a string')
-    params = mapping_field('params', 'a mapping of form / paper_m / paper_form', 'have', _PARAMS_FIELDS)
+    params = _mapping_field(e, bad, 'params', 'a mapping of form / paper_m / paper_form', 'have', _PARAMS_FIELDS)
     if params is not None:
         pm = params.get('paper_m')
         if pm is not None and (isinstance(pm, bool) or not isinstance(pm, (int, float))):
@@ -217,6 +223,27 @@ def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
         for f in ('form', 'paper_form'):
             if params.get(f) is not None and not isinstance(params.get(f), str):
                 bad(f'params.{f} must be a string')
+
+
+def validate_entry(name: str, e: Dict[str, Any]) -> List[str]:
+    """Problems with one manifest entry (empty list when valid)."""
+    errs = []
+
+    def bad(msg):
+        errs.append(f'{name}: {msg}')
+
+    if not _NAME_RE.match(name):
+        bad('key must be zoo_<arch>.<tag> (lowercase letters, digits, underscores; one dot)')
+    if not isinstance(e, dict):
+        return errs + [f'{name}: entry is not a mapping']
+    unknown = set(e) - _ENTRY_FIELDS
+    if unknown:
+        bad(f'unknown fields {sorted(unknown)}')
+    _check_download(e, bad)
+    _check_provenance(e, bad)
+    _check_hub(name, e, bad)
+    _check_task(e, bad)
+    _check_details(e, bad)
     return errs
 
 

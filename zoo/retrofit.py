@@ -1,14 +1,10 @@
 """CBAM or triplet attention added to an already-built (pretrained) timm CNN, in place, keeping its function.
 
-``add_attention(model, 'cbam' | 'triplet', **kwargs)`` puts a gate in each residual block's attention slot, the
-slots the drop-in layers fill when a model is built with them: ResNet / SK-ResNet ``se`` (after the last BN),
-EfficientNet / MixNet / MobileNet blocks ``se``, ByobNet and NFNet ``attn_last`` (``attn`` for RepVGG / MobileOne).
-Gates are built with ``identity_init=True`` (2 * sigmoid of a zero-initialised last layer): at insertion each is
-exactly the identity, so the model computes its previous function, and the gates learn from the first steps. A slot
-that already holds an attention module (SE, ECA) keeps it, followed by the gate (``nn.Sequential(old, gate)``).
-
-A retrofitted checkpoint reloads into ``add_attention(<the same fresh model>, <the same arguments>)``; zoo-train
-records them (config ``add_attention``, ``add_attention_kwargs``) and zoo-eval / zoo-export re-apply them.
+``add_attention(model, 'cbam' | 'triplet', **kwargs)`` puts a gate in each residual block's attention slot (the slots
+the drop-in layers fill). Gates are built with ``identity_init=True``, so at insertion each is exactly the identity
+and the model computes its previous function; a slot that already holds SE / ECA keeps it, followed by the gate. A
+retrofitted checkpoint reloads into ``add_attention(<the same fresh model>, <the same arguments>)``. Which slot each
+family uses, and the training and reload recipe: docs/training.md, "Attention added to a pretrained CNN".
 """
 import inspect
 from typing import Any, Dict, List, Mapping, Optional, Tuple

@@ -1,14 +1,10 @@
 """``ZooBackbone``: any zoo / timm model as an mmdetection 3.x / mmsegmentation 1.x backbone.
 
-The model is built through timm's ``features_only`` path (``timm.create_model(name, features_only=True, ...)``), so
-every zoo family and every timm model with feature support works. This module needs only ``torch``, ``timm`` and
-``mmengine``; registration into the mmdet / mmseg registries happens in :mod:`zoo.mm`.
-
-Indexing convention: ``out_indices`` and ``frozen_stages`` count the model's *feature levels* exactly as timm's
-``feature_info`` does (``timm.create_model(name, features_only=True).feature_info``). For timm/zoo ResNets level 0
-is the stride-2 stem and levels 1-4 are ``layer1``-``layer4`` (so ``out_indices=(1, 2, 3, 4)``,
-``frozen_stages=1`` equals mmdet's ResNet ``frozen_stages=1``); for 4-stage transformers (BiFormer, CoaT, OverLoCK)
-levels 0-3 are the four stages at strides 4-32. :func:`feature_levels` prints them for any model.
+The model is built through timm's ``features_only`` path, so every zoo family and every timm model with feature
+support works. This module needs only ``torch``, ``timm`` and ``mmengine``; registration into the mmdet / mmseg
+registries happens in :mod:`zoo.mm`. ``out_indices`` and ``frozen_stages`` count timm's ``feature_info`` levels
+(for ResNets level 0 is the stem, so ``out_indices=(1, 2, 3, 4)``); :func:`feature_levels` prints them for any
+model. The full convention: docs/detection_segmentation.md, "ZooBackbone and ZooAlbu".
 """
 import math
 import warnings

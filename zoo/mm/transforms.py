@@ -1,22 +1,10 @@
 """``ZooAlbu``: albumentations (2.x) inside mmdetection pipelines, robust to empty boxes and masks.
 
-mmdet 3.3's ``Albu`` crashes (``IndexError`` in ``_postprocess_results``) when an image has instance masks and a
-transform (crop, affine, ...) drops every box with ``filter_lost_elements=True``, and also when an image comes in
-without annotations. ``ZooAlbu`` is a drop-in replacement (same arguments) that
-
-* keeps boxes, labels, ignore flags and masks consistent when some or all boxes are dropped (empty results are
-  ``(0, 4)`` boxes, ``(0,)`` labels and ``0 x H x W`` masks of the new image size), or returns ``None`` with
-  ``skip_img_without_anno=True`` (mmengine then samples another image);
-* casts labels / ignore flags back to int64 / bool (albumentations turns list labels into floats);
-* optionally converts BGR -> RGB around the transforms (``bgr_to_rgb=True``; mmdet's Albu feeds BGR to colour ops);
-* builds the ``Compose`` with ``strict=True`` by default, so misspelled albumentations 2.x arguments raise.
-
-Use it after ``Resize`` and before ``PackDetInputs``::
-
-    dict(type='ZooAlbu', transforms=[dict(type='RandomBrightnessContrast', p=0.5)],
-         bbox_params=dict(type='BboxParams', format='pascal_voc', label_fields=['gt_bboxes_labels', 'gt_ignore_flags'],
-                          min_visibility=0.1, filter_lost_elements=True),
-         keymap={'img': 'image', 'gt_masks': 'masks', 'gt_bboxes': 'bboxes'}, skip_img_without_anno=False)
+A drop-in replacement for mmdet 3.3's ``Albu`` (same arguments) that keeps boxes, labels, ignore flags and masks
+consistent when a transform drops some or all boxes (or returns ``None`` with ``skip_img_without_anno=True``), casts
+labels / ignore flags back to int64 / bool, optionally converts BGR -> RGB around the transforms (``bgr_to_rgb``) and
+builds the ``Compose`` with ``strict=True`` by default. Use it after ``Resize`` and before ``PackDetInputs``; why it
+exists and an example pipeline entry: docs/detection_segmentation.md, "ZooBackbone and ZooAlbu".
 
 Needs mmdet (with mmcv's compiled ops); :mod:`zoo.mm` registers it when those import.
 """
