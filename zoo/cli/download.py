@@ -1,30 +1,5 @@
-"""``zoo-download`` / ``tools/download.py``: download the weights listed in weights/manifest.yaml and verify them --
-the files ``pretrained=True`` loads, or the official files converted and exported -- and, for maintainers, record
-checksums, check the export and publish it, in one command.
-
-    python tools/download.py zoo_coat_lite_tiny.in1k          # one tag: what pretrained=True loads, into its cache
-    python tools/download.py zoo_coat_lite_tiny.in1k --source url  # the official file: verify, convert, export
-    python tools/download.py --all                           # every tag with weights to download
-    python tools/download.py --all --record --verify --push  # maintainer: record SHA-256s, check, publish, mark
-
-A tag with a Hub copy (the zoo's published one, or another such as timm's: `hf_hub_id`) is fetched by default as
-``timm.create_model(TAG, pretrained=True)`` fetches it: from the Hub into huggingface_hub's cache (HF_HOME), the
-authors' URL when the Hub cannot be reached, its SHA-256 checked against the manifest (--record writes it there when
-the manifest has none), and the model built with it once; afterwards pretrained=True also works offline. With
---source url (implied by --verify and --push, and the default for tags without a Hub copy), for each tag: the
-official file is fetched with a progress bar (``--quiet``: none) into the cache
-($ZOO_CACHE_DIR/checkpoints, default ~/.cache/zoo/checkpoints), its SHA-256 is checked against the manifest (or,
-when the manifest has none, printed and kept in the cache's sha256_records.json -- written into the manifest itself
-with --record), it is loaded safely (no pickled code runs), converted to the zoo layout by the model's checkpoint
-filter, loaded strictly, and written in timm's Hub layout (model.safetensors + config.json + README.md) to
-OUT/<arch>.<tag> (default $ZOO_CACHE_DIR/export), from where `timm.create_model('local-dir:<that folder>',
-pretrained=True)` loads it (after `import zoo`). --verify reloads that folder strictly and compares every tensor;
---push (implies --verify) publishes it to the entry's `hub` repo with timm.models.push_to_hf_hub and sets
-`published: true` in the manifest (--no-mark: don't); files whose SHA-256 is neither in the manifest nor recorded
-are never pushed. Tags whose file must be fetched by hand (Google Drive) are reported with the page to fetch from;
-convert those with tools/convert.py. (Tags marked manual that also list a direct `url`, like BiFormer's OneDrive
-links, are downloaded from it and cached under their manifest `file` name.)
-"""
+"""``zoo-download`` / ``tools/download.py``: download and verify the manifest's weights; for maintainers,
+record checksums, check the export and publish it (``--help``; docs/cli.md)."""
 import argparse
 import os
 import sys
@@ -33,9 +8,14 @@ from pathlib import Path
 from ..errors import PretrainedUnavailable, UserError
 from . import ArgumentParser, add_quiet_argument, command
 
+DESCRIPTION = """\
+``zoo-download`` / ``tools/download.py``: download the weights listed in weights/manifest.yaml and verify them --
+the files ``pretrained=True`` loads, or the official files converted and exported -- and, for maintainers, record
+checksums, check the export and publish it, in one command."""
+
 
 def _parser() -> ArgumentParser:
-    ap = ArgumentParser(prog='zoo-download', description=__doc__.split('\n\n')[0])
+    ap = ArgumentParser(prog='zoo-download', description=DESCRIPTION)
     ap.add_argument('names', nargs='*', metavar='NAME.TAG', help='manifest entries (arch.tag)')
     ap.add_argument('--all', action='store_true', help='every manifest entry with weights to download')
     ap.add_argument('--source', choices=('auto', 'hub', 'url'), default='auto',
