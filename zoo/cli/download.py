@@ -40,10 +40,8 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-@command(parser=_parser)
-def main(args: argparse.Namespace) -> int:
-    from .. import hub, manifest
-    from ..release import release
+def _check_args(args: argparse.Namespace) -> None:
+    from .. import hub
     if args.all == bool(args.names):
         _parser().error('give NAME.TAG ... or --all')
     if (args.push or args.verify) and args.no_convert:
@@ -52,29 +50,28 @@ def main(args: argparse.Namespace) -> int:
         hub.require_online()
     if args.source == 'hub' and (args.push or args.verify):
         _parser().error(f'--{"push" if args.push else "verify"} works on the official file (--source url)')
-    entries = manifest.entries()
 
-    def from_hub(name):
-        return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
-                                         and manifest.hub_source(entries.get(name))[0] is not None)
 
-    if args.all:
-        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or from_hub(n)]
-        print(f'{len(names)} tags with weights listed in {manifest.manifest_path()}', file=sys.stderr)
-    else:
-        names = list(args.names)
-    cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
-    out_root = Path(args.out) if args.out else cache / 'export'
+def _from_hub(args: argparse.Namespace, entries, name: str) -> bool:
+    from .. import manifest
+    return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
+                                     and manifest.hub_source(entries.get(name))[0] is not None)
+
+
+def _fetch_all(args: argparse.Namespace, entries, names, cache: Path, out_root: Path):
+    """Fetch each tag of ``names``; returns the lists ``(failed, manual, done, cached)``."""
+    from .. import hub
+    from ..release import release
     failed, manual, done, cached = [], [], [], []
     for name in names:
         try:
-            if from_hub(name):
+            if _from_hub(args, entries, name):
                 cached.append(_fetch_pretrained(name, args.record, args.cache_dir))
                 continue
             r = release(name, out_root, cache=cache, progress=not args.quiet, record=args.record,
-                            convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
-                            token=args.token, private=args.private, commit_message=args.commit_message,
-                            say=lambda msg: print(msg))
+                        convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
+                        token=args.token, private=args.private, commit_message=args.commit_message,
+                        say=lambda msg: print(msg))
             done.append(r)
         except hub.ManualDownloadError as e:
             manual.append(name)
@@ -87,18 +84,38 @@ def main(args: argparse.Namespace) -> int:
         except (UserError, KeyError, OSError, RuntimeError, ValueError) as e:  # CheckpointError is a ValueError
             failed.append(name)
             print(f'{name}: FAILED: {type(e).__name__}: {e}', file=sys.stderr)
+    return failed, manual, done, cached
+
+
+def _print_totals(done, cached, manual, failed) -> None:
+    unverified = [r.name for r in done if not (r.verified or r.recorded)]
+    unverified += [n for n, w, recorded in cached if not (w.verified or recorded)]
+    if cached:
+        print(f'{len(cached)} fetched as pretrained=True loads them '
+              f'({sum(w.verified or recorded for _, w, recorded in cached)} checksum-verified)', file=sys.stderr)
+    print(f'{len(done)} done ({sum(r.verified or r.recorded for r in done)} checksum-verified, '
+          f'{sum(bool(r.pushed) for r in done)} pushed, {sum(r.marked for r in done)} marked published), '
+          f'{len(manual)} manual, {len(failed)} failed', file=sys.stderr)
+    if unverified:
+        print(f'not verified (no SHA-256 in the manifest; run with --record): {", ".join(unverified)}',
+              file=sys.stderr)
+
+
+@command(parser=_parser)
+def main(args: argparse.Namespace) -> int:
+    from .. import hub, manifest
+    _check_args(args)
+    entries = manifest.entries()
+    if args.all:
+        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or _from_hub(args, entries, n)]
+        print(f'{len(names)} tags with weights listed in {manifest.manifest_path()}', file=sys.stderr)
+    else:
+        names = list(args.names)
+    cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
+    out_root = Path(args.out) if args.out else cache / 'export'
+    failed, manual, done, cached = _fetch_all(args, entries, names, cache, out_root)
     if args.all or len(names) > 1:
-        unverified = [r.name for r in done if not (r.verified or r.recorded)]
-        unverified += [n for n, w, recorded in cached if not (w.verified or recorded)]
-        if cached:
-            print(f'{len(cached)} fetched as pretrained=True loads them '
-                  f'({sum(w.verified or recorded for _, w, recorded in cached)} checksum-verified)', file=sys.stderr)
-        print(f'{len(done)} done ({sum(r.verified or r.recorded for r in done)} checksum-verified, '
-              f'{sum(bool(r.pushed) for r in done)} pushed, {sum(r.marked for r in done)} marked published), '
-              f'{len(manual)} manual, {len(failed)} failed', file=sys.stderr)
-        if unverified:
-            print(f'not verified (no SHA-256 in the manifest; run with --record): {", ".join(unverified)}',
-                  file=sys.stderr)
+        _print_totals(done, cached, manual, failed)
     if manual:
         print(f'{len(manual)} tag(s) need a manual download: {", ".join(manual)}', file=sys.stderr)
     if failed:
