@@ -1,31 +1,14 @@
-"""``zoo-convert`` / ``tools/convert.py``: convert a checkpoint you already have into the zoo layout and timm's Hub
-layout, or the authors' detector / segmenter into the zoo's mmdet 3 / mmseg 1 model.
-
-    python tools/convert.py --model zoo_resnet50_cbam.in1k --checkpoint RESNET50_CBAM_new_name_wrap.pth.tar --out out/
-    python tools/convert.py --model zoo_resnet18_cbam --checkpoint output/train/model_best.pth.tar --out out/
-
-For official files fetched by hand (the Google Drive weights of CBAM and triplet attention, ...): name the
-manifest tag (arch.tag) and the file's SHA-256 is checked against the manifest (printed and, with --record,
-written into the manifest when the entry has none). The checkpoint is loaded safely (safetensors or
-torch.load(weights_only=True); files that would run pickled code are refused), converted by the model's
-checkpoint filter, loaded strictly, and written to OUT as model.safetensors + config.json + README.md
-(--verify reloads OUT strictly and compares every tensor). Load the result with
-`import zoo; timm.create_model('local-dir:OUT', pretrained=True)`; publish it with
-tools/push_to_hub.py NAME --checkpoint OUT --repo ORG/NAME.TAG.
-
-Detection / segmentation (manifest entries with task det / seg, mmdet 2.x / mmseg 0.x files): OUT is the converted
-.pth (mmengine format) for the entry's config; without --checkpoint the authors' file is downloaded and its published
-SHA-256 prefix checked; --image runs the converted model on an image (predictions drawn into OUT's folder):
-
-    python tools/convert.py --model zoo_overlock_t.mask_rcnn_1x_coco --out overlock_t_1x.pth --image demo.jpg
-    python tools/convert.py --config zoo::seg/zoo-overlock-t_upernet_8xb2-160k_ade20k-512x512_authors.py \\
-        --checkpoint upernet_overlock_tiny_ade20k.pth --out upernet_t.pth
-"""
+"""``zoo-convert`` / ``tools/convert.py``: convert a checkpoint into the zoo and Hub layouts, or an authors'
+detector / segmenter into the zoo's mmdet 3 / mmseg 1 model (``--help``; docs/cli.md)."""
 import sys
 from pathlib import Path
 from typing import List
 
 from . import ArgumentParser, command
+
+DESCRIPTION = """\
+``zoo-convert`` / ``tools/convert.py``: convert a checkpoint you already have into the zoo layout and timm's Hub
+layout, or the authors' detector / segmenter into the zoo's mmdet 3 / mmseg 1 model."""
 
 
 def _dense(args, ap) -> int:
@@ -63,7 +46,7 @@ def _dense(args, ap) -> int:
 
 @command
 def main(argv: List[str]) -> int:
-    ap = ArgumentParser(prog='zoo-convert', description=__doc__.split('\n\n')[0])
+    ap = ArgumentParser(prog='zoo-convert', description=DESCRIPTION)
     ap.add_argument('--model', default=None, help='zoo model name, arch or arch.tag (a det / seg tag: see below)')
     ap.add_argument('--checkpoint', default=None, help='checkpoint file (.pth, .pth.tar, .bin, .safetensors)')
     ap.add_argument('--out', required=True, help='output folder (timm Hub layout), or the .pth for det / seg')

@@ -1,30 +1,5 @@
-"""``zoo-download`` / ``tools/download.py``: download the weights listed in weights/manifest.yaml and verify them --
-the files ``pretrained=True`` loads, or the official files converted and exported -- and, for maintainers, record
-checksums, check the export and publish it, in one command.
-
-    python tools/download.py zoo_coat_lite_tiny.in1k          # one tag: what pretrained=True loads, into its cache
-    python tools/download.py zoo_coat_lite_tiny.in1k --source url  # the official file: verify, convert, export
-    python tools/download.py --all                           # every tag with weights to download
-    python tools/download.py --all --record --verify --push  # maintainer: record SHA-256s, check, publish, mark
-
-A tag with a Hub copy (the zoo's published one, or another such as timm's: `hf_hub_id`) is fetched by default as
-``timm.create_model(TAG, pretrained=True)`` fetches it: from the Hub into huggingface_hub's cache (HF_HOME), the
-authors' URL when the Hub cannot be reached, its SHA-256 checked against the manifest (--record writes it there when
-the manifest has none), and the model built with it once; afterwards pretrained=True also works offline. With
---source url (implied by --verify and --push, and the default for tags without a Hub copy), for each tag: the
-official file is fetched with a progress bar (``--quiet``: none) into the cache
-($ZOO_CACHE_DIR/checkpoints, default ~/.cache/zoo/checkpoints), its SHA-256 is checked against the manifest (or,
-when the manifest has none, printed and kept in the cache's sha256_records.json -- written into the manifest itself
-with --record), it is loaded safely (no pickled code runs), converted to the zoo layout by the model's checkpoint
-filter, loaded strictly, and written in timm's Hub layout (model.safetensors + config.json + README.md) to
-OUT/<arch>.<tag> (default $ZOO_CACHE_DIR/export), from where `timm.create_model('local-dir:<that folder>',
-pretrained=True)` loads it (after `import zoo`). --verify reloads that folder strictly and compares every tensor;
---push (implies --verify) publishes it to the entry's `hub` repo with timm.models.push_to_hf_hub and sets
-`published: true` in the manifest (--no-mark: don't); files whose SHA-256 is neither in the manifest nor recorded
-are never pushed. Tags whose file must be fetched by hand (Google Drive) are reported with the page to fetch from;
-convert those with tools/convert.py. (Tags marked manual that also list a direct `url`, like BiFormer's OneDrive
-links, are downloaded from it and cached under their manifest `file` name.)
-"""
+"""``zoo-download`` / ``tools/download.py``: download and verify the manifest's weights; for maintainers,
+record checksums, check the export and publish it (``--help``; docs/cli.md)."""
 import argparse
 import os
 import sys
@@ -33,9 +8,14 @@ from pathlib import Path
 from ..errors import PretrainedUnavailable, UserError
 from . import ArgumentParser, add_quiet_argument, command
 
+DESCRIPTION = """\
+``zoo-download`` / ``tools/download.py``: download the weights listed in weights/manifest.yaml and verify them --
+the files ``pretrained=True`` loads, or the official files converted and exported -- and, for maintainers, record
+checksums, check the export and publish it, in one command."""
+
 
 def _parser() -> ArgumentParser:
-    ap = ArgumentParser(prog='zoo-download', description=__doc__.split('\n\n')[0])
+    ap = ArgumentParser(prog='zoo-download', description=DESCRIPTION)
     ap.add_argument('names', nargs='*', metavar='NAME.TAG', help='manifest entries (arch.tag)')
     ap.add_argument('--all', action='store_true', help='every manifest entry with weights to download')
     ap.add_argument('--source', choices=('auto', 'hub', 'url'), default='auto',
@@ -60,10 +40,8 @@ def _parser() -> ArgumentParser:
     return ap
 
 
-@command(parser=_parser)
-def main(args: argparse.Namespace) -> int:
-    from .. import hub, manifest
-    from ..release import release
+def _check_args(args: argparse.Namespace) -> None:
+    from .. import hub
     if args.all == bool(args.names):
         _parser().error('give NAME.TAG ... or --all')
     if (args.push or args.verify) and args.no_convert:
@@ -72,29 +50,28 @@ def main(args: argparse.Namespace) -> int:
         hub.require_online()
     if args.source == 'hub' and (args.push or args.verify):
         _parser().error(f'--{"push" if args.push else "verify"} works on the official file (--source url)')
-    entries = manifest.entries()
 
-    def from_hub(name):
-        return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
-                                         and manifest.hub_source(entries.get(name))[0] is not None)
 
-    if args.all:
-        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or from_hub(n)]
-        print(f'{len(names)} tags with weights listed in {manifest.manifest_path()}', file=sys.stderr)
-    else:
-        names = list(args.names)
-    cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
-    out_root = Path(args.out) if args.out else cache / 'export'
+def _from_hub(args: argparse.Namespace, entries, name: str) -> bool:
+    from .. import manifest
+    return args.source == 'hub' or (args.source == 'auto' and not (args.push or args.verify)
+                                     and manifest.hub_source(entries.get(name))[0] is not None)
+
+
+def _fetch_all(args: argparse.Namespace, entries, names, cache: Path, out_root: Path):
+    """Fetch each tag of ``names``; returns the lists ``(failed, manual, done, cached)``."""
+    from .. import hub
+    from ..release import release
     failed, manual, done, cached = [], [], [], []
     for name in names:
         try:
-            if from_hub(name):
+            if _from_hub(args, entries, name):
                 cached.append(_fetch_pretrained(name, args.record, args.cache_dir))
                 continue
             r = release(name, out_root, cache=cache, progress=not args.quiet, record=args.record,
-                            convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
-                            token=args.token, private=args.private, commit_message=args.commit_message,
-                            say=lambda msg: print(msg))
+                        convert_=not args.no_convert, verify=args.verify, push_=args.push, mark=not args.no_mark,
+                        token=args.token, private=args.private, commit_message=args.commit_message,
+                        say=lambda msg: print(msg))
             done.append(r)
         except hub.ManualDownloadError as e:
             manual.append(name)
@@ -107,18 +84,38 @@ def main(args: argparse.Namespace) -> int:
         except (UserError, KeyError, OSError, RuntimeError, ValueError) as e:  # CheckpointError is a ValueError
             failed.append(name)
             print(f'{name}: FAILED: {type(e).__name__}: {e}', file=sys.stderr)
+    return failed, manual, done, cached
+
+
+def _print_totals(done, cached, manual, failed) -> None:
+    unverified = [r.name for r in done if not (r.verified or r.recorded)]
+    unverified += [n for n, w, recorded in cached if not (w.verified or recorded)]
+    if cached:
+        print(f'{len(cached)} fetched as pretrained=True loads them '
+              f'({sum(w.verified or recorded for _, w, recorded in cached)} checksum-verified)', file=sys.stderr)
+    print(f'{len(done)} done ({sum(r.verified or r.recorded for r in done)} checksum-verified, '
+          f'{sum(bool(r.pushed) for r in done)} pushed, {sum(r.marked for r in done)} marked published), '
+          f'{len(manual)} manual, {len(failed)} failed', file=sys.stderr)
+    if unverified:
+        print(f'not verified (no SHA-256 in the manifest; run with --record): {", ".join(unverified)}',
+              file=sys.stderr)
+
+
+@command(parser=_parser)
+def main(args: argparse.Namespace) -> int:
+    from .. import hub, manifest
+    _check_args(args)
+    entries = manifest.entries()
+    if args.all:
+        names = [n for n, e in entries.items() if e.get('source') in ('url', 'manual') or _from_hub(args, entries, n)]
+        print(f'{len(names)} tags with weights listed in {manifest.manifest_path()}', file=sys.stderr)
+    else:
+        names = list(args.names)
+    cache = Path(args.cache_dir) if args.cache_dir else hub.cache_dir('')
+    out_root = Path(args.out) if args.out else cache / 'export'
+    failed, manual, done, cached = _fetch_all(args, entries, names, cache, out_root)
     if args.all or len(names) > 1:
-        unverified = [r.name for r in done if not (r.verified or r.recorded)]
-        unverified += [n for n, w, recorded in cached if not (w.verified or recorded)]
-        if cached:
-            print(f'{len(cached)} fetched as pretrained=True loads them '
-                  f'({sum(w.verified or recorded for _, w, recorded in cached)} checksum-verified)', file=sys.stderr)
-        print(f'{len(done)} done ({sum(r.verified or r.recorded for r in done)} checksum-verified, '
-              f'{sum(bool(r.pushed) for r in done)} pushed, {sum(r.marked for r in done)} marked published), '
-              f'{len(manual)} manual, {len(failed)} failed', file=sys.stderr)
-        if unverified:
-            print(f'not verified (no SHA-256 in the manifest; run with --record): {", ".join(unverified)}',
-                  file=sys.stderr)
+        _print_totals(done, cached, manual, failed)
     if manual:
         print(f'{len(manual)} tag(s) need a manual download: {", ".join(manual)}', file=sys.stderr)
     if failed:

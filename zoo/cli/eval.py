@@ -1,4 +1,15 @@
-"""Evaluate an image classifier on a dataset: top-1, top-5, loss, per-class accuracy, images/s -> JSON.
+"""``zoo-eval`` / ``tools/eval.py``: evaluate an image classifier -> JSON, or dispatch a detection /
+segmentation config to :mod:`zoo.cli.mm` (``--help`` is :data:`DESCRIPTION`)."""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from . import ArgumentParser, command
+
+DESCRIPTION = """\
+Evaluate an image classifier on a dataset: top-1, top-5, loss, per-class accuracy, images/s -> JSON.
 
     python tools/eval.py --checkpoint output/train/<run>/best.pth                # model + data from the run
     python tools/eval.py --model zoo_resnet18_cbam --pretrained --data-dir ~/imagenet --split val
@@ -10,22 +21,15 @@ spellings: -m, -b, -j, --img-size, --input-size, ...); unset, they come from the
 model's pretrained cfg. timm validate.py names: --checkpoint, --use-ema, --results-file, --split.
 
 Detection / segmentation: ``python tools/eval.py configs/det/<file>.py <checkpoint> [mmengine args]`` runs
-``zoo.mm.runner.main_eval``.
+``zoo.cli.mm.main_eval``.
 """
-import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Optional
-
-from . import ArgumentParser, command
 
 __all__ = ['main', 'build_parser']
 
 
 def build_parser() -> ArgumentParser:
     from zoo.train.config import add_eval_args
-    p = ArgumentParser(description=__doc__)
+    p = ArgumentParser(description=DESCRIPTION)
     groups = add_eval_args(p)
     groups['output'].add_argument('-q', '--quiet', action='store_true',
                                   help='no progress bars (evaluation and Hub downloads)')

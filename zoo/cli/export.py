@@ -1,4 +1,12 @@
-"""``zoo-export`` / ``tools/export.py``: export a model to ONNX, torch.export or TorchScript and verify it in the
+"""``zoo-export`` / ``tools/export.py``: export a model to ONNX, torch.export or TorchScript and verify it in
+its runtime against the eager logits (``--help`` is :data:`DESCRIPTION`)."""
+import argparse
+import sys
+
+from . import ArgumentParser, add_quiet_argument, command
+
+DESCRIPTION = """\
+``zoo-export`` / ``tools/export.py``: export a model to ONNX, torch.export or TorchScript and verify it in the
 runtime that will run it (onnxruntime, ``torch.export.load(...).module()``, ``torch.jit.load``) against the eager
 fp32 logits on random inputs.
 
@@ -15,17 +23,13 @@ blocks per side (the default 224 / 256 px do):
     python tools/export.py zoo_biformer_tiny --format torch.export --input-size 3 224 224 --dynamic --out bf.pt2 Nothing is written
 to --out unless the artifact verified (max abs diff <= --atol, default 1e-4).
 """
-import argparse
-import sys
-
-from . import ArgumentParser, add_quiet_argument, command
 
 __all__ = ['main', 'build_parser']
 
 
 def build_parser() -> ArgumentParser:
     from ..export import FORMATS
-    p = ArgumentParser(prog='zoo-export', description=__doc__)
+    p = ArgumentParser(prog='zoo-export', description=DESCRIPTION)
     p.add_argument('model', help='model name (zoo_* or any timm model), or with --checkpoint a timm Hub-layout folder')
     p.add_argument('--format', required=True, choices=FORMATS)
     p.add_argument('--input-size', nargs=3, type=int, metavar=('C', 'H', 'W'), default=None,

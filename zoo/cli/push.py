@@ -1,23 +1,14 @@
-"""``zoo-push`` / ``tools/push_to_hub.py``: publish zoo weights to the Hugging Face Hub in timm's format (one repo
-per arch.tag).
-
-    python tools/push_to_hub.py zoo_resnet50_cbam.in1k --checkpoint ~/.cache/zoo/export/zoo_resnet50_cbam.in1k
-    python tools/push_to_hub.py zoo_resnet18_cbam --checkpoint output/demo/model_best.pth.tar \\
-        --repo me/zoo_resnet18_cbam.shapes --metric top1=97.5 --dataset shapes --license apache-2.0
-
---checkpoint is a folder in timm's Hub layout (tools/download.py / tools/convert.py output) or a checkpoint
-file: an official one, a training checkpoint (a dict with state_dict / state_dict_ema / model, optionally
-metrics, model_args and data_config entries) or a zoo-layout state dict. The model is rebuilt and loaded
-strictly, then pushed with timm.models.push_to_hf_hub: config.json (architecture, num_classes, pretrained
-cfg), model.safetensors and a model card README (metrics, license, citation, usage with `import zoo`, source).
-Authenticate with `hf auth login` or HF_TOKEN / --token. --dry-run writes the same files to a folder instead.
-Upload progress bars are huggingface_hub's (--quiet: none).
-"""
+"""``zoo-push`` / ``tools/push_to_hub.py``: publish zoo weights to the Hugging Face Hub in timm's format
+(``--help``; docs/cli.md)."""
 import argparse
 import sys
 from pathlib import Path
 
 from . import ArgumentParser, add_quiet_argument, command
+
+DESCRIPTION = """\
+``zoo-push`` / ``tools/push_to_hub.py``: publish zoo weights to the Hugging Face Hub in timm's format (one repo
+per arch.tag)."""
 
 
 def _metric(text: str):
@@ -31,7 +22,7 @@ def _metric(text: str):
 
 
 def _parser() -> ArgumentParser:
-    ap = ArgumentParser(prog='zoo-push', description=__doc__.split('\n\n')[0])
+    ap = ArgumentParser(prog='zoo-push', description=DESCRIPTION)
     ap.add_argument('name', help='zoo model name, arch or arch.tag (the tag selects the manifest entry)')
     ap.add_argument('--checkpoint', required=True, help='Hub-layout folder or checkpoint file')
     ap.add_argument('--repo', default=None, help="Hub repo ORG/ARCH.TAG (default: the manifest entry's `hub`)")

@@ -66,43 +66,33 @@ def _stop_unless_ok(res: Dict[str, Any], what: str) -> None:
         raise SystemExit(128 + res['signal'] if res['status'] == 'interrupted' else 1)
 
 
-def run_demo(args) -> Dict[str, Any]:
-    """Runs the demo of the module docstring; returns (and writes to ``<output>/results.json``) its numbers."""
-    import torch
-
-    from zoo.train import Trainer, eval_config, load_config, train, validate
-    from zoo.train.validate import load_model_for_eval
-    out = Path(args.output)
+def _fresh_output(path: str) -> Path:
+    out = Path(path)
     if out.exists():
         if any(out.iterdir()) and not (out / 'results.json').exists():
             raise FileExistsError(f'--output {out} is not empty and not a previous demo folder; choose another')
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    data_dir = Path(args.data_dir) if args.data_dir else None
-    common = [f'output={out}', 'resume=', 'progress=log', f'model={args.model}', f'shapes_val={args.val_images}',
-              f'shapes_size={args.img_size}', f'img_size={args.img_size}', 'batch_size=16']
+    return out
 
-    def data(name: str) -> List[str]:
-        return [f'data_dir={data_dir / name}'] if data_dir else []
 
-    t0 = time.time()
+def _pretrain(args, overrides: List[str]):
+    """Step 1: trains ``args.model`` as it is; returns ``(result, config, last checkpoint)``."""
+    from zoo.train import load_config, train
     print(f'[1/3] pretraining {args.model} (no attention): {args.pretrain_images} images, {args.pretrain_epochs} '
           f'epochs', flush=True)
-    pre_cfg = load_config(config_path(BASE_CONFIG), common + data('pretrain') + [
+    pre_cfg = load_config(config_path(BASE_CONFIG), overrides + [
         'experiment=pretrain', 'shapes_seed=0', f'shapes_train={args.pretrain_images}',
         f'epochs={args.pretrain_epochs}', *args.set])
     pre = train(pre_cfg)
     _stop_unless_ok(pre, 'pretraining')
-    pre_ckpt = Path(pre['output_dir']) / 'last.pth'
+    return pre, pre_cfg, Path(pre['output_dir']) / 'last.pth'
 
-    ft = common + data('finetune') + [
-        'shapes_seed=1', f'shapes_train={args.finetune_images}', f'epochs={args.finetune_epochs}',
-        f'initial_checkpoint={pre_ckpt}', 'lr=3e-4', 'warmup_epochs=0', 'backbone_warmup_epochs=1',
-        'gate_lr_mult=10', *args.set]
-    before = validate(eval_config(checkpoint=str(pre_ckpt), dataset='shapes', data_dir=str(data_dir / 'finetune')
-                                  if data_dir else '', shapes_train=args.finetune_images,
-                                  shapes_val=args.val_images, shapes_seed=1, workers=pre_cfg.data.workers))
 
+def _finetune_both(args, ft: List[str], pre_ckpt: Path):
+    """Step 2: fine-tunes with ``args.attention`` added and as it is; returns ``(runs, step-0 logits difference)``."""
+    from zoo.train import Trainer, load_config
+    from zoo.train.validate import load_model_for_eval
     print(f'\n[2/3] fine-tuning on new data, (a) with {args.attention} added, (b) as it is: {args.finetune_images} '
           f'images, {args.finetune_epochs} epochs each', flush=True)
     runs: Dict[str, Dict[str, Any]] = {}
@@ -117,6 +107,45 @@ def run_demo(args) -> Dict[str, Any]:
         _stop_unless_ok(res, f'fine-tuning ({name})')
         runs[name] = dict(top1=res['final_eval']['top1'], best_top1=res['best_metric'], num_params=res['num_params'],
                           train_time_s=res['train_time_s'], checkpoint=res['checkpoints']['last'])
+    return runs, step0
+
+
+def _print_summary(args, results: Dict[str, Any], summary: Path) -> None:
+    before, step0 = results['pretrained_top1_on_new_data'], results['step0_max_abs_logit_diff']
+    rows = [['fine-tuning', 'params', 'val top-1 (last)', 'val top-1 (best)', 'train time'],
+            *[[f'{args.model} + {args.attention} (add_attention)' if k == 'retrofit' else f'{args.model} as is',
+               f'{results[k]["num_params"] / 1e6:.2f}M', f'{results[k]["top1"]:.2f}%',
+               f'{results[k]["best_top1"]:.2f}%', f'{results[k]["train_time_s"] / 60:.1f} min'] for k in ('retrofit', 'plain')]]
+    print(f'\npretrained {args.model}: {before:.2f}% on the new validation split before fine-tuning; '
+          f'step-0 logits difference after add_attention: {step0:.3g}\n')
+    print(_table(rows))
+    print(f'\nreloaded retrofitted checkpoint: {results["reloaded_retrofit_top1"]:.2f}%; '
+          f'total {results["total_time_s"] / 60:.1f} min; summary {summary}')
+
+
+def run_demo(args) -> Dict[str, Any]:
+    """Runs the demo of :data:`DESCRIPTION`; returns (and writes to ``<output>/results.json``) its numbers."""
+    import torch
+
+    from zoo.train import eval_config, validate
+    out = _fresh_output(args.output)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    common = [f'output={out}', 'resume=', 'progress=log', f'model={args.model}', f'shapes_val={args.val_images}',
+              f'shapes_size={args.img_size}', f'img_size={args.img_size}', 'batch_size=16']
+
+    def data(name: str) -> List[str]:
+        return [f'data_dir={data_dir / name}'] if data_dir else []
+
+    t0 = time.time()
+    pre, pre_cfg, pre_ckpt = _pretrain(args, common + data('pretrain'))
+    ft = common + data('finetune') + [
+        'shapes_seed=1', f'shapes_train={args.finetune_images}', f'epochs={args.finetune_epochs}',
+        f'initial_checkpoint={pre_ckpt}', 'lr=3e-4', 'warmup_epochs=0', 'backbone_warmup_epochs=1',
+        'gate_lr_mult=10', *args.set]
+    before = validate(eval_config(checkpoint=str(pre_ckpt), dataset='shapes', data_dir=str(data_dir / 'finetune')
+                                  if data_dir else '', shapes_train=args.finetune_images,
+                                  shapes_val=args.val_images, shapes_seed=1, workers=pre_cfg.data.workers))
+    runs, step0 = _finetune_both(args, ft, pre_ckpt)
 
     print('\n[3/3] reloading the retrofitted checkpoint through zoo-eval (the gates are rebuilt from its record)',
           flush=True)
@@ -130,15 +159,7 @@ def run_demo(args) -> Dict[str, Any]:
         retrofit=runs['retrofit'], plain=runs['plain'], reloaded_retrofit_top1=reloaded['top1'],
         torch_threads=torch.get_num_threads(), total_time_s=time.time() - t0)
     (out / 'results.json').write_text(json.dumps(results, indent=2, default=str))
-    rows = [['fine-tuning', 'params', 'val top-1 (last)', 'val top-1 (best)', 'train time'],
-            *[[f'{args.model} + {args.attention} (add_attention)' if k == 'retrofit' else f'{args.model} as is',
-               f'{runs[k]["num_params"] / 1e6:.2f}M', f'{runs[k]["top1"]:.2f}%', f'{runs[k]["best_top1"]:.2f}%',
-               f'{runs[k]["train_time_s"] / 60:.1f} min'] for k in ('retrofit', 'plain')]]
-    print(f'\npretrained {args.model}: {before["top1"]:.2f}% on the new validation split before fine-tuning; '
-          f'step-0 logits difference after add_attention: {step0:.3g}\n')
-    print(_table(rows))
-    print(f'\nreloaded retrofitted checkpoint: {reloaded["top1"]:.2f}%; total {results["total_time_s"] / 60:.1f} min; '
-          f'summary {out / "results.json"}')
+    _print_summary(args, results, out / 'results.json')
     return results
 
 

@@ -1,4 +1,14 @@
-"""Train an image classifier (any timm or zoo model) -- or dispatch a detection/segmentation config.
+"""``zoo-train`` / ``tools/train.py``: train an image classifier, or dispatch a detection / segmentation config
+to :mod:`zoo.cli.mm` (``--help`` is :data:`DESCRIPTION`)."""
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from . import ArgumentParser, command
+
+DESCRIPTION = """\
+Train an image classifier (any timm or zoo model) -- or dispatch a detection/segmentation config.
 
 Classification:
     python tools/train.py --config configs/cls/shapes_resnet18_cbam.yaml [--epochs 5] [--set lr=1e-3 ...]
@@ -13,19 +23,13 @@ train.py spellings work too (-b, -j, --drop, --drop-path, -vb, --pin-mem, --torc
 is trained on as it is; without one, the generated shapes dataset is used.
 
 Detection / segmentation (mmengine): ``python tools/train.py configs/det/<file>.py [mmengine args]`` runs
-``zoo.mm.runner.main_train``.
+``zoo.cli.mm.main_train``.
 
 Exit status: 0 done (or stopped by stop_after_epochs); 2 a mistake in the command (one line 'error: ...'), a full
 disk (the earlier files are kept) or the loss became NaN/inf (the last good checkpoint is kept); 128 + the signal's
 number (143 SIGTERM, 130 SIGINT) when a signal stopped the run, after writing a checkpoint at that step that
 --resume continues exactly; 1 anything else.
 """
-import argparse
-import sys
-from pathlib import Path
-from typing import Optional
-
-from . import ArgumentParser, command
 
 __all__ = ['main', 'build_parser']
 
@@ -43,7 +47,7 @@ class _DataDir(argparse.Action):
 
 def build_parser() -> ArgumentParser:
     from zoo.train.config import add_config_args
-    p = ArgumentParser(description=__doc__)
+    p = ArgumentParser(description=DESCRIPTION)
     groups = add_config_args(p)
     groups['data'].add_argument('data', nargs='?', action=_DataDir, default=argparse.SUPPRESS, metavar='DIR',
                                 help='dataset folder, as --data-dir (timm train.py style)')

@@ -1,4 +1,12 @@
-"""``tools/visualize.py``: what each attention layer of a model computes on one image, stage by stage, plus a
+"""``zoo-visualize`` / ``tools/visualize.py``: one PNG of what each attention layer of a model computes on
+one image, plus a Grad-CAM view (``--help`` is :data:`DESCRIPTION`)."""
+import argparse
+import sys
+
+from . import ArgumentParser, add_quiet_argument, command
+
+DESCRIPTION = """\
+``tools/visualize.py``: what each attention layer of a model computes on one image, stage by stage, plus a
 Grad-CAM view (grad-cam library) -- one PNG.
 
     python tools/visualize.py zoo_biformer_tiny --out biformer_maps.png
@@ -11,16 +19,12 @@ attention of the centre query block; CoaT's factorized-attention key softmax and
 kernel; the Residual Attention soft masks; OverLoCK's context-guided dynamic kernels. Without --image the input is
 a generated shapes scene (zoo.data.shapes).
 """
-import argparse
-import sys
-
-from . import ArgumentParser, add_quiet_argument, command
 
 __all__ = ['main', 'build_parser']
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog='zoo-visualize', description=__doc__)
+    p = ArgumentParser(prog='zoo-visualize', description=DESCRIPTION)
     p.add_argument('model', help='zoo model name')
     p.add_argument('--image', default=None, help='input image (default: a generated shapes scene)')
     w = p.add_mutually_exclusive_group()

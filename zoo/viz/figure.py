@@ -100,6 +100,75 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return torch.nn.functional.interpolate(t, size=(h, w), mode='nearest')[0, 0].numpy()
 
 
+def _layout(maps: List[AttnMap], with_cam: bool) -> List[List]:
+    """Figure rows: the input (and Grad-CAM), then one row of ``('map', m)`` per stage, in first-seen order."""
+    rows: List[List] = [[('image', None)] + ([('grad-cam', None)] if with_cam else [])]
+    stages: List[str] = []
+    for m in maps:
+        if m.stage not in stages:
+            stages.append(m.stage)
+    for s in stages:
+        rows.append([('map', m) for m in maps if m.stage == s])
+    return rows
+
+
+def _draw_gates(ax, d: np.ndarray) -> None:
+    ax.axis('on')
+    ax.bar(np.arange(d.size), d, width=1.0, color='tab:blue')
+    ax.set_ylim(0, 1)
+    ax.set_xticks([])
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel(f'{d.size} channels', fontsize=6)
+
+
+def _draw_overlay(ax, m: AttnMap, d: np.ndarray, img: np.ndarray, vmin: float, vmax: float) -> None:
+    from matplotlib import patches
+    H, W = img.shape[:2]
+    h, w = d.shape
+    ax.imshow(img)
+    if 'grid' in m.extra or m.normalize:  # sparse maps: zeros transparent, scaled to the max
+        big = _resize(d, H, W)
+        ax.imshow(np.ma.masked_where(big <= 0, big), cmap='autumn' if 'grid' in m.extra else 'jet',
+                  alpha=0.55, vmin=0, vmax=float(d.max()) or 1.)
+    else:
+        ax.imshow(_resize(d, H, W), cmap='jet', alpha=0.5, vmin=vmin, vmax=vmax)
+    sy, sx = H / h, W / w
+    if 'grid' in m.extra:  # BiFormer regions
+        S = m.extra['grid']
+        for i in range(1, S):
+            ax.axhline(i * H / S, color='w', lw=0.4)
+            ax.axvline(i * W / S, color='w', lw=0.4)
+        qr, qc = m.query
+        ax.add_patch(patches.Rectangle((qc * W / S, qr * H / S), W / S, H / S, fill=False,
+                                       ec='magenta', lw=1.5))
+    elif m.query is not None:
+        qy, qx = m.query
+        ax.plot([(qx + .5) * sx], [(qy + .5) * sy], marker='+', color='magenta', ms=8, mew=1.5)
+    if 'window' in m.extra:
+        y0, x0, n = m.extra['window']
+        ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='w', lw=1))
+        y0, x0, n = m.extra['block']
+        ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='magenta',
+                                       lw=1))
+
+
+def _draw_map(ax, m: AttnMap, img: np.ndarray) -> None:
+    """One attention map: channel gates as bars, spatial maps over the grey ``img`` or on their own grid."""
+    d = m.data.numpy()
+    vmin, vmax = (0., 1.) if m.unit else (float(d.min()), float(d.max()) or 1.)
+    if d.ndim == 1:  # channel gates
+        _draw_gates(ax, d)
+    elif m.overlay:
+        _draw_overlay(ax, m, d, img, vmin, vmax)
+    else:
+        ax.imshow(d, cmap='viridis', vmin=vmin, vmax=float(d.max()) if m.normalize else vmax,
+                  interpolation='nearest')
+        if m.query is not None:
+            ax.plot([m.query[1]], [m.query[0]], marker='+', color='magenta', ms=6)
+    t = m.title + (f' ({m.note})' if m.note else '')
+    ax.set_title(t if len(t) < 44 else t[:42] + '…', fontsize=7)
+
+
 def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *, cam: Optional[np.ndarray] = None,
               title: str = '', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), dpi: int = 80) -> Path:
     """Write the figure to ``out`` (PNG). ``image``: the normalised (1, 3, H, W) model input."""
@@ -107,18 +176,11 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
     import matplotlib
     matplotlib.use('Agg', force=True)
     import matplotlib.pyplot as plt
-    from matplotlib import patches
 
     img_rgb = _to_image(image, mean, std)
     img = np.repeat(img_rgb.mean(-1, keepdims=True), 3, -1)  # maps are drawn over the grey image: legible colours
     H, W = img.shape[:2]
-    rows: List[List] = [[('image', None)] + ([('grad-cam', None)] if cam is not None else [])]
-    stages: List[str] = []
-    for m in maps:
-        if m.stage not in stages:
-            stages.append(m.stage)
-    for s in stages:
-        rows.append([('map', m) for m in maps if m.stage == s])
+    rows = _layout(maps, cam is not None)
     ncols = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.3 * ncols, 2.3 * len(rows)), squeeze=False)
     for ax in axes.flat:
@@ -129,55 +191,12 @@ def plot_maps(image: torch.Tensor, maps: List[AttnMap], out: Union[str, Path], *
             if what == 'image':
                 ax.imshow(img_rgb)
                 ax.set_title('input', fontsize=8)
-                continue
-            if what == 'grad-cam':
+            elif what == 'grad-cam':
                 ax.imshow(img)
                 ax.imshow(_resize(cam, H, W), cmap='jet', alpha=0.45, vmin=0, vmax=1)
                 ax.set_title('Grad-CAM (top-1 class)', fontsize=8)
-                continue
-            d = m.data.numpy()
-            vmin, vmax = (0., 1.) if m.unit else (float(d.min()), float(d.max()) or 1.)
-            if d.ndim == 1:  # channel gates
-                ax.axis('on')
-                ax.bar(np.arange(d.size), d, width=1.0, color='tab:blue')
-                ax.set_ylim(0, 1)
-                ax.set_xticks([])
-                ax.tick_params(labelsize=6)
-                ax.set_xlabel(f'{d.size} channels', fontsize=6)
-            elif m.overlay:
-                h, w = d.shape
-                ax.imshow(img)
-                if 'grid' in m.extra or m.normalize:  # sparse maps: zeros transparent, scaled to the max
-                    big = _resize(d, H, W)
-                    ax.imshow(np.ma.masked_where(big <= 0, big), cmap='autumn' if 'grid' in m.extra else 'jet',
-                              alpha=0.55, vmin=0, vmax=float(d.max()) or 1.)
-                else:
-                    ax.imshow(_resize(d, H, W), cmap='jet', alpha=0.5, vmin=vmin, vmax=vmax)
-                sy, sx = H / h, W / w
-                if 'grid' in m.extra:  # BiFormer regions
-                    S = m.extra['grid']
-                    for i in range(1, S):
-                        ax.axhline(i * H / S, color='w', lw=0.4)
-                        ax.axvline(i * W / S, color='w', lw=0.4)
-                    qr, qc = m.query
-                    ax.add_patch(patches.Rectangle((qc * W / S, qr * H / S), W / S, H / S, fill=False,
-                                                   ec='magenta', lw=1.5))
-                elif m.query is not None:
-                    qy, qx = m.query
-                    ax.plot([(qx + .5) * sx], [(qy + .5) * sy], marker='+', color='magenta', ms=8, mew=1.5)
-                if 'window' in m.extra:
-                    y0, x0, n = m.extra['window']
-                    ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='w', lw=1))
-                    y0, x0, n = m.extra['block']
-                    ax.add_patch(patches.Rectangle((x0 * sx, y0 * sy), n * sx, n * sy, fill=False, ec='magenta',
-                                                   lw=1))
             else:
-                ax.imshow(d, cmap='viridis', vmin=vmin, vmax=float(d.max()) if m.normalize else vmax,
-                          interpolation='nearest')
-                if m.query is not None:
-                    ax.plot([m.query[1]], [m.query[0]], marker='+', color='magenta', ms=6)
-            t = m.title + (f' ({m.note})' if m.note else '')
-            ax.set_title(t if len(t) < 44 else t[:42] + '…', fontsize=7)
+                _draw_map(ax, m, img)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
