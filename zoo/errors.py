@@ -9,12 +9,17 @@ import difflib
 import errno
 from typing import Iterable, List, Optional
 
-__all__ = ['UserError', 'UnknownModelError', 'PretrainedUnavailable', 'DiskFullError', 'closest_names',
+__all__ = ['UserError', 'ConfigError', 'UnknownModelError', 'PretrainedUnavailable', 'DiskFullError', 'closest_names',
            'check_model_name']
 
 
 class UserError(Exception):
     """A mistake in what the user asked for; the message says what is wrong and, where it can, what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration that cannot run: a training setting (unknown name, wrong type, bad value) or a det/seg config
+    (unknown backbone, out_indices outside the model, missing dataset path)."""
 
 
 class UnknownModelError(UserError, RuntimeError):

@@ -6,13 +6,9 @@ import os.path as osp
 from typing import Optional
 
 from ..configs import CONFIG_SCOPE, config_path
-from ..errors import UserError
+from ..errors import ConfigError
 
 __all__ = ['ConfigError', 'load_config', 'enable_zoo_bases']
-
-
-class ConfigError(UserError, ValueError):
-    """A det/seg config that cannot run (unknown backbone, out_indices outside the model, missing dataset path)."""
 
 
 def _import_stack(cfg) -> None:

@@ -16,16 +16,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
-from ..errors import UserError
+from ..errors import ConfigError
 
 __all__ = ['ModelCfg', 'DataCfg', 'AugCfg', 'OptimCfg', 'SchedCfg', 'LoopCfg', 'OutputCfg', 'EvalCfg', 'TrainConfig',
            'EvalConfig', 'Setting', 'SETTINGS', 'SECTIONS', 'default_config', 'load_config', 'apply_overrides',
            'check_values', 'add_config_args', 'add_eval_args', 'config_from_args', 'given_fields', 'eval_config',
            'ConfigError']
-
-
-class ConfigError(UserError, ValueError):
-    """Invalid configuration (unknown field, wrong type, bad value)."""
 
 
 _SAME = object()
