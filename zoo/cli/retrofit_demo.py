@@ -27,7 +27,7 @@ The training config is ``zoo::cls/shapes_resnet18_cbam.yaml`` (data, augmentatio
 (32 px: the images are generated at that size), batch 16, with the overrides below. Exits non-zero if the
 retrofitted model's step-0 logits differ by more than 1e-5 or its reload differs (by more than one image).
 
-    python tools/retrofit_demo.py                       # 16 min on 2 busy CPU cores (numbers in the README)
+    python tools/retrofit_demo.py                       # 16 min on 2 busy CPU cores (numbers: docs/training.md)
     python tools/retrofit_demo.py --attention triplet --finetune-epochs 5
 """
 
