@@ -31,7 +31,8 @@ from .errors import DiskFullError, UserError
 
 __all__ = [
     'CheckpointError', 'UnsafeCheckpointError', 'CorruptCheckpointError', 'ChecksumError', 'SAFE_GLOBALS',
-    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'mmengine_checkpoint_globals', 'load', 'is_safetensors', 'sha256_file', 'unwrap_state_dict',
+    'EMA_KEYS', 'RAW_KEYS', 'allow_globals', 'mmengine_checkpoint_globals', 'load', 'is_safetensors', 'sha256_file',
+    'unwrap_state_dict',
     'strip_prefix', 'clean_state_dict', 'state_dict_from', 'load_state_dict', 'StateDictDiff', 'compare_state_dict',
     'check_state_dict', 'key_filter', 'convert_and_check', 'load_into', 'classifier_names', 'find_classifier',
     'num_classes', 'atomic_write', 'atomic_save', 'atomic_write_text', 'atomic_copy', 'commit_file', 'disk_full_error',
@@ -257,8 +258,11 @@ class StateDictDiff:
     dict's order)."""
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
-    wrong_shape: List[str] = field(default_factory=list)
     shapes: Dict[str, tuple] = field(default_factory=dict)
+
+    @property
+    def wrong_shape(self) -> List[str]:
+        return [f'{k} (checkpoint {a}, model {b})' for k, (a, b) in sorted(self.shapes.items())]
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.wrong_shape)
@@ -300,7 +304,6 @@ def compare_state_dict(state_dict: Mapping[str, torch.Tensor],
         if k in own and tuple(v.shape) != tuple(own[k].shape) \
                 and not any(k.startswith(p + '.') for p in ignore_shape_prefixes):
             diff.shapes[k] = (tuple(v.shape), tuple(own[k].shape))
-    diff.wrong_shape = [f'{k} (checkpoint {a}, model {b})' for k, (a, b) in sorted(diff.shapes.items())]
     return diff
 
 

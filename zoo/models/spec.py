@@ -1,4 +1,4 @@
-"""What the tools need to know about each zoo family: its ``FamilySpec``, declared at the end of its model file.
+"""What the tools need to know about each zoo family: its ``FamilySpec``, declared in its model file.
 
 ``family_specs()`` lists them in the order of ``zoo.models.FAMILY_MODULES``; ``spec_of(name)`` finds the family of a
 registered zoo model. ``zoo.viz`` reads the attention classes, the map reader and the Grad-CAM target, ``zoo.bench``
@@ -73,7 +73,8 @@ def family_specs() -> Dict[str, FamilySpec]:
 def spec_of(model_name: str) -> FamilySpec:
     """The spec of the family of a registered zoo model (``arch`` or ``arch.tag``); KeyError for other names."""
     arch = model_name.split('.', 1)[0]
+    module = timm.models.model_entrypoint(arch).__module__ if timm.is_model(arch) else ''
     for spec in family_specs().values():
-        if arch in timm.list_models(module=spec.module):
+        if module == f'{__package__}.{spec.module}':
             return spec
     raise KeyError(f'{model_name} is not a zoo model')
